@@ -1,0 +1,231 @@
+//! Programs: flat SSA lists of equations over typed variables (our jaxpr).
+//!
+//! A [`Program`] is built through a [`ProgramBuilder`], which numbers variables
+//! densely in definition order (constants, then inputs, then equation outputs).
+//! That canonical numbering is what makes `parse(print(p)) == p` hold.
+
+use crate::{AVal, HostArray, Prim, Scalar};
+use std::panic::Location;
+use std::sync::Arc;
+
+/// A variable of a program; its type is `program.aval(var)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub u32);
+
+impl Var {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An operand: a variable or a rank-0 literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Atom {
+    Var(Var),
+    Lit(Scalar),
+}
+
+impl From<Var> for Atom {
+    fn from(v: Var) -> Atom {
+        Atom::Var(v)
+    }
+}
+
+/// Where in the user's source an equation was recorded. Two locations always
+/// compare equal: where a value was written does not change what a program means.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Loc(pub Option<&'static Location<'static>>);
+
+impl PartialEq for Loc {
+    fn eq(&self, _: &Loc) -> bool {
+        true
+    }
+}
+
+impl Eq for Loc {}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(l) => write!(f, "{}:{}:{}", l.file(), l.line(), l.column()),
+            None => f.write_str("<unknown location>"),
+        }
+    }
+}
+
+/// One equation: `outputs = prim[params](inputs)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Eqn {
+    pub prim: Prim,
+    pub inputs: Vec<Atom>,
+    pub outputs: Vec<Var>,
+    pub loc: Loc,
+}
+
+/// A closed program: constants with their values, typed inputs, equations, outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    avals: Vec<AVal>,
+    pub consts: Vec<(Var, Arc<HostArray>)>,
+    pub inputs: Vec<Var>,
+    pub eqns: Vec<Eqn>,
+    pub outputs: Vec<Atom>,
+}
+
+impl Program {
+    /// The type of a variable.
+    pub fn aval(&self, v: Var) -> &AVal {
+        &self.avals[v.index()]
+    }
+
+    /// The type of an operand.
+    pub fn atom_aval(&self, a: &Atom) -> AVal {
+        match a {
+            Atom::Var(v) => self.aval(*v).clone(),
+            Atom::Lit(s) => AVal::scalar(s.dtype()),
+        }
+    }
+
+    pub fn num_vars(&self) -> usize {
+        self.avals.len()
+    }
+
+    pub fn in_avals(&self) -> Vec<AVal> {
+        self.inputs.iter().map(|v| self.aval(*v).clone()).collect()
+    }
+
+    pub fn out_avals(&self) -> Vec<AVal> {
+        self.outputs.iter().map(|a| self.atom_aval(a)).collect()
+    }
+
+    /// Rebuilds the program with canonical variable numbering: constants, inputs,
+    /// then equation outputs in order. Variables no one defines are dropped.
+    pub fn canonicalize(&self) -> Program {
+        let mut b = ProgramBuilder::new();
+        let mut map = vec![None; self.avals.len()];
+        for (v, val) in &self.consts {
+            map[v.index()] = Some(b.add_const(val.clone()));
+        }
+        for v in &self.inputs {
+            map[v.index()] = Some(b.add_input(self.aval(*v).clone()));
+        }
+        let remap = |map: &[Option<Var>], a: &Atom| match a {
+            Atom::Var(v) => Atom::Var(map[v.index()].unwrap_or(*v)),
+            lit => *lit,
+        };
+        for e in &self.eqns {
+            let inputs = e.inputs.iter().map(|a| remap(&map, a)).collect();
+            let avals = e.outputs.iter().map(|v| self.aval(*v).clone()).collect();
+            let outs = b.add_eqn(e.prim.clone(), inputs, avals, e.loc);
+            for (o, n) in e.outputs.iter().zip(outs) {
+                map[o.index()] = Some(n);
+            }
+        }
+        let outputs = self.outputs.iter().map(|a| remap(&map, a)).collect();
+        b.finish(outputs)
+    }
+}
+
+/// Builds a program, numbering variables in definition order.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramBuilder {
+    avals: Vec<AVal>,
+    consts: Vec<(Var, Arc<HostArray>)>,
+    inputs: Vec<Var>,
+    eqns: Vec<Eqn>,
+}
+
+impl ProgramBuilder {
+    pub fn new() -> ProgramBuilder {
+        ProgramBuilder::default()
+    }
+
+    /// A fresh variable of the given type, not yet bound to anything.
+    pub fn fresh(&mut self, aval: AVal) -> Var {
+        self.avals.push(aval);
+        Var(self.avals.len() as u32 - 1)
+    }
+
+    pub fn aval(&self, v: Var) -> &AVal {
+        &self.avals[v.index()]
+    }
+
+    pub fn add_input(&mut self, aval: AVal) -> Var {
+        let v = self.fresh(aval);
+        self.inputs.push(v);
+        v
+    }
+
+    pub fn add_const(&mut self, value: Arc<HostArray>) -> Var {
+        let v = self.fresh(value.aval());
+        self.consts.push((v, value));
+        v
+    }
+
+    /// Appends an equation whose output types are already known (computed by the
+    /// caller from the primitive's shape rule) and returns its output variables.
+    pub fn add_eqn(&mut self, prim: Prim, inputs: Vec<Atom>, out_avals: Vec<AVal>, loc: Loc) -> Vec<Var> {
+        let outputs: Vec<Var> = out_avals.into_iter().map(|a| self.fresh(a)).collect();
+        self.eqns.push(Eqn { prim, inputs, outputs: outputs.clone(), loc });
+        outputs
+    }
+
+    pub fn num_eqns(&self) -> usize {
+        self.eqns.len()
+    }
+
+    /// Finishes the program. The numbering is canonical when constants were
+    /// added before inputs and inputs before equations; otherwise it is
+    /// renumbered so that it is.
+    pub fn finish(self, outputs: Vec<Atom>) -> Program {
+        let p = Program {
+            avals: self.avals,
+            consts: self.consts,
+            inputs: self.inputs,
+            eqns: self.eqns,
+            outputs,
+        };
+        if p.is_canonical() {
+            p
+        } else {
+            p.canonicalize()
+        }
+    }
+}
+
+impl Program {
+    fn is_canonical(&self) -> bool {
+        let mut next = 0u32;
+        let mut check = |v: Var| {
+            let ok = v.0 == next;
+            next += 1;
+            ok
+        };
+        self.consts.iter().all(|(v, _)| check(*v))
+            && self.inputs.iter().all(|v| check(*v))
+            && self.eqns.iter().all(|e| e.outputs.iter().all(|v| check(*v)))
+            && next as usize == self.avals.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prim::Elementwise;
+    use crate::{DType, Data};
+
+    #[test]
+    fn builder_renumbers_out_of_order_definitions() {
+        let mut b = ProgramBuilder::new();
+        let x = b.add_input(AVal::new(DType::F32, [3]));
+        let c = b.add_const(Arc::new(HostArray::new([3], Data::F32(vec![1.0, 2.0, 3.0])).unwrap()));
+        let y = b.add_eqn(Elementwise::Add.into(), vec![x.into(), c.into()], vec![AVal::new(DType::F32, [3])], Loc::default());
+        let z = b.add_eqn(Elementwise::Exp.into(), vec![y[0].into()], vec![AVal::new(DType::F32, [3])], Loc::default());
+        let p = b.finish(vec![z[0].into()]);
+        assert_eq!(p.consts[0].0, Var(0));
+        assert_eq!(p.inputs, vec![Var(1)]);
+        assert_eq!(p.eqns[0].inputs, vec![Atom::Var(Var(1)), Atom::Var(Var(0))]);
+        assert_eq!(p.outputs, vec![Atom::Var(Var(3))]);
+        assert_eq!(p.canonicalize(), p);
+    }
+}
