@@ -1,0 +1,83 @@
+//! Applying a primitive or a whole program to arrays: the single dispatch point
+//! between eager execution and tracing.
+
+use crate::array::Array;
+use crate::error::{Error, Result};
+use crate::{eager, frame};
+use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program};
+
+/// Applies `prim` to `inputs`: recorded in the innermost trace if one is
+/// active, executed at once otherwise. Shape and dtype errors are reported in
+/// both cases before anything runs.
+pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
+    if frame::is_tracing() {
+        return frame::record(prim, inputs, loc);
+    }
+    let values = inputs
+        .iter()
+        .map(|a| frame::concrete(a, loc, "operand").map(|h| h.as_ref()))
+        .collect::<Result<Vec<&HostArray>>>()?;
+    let avals: Vec<AVal> = values.iter().map(|h| h.aval()).collect();
+    prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
+    let outs = eager::execute(&prim, &values, loc)?;
+    Ok(outs.into_iter().map(Array::from_host).collect())
+}
+
+/// Applies `prim` and returns its single output.
+pub(crate) fn bind1(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Array> {
+    let mut outs = bind(prim, inputs, loc)?;
+    match outs.len() {
+        1 => Ok(outs.remove(0)),
+        n => Err(Error::Invalid { message: format!("expected one output, the primitive gave {n}"), loc }),
+    }
+}
+
+/// Evaluates a closed program on arguments in the current context: inlined
+/// equation by equation into the innermost trace, or executed eagerly.
+pub fn apply_program(p: &Program, args: &[Array], loc: Loc) -> Result<Vec<Array>> {
+    let want = p.in_avals();
+    let got: Vec<AVal> = args.iter().map(Array::aval).collect();
+    if want != got {
+        return Err(Error::Invalid {
+            message: format!(
+                "the program takes {} but was given {}",
+                arrayjit_ir::error::list_avals(&want),
+                arrayjit_ir::error::list_avals(&got)
+            ),
+            loc,
+        });
+    }
+    if !frame::is_tracing() {
+        let values = args
+            .iter()
+            .map(|a| frame::concrete(a, loc, "argument").map(|h| h.as_ref()))
+            .collect::<Result<Vec<&HostArray>>>()?;
+        let outs = eager::execute_program(p, &values, loc)?;
+        return Ok(outs.into_iter().map(Array::from_host).collect());
+    }
+    let mut env: Vec<Option<Array>> = vec![None; p.num_vars()];
+    for (v, value) in &p.consts {
+        env[v.index()] = Some(Array::from_shared(value.clone()));
+    }
+    for (v, a) in p.inputs.iter().zip(args) {
+        env[v.index()] = Some(a.clone());
+    }
+    let read = |env: &[Option<Array>], a: &Atom| -> Result<Array> {
+        match a {
+            Atom::Lit(s) => Ok(Array::from_host(HostArray::scalar(*s))),
+            Atom::Var(v) => env[v.index()]
+                .clone()
+                .ok_or_else(|| Error::Invalid { message: format!("variable {v:?} is used before it is defined"), loc }),
+        }
+    };
+    for e in &p.eqns {
+        let ins = e.inputs.iter().map(|a| read(&env, a)).collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Array> = ins.iter().collect();
+        let eqn_loc = if e.loc.0.is_some() { e.loc } else { loc };
+        let outs = bind(e.prim.clone(), &refs, eqn_loc)?;
+        for (v, o) in e.outputs.iter().zip(outs) {
+            env[v.index()] = Some(o);
+        }
+    }
+    p.outputs.iter().map(|a| read(&env, a)).collect()
+}

@@ -1,0 +1,31 @@
+//! Tracing for arrayjit: the [`Array`] handle shared by eager code and
+//! tracers, the thread-local trace stack, the NumPy-like array API, pytrees
+//! ([`Tree`]) and [`make_jaxpr`].
+//!
+//! Every transformation traces the user's function into a [`Program`]
+//! (`arrayjit_ir`), transforms the program, and evaluates the result in the
+//! current context ([`bind::apply_program`]): inlined into an enclosing trace,
+//! or executed eagerly. Eager operations dispatch through [`eager::Executor`].
+
+pub mod array;
+pub mod bind;
+pub mod eager;
+pub mod element;
+pub mod error;
+pub mod frame;
+pub mod ops;
+pub mod transform;
+pub mod tree;
+
+pub use array::Array;
+pub use arrayjit_ir::{AVal, DType, HostArray, Program, Shape};
+pub use element::Element;
+pub use error::{Error, Result};
+pub use frame::is_tracing;
+pub use ops::elementwise::{try_where, where_};
+pub use ops::linalg::{triangular_solve, TriangularSolve};
+pub use ops::operand::Operand;
+pub use ops::reduce::Axes;
+pub use ops::shape::{concatenate, stack, try_concatenate};
+pub use transform::{make_jaxpr, trace, trace_avals, Traced};
+pub use tree::{tree_flatten, tree_leaves, tree_map, tree_unflatten, StaticValue, Tree, TreeDef, TreeError};

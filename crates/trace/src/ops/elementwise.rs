@@ -1,0 +1,223 @@
+//! Elementwise array methods: math functions, arithmetic, comparisons,
+//! `where_`, `astype`. NumPy rules apply: operands broadcast and promote;
+//! float functions of integer arrays compute in f32.
+
+use crate::array::{caller, Array};
+use crate::bind::bind1;
+use crate::error::{OrRaise, Result};
+use crate::ops::operand::{common_shape, convert, materialize, result_dtype, unify, Operand};
+use arrayjit_ir::prim::elementwise::DTypeClass;
+use arrayjit_ir::prim::Elementwise as E;
+use arrayjit_ir::{DType, Loc};
+
+pub(crate) fn unary(op: E, x: &Array, loc: Loc) -> Result<Array> {
+    let x = if op.dtype_class() == DTypeClass::Float && !x.dtype().is_float() {
+        convert(x, DType::F32, loc)?
+    } else {
+        x.clone()
+    };
+    bind1(op.into(), &[&x], loc)
+}
+
+pub(crate) fn binary(op: E, a: Operand, b: Operand, loc: Loc) -> Result<Array> {
+    let mut dtype = None;
+    if op.dtype_class() == DTypeClass::Float {
+        let d = result_dtype(&[a.clone(), b.clone()]);
+        if !d.is_float() {
+            dtype = Some(DType::F32);
+        }
+    }
+    let xs = unify(op.name(), vec![a, b], dtype, loc)?;
+    bind1(op.into(), &[&xs[0], &xs[1]], loc)
+}
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident $try_name:ident => $op:expr;)*) => {
+        impl Array {
+            $(
+                $(#[$doc])*
+                #[track_caller]
+                pub fn $name(&self) -> Array {
+                    unary($op, self, caller()).or_raise()
+                }
+                #[doc = concat!("[`Array::", stringify!($name), "`], returning errors.")]
+                #[track_caller]
+                pub fn $try_name(&self) -> Result<Array> {
+                    unary($op, self, caller())
+                }
+            )*
+        }
+    };
+}
+
+unary_methods! {
+    /// Elementwise negation.
+    neg try_neg => E::Neg;
+    /// Absolute value.
+    abs try_abs => E::Abs;
+    /// −1, 0 or 1 by sign (floats keep ±0 and NaN).
+    sign try_sign => E::Sign;
+    /// Logical not (bool) or bitwise not (i32).
+    not try_not => E::Not;
+    /// eˣ.
+    exp try_exp => E::Exp;
+    /// Natural logarithm.
+    log try_log => E::Log;
+    /// ln(1 + x), accurate near 0.
+    log1p try_log1p => E::Log1p;
+    /// eˣ − 1, accurate near 0.
+    expm1 try_expm1 => E::Expm1;
+    /// Square root.
+    sqrt try_sqrt => E::Sqrt;
+    /// 1 / √x.
+    rsqrt try_rsqrt => E::Rsqrt;
+    /// Hyperbolic tangent.
+    tanh try_tanh => E::Tanh;
+    /// The logistic sigmoid 1 / (1 + e⁻ˣ).
+    logistic try_logistic => E::Logistic;
+    /// Sine.
+    sin try_sin => E::Sin;
+    /// Cosine.
+    cos try_cos => E::Cos;
+    /// Rounds down.
+    floor try_floor => E::Floor;
+    /// Rounds up.
+    ceil try_ceil => E::Ceil;
+    /// True where the element is neither infinite nor NaN.
+    is_finite try_is_finite => E::IsFinite;
+}
+
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident $try_name:ident => $op:expr;)*) => {
+        impl Array {
+            $(
+                $(#[$doc])*
+                #[track_caller]
+                pub fn $name(&self, other: impl Into<Operand>) -> Array {
+                    binary($op, self.into(), other.into(), caller()).or_raise()
+                }
+                #[doc = concat!("[`Array::", stringify!($name), "`], returning errors.")]
+                #[track_caller]
+                pub fn $try_name(&self, other: impl Into<Operand>) -> Result<Array> {
+                    binary($op, self.into(), other.into(), caller())
+                }
+            )*
+        }
+    };
+}
+
+binary_methods! {
+    /// Elementwise sum.
+    add try_add => E::Add;
+    /// Elementwise difference.
+    sub try_sub => E::Sub;
+    /// Elementwise product.
+    mul try_mul => E::Mul;
+    /// Division as the `div` primitive: truncating for integers (see also `/`, which is true division).
+    div_raw try_div_raw => E::Div;
+    /// Remainder with the sign of the dividend (Rust's `%`).
+    rem try_rem => E::Rem;
+    /// xʸ for float arrays (integers compute in f32).
+    pow try_pow => E::Pow;
+    /// Elementwise maximum (NaN propagates).
+    maximum try_maximum => E::Max;
+    /// Elementwise minimum (NaN propagates).
+    minimum try_minimum => E::Min;
+    /// Logical (bool) or bitwise (i32) and.
+    and try_and => E::And;
+    /// Logical (bool) or bitwise (i32) or.
+    or try_or => E::Or;
+    /// `self == other`, elementwise.
+    eq try_eq => E::Eq;
+    /// `self != other`, elementwise.
+    ne try_ne => E::Ne;
+    /// `self < other`, elementwise.
+    lt try_lt => E::Lt;
+    /// `self <= other`, elementwise.
+    le try_le => E::Le;
+    /// `self > other`, elementwise.
+    gt try_gt => E::Gt;
+    /// `self >= other`, elementwise.
+    ge try_ge => E::Ge;
+}
+
+pub(crate) fn true_div(a: Operand, b: Operand, loc: Loc) -> Result<Array> {
+    let d = result_dtype(&[a.clone(), b.clone()]);
+    let dtype = if d.is_float() { d } else { DType::F32 };
+    let xs = unify("div", vec![a, b], Some(dtype), loc)?;
+    bind1(E::Div.into(), &[&xs[0], &xs[1]], loc)
+}
+
+impl Array {
+    /// True division: integer operands give f32 (as NumPy's `/`).
+    #[track_caller]
+    pub fn div(&self, other: impl Into<Operand>) -> Array {
+        true_div(self.into(), other.into(), caller()).or_raise()
+    }
+
+    /// [`Array::div`], returning errors.
+    #[track_caller]
+    pub fn try_div(&self, other: impl Into<Operand>) -> Result<Array> {
+        true_div(self.into(), other.into(), caller())
+    }
+
+    /// x², elementwise.
+    #[track_caller]
+    pub fn square(&self) -> Array {
+        self.try_powi(2).or_raise()
+    }
+
+    /// xⁿ for a fixed integer n (exact repeated multiplication).
+    #[track_caller]
+    pub fn powi(&self, n: i32) -> Array {
+        self.try_powi(n).or_raise()
+    }
+
+    /// [`Array::powi`], returning errors.
+    #[track_caller]
+    pub fn try_powi(&self, n: i32) -> Result<Array> {
+        bind1(E::IntegerPow { exponent: n }.into(), &[self], caller())
+    }
+
+    /// Converts to another dtype (a no-op if it already has it).
+    #[track_caller]
+    pub fn astype(&self, dtype: DType) -> Array {
+        convert(self, dtype, caller()).or_raise()
+    }
+
+    /// [`Array::astype`], returning errors.
+    #[track_caller]
+    pub fn try_astype(&self, dtype: DType) -> Result<Array> {
+        convert(self, dtype, caller())
+    }
+
+    /// Elementwise `if self { on_true } else { on_false }`; see [`where_`].
+    #[track_caller]
+    pub fn select(&self, on_true: impl Into<Operand>, on_false: impl Into<Operand>) -> Array {
+        select(self.into(), on_true.into(), on_false.into(), caller()).or_raise()
+    }
+}
+
+pub(crate) fn select(cond: Operand, a: Operand, b: Operand, loc: Loc) -> Result<Array> {
+    let ops = [cond, a, b];
+    let shape = common_shape("select", &ops, loc)?;
+    let dt = result_dtype(&ops[1..]);
+    let pred = materialize(&ops[0], DType::Bool, &shape, "select", loc)?;
+    let t = materialize(&ops[1], dt, &shape, "select", loc)?;
+    let f = materialize(&ops[2], dt, &shape, "select", loc)?;
+    bind1(E::Select.into(), &[&pred, &t, &f], loc)
+}
+
+/// `cond ? x : y` elementwise, with NumPy broadcasting of all three and
+/// promotion of `x` and `y`. A non-bool condition is compared with zero.
+/// The way to branch on array values inside traced code.
+#[track_caller]
+pub fn where_(cond: impl Into<Operand>, x: impl Into<Operand>, y: impl Into<Operand>) -> Array {
+    select(cond.into(), x.into(), y.into(), caller()).or_raise()
+}
+
+/// [`where_`], returning errors.
+#[track_caller]
+pub fn try_where(cond: impl Into<Operand>, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Array> {
+    select(cond.into(), x.into(), y.into(), caller())
+}

@@ -1,0 +1,312 @@
+//! Linear algebra methods: matmul/dot (NumPy semantics), Cholesky, triangular
+//! solves, and inverse, determinant, log-determinant and solve. Symmetric
+//! positive-definite matrices go through Cholesky (`inv_spd`, `logdet`,
+//! `solve_spd`); general ones through LU with partial pivoting (`inv`, `det`,
+//! `slogdet`, `solve`). All accept leading batch dimensions.
+
+use crate::array::{caller, Array};
+use crate::bind::{bind, bind1};
+use crate::error::{Error, OrRaise, Result};
+use crate::ops::operand::{broadcast_to, convert};
+use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, Reduction, ShapeOp};
+use arrayjit_ir::{broadcast_shapes, DType, Loc, Shape, TypeError};
+
+fn type_err(op: &str, msg: String, loc: Loc) -> Error {
+    Error::Type { source: TypeError::new(op, msg), loc }
+}
+
+/// NumPy's `matmul`: vectors are promoted to matrices and back, leading batch
+/// dimensions broadcast.
+pub(crate) fn matmul(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
+    let dt = DType::promote(a.dtype(), b.dtype());
+    let a = convert(a, dt, loc)?;
+    let b = convert(b, dt, loc)?;
+    let (ra, rb) = (a.ndim(), b.ndim());
+    if ra == 0 || rb == 0 {
+        return Err(type_err("matmul", format!("needs arrays of rank ≥ 1, got {} and {}", a.aval(), b.aval()), loc));
+    }
+    if ra == 1 && rb == 1 {
+        let dims = DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() };
+        return bind1(Linalg::DotGeneral(dims).into(), &[&a, &b], loc);
+    }
+    let a2 = if ra == 1 { bind1(ShapeOp::ExpandDims { axes: vec![0] }.into(), &[&a], loc)? } else { a.clone() };
+    let b2 = if rb == 1 { bind1(ShapeOp::ExpandDims { axes: vec![1] }.into(), &[&b], loc)? } else { b.clone() };
+    let (ra2, rb2) = (a2.ndim(), b2.ndim());
+    let (ka, kb) = (a2.shape()[ra2 - 1], b2.shape()[rb2 - 2]);
+    if ka != kb {
+        return Err(type_err(
+            "matmul",
+            format!("cannot multiply {} by {}: the inner sizes {ka} and {kb} differ", a.aval(), b.aval()),
+            loc,
+        ));
+    }
+    let batch = broadcast_shapes(&a2.shape()[..ra2 - 2], &b2.shape()[..rb2 - 2]).ok_or_else(|| {
+        type_err("matmul", format!("cannot broadcast the batch dimensions of {} and {}", a.aval(), b.aval()), loc)
+    })?;
+    let nb = batch.rank();
+    let full = |x: &Array, r: usize| -> Result<Array> {
+        let mut s = batch.0.clone();
+        s.extend_from_slice(&x.shape()[r - 2..]);
+        broadcast_to(x, &s, "matmul", loc)
+    };
+    let a3 = full(&a2, ra2)?;
+    let b3 = full(&b2, rb2)?;
+    let dims = DotDims {
+        lhs_contract: vec![nb + 1],
+        rhs_contract: vec![nb],
+        lhs_batch: (0..nb).collect(),
+        rhs_batch: (0..nb).collect(),
+    };
+    let out = bind1(Linalg::DotGeneral(dims).into(), &[&a3, &b3], loc)?;
+    let r = out.ndim();
+    match (ra, rb) {
+        (1, _) => bind1(ShapeOp::Squeeze { axes: vec![r - 2] }.into(), &[&out], loc),
+        (_, 1) => bind1(ShapeOp::Squeeze { axes: vec![r - 1] }.into(), &[&out], loc),
+        _ => Ok(out),
+    }
+}
+
+/// Options of [`triangular_solve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TriangularSolve {
+    /// Solve `op(A) X = B` (true) or `X op(A) = B` (false).
+    pub left_side: bool,
+    /// Read the lower (true) or upper triangle of `A`.
+    pub lower: bool,
+    /// `op(A) = Aᵀ` (true) or `A`.
+    pub transpose_a: bool,
+    /// Assume ones on the diagonal of `A`.
+    pub unit_diagonal: bool,
+}
+
+impl Default for TriangularSolve {
+    fn default() -> TriangularSolve {
+        TriangularSolve { left_side: true, lower: true, transpose_a: false, unit_diagonal: false }
+    }
+}
+
+fn tri(a: &Array, b: &Array, o: TriangularSolve, loc: Loc) -> Result<Array> {
+    let prim = Linalg::TriangularSolve {
+        left_side: o.left_side,
+        lower: o.lower,
+        transpose_a: o.transpose_a,
+        unit_diagonal: o.unit_diagonal,
+    };
+    bind1(prim.into(), &[a, b], loc)
+}
+
+/// Solves a triangular system; see [`TriangularSolve`].
+#[track_caller]
+pub fn triangular_solve(a: &Array, b: &Array, options: TriangularSolve) -> Array {
+    tri(a, b, options, caller()).or_raise()
+}
+
+fn last_axis(x: &Array) -> usize {
+    x.ndim().saturating_sub(1)
+}
+
+/// `[.., n]` i32 → `[.., n, n]` permutation matrix of dtype `dt` with `P[i, j] = (perm[i] == j)`.
+fn permutation_matrix(perm: &Array, dt: DType, loc: Loc) -> Result<Array> {
+    let n = *perm.shape().last().unwrap_or(&0);
+    let mut shape = perm.shape().to_vec();
+    shape.push(n);
+    let r = shape.len();
+    let p = bind1(ShapeOp::BroadcastInDim { shape: Shape(shape.clone()), dims: (0..r - 1).collect() }.into(), &[perm], loc)?;
+    let cols = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape(shape), axis: r - 1 }.into(), &[], loc)?;
+    let eq = bind1(E::Eq.into(), &[&p, &cols], loc)?;
+    convert(&eq, dt, loc)
+}
+
+struct Lu {
+    lu: Array,
+    pivots: Array,
+    perm: Array,
+}
+
+fn lu(a: &Array, loc: Loc) -> Result<Lu> {
+    let mut outs = bind(Linalg::Lu.into(), &[a], loc)?.into_iter();
+    match (outs.next(), outs.next(), outs.next()) {
+        (Some(lu), Some(pivots), Some(perm)) => Ok(Lu { lu, pivots, perm }),
+        _ => Err(type_err("lu", "expected three outputs".into(), loc)),
+    }
+}
+
+fn float_matrix(op: &str, a: &Array, loc: Loc) -> Result<Array> {
+    let r = a.ndim();
+    if r < 2 || a.shape()[r - 1] != a.shape()[r - 2] {
+        return Err(type_err(op, format!("expects a square matrix (or a batch of them), got {}", a.aval()), loc));
+    }
+    if a.dtype().is_float() {
+        Ok(a.clone())
+    } else {
+        convert(a, DType::F32, loc)
+    }
+}
+
+fn solve_lu(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
+    let a = float_matrix("solve", a, loc)?;
+    let b = convert(b, a.dtype(), loc)?;
+    let f = lu(&a, loc)?;
+    let p = permutation_matrix(&f.perm, a.dtype(), loc)?;
+    let pb = matmul(&p, &b, loc)?;
+    let y = tri(&f.lu, &pb, TriangularSolve { unit_diagonal: true, ..TriangularSolve::default() }, loc)?;
+    tri(&f.lu, &y, TriangularSolve { lower: false, ..TriangularSolve::default() }, loc)
+}
+
+fn eye_like(a: &Array, loc: Loc) -> Result<Array> {
+    let n = a.shape()[a.ndim() - 1];
+    let e = eye(n, a.dtype(), loc)?;
+    broadcast_to(&e, a.shape(), "eye", loc)
+}
+
+/// (+1 or −1) per matrix: the sign of the row permutation recorded by `pivots`.
+fn pivot_sign(pivots: &Array, dt: DType, loc: Loc) -> Result<Array> {
+    let k = pivots.ndim();
+    let idx = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape(pivots.shape().to_vec()), axis: k - 1 }.into(), &[], loc)?;
+    let swapped = bind1(E::Ne.into(), &[pivots, &idx], loc)?;
+    let swaps = convert(&swapped, DType::I32, loc)?;
+    let count = bind1(Reduction::Sum { axes: vec![k - 1] }.into(), &[&swaps], loc)?;
+    let two = Array::scalar(2i32);
+    let parity = bind1(E::Rem.into(), &[&count, &two], loc)?;
+    let parity = convert(&parity, dt, loc)?;
+    let m2 = Array::from_scalar(arrayjit_ir::Scalar::from_f64(-2.0, dt));
+    let one = Array::from_scalar(arrayjit_ir::Scalar::from_f64(1.0, dt));
+    let t = bind1(E::Mul.into(), &[&parity, &m2], loc)?;
+    bind1(E::Add.into(), &[&t, &one], loc)
+}
+
+impl Array {
+    /// Matrix product with NumPy's `matmul` semantics.
+    #[track_caller]
+    pub fn matmul(&self, other: &Array) -> Array {
+        matmul(self, other, caller()).or_raise()
+    }
+
+    /// [`Array::matmul`], returning errors.
+    #[track_caller]
+    pub fn try_matmul(&self, other: &Array) -> Result<Array> {
+        matmul(self, other, caller())
+    }
+
+    /// Same as [`Array::matmul`] (vectors give their inner product).
+    #[track_caller]
+    pub fn dot(&self, other: &Array) -> Array {
+        matmul(self, other, caller()).or_raise()
+    }
+
+    /// General contraction (the `dot_general` primitive).
+    #[track_caller]
+    pub fn dot_general(&self, other: &Array, dims: DotDims) -> Array {
+        bind1(Linalg::DotGeneral(dims).into(), &[self, other], caller()).or_raise()
+    }
+
+    /// Lower Cholesky factor of a symmetric positive-definite matrix (NaNs if it is not).
+    #[track_caller]
+    pub fn cholesky(&self) -> Array {
+        let loc = caller();
+        float_matrix("cholesky", self, loc).and_then(|a| bind1(Linalg::Cholesky.into(), &[&a], loc)).or_raise()
+    }
+
+    /// Inverse through LU with partial pivoting.
+    #[track_caller]
+    pub fn inv(&self) -> Array {
+        let loc = caller();
+        (|| solve_lu(self, &eye_like(&float_matrix("inv", self, loc)?, loc)?, loc))().or_raise()
+    }
+
+    /// Inverse of a symmetric positive-definite matrix through Cholesky.
+    #[track_caller]
+    pub fn inv_spd(&self) -> Array {
+        let loc = caller();
+        (|| {
+            let a = float_matrix("inv_spd", self, loc)?;
+            let e = eye_like(&a, loc)?;
+            solve_spd(&a, &e, loc)
+        })()
+        .or_raise()
+    }
+
+    /// Solves `self · X = b` through LU.
+    #[track_caller]
+    pub fn solve(&self, b: &Array) -> Array {
+        solve_lu(self, b, caller()).or_raise()
+    }
+
+    /// Solves `self · X = b` for symmetric positive-definite `self` through Cholesky.
+    #[track_caller]
+    pub fn solve_spd(&self, b: &Array) -> Array {
+        let loc = caller();
+        (|| {
+            let a = float_matrix("solve_spd", self, loc)?;
+            let b = convert(b, a.dtype(), loc)?;
+            solve_spd(&a, &b, loc)
+        })()
+        .or_raise()
+    }
+
+    /// log det of a symmetric positive-definite matrix, as 2·Σ log diag(L) of
+    /// its Cholesky factor (no overflow where `det` would overflow).
+    #[track_caller]
+    pub fn logdet(&self) -> Array {
+        let loc = caller();
+        (|| {
+            let a = float_matrix("logdet", self, loc)?;
+            let l = bind1(Linalg::Cholesky.into(), &[&a], loc)?;
+            let d = l.try_diag_part()?;
+            let logs = bind1(E::Log.into(), &[&d], loc)?;
+            let s = bind1(Reduction::Sum { axes: vec![last_axis(&logs)] }.into(), &[&logs], loc)?;
+            let two = Array::from_scalar(arrayjit_ir::Scalar::from_f64(2.0, a.dtype()));
+            bind1(E::Mul.into(), &[&s, &two], loc)
+        })()
+        .or_raise()
+    }
+
+    /// (sign, log|det|) through LU, for any square matrix.
+    #[track_caller]
+    pub fn slogdet(&self) -> (Array, Array) {
+        let loc = caller();
+        (|| {
+            let a = float_matrix("slogdet", self, loc)?;
+            let f = lu(&a, loc)?;
+            let d = f.lu.try_diag_part()?;
+            let ax = vec![last_axis(&d)];
+            let absd = bind1(E::Abs.into(), &[&d], loc)?;
+            let logs = bind1(E::Log.into(), &[&absd], loc)?;
+            let logabs = bind1(Reduction::Sum { axes: ax.clone() }.into(), &[&logs], loc)?;
+            let signs = bind1(E::Sign.into(), &[&d], loc)?;
+            let sprod = bind1(Reduction::Prod { axes: ax }.into(), &[&signs], loc)?;
+            let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
+            let sign = bind1(E::Mul.into(), &[&sprod, &ps], loc)?;
+            Ok((sign, logabs))
+        })()
+        .or_raise()
+    }
+
+    /// Determinant through LU.
+    #[track_caller]
+    pub fn det(&self) -> Array {
+        let loc = caller();
+        (|| {
+            let a = float_matrix("det", self, loc)?;
+            let f = lu(&a, loc)?;
+            let d = f.lu.try_diag_part()?;
+            let p = bind1(Reduction::Prod { axes: vec![last_axis(&d)] }.into(), &[&d], loc)?;
+            let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
+            bind1(E::Mul.into(), &[&p, &ps], loc)
+        })()
+        .or_raise()
+    }
+}
+
+fn solve_spd(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
+    let l = bind1(Linalg::Cholesky.into(), &[a], loc)?;
+    let y = tri(&l, b, TriangularSolve::default(), loc)?;
+    tri(&l, &y, TriangularSolve { transpose_a: true, ..TriangularSolve::default() }, loc)
+}
+
+pub(crate) fn eye(n: usize, dtype: DType, loc: Loc) -> Result<Array> {
+    let rows = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape::from([n, n]), axis: 0 }.into(), &[], loc)?;
+    let cols = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape::from([n, n]), axis: 1 }.into(), &[], loc)?;
+    let m = bind1(E::Eq.into(), &[&rows, &cols], loc)?;
+    convert(&m, dtype, loc)
+}

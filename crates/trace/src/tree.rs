@@ -1,0 +1,373 @@
+//! Pytrees: nested containers of arrays that transformations take and return.
+//!
+//! A [`Tree`] flattens into its array leaves plus a [`TreeDef`] describing the
+//! structure (and the values of static, non-array fields), and is rebuilt from
+//! the two. `TreeDef` is hashable: together with the leaves' avals it is what a
+//! compile cache keys on. `#[derive(Tree)]` implements the trait for structs.
+
+use crate::Array;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// The structure of a tree, without its leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TreeDef {
+    /// One array.
+    Leaf,
+    /// `()`: no leaves.
+    Unit,
+    /// A tuple or fixed-size array.
+    Tuple(Vec<TreeDef>),
+    /// A `Vec`.
+    List(Vec<TreeDef>),
+    /// An `Option`.
+    Option(Option<Box<TreeDef>>),
+    /// A `BTreeMap<String, _>`, keys in order.
+    Map(Vec<(String, TreeDef)>),
+    /// A struct with array-holding fields and static fields.
+    Struct { name: &'static str, fields: Vec<(&'static str, TreeDef)>, statics: Vec<(&'static str, StaticValue)> },
+}
+
+impl TreeDef {
+    /// Number of leaves.
+    pub fn num_leaves(&self) -> usize {
+        match self {
+            TreeDef::Leaf => 1,
+            TreeDef::Unit | TreeDef::Option(None) => 0,
+            TreeDef::Tuple(c) | TreeDef::List(c) => c.iter().map(TreeDef::num_leaves).sum(),
+            TreeDef::Option(Some(c)) => c.num_leaves(),
+            TreeDef::Map(c) => c.iter().map(|(_, d)| d.num_leaves()).sum(),
+            TreeDef::Struct { fields, .. } => fields.iter().map(|(_, d)| d.num_leaves()).sum(),
+        }
+    }
+
+    /// A readable path for every leaf, in flattening order: `.0`, `[2]`, `.M`, `["key"]`.
+    pub fn leaf_paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.paths_into(String::new(), &mut out);
+        out
+    }
+
+    fn paths_into(&self, prefix: String, out: &mut Vec<String>) {
+        match self {
+            TreeDef::Leaf => out.push(if prefix.is_empty() { "<root>".to_string() } else { prefix }),
+            TreeDef::Unit | TreeDef::Option(None) => {}
+            TreeDef::Tuple(c) => c.iter().enumerate().for_each(|(i, d)| d.paths_into(format!("{prefix}.{i}"), out)),
+            TreeDef::List(c) => c.iter().enumerate().for_each(|(i, d)| d.paths_into(format!("{prefix}[{i}]"), out)),
+            TreeDef::Option(Some(c)) => c.paths_into(prefix, out),
+            TreeDef::Map(c) => c.iter().for_each(|(k, d)| d.paths_into(format!("{prefix}[{k:?}]"), out)),
+            TreeDef::Struct { fields, .. } => fields.iter().for_each(|(k, d)| d.paths_into(format!("{prefix}.{k}"), out)),
+        }
+    }
+
+    /// A short description for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            TreeDef::Leaf => "an array".into(),
+            TreeDef::Unit => "()".into(),
+            TreeDef::Tuple(c) => format!("a tuple of {}", c.len()),
+            TreeDef::List(c) => format!("a Vec of {}", c.len()),
+            TreeDef::Option(None) => "None".into(),
+            TreeDef::Option(Some(_)) => "Some(..)".into(),
+            TreeDef::Map(c) => format!("a map with {} keys", c.len()),
+            TreeDef::Struct { name, .. } => format!("a struct {name}"),
+        }
+    }
+
+    fn mismatch(&self, want: &str) -> TreeError {
+        TreeError(format!("expected {want}, found {}", self.describe()))
+    }
+
+    /// The children of a tuple of `n`, for `unflatten` implementations.
+    pub fn expect_tuple(&self, n: usize) -> Result<&[TreeDef], TreeError> {
+        match self {
+            TreeDef::Tuple(c) if c.len() == n => Ok(c),
+            _ => Err(self.mismatch(&format!("a tuple of {n}"))),
+        }
+    }
+
+    /// The field and static definitions of a struct, checked against the names
+    /// the type declares (used by `#[derive(Tree)]`).
+    pub fn expect_struct(
+        &self,
+        want: &'static str,
+        field_names: &[&str],
+        static_names: &[&str],
+    ) -> Result<(&[(&'static str, TreeDef)], &[(&'static str, StaticValue)]), TreeError> {
+        match self {
+            TreeDef::Struct { name, fields, statics }
+                if *name == want
+                    && fields.iter().map(|f| f.0).eq(field_names.iter().copied())
+                    && statics.iter().map(|s| s.0).eq(static_names.iter().copied()) =>
+            {
+                Ok((fields, statics))
+            }
+            _ => Err(self.mismatch(&format!("a struct {want}"))),
+        }
+    }
+}
+
+impl fmt::Display for TreeDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TreeDef::Leaf => f.write_str("*"),
+            TreeDef::Unit => f.write_str("()"),
+            TreeDef::Tuple(c) => {
+                f.write_str("(")?;
+                for (i, d) in c.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str(if c.len() == 1 { ",)" } else { ")" })
+            }
+            TreeDef::List(c) => {
+                f.write_str("[")?;
+                for (i, d) in c.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str("]")
+            }
+            TreeDef::Option(None) => f.write_str("None"),
+            TreeDef::Option(Some(d)) => write!(f, "Some({d})"),
+            TreeDef::Map(c) => {
+                f.write_str("{")?;
+                for (i, (k, d)) in c.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k:?}: {d}")?;
+                }
+                f.write_str("}")
+            }
+            TreeDef::Struct { name, fields, statics } => {
+                write!(f, "{name} {{")?;
+                let mut first = true;
+                for (k, d) in fields {
+                    write!(f, "{}{k}: {d}", if first { " " } else { ", " })?;
+                    first = false;
+                }
+                for (k, s) in statics {
+                    write!(f, "{}{k} = {s:?}", if first { " " } else { ", " })?;
+                    first = false;
+                }
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+/// A tree could not be rebuilt from a definition and leaves.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TreeError(pub String);
+
+/// What a static (non-array) struct field must offer to join a cache key.
+pub trait StaticField: Any + Send + Sync + fmt::Debug {
+    fn eq_dyn(&self, other: &dyn StaticField) -> bool;
+    fn hash_dyn(&self, state: &mut dyn Hasher);
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + Send + Sync + fmt::Debug + PartialEq> StaticField for T {
+    fn eq_dyn(&self, other: &dyn StaticField) -> bool {
+        other.as_any().downcast_ref::<T>().is_some_and(|o| o == self)
+    }
+    /// Hashes the Debug text: it lets floats be static, and equal values of
+    /// ordinary types print equally. A type whose equal values print
+    /// differently only causes extra cache misses, never a wrong hit.
+    fn hash_dyn(&self, mut state: &mut dyn Hasher) {
+        format!("{self:?}").hash(&mut state);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The value of a static field, kept in a [`TreeDef`].
+#[derive(Clone)]
+pub struct StaticValue(Arc<dyn StaticField>);
+
+impl StaticValue {
+    pub fn new<T: StaticField>(v: T) -> StaticValue {
+        StaticValue(Arc::new(v))
+    }
+
+    /// The value, if it has type `T`.
+    pub fn get<T: StaticField + Clone>(&self) -> Result<T, TreeError> {
+        self.0
+            .as_any()
+            .downcast_ref::<T>()
+            .cloned()
+            .ok_or_else(|| TreeError(format!("static value {:?} has an unexpected type", self.0)))
+    }
+}
+
+impl fmt::Debug for StaticValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for StaticValue {
+    fn eq(&self, other: &StaticValue) -> bool {
+        self.0.eq_dyn(&*other.0)
+    }
+}
+
+impl Eq for StaticValue {}
+
+impl Hash for StaticValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_any().type_id().hash(state);
+        self.0.hash_dyn(state);
+    }
+}
+
+/// A nested container of arrays.
+pub trait Tree: Sized {
+    /// Appends the leaves in order and describes the structure.
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef;
+    /// Rebuilds a value from a structure and the leaves, taking leaves in order.
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError>;
+}
+
+/// The leaves and structure of a tree.
+pub fn tree_flatten<T: Tree>(t: &T) -> (Vec<Array>, TreeDef) {
+    let mut leaves = Vec::new();
+    let def = t.flatten(&mut leaves);
+    (leaves, def)
+}
+
+/// Rebuilds a tree; every leaf must be used.
+pub fn tree_unflatten<T: Tree>(def: &TreeDef, leaves: Vec<Array>) -> Result<T, TreeError> {
+    let n = leaves.len();
+    if n != def.num_leaves() {
+        return Err(TreeError(format!("{} has {} leaves but {n} arrays were given", def, def.num_leaves())));
+    }
+    let mut it = leaves.into_iter();
+    T::unflatten(def, &mut it)
+}
+
+/// Applies `f` to every leaf, keeping the structure.
+pub fn tree_map<T: Tree>(t: &T, mut f: impl FnMut(&Array) -> Array) -> T {
+    let (leaves, def) = tree_flatten(t);
+    let mapped: Vec<Array> = leaves.iter().map(&mut f).collect();
+    match tree_unflatten(&def, mapped) {
+        Ok(v) => v,
+        // flatten and unflatten of one value agree by construction
+        Err(e) => unreachable!("tree_map rebuilt a tree it had just flattened: {e}"),
+    }
+}
+
+/// The leaves of a tree, in order.
+pub fn tree_leaves<T: Tree>(t: &T) -> Vec<Array> {
+    tree_flatten(t).0
+}
+
+fn next_leaf(leaves: &mut dyn Iterator<Item = Array>) -> Result<Array, TreeError> {
+    leaves.next().ok_or_else(|| TreeError("ran out of leaves".into()))
+}
+
+impl Tree for Array {
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+        leaves.push(self.clone());
+        TreeDef::Leaf
+    }
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        match def {
+            TreeDef::Leaf => next_leaf(leaves),
+            d => Err(d.mismatch("an array")),
+        }
+    }
+}
+
+impl Tree for () {
+    fn flatten(&self, _: &mut Vec<Array>) -> TreeDef {
+        TreeDef::Unit
+    }
+    fn unflatten(def: &TreeDef, _: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        match def {
+            TreeDef::Unit => Ok(()),
+            d => Err(d.mismatch("()")),
+        }
+    }
+}
+
+macro_rules! tuple_tree {
+    ($n:expr; $($t:ident $i:tt),+) => {
+        impl<$($t: Tree),+> Tree for ($($t,)+) {
+            fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+                TreeDef::Tuple(vec![$(self.$i.flatten(leaves)),+])
+            }
+            fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+                let c = def.expect_tuple($n)?;
+                Ok(($($t::unflatten(&c[$i], leaves)?,)+))
+            }
+        }
+    };
+}
+
+tuple_tree!(1; A 0);
+tuple_tree!(2; A 0, B 1);
+tuple_tree!(3; A 0, B 1, C 2);
+tuple_tree!(4; A 0, B 1, C 2, D 3);
+tuple_tree!(5; A 0, B 1, C 2, D 3, E 4);
+tuple_tree!(6; A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_tree!(7; A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_tree!(8; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+impl<T: Tree> Tree for Vec<T> {
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+        TreeDef::List(self.iter().map(|x| x.flatten(leaves)).collect())
+    }
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        match def {
+            TreeDef::List(c) => c.iter().map(|d| T::unflatten(d, leaves)).collect(),
+            d => Err(d.mismatch("a Vec")),
+        }
+    }
+}
+
+impl<T: Tree, const N: usize> Tree for [T; N] {
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+        TreeDef::Tuple(self.iter().map(|x| x.flatten(leaves)).collect())
+    }
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        let c = def.expect_tuple(N)?;
+        let v: Vec<T> = c.iter().map(|d| T::unflatten(d, leaves)).collect::<Result<_, _>>()?;
+        v.try_into().map_err(|_| TreeError(format!("expected {N} elements")))
+    }
+}
+
+impl<T: Tree> Tree for Option<T> {
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+        TreeDef::Option(self.as_ref().map(|x| Box::new(x.flatten(leaves))))
+    }
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        match def {
+            TreeDef::Option(None) => Ok(None),
+            TreeDef::Option(Some(d)) => Ok(Some(T::unflatten(d, leaves)?)),
+            d => Err(d.mismatch("an Option")),
+        }
+    }
+}
+
+impl<T: Tree> Tree for BTreeMap<String, T> {
+    fn flatten(&self, leaves: &mut Vec<Array>) -> TreeDef {
+        TreeDef::Map(self.iter().map(|(k, v)| (k.clone(), v.flatten(leaves))).collect())
+    }
+    fn unflatten(def: &TreeDef, leaves: &mut dyn Iterator<Item = Array>) -> Result<Self, TreeError> {
+        match def {
+            TreeDef::Map(c) => c.iter().map(|(k, d)| Ok((k.clone(), T::unflatten(d, leaves)?))).collect(),
+            d => Err(d.mismatch("a map")),
+        }
+    }
+}
