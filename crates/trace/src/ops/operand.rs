@@ -30,11 +30,6 @@ impl From<f64> for Operand {
         Operand::Weak(Scalar::F64(x), WeakKind::Float)
     }
 }
-impl From<f32> for Operand {
-    fn from(x: f32) -> Operand {
-        Operand::Weak(Scalar::F64(x as f64), WeakKind::Float)
-    }
-}
 impl From<i32> for Operand {
     fn from(x: i32) -> Operand {
         Operand::Weak(Scalar::I32(x), WeakKind::Int)

@@ -9,6 +9,7 @@ use crate::ops::operand::Operand;
 use arrayjit_ir::prim::Elementwise as E;
 use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
 
+#[track_caller]
 fn apply(op: E, a: Operand, b: Operand, loc: arrayjit_ir::Loc) -> Array {
     match op {
         E::Div => true_div(a, b, loc),
@@ -48,7 +49,6 @@ macro_rules! operator {
             }
         }
         operator!(@scalar $trait, $method, $op, f64);
-        operator!(@scalar $trait, $method, $op, f32);
         operator!(@scalar $trait, $method, $op, i32);
     };
     (@scalar $trait:ident, $method:ident, $op:expr, $t:ty) => {

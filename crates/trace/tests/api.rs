@@ -1,0 +1,180 @@
+//! The eager array API against hand-computed values.
+
+use arrayjit_trace::*;
+
+fn f32s(v: &[f32], shape: &[usize]) -> Array {
+    Array::from_vec(v.to_vec(), shape.to_vec())
+}
+
+fn f64s(v: &[f64], shape: &[usize]) -> Array {
+    Array::from_vec(v.to_vec(), shape.to_vec())
+}
+
+fn close(a: &Array, want: &[f64], tol: f64) {
+    let got = a.to_f64_vec();
+    assert_eq!(got.len(), want.len(), "{a}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn arithmetic_broadcasts_and_promotes() {
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let row = f32s(&[10.0, 20.0, 30.0], &[3]);
+    let col = f32s(&[100.0, 200.0], &[2, 1]);
+    let y = &x + &row;
+    assert_eq!(y.shape(), &[2, 3]);
+    assert_eq!(y.to_vec::<f32>(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    assert_eq!((&x * &col).to_vec::<f32>(), vec![100.0, 200.0, 300.0, 800.0, 1000.0, 1200.0]);
+    assert_eq!((2.0 - &x).to_vec::<f32>(), vec![1.0, 0.0, -1.0, -2.0, -3.0, -4.0]);
+    assert_eq!((&x / 2.0).dtype(), DType::F32);
+    let i = Array::from_vec(vec![7i32, -7], [2]);
+    assert_eq!((&i % 3).to_vec::<i32>(), vec![1, -1]);
+    assert_eq!((&i / 2).to_vec::<f32>(), vec![3.5, -3.5]);
+    assert_eq!((&i + 1).dtype(), DType::I32);
+    assert_eq!((&i * 0.5).dtype(), DType::F32);
+    let d = f64s(&[1.0, 2.0], &[2]);
+    assert_eq!((&d + &f32s(&[1.0, 1.0], &[2])).dtype(), DType::F64);
+    assert_eq!((-&d).to_vec::<f64>(), vec![-1.0, -2.0]);
+    // size-0 and size-1 dimensions
+    let e = Array::zeros([0, 3], DType::F32);
+    assert_eq!((&e + &row).shape(), &[0, 3]);
+    assert_eq!(e.sum(..).item::<f32>(), 0.0);
+    let one = f32s(&[5.0], &[1, 1]);
+    assert_eq!((&one * &x).to_vec::<f32>(), vec![5.0, 10.0, 15.0, 20.0, 25.0, 30.0]);
+}
+
+#[test]
+fn math_functions() {
+    let x = f64s(&[0.5, 1.0, 2.0], &[3]);
+    close(&x.exp(), &[0.5f64.exp(), 1f64.exp(), 2f64.exp()], 1e-15);
+    close(&x.log(), &[0.5f64.ln(), 0.0, 2f64.ln()], 1e-15);
+    close(&x.sqrt(), &[0.5f64.sqrt(), 1.0, 2f64.sqrt()], 1e-15);
+    close(&x.square(), &[0.25, 1.0, 4.0], 0.0);
+    close(&x.powi(3), &[0.125, 1.0, 8.0], 0.0);
+    close(&x.pow(0.5), &[0.5f64.sqrt(), 1.0, 2f64.sqrt()], 1e-15);
+    close(&x.tanh(), &[0.5f64.tanh(), 1f64.tanh(), 2f64.tanh()], 1e-15);
+    close(&x.logistic(), &[1.0 / (1.0 + (-0.5f64).exp()), 1.0 / (1.0 + (-1f64).exp()), 1.0 / (1.0 + (-2f64).exp())], 1e-15);
+    let i = Array::from_vec(vec![1i32, 4], [2]);
+    assert_eq!(i.sqrt().to_vec::<f32>(), vec![1.0, 2.0]);
+    let m = f32s(&[-1.5, 0.0, 2.5], &[3]);
+    assert_eq!(m.abs().to_vec::<f32>(), vec![1.5, 0.0, 2.5]);
+    assert_eq!(m.floor().to_vec::<f32>(), vec![-2.0, 0.0, 2.0]);
+    assert_eq!(m.ceil().to_vec::<f32>(), vec![-1.0, 0.0, 3.0]);
+    assert_eq!(m.sign().to_vec::<f32>(), vec![-1.0, 0.0, 1.0]);
+    assert_eq!(m.maximum(0.0).to_vec::<f32>(), vec![0.0, 0.0, 2.5]);
+}
+
+#[test]
+fn comparisons_and_where() {
+    let x = f32s(&[-1.0, 0.0, 2.0], &[3]);
+    let pos = x.gt(0.0);
+    assert_eq!(pos.dtype(), DType::Bool);
+    assert_eq!(pos.to_vec::<bool>(), vec![false, false, true]);
+    assert_eq!(where_(&pos, &x, 0.0).to_vec::<f32>(), vec![0.0, 0.0, 2.0]);
+    assert_eq!(x.le(0.0).select(1.0, &x).to_vec::<f32>(), vec![1.0, 1.0, 2.0]);
+    let grid = where_(f32s(&[1.0, 0.0], &[2, 1]).gt(0.5), &x, -&x);
+    assert_eq!(grid.to_vec::<f32>(), vec![-1.0, 0.0, 2.0, 1.0, -0.0, -2.0]);
+    assert_eq!(x.eq(0.0).or(x.gt(1.0)).to_vec::<bool>(), vec![false, true, true]);
+    assert_eq!(x.astype(DType::I32).to_vec::<i32>(), vec![-1, 0, 2]);
+    assert_eq!(x.is_finite().to_vec::<bool>(), vec![true; 3]);
+}
+
+#[test]
+fn reductions() {
+    let x = f32s(&[1.0, 5.0, 3.0, 4.0, 2.0, 6.0], &[2, 3]);
+    assert_eq!(x.sum(..).item::<f32>(), 21.0);
+    assert_eq!(x.sum(0).to_vec::<f32>(), vec![5.0, 7.0, 9.0]);
+    assert_eq!(x.sum(-1).to_vec::<f32>(), vec![9.0, 12.0]);
+    assert_eq!(x.sum_keepdims(1).shape(), &[2, 1]);
+    assert_eq!(x.mean(..).item::<f32>(), 3.5);
+    assert_eq!(x.mean_keepdims(0).shape(), &[1, 3]);
+    assert_eq!(x.max(1).to_vec::<f32>(), vec![5.0, 6.0]);
+    assert_eq!(x.min(0).to_vec::<f32>(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(x.prod(..).item::<f32>(), 720.0);
+    assert_eq!(x.argmax(1).to_vec::<i32>(), vec![1, 2]);
+    assert_eq!(x.argmin(0).to_vec::<i32>(), vec![0, 1, 0]);
+    assert_eq!(x.gt(2.5).sum(..).item::<i32>(), 4);
+    let centered = &x - x.mean_keepdims(1);
+    close(&centered.sum(1), &[0.0, 0.0], 1e-6);
+}
+
+#[test]
+fn shapes() {
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    assert_eq!(x.reshape([3, 2]).shape(), &[3, 2]);
+    assert_eq!(x.t().to_vec::<f32>(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    assert_eq!(x.transpose(&[1, 0]).shape(), &[3, 2]);
+    assert_eq!(x.slice(&[0, 1], &[2, 3]).to_vec::<f32>(), vec![2.0, 3.0, 5.0, 6.0]);
+    assert_eq!(x.slice_strided(&[0, 0], &[2, 3], &[1, 2]).to_vec::<f32>(), vec![1.0, 3.0, 4.0, 6.0]);
+    assert_eq!(x.index_axis(0, 1).to_vec::<f32>(), vec![4.0, 5.0, 6.0]);
+    assert_eq!(x.expand_dims(&[0]).shape(), &[1, 2, 3]);
+    assert_eq!(x.expand_dims(&[-1]).squeeze(&[-1]).shape(), &[2, 3]);
+    assert_eq!(x.broadcast_to([4, 2, 3]).shape(), &[4, 2, 3]);
+    assert_eq!(concatenate(&[x.clone(), x.clone()], 0).shape(), &[4, 3]);
+    assert_eq!(stack(&[x.clone(), x.clone()], 1).shape(), &[2, 2, 3]);
+    let v = f32s(&[1.0, 2.0], &[2]);
+    assert_eq!(v.pad(&[1], &[2], &[1], 0.0).to_vec::<f32>(), vec![0.0, 1.0, 0.0, 2.0, 0.0, 0.0]);
+    let i = Array::scalar(1i32);
+    assert_eq!(x.dynamic_slice(&[i.clone(), i.clone()], &[1, 2]).to_vec::<f32>(), vec![5.0, 6.0]);
+    let upd = x.dynamic_update_slice(&f32s(&[9.0], &[1, 1]), &[Array::scalar(0i32), Array::scalar(5i32)]);
+    assert_eq!(upd.to_vec::<f32>(), vec![1.0, 2.0, 9.0, 4.0, 5.0, 6.0]);
+    assert_eq!(Array::arange(4, DType::I32).to_vec::<i32>(), vec![0, 1, 2, 3]);
+    assert_eq!(Array::eye(2, DType::F32).to_vec::<f32>(), vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(Array::full([2], 7.0, DType::I32).to_vec::<i32>(), vec![7, 7]);
+    let m = f32s(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    assert_eq!(m.diag_part().to_vec::<f32>(), vec![1.0, 4.0]);
+    assert_eq!(m.trace().item::<f32>(), 5.0);
+    assert_eq!(v.diag().to_vec::<f32>(), vec![1.0, 0.0, 0.0, 2.0]);
+}
+
+#[test]
+fn linear_algebra() {
+    let a = f64s(&[4.0, 2.0, 2.0, 3.0], &[2, 2]);
+    let b = f64s(&[1.0, 2.0], &[2]);
+    close(&a.matmul(&b), &[8.0, 8.0], 0.0);
+    close(&b.dot(&b), &[5.0], 0.0);
+    close(&a.inv(), &[0.375, -0.25, -0.25, 0.5], 1e-15);
+    close(&a.inv_spd(), &[0.375, -0.25, -0.25, 0.5], 1e-15);
+    close(&a.det(), &[8.0], 1e-15);
+    close(&a.logdet(), &[8f64.ln()], 1e-15);
+    let (s, l) = a.slogdet();
+    close(&s, &[1.0], 0.0);
+    close(&l, &[8f64.ln()], 1e-15);
+    close(&a.solve(&b.reshape([2, 1])), &[-0.125, 0.75], 1e-15);
+    close(&a.solve_spd(&b.reshape([2, 1])), &[-0.125, 0.75], 1e-15);
+    let l = a.cholesky();
+    close(&l.matmul(&l.t()), &[4.0, 2.0, 2.0, 3.0], 1e-15);
+    // A permutation flips the determinant's sign.
+    let p = f64s(&[0.0, 1.0, 1.0, 0.0], &[2, 2]);
+    close(&p.det(), &[-1.0], 0.0);
+    let (s, l) = p.slogdet();
+    close(&s, &[-1.0], 0.0);
+    close(&l, &[0.0], 0.0);
+    // Batched matmul broadcasts the batch dimensions.
+    let batch = Array::ones([3, 2, 2], DType::F64);
+    assert_eq!(batch.matmul(&a).shape(), &[3, 2, 2]);
+    close(&batch.matmul(&a).sum(..), &[3.0 * 22.0], 0.0);
+    let x = triangular_solve(&l_lower(), &f64s(&[2.0, 5.0], &[2, 1]), TriangularSolve::default());
+    close(&x, &[1.0, 1.0], 1e-15);
+    // A 3x3 general matrix: inv · A = I.
+    let g = f64s(&[0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 3.0, 0.0, 1.0], &[3, 3]);
+    close(&g.inv().matmul(&g), &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 1e-14);
+    close(&g.det(), &[-5.0], 1e-14);
+}
+
+fn l_lower() -> Array {
+    f64s(&[2.0, 0.0, 3.0, 2.0], &[2, 2])
+}
+
+#[test]
+fn read_back() {
+    let x = f32s(&[1.0, 2.0], &[2]);
+    assert!(x.try_to_vec::<f64>().unwrap_err().to_string().contains("cannot read f32[2] as f64"));
+    assert!(x.try_item::<f32>().is_err());
+    assert_eq!(Array::scalar(3.5f64).item::<f64>(), 3.5);
+    assert_eq!(format!("{x}"), "f32[2]{1.0, 2.0}");
+    let bad = Array::try_from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
+    assert!(bad.to_string().contains("cannot build an array of shape [2,3] from 5 elements"), "{bad}");
+}
