@@ -63,7 +63,7 @@ impl Array {
         Array { repr: Repr::Tracer(Arc::new(t)) }
     }
 
-    pub(crate) fn from_shared(h: Arc<HostArray>) -> Array {
+    pub fn from_shared(h: Arc<HostArray>) -> Array {
         Array { repr: Repr::Value(h) }
     }
 

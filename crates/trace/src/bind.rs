@@ -24,7 +24,7 @@ pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
 }
 
 /// Applies `prim` and returns its single output.
-pub(crate) fn bind1(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Array> {
+pub fn bind1(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Array> {
     let mut outs = bind(prim, inputs, loc)?;
     match outs.len() {
         1 => Ok(outs.remove(0)),

@@ -34,6 +34,9 @@ pub enum Error {
     /// Bad arguments to an API function (e.g. data that does not fit a shape).
     #[error("{message} (at {loc})")]
     Invalid { message: String, loc: Loc },
+    /// A transformation cannot handle an operation (e.g. no derivative rule).
+    #[error("{op}: {message} (at {loc})")]
+    Transform { op: String, message: String, loc: Loc },
     /// Evaluation of a program failed.
     #[error("{message} (at {loc})")]
     Eval { message: String, loc: Loc },

@@ -20,8 +20,30 @@ pub struct Traced {
     pub out_def: TreeDef,
 }
 
+/// What a traced function may return: a tree, or a `Result` of one (so that
+/// functions built by transformations, which return `Result`, compose: an `Err`
+/// aborts the enclosing trace with that error).
+pub trait TraceOutput {
+    type Tree: Tree;
+    fn into_tree(self) -> Result<Self::Tree>;
+}
+
+impl<T: Tree> TraceOutput for T {
+    type Tree = T;
+    fn into_tree(self) -> Result<T> {
+        Ok(self)
+    }
+}
+
+impl<T: Tree> TraceOutput for Result<T> {
+    type Tree = T;
+    fn into_tree(self) -> Result<T> {
+        self
+    }
+}
+
 /// Traces `f` on abstract arguments with the structure `in_def` and leaf types `in_avals`.
-pub fn trace_avals<In: Tree, Out: Tree>(
+pub fn trace_avals<In: Tree, Out: TraceOutput>(
     f: impl FnOnce(In) -> Out,
     in_def: &TreeDef,
     in_avals: &[AVal],
@@ -30,7 +52,7 @@ pub fn trace_avals<In: Tree, Out: Tree>(
     let paths = in_def.leaf_paths();
     let (guard, inputs) = push_frame(in_avals, &paths);
     let args: In = tree_unflatten(in_def, inputs).map_err(|e| Error::Tree(e.to_string()))?;
-    let out = catch_abort(move || f(args))?;
+    let out = catch_abort(move || f(args).into_tree())??;
     let (leaves, out_def) = tree_flatten(&out);
     let (program, captured) = guard.finish(&leaves, loc)?;
     Ok(Traced { program, captured, in_def: in_def.clone(), out_def })
@@ -39,7 +61,7 @@ pub fn trace_avals<In: Tree, Out: Tree>(
 /// Traces `f` on arguments shaped like `example` (only their structure, dtypes
 /// and shapes are used).
 #[track_caller]
-pub fn trace<In: Tree, Out: Tree>(f: impl FnOnce(In) -> Out, example: &In) -> Result<Traced> {
+pub fn trace<In: Tree, Out: TraceOutput>(f: impl FnOnce(In) -> Out, example: &In) -> Result<Traced> {
     let loc = caller();
     let (leaves, def) = tree_flatten(example);
     let avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
@@ -56,6 +78,6 @@ pub fn trace<In: Tree, Out: Tree>(f: impl FnOnce(In) -> Out, example: &In) -> Re
 /// assert_eq!(p.eqns.len(), 3);
 /// ```
 #[track_caller]
-pub fn make_jaxpr<In: Tree, Out: Tree>(f: impl FnOnce(In) -> Out, example: &In) -> Result<Program> {
+pub fn make_jaxpr<In: Tree, Out: TraceOutput>(f: impl FnOnce(In) -> Out, example: &In) -> Result<Program> {
     trace(f, example).map(|t| t.program)
 }

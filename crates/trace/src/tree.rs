@@ -371,3 +371,230 @@ impl<T: Tree> Tree for BTreeMap<String, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::DefaultHasher;
+
+    fn arr(xs: &[f32]) -> Array {
+        Array::from_vec(xs.to_vec(), [xs.len()])
+    }
+
+    fn values(leaves: &[Array]) -> Vec<Vec<f32>> {
+        leaves.iter().map(|a| a.to_vec::<f32>()).collect()
+    }
+
+    fn hash_of<T: Hash>(x: &T) -> u64 {
+        let mut h = DefaultHasher::new();
+        x.hash(&mut h);
+        h.finish()
+    }
+
+    /// Flattens, rebuilds and flattens again; both flattenings must agree.
+    fn round_trip<T: Tree>(t: &T) -> (T, TreeDef) {
+        let (leaves, def) = tree_flatten(t);
+        assert_eq!(def.num_leaves(), leaves.len());
+        let back: T = match tree_unflatten(&def, leaves.clone()) {
+            Ok(b) => b,
+            Err(e) => panic!("unflatten of {def} failed: {e}"),
+        };
+        let (leaves2, def2) = tree_flatten(&back);
+        assert_eq!(def, def2);
+        assert_eq!(values(&leaves), values(&leaves2));
+        (back, def)
+    }
+
+    fn err_text<T: Tree>(def: &TreeDef, leaves: Vec<Array>) -> Option<String> {
+        tree_unflatten::<T>(def, leaves).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn single_array_is_a_root_leaf() {
+        let (back, def) = round_trip(&arr(&[1.0, 2.0]));
+        assert_eq!(def, TreeDef::Leaf);
+        assert_eq!(def.to_string(), "*");
+        assert_eq!(def.leaf_paths(), ["<root>"]);
+        assert_eq!(back.to_vec::<f32>(), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn unit_has_no_leaves() {
+        let ((), def) = round_trip(&());
+        assert_eq!(def, TreeDef::Unit);
+        assert_eq!(def.num_leaves(), 0);
+        assert_eq!(def.to_string(), "()");
+        assert!(def.leaf_paths().is_empty());
+    }
+
+    #[test]
+    fn tuples_nest_and_print() {
+        let t = (arr(&[1.0]), (arr(&[2.0]), arr(&[3.0])), ());
+        let (back, def) = round_trip(&t);
+        assert_eq!(def.to_string(), "(*, (*, *), ())");
+        assert_eq!(def.leaf_paths(), [".0", ".1.0", ".1.1"]);
+        assert_eq!(back.1 .1.to_vec::<f32>(), vec![3.0]);
+        let (_, one) = tree_flatten(&(arr(&[1.0]),));
+        assert_eq!(one.to_string(), "(*,)");
+        let eight =
+            (arr(&[1.0]), arr(&[2.0]), arr(&[3.0]), arr(&[4.0]), arr(&[5.0]), arr(&[6.0]), arr(&[7.0]), arr(&[8.0]));
+        let (back, def) = round_trip(&eight);
+        assert_eq!(def.num_leaves(), 8);
+        assert_eq!(back.7.to_vec::<f32>(), vec![8.0]);
+    }
+
+    #[test]
+    fn vecs_keep_length_and_order() {
+        let (back, def) = round_trip(&vec![arr(&[1.0]), arr(&[2.0, 3.0])]);
+        assert_eq!(def.to_string(), "[*, *]");
+        assert_eq!(def.leaf_paths(), ["[0]", "[1]"]);
+        assert_eq!(values(&back), vec![vec![1.0], vec![2.0, 3.0]]);
+        let (empty, def) = round_trip(&Vec::<Array>::new());
+        assert!(empty.is_empty());
+        assert_eq!(def.to_string(), "[]");
+        // Length is structure: Vecs of different lengths have different defs.
+        let (_, two) = tree_flatten(&vec![arr(&[1.0]), arr(&[2.0])]);
+        let (_, three) = tree_flatten(&vec![arr(&[1.0]), arr(&[2.0]), arr(&[3.0])]);
+        assert_ne!(two, three);
+    }
+
+    #[test]
+    fn fixed_size_arrays_are_tuples() {
+        let (back, def) = round_trip(&[arr(&[1.0]), arr(&[2.0]), arr(&[3.0])]);
+        assert_eq!(def.to_string(), "(*, *, *)");
+        assert_eq!(def.leaf_paths(), [".0", ".1", ".2"]);
+        assert_eq!(back[2].to_vec::<f32>(), vec![3.0]);
+        let (leaves, def) = tree_flatten(&[arr(&[1.0]), arr(&[2.0])]);
+        assert_eq!(err_text::<[Array; 3]>(&def, leaves).as_deref(), Some("expected a tuple of 3, found a tuple of 2"));
+    }
+
+    #[test]
+    fn options_record_presence() {
+        let (none, def) = round_trip(&None::<Array>);
+        assert!(none.is_none());
+        assert_eq!(def.to_string(), "None");
+        assert_eq!(def.num_leaves(), 0);
+        let (some, def) = round_trip(&Some(arr(&[4.0])));
+        assert_eq!(some.map(|a| a.to_vec::<f32>()), Some(vec![4.0]));
+        assert_eq!(def.to_string(), "Some(*)");
+        assert_eq!(def.leaf_paths(), ["<root>"]);
+        assert_ne!(TreeDef::Option(None), def);
+    }
+
+    #[test]
+    fn maps_flatten_in_key_order() {
+        let mut m = BTreeMap::new();
+        m.insert("b".to_string(), arr(&[2.0]));
+        m.insert("a".to_string(), arr(&[1.0]));
+        let (leaves, def) = tree_flatten(&m);
+        assert_eq!(values(&leaves), vec![vec![1.0], vec![2.0]]);
+        assert_eq!(def.to_string(), r#"{"a": *, "b": *}"#);
+        assert_eq!(def.leaf_paths(), [r#"["a"]"#, r#"["b"]"#]);
+        let (back, _) = round_trip(&m);
+        assert_eq!(back["b"].to_vec::<f32>(), vec![2.0]);
+    }
+
+    #[test]
+    fn leaf_paths_compose_through_nesting() {
+        let mut m = BTreeMap::new();
+        m.insert("w".to_string(), vec![(arr(&[1.0]), None), (arr(&[2.0]), Some(arr(&[3.0])))]);
+        let (_, def) = tree_flatten(&(arr(&[0.0]), m));
+        assert_eq!(def.leaf_paths(), [".0", r#".1["w"][0].0"#, r#".1["w"][1].0"#, r#".1["w"][1].1"#]);
+        assert_eq!(def.to_string(), r#"(*, {"w": [(*, None), (*, Some(*))]})"#);
+    }
+
+    #[test]
+    fn struct_defs_print_fields_then_statics() {
+        let def = TreeDef::Struct {
+            name: "Layer",
+            fields: vec![("w", TreeDef::Leaf), ("b", TreeDef::Option(None))],
+            statics: vec![("act", StaticValue::new("relu")), ("k", StaticValue::new(3usize))],
+        };
+        assert_eq!(def.to_string(), r#"Layer { w: *, b: None, act = "relu", k = 3 }"#);
+        assert_eq!(def.leaf_paths(), [".w"]);
+        assert_eq!(def.num_leaves(), 1);
+        assert_eq!(def.describe(), "a struct Layer");
+        let ok = def.expect_struct("Layer", &["w", "b"], &["act", "k"]).map(|(f, s)| (f.len(), s.len()));
+        assert_eq!(ok, Ok((2, 2)));
+        let wrong_static = def.expect_struct("Layer", &["w", "b"], &["act"]).err().map(|e| e.to_string());
+        assert_eq!(wrong_static.as_deref(), Some("expected a struct Layer, found a struct Layer"));
+        assert!(def.expect_struct("Other", &["w", "b"], &["act", "k"]).is_err());
+        assert!(TreeDef::Leaf.expect_struct("Layer", &[], &[]).is_err());
+    }
+
+    #[test]
+    fn static_values_compare_by_type_and_value() {
+        let a = StaticValue::new(1u32);
+        assert_eq!(a, StaticValue::new(1u32));
+        assert_eq!(hash_of(&a), hash_of(&StaticValue::new(1u32)));
+        assert_ne!(a, StaticValue::new(2u32));
+        assert_ne!(hash_of(&a), hash_of(&StaticValue::new(2u32)));
+        // Same Debug text, different types: neither equal nor (by the TypeId) hashed alike.
+        assert_ne!(a, StaticValue::new(1u64));
+        assert_ne!(hash_of(&a), hash_of(&StaticValue::new(1u64)));
+        assert_eq!(StaticValue::new(0.5f64), StaticValue::new(0.5f64));
+        assert_eq!(format!("{:?}", StaticValue::new("x")), r#""x""#);
+        assert_eq!(a.get::<u32>(), Ok(1));
+        assert_eq!(
+            a.get::<u64>().err().map(|e| e.to_string()).as_deref(),
+            Some("static value 1 has an unexpected type")
+        );
+    }
+
+    #[test]
+    fn wrong_leaf_count_is_an_error() {
+        let (mut leaves, def) = tree_flatten(&(arr(&[1.0]), arr(&[2.0])));
+        leaves.push(arr(&[3.0]));
+        assert_eq!(
+            err_text::<(Array, Array)>(&def, leaves).as_deref(),
+            Some("(*, *) has 2 leaves but 3 arrays were given")
+        );
+        assert_eq!(
+            err_text::<Vec<Array>>(&TreeDef::List(vec![TreeDef::Leaf]), vec![]).as_deref(),
+            Some("[*] has 1 leaves but 0 arrays were given")
+        );
+        // `Tree::unflatten` itself, given too few leaves, says so.
+        let mut none = std::iter::empty::<Array>();
+        assert_eq!(
+            Array::unflatten(&TreeDef::Leaf, &mut none).err().map(|e| e.to_string()).as_deref(),
+            Some("ran out of leaves")
+        );
+    }
+
+    #[test]
+    fn mismatched_defs_describe_both_sides() {
+        let leaf = || vec![arr(&[1.0])];
+        let two = TreeDef::Tuple(vec![TreeDef::Leaf, TreeDef::Leaf]);
+        let e = |r: Option<String>| r.unwrap_or_else(|| "no error".into());
+        assert_eq!(e(err_text::<Array>(&TreeDef::Unit, vec![])), "expected an array, found ()");
+        assert_eq!(e(err_text::<()>(&TreeDef::Leaf, leaf())), "expected (), found an array");
+        assert_eq!(
+            e(err_text::<Vec<Array>>(&two, leaf().into_iter().chain(leaf()).collect())),
+            "expected a Vec, found a tuple of 2"
+        );
+        assert_eq!(e(err_text::<Option<Array>>(&TreeDef::Leaf, leaf())), "expected an Option, found an array");
+        assert_eq!(
+            e(err_text::<BTreeMap<String, Array>>(&TreeDef::List(vec![]), vec![])),
+            "expected a map, found a Vec of 0"
+        );
+        assert_eq!(
+            e(err_text::<(Array,)>(&TreeDef::Option(Some(Box::new(TreeDef::Leaf))), leaf())),
+            "expected a tuple of 1, found Some(..)"
+        );
+        assert_eq!(
+            e(err_text::<(Array, Array)>(&TreeDef::Map(vec![]), vec![])),
+            "expected a tuple of 2, found a map with 0 keys"
+        );
+    }
+
+    #[test]
+    fn tree_map_and_leaves_keep_structure() {
+        let t = (vec![arr(&[1.0]), arr(&[2.0, 3.0])], Some(arr(&[4.0])));
+        let mapped = tree_map(&t, |a| {
+            let v: Vec<f32> = a.to_vec::<f32>().iter().map(|x| x + 10.0).collect();
+            Array::from_vec(v, a.shape().to_vec())
+        });
+        assert_eq!(values(&tree_leaves(&mapped)), vec![vec![11.0], vec![12.0, 13.0], vec![14.0]]);
+        assert_eq!(tree_flatten(&mapped).1, tree_flatten(&t).1);
+    }
+}

@@ -1,0 +1,392 @@
+//! The differentiation API: `vjp`, `jvp`, `grad`, `value_and_grad` (with
+//! `argnums` and `has_aux` forms), `jacfwd`, `jacrev` and `hvp`.
+//!
+//! Each function traces the user's function, transforms the program, and
+//! evaluates the result in the current context: inlined into an enclosing
+//! trace (so `grad(grad(f))` and `grad` under `jit` compose) or run eagerly.
+
+use crate::argnums::Argnums;
+use crate::jvp::{jvp_program, list_def};
+use crate::linearize::linearize;
+use crate::transpose::transpose_program;
+use arrayjit_ir::{dce, AVal, Loc, Program};
+use arrayjit_trace::bind::apply_program;
+use arrayjit_trace::{lax, trace, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Tree, TreeDef};
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::panic::Location;
+
+fn here() -> Loc {
+    Loc(Some(Location::caller()))
+}
+
+fn tree_err(e: arrayjit_trace::TreeError) -> Error {
+    Error::Tree(e.to_string())
+}
+
+fn invalid(message: String, loc: Loc) -> Error {
+    Error::Invalid { message, loc }
+}
+
+/// The pullback of [`vjp`]: maps output cotangents to input cotangents.
+pub struct Pullback<In> {
+    transposed: Program,
+    residuals: Vec<Array>,
+    in_def: TreeDef,
+    in_avals: Vec<AVal>,
+    diff: Vec<bool>,
+    out_def: TreeDef,
+    out_avals: Vec<AVal>,
+    _in: PhantomData<fn() -> In>,
+}
+
+impl<In: Tree> Pullback<In> {
+    /// The cotangent of the inputs for an output cotangent `ct` (a tree shaped
+    /// like the outputs; entries of integer outputs are ignored).
+    #[track_caller]
+    pub fn call<Ct: Tree>(&self, ct: &Ct) -> Result<In> {
+        let loc = here();
+        let (leaves, def) = tree_flatten(ct);
+        if def != self.out_def {
+            return Err(Error::Tree(format!("the cotangent has structure {def} but the outputs have {}", self.out_def)));
+        }
+        let mut args = self.residuals.clone();
+        for (i, (c, a)) in leaves.iter().zip(&self.out_avals).enumerate() {
+            if c.aval() != *a {
+                return Err(invalid(format!("the cotangent of output {i} is {} but the output is {a}", c.aval()), loc));
+            }
+            if a.dtype.is_float() {
+                args.push(c.clone());
+            }
+        }
+        let mut cts = apply_program(&self.transposed, &args, loc)?.into_iter();
+        let mut out = Vec::with_capacity(self.in_avals.len());
+        for (a, d) in self.in_avals.iter().zip(&self.diff) {
+            let c = if *d { cts.next() } else { None };
+            out.push(match c {
+                Some(c) => c,
+                None => lax::zeros_like(a)?,
+            });
+        }
+        tree_unflatten(&self.in_def, out).map_err(tree_err)
+    }
+}
+
+/// Reverse mode: the outputs of `f` at `primals`, and the pullback that maps
+/// output cotangents to input cotangents. Float leaves are differentiated;
+/// integer and boolean leaves get zero cotangents.
+#[track_caller]
+pub fn vjp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In) -> Result<(R::Tree, Pullback<In>)> {
+    let loc = here();
+    let traced = trace(f, primals)?;
+    let (leaves, in_def) = tree_flatten(primals);
+    let in_avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
+    let diff: Vec<bool> = in_avals.iter().map(|a| a.dtype.is_float()).collect();
+    let mut full_diff = diff.clone();
+    full_diff.extend(std::iter::repeat_n(false, traced.captured.len()));
+    let lin = linearize(&traced.program, &full_diff)?;
+    let mut args = leaves;
+    args.extend(traced.captured.iter().cloned());
+    let mut outs = apply_program(&lin.primal, &args, loc)?;
+    let n_out = traced.program.outputs.len();
+    let residuals = outs.split_off(n_out);
+    let out_avals = traced.program.out_avals();
+    let ct_mask: Vec<bool> = out_avals.iter().map(|a| a.dtype.is_float()).collect();
+    let transposed = transpose_program(&lin.linear, lin.num_residuals, &ct_mask)?;
+    let out = tree_unflatten(&traced.out_def, outs).map_err(tree_err)?;
+    let pb = Pullback { transposed, residuals, in_def, in_avals, diff, out_def: traced.out_def, out_avals, _in: PhantomData };
+    Ok((out, pb))
+}
+
+/// Forward mode: the outputs of `f` at `primals` and their tangents along
+/// `tangents` (a tree shaped like `primals`; integer leaves are ignored).
+#[track_caller]
+pub fn jvp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In, tangents: &In) -> Result<(R::Tree, R::Tree)> {
+    let loc = here();
+    let traced = trace(f, primals)?;
+    let (leaves, def) = tree_flatten(primals);
+    let (tleaves, tdef) = tree_flatten(tangents);
+    if def != tdef {
+        return Err(Error::Tree(format!("the tangents have structure {tdef} but the primals have {def}")));
+    }
+    let mut diff = Vec::new();
+    let mut args = leaves.clone();
+    args.extend(traced.captured.iter().cloned());
+    let mut tans = Vec::new();
+    for (i, (p, t)) in leaves.iter().zip(&tleaves).enumerate() {
+        let d = p.dtype().is_float();
+        if d && t.aval() != p.aval() {
+            return Err(invalid(format!("the tangent of input {i} is {} but the input is {}", t.aval(), p.aval()), loc));
+        }
+        diff.push(d);
+        if d {
+            tans.push(t.clone());
+        }
+    }
+    diff.extend(std::iter::repeat_n(false, traced.captured.len()));
+    let j = jvp_program(&traced.program, &diff)?;
+    args.extend(tans);
+    let mut outs = apply_program(&dce(&j), &args, loc)?;
+    let touts = outs.split_off(traced.program.outputs.len());
+    let out = tree_unflatten(&traced.out_def, outs).map_err(tree_err)?;
+    let tout = tree_unflatten(&traced.out_def, touts).map_err(tree_err)?;
+    Ok((out, tout))
+}
+
+/// The core of the `grad` family, built as one program so that its text is
+/// clean and dead work is removed: outputs of `f` (all leaves) then the
+/// gradients of the leaves marked in `select` (others get zeros).
+fn value_and_grad_leaves<In: Tree, R: TraceOutput>(
+    f: &impl Fn(In) -> R,
+    args: &In,
+    select: &dyn Fn(&TreeDef) -> Result<Vec<bool>>,
+    has_aux: bool,
+    want_value: bool,
+    loc: Loc,
+) -> Result<(Vec<Array>, TreeDef, Vec<Array>)> {
+    let (leaves, in_def) = tree_flatten(args);
+    let in_avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
+    let wanted = select(&in_def)?;
+    let out_def_cell: RefCell<Option<TreeDef>> = RefCell::new(None);
+    let g = trace_avals(
+        |xs: Vec<Array>| -> Result<Vec<Array>> {
+            let a: In = tree_unflatten(&in_def, xs.clone()).map_err(tree_err)?;
+            let traced = trace(f, &a)?;
+            let out_avals = traced.program.out_avals();
+            check_loss(&traced.out_def, &out_avals, has_aux, loc)?;
+            *out_def_cell.borrow_mut() = Some(traced.out_def.clone());
+            let diff: Vec<bool> = in_avals.iter().zip(&wanted).map(|(a, w)| *w && a.dtype.is_float()).collect();
+            let mut full = diff.clone();
+            full.extend(std::iter::repeat_n(false, traced.captured.len()));
+            let lin = linearize(&traced.program, &full)?;
+            let mut args = xs;
+            args.extend(traced.captured.iter().cloned());
+            let mut outs = apply_program(&lin.primal, &args, loc)?;
+            let residuals = outs.split_off(out_avals.len());
+            let mut ct_mask = vec![false; out_avals.len()];
+            ct_mask[0] = true;
+            let t = transpose_program(&lin.linear, lin.num_residuals, &ct_mask)?;
+            let mut targs = residuals;
+            targs.push(lax::scalar(1.0, out_avals[0].dtype));
+            let mut cts = apply_program(&t, &targs, loc)?.into_iter();
+            let mut grads = Vec::new();
+            for (a, d) in in_avals.iter().zip(&diff) {
+                let c = if *d { cts.next() } else { None };
+                grads.push(match c {
+                    Some(c) => c,
+                    None => lax::zeros_like(a)?,
+                });
+            }
+            // Without the value, only the auxiliary outputs are kept (DCE drops the rest).
+            let mut result = if want_value { outs } else { outs.split_off(if has_aux { 1 } else { outs.len() }) };
+            result.extend(grads);
+            Ok(result)
+        },
+        &list_def(in_avals.len()),
+        &in_avals,
+        loc,
+    )?;
+    let out_def = out_def_cell.into_inner().ok_or_else(|| invalid("the function was not traced".into(), loc))?;
+    let program = dce(&g.program);
+    let mut args = leaves;
+    args.extend(g.captured);
+    let mut outs = apply_program(&program, &args, loc)?;
+    let n_kept = if want_value { out_def.num_leaves() } else if has_aux { out_def.num_leaves() - 1 } else { 0 };
+    let grads = outs.split_off(n_kept);
+    Ok((outs, out_def, grads))
+}
+
+fn check_loss(def: &TreeDef, avals: &[AVal], has_aux: bool, loc: Loc) -> Result<()> {
+    let ok_shape = if has_aux {
+        matches!(def, TreeDef::Tuple(c) if c.len() == 2 && c[0] == TreeDef::Leaf)
+    } else {
+        *def == TreeDef::Leaf
+    };
+    if !ok_shape {
+        let want = if has_aux { "a pair (loss, aux) with an array loss" } else { "one array" };
+        return Err(invalid(format!("the differentiated function must return {want}, but it returned {def}"), loc));
+    }
+    let a = &avals[0];
+    if a.rank() != 0 || !a.dtype.is_float() {
+        return Err(invalid(format!("grad needs a scalar float loss, but the function returned {a}; reduce it (e.g. with sum) first"), loc));
+    }
+    Ok(())
+}
+
+fn all_leaves(def: &TreeDef) -> Result<Vec<bool>> {
+    Ok(vec![true; def.num_leaves()])
+}
+
+fn positions_mask(def: &TreeDef, positions: &[usize], loc: Loc) -> Result<Vec<bool>> {
+    let TreeDef::Tuple(children) = def else {
+        return Err(invalid(format!("argnums needs a tuple argument, got {def}"), loc));
+    };
+    let mut mask = Vec::new();
+    for (i, c) in children.iter().enumerate() {
+        mask.extend(std::iter::repeat_n(positions.contains(&i), c.num_leaves()));
+    }
+    Ok(mask)
+}
+
+fn rebuild<In: Tree>(args: &In, grads: Vec<Array>) -> Result<In> {
+    let (_, def) = tree_flatten(args);
+    tree_unflatten(&def, grads).map_err(tree_err)
+}
+
+/// The gradient of a scalar-valued `f`, with respect to all of its (float)
+/// arguments, as a function: `grad(f)(x)` has the structure of `x`.
+pub fn grad<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R) -> impl Fn(In) -> Result<In> {
+    move |x: In| {
+        let (_, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, false, Loc::default())?;
+        rebuild(&x, g)
+    }
+}
+
+/// The value and the gradient of a scalar-valued `f`.
+pub fn value_and_grad<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R) -> impl Fn(In) -> Result<(Array, In)> {
+    move |x: In| {
+        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, true, Loc::default())?;
+        Ok((outs.remove(0), rebuild(&x, g)?))
+    }
+}
+
+/// The gradient of `f` returning `(loss, aux)`, and the auxiliary value.
+pub fn grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
+    f: impl Fn(In) -> R,
+) -> impl Fn(In) -> Result<(In, Aux)> {
+    move |x: In| {
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, false, Loc::default())?;
+        let TreeDef::Tuple(parts) = &def else { return Err(Error::Tree(format!("expected (loss, aux), got {def}"))) };
+        let aux: Aux = tree_unflatten(&parts[1], outs).map_err(tree_err)?;
+        Ok((rebuild(&x, g)?, aux))
+    }
+}
+
+/// `((loss, aux), gradient)` of `f` returning `(loss, aux)`.
+pub fn value_and_grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
+    f: impl Fn(In) -> R,
+) -> impl Fn(In) -> Result<((Array, Aux), In)> {
+    move |x: In| {
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, true, Loc::default())?;
+        Ok((tree_unflatten(&def, outs).map_err(tree_err)?, rebuild(&x, g)?))
+    }
+}
+
+/// The gradient with respect to selected elements of a tuple argument
+/// (JAX's `argnums`): `grad_argnums(f, Arg::<1>)((a, b))` is the gradient in `b`.
+pub fn grad_argnums<In: Tree, R: TraceOutput<Tree = Array>, S: Argnums<In>>(
+    f: impl Fn(In) -> R,
+    argnums: S,
+) -> impl Fn(In) -> Result<S::Grads> {
+    move |x: In| {
+        let pos = argnums.positions();
+        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
+        let (_, _, g) = value_and_grad_leaves(&f, &x, &sel, false, false, Loc::default())?;
+        Ok(argnums.select(rebuild(&x, g)?))
+    }
+}
+
+/// The value and the gradient with respect to selected tuple elements.
+pub fn value_and_grad_argnums<In: Tree, R: TraceOutput<Tree = Array>, S: Argnums<In>>(
+    f: impl Fn(In) -> R,
+    argnums: S,
+) -> impl Fn(In) -> Result<(Array, S::Grads)> {
+    move |x: In| {
+        let pos = argnums.positions();
+        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
+        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &sel, false, true, Loc::default())?;
+        Ok((outs.remove(0), argnums.select(rebuild(&x, g)?)))
+    }
+}
+
+/// `((loss, aux), gradient)` with respect to selected tuple elements.
+pub fn value_and_grad_argnums_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>, S: Argnums<In>>(
+    f: impl Fn(In) -> R,
+    argnums: S,
+) -> impl Fn(In) -> Result<((Array, Aux), S::Grads)> {
+    move |x: In| {
+        let pos = argnums.positions();
+        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &sel, true, true, Loc::default())?;
+        Ok((tree_unflatten(&def, outs).map_err(tree_err)?, argnums.select(rebuild(&x, g)?)))
+    }
+}
+
+/// One-hot basis arrays of `aval`, one per element.
+fn basis(aval: &AVal) -> Result<Vec<Array>> {
+    let n = aval.numel();
+    (0..n)
+        .map(|k| {
+            let mut v = vec![0.0; n];
+            v[k] = 1.0;
+            let data = arrayjit_ir::Data::from_scalars(aval.dtype, v.into_iter().map(arrayjit_ir::Scalar::F64));
+            arrayjit_ir::HostArray::new(aval.shape.clone(), data)
+                .map(Array::from_host)
+                .map_err(|e| invalid(e.to_string(), Loc::default()))
+        })
+        .collect()
+}
+
+/// Stacks per-direction results `rows[k]` (each of shape `inner`) into `outer ++ inner` or `inner ++ outer`.
+fn assemble(rows: Vec<Array>, inner: &[usize], outer: &[usize], outer_first: bool) -> Result<Array> {
+    let k = rows.len();
+    let flat: Vec<Array> = rows
+        .iter()
+        .map(|r| lax::reshape(r, &[1, inner.iter().product()]))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&Array> = flat.iter().collect();
+    let m = if refs.is_empty() {
+        lax::full(&[0, inner.iter().product()], 0.0, arrayjit_ir::DType::F32)?
+    } else {
+        lax::apply1(arrayjit_ir::prim::ShapeOp::Concatenate { axis: 0 }.into(), &refs)?
+    };
+    let _ = k;
+    if outer_first {
+        let mut s = outer.to_vec();
+        s.extend_from_slice(inner);
+        lax::reshape(&m, &s)
+    } else {
+        let t = lax::transpose(&m, &[1, 0])?;
+        let mut s = inner.to_vec();
+        s.extend_from_slice(outer);
+        lax::reshape(&t, &s)
+    }
+}
+
+/// The Jacobian of `f: Array -> Array` by forward mode (one JVP per input
+/// element), shaped `out.shape ++ x.shape`.
+pub fn jacfwd<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(Array) -> Result<Array> {
+    move |x: Array| {
+        let dirs = basis(&x.aval())?;
+        let mut cols = Vec::with_capacity(dirs.len());
+        let mut out_shape = None;
+        for d in &dirs {
+            let (y, t) = jvp(&f, &x, d)?;
+            out_shape = Some(y.shape().to_vec());
+            cols.push(t);
+        }
+        let out_shape = match out_shape {
+            Some(s) => s,
+            None => trace(&f, &x)?.program.out_avals()[0].shape.0.clone(),
+        };
+        assemble(cols, &out_shape, x.shape(), false)
+    }
+}
+
+/// The Jacobian of `f: Array -> Array` by reverse mode (one pullback per
+/// output element), shaped `out.shape ++ x.shape`.
+pub fn jacrev<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(Array) -> Result<Array> {
+    move |x: Array| {
+        let (y, pb) = vjp(&f, &x)?;
+        let rows = basis(&y.aval())?.iter().map(|c| pb.call(c)).collect::<Result<Vec<_>>>()?;
+        assemble(rows, x.shape(), y.shape(), true)
+    }
+}
+
+/// The Hessian-vector product `∇²f(x)·v` of a scalar-valued `f`, as forward
+/// mode over reverse mode.
+pub fn hvp<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R, x: &In, v: &In) -> Result<In> {
+    let g = grad(f);
+    let (_, t) = jvp(|x: In| g(x), x, v)?;
+    Ok(t)
+}
