@@ -109,20 +109,22 @@ impl Program {
         for v in &self.inputs {
             map[v.index()] = Some(b.add_input(self.aval(*v).clone()));
         }
-        let remap = |map: &[Option<Var>], a: &Atom| match a {
-            Atom::Var(v) => Atom::Var(map[v.index()].unwrap_or(*v)),
+        // A variable nothing defines (a malformed program) gets a fresh,
+        // still undefined, variable, so the typechecker reports it.
+        let remap = |map: &mut [Option<Var>], b: &mut ProgramBuilder, a: &Atom| match a {
+            Atom::Var(v) => Atom::Var(*map[v.index()].get_or_insert_with(|| b.fresh(self.aval(*v).clone()))),
             lit => *lit,
         };
         for e in &self.eqns {
-            let inputs = e.inputs.iter().map(|a| remap(&map, a)).collect();
+            let inputs = e.inputs.iter().map(|a| remap(&mut map, &mut b, a)).collect();
             let avals = e.outputs.iter().map(|v| self.aval(*v).clone()).collect();
             let outs = b.add_eqn(e.prim.clone(), inputs, avals, e.loc);
             for (o, n) in e.outputs.iter().zip(outs) {
                 map[o.index()] = Some(n);
             }
         }
-        let outputs = self.outputs.iter().map(|a| remap(&map, a)).collect();
-        b.finish(outputs)
+        let outputs = self.outputs.iter().map(|a| remap(&mut map, &mut b, a)).collect();
+        Program { avals: b.avals, consts: b.consts, inputs: b.inputs, eqns: b.eqns, outputs }
     }
 }
 

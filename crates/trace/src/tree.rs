@@ -91,6 +91,8 @@ impl TreeDef {
 
     /// The field and static definitions of a struct, checked against the names
     /// the type declares (used by `#[derive(Tree)]`).
+    // The return type mirrors `TreeDef::Struct`'s fields; an alias would only hide that.
+    #[allow(clippy::type_complexity)]
     pub fn expect_struct(
         &self,
         want: &'static str,
