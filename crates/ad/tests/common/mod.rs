@@ -1,0 +1,93 @@
+//! `check_grads`: derivatives against central finite differences in f64.
+#![allow(dead_code)]
+
+use arrayjit_ad::{jvp, vjp};
+use arrayjit_trace::{Array, DType};
+
+/// A deterministic pseudo-random generator (tests must be reproducible).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+    }
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next_f64()
+    }
+    pub fn array(&mut self, shape: &[usize], lo: f64, hi: f64) -> Array {
+        let n: usize = shape.iter().product();
+        Array::from_vec((0..n).map(|_| self.uniform(lo, hi)).collect::<Vec<f64>>(), shape.to_vec())
+    }
+    /// A well-conditioned symmetric positive-definite matrix.
+    pub fn spd(&mut self, n: usize) -> Array {
+        let a = self.array(&[n, n], -1.0, 1.0);
+        a.matmul(&a.t()) + Array::eye(n, DType::F64) * (n as f64)
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy(xs: &[Array], us: &[Array], eps: f64) -> Vec<Array> {
+    xs.iter().zip(us).map(|(x, u)| x + &(u * eps)).collect()
+}
+
+fn flat(xs: &[Array]) -> Vec<f64> {
+    xs.iter().flat_map(|x| x.to_f64_vec()).collect()
+}
+
+fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
+    let scale = 1.0 + got.abs().max(want.abs());
+    assert!((got - want).abs() <= tol * scale, "{what}: got {got}, want {want} (tolerance {tol})");
+}
+
+/// Checks `f`'s JVP and VJP at `args` against central differences along random
+/// directions, and that they agree with each other (`<c, J u>` both ways).
+/// With `order == 2` also checks the derivatives of the gradient map.
+pub fn check_grads(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], order: usize, rng: &mut Rng) {
+    check_first(f, args, rng, 1e-6);
+    if order >= 2 {
+        // The gradient of x ↦ <c, f(x)> for a fixed random c.
+        let y = f(args.to_vec());
+        let c = rng.array(y.shape(), -1.0, 1.0);
+        let g = move |xs: Vec<Array>| -> Array {
+            let c = c.clone();
+            let gr = arrayjit_ad::grad(move |xs: Vec<Array>| (f(xs) * &c).sum(..))(xs).unwrap();
+            // Concatenate the gradients into one vector, so one output serves all inputs.
+            let parts: Vec<Array> = gr.iter().map(|a| a.reshape([a.size()])).collect();
+            arrayjit_trace::concatenate(&parts, 0)
+        };
+        check_first(&g, args, rng, 1e-5);
+    }
+}
+
+fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, tol: f64) {
+    let eps = 1e-6;
+    for _ in 0..2 {
+        let us: Vec<Array> = args.iter().map(|a| rng.array(a.shape(), -1.0, 1.0)).collect();
+        let y = f(args.to_vec());
+        let c = rng.array(y.shape(), -1.0, 1.0);
+        let plus = f(axpy(args, &us, eps)).to_f64_vec();
+        let minus = f(axpy(args, &us, -eps)).to_f64_vec();
+        let fd: Vec<f64> = plus.iter().zip(&minus).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
+        let fd_dir = dot(&c.to_f64_vec(), &fd);
+        // Forward mode.
+        let (y2, t) = jvp(|xs: Vec<Array>| f(xs), &args.to_vec(), &us).unwrap();
+        assert_eq!(y2.to_f64_vec(), y.to_f64_vec(), "jvp's primal output differs from f");
+        for (a, b) in t.to_f64_vec().iter().zip(&fd) {
+            assert_close("jvp vs finite differences", *a, *b, tol);
+        }
+        // Reverse mode.
+        let (_, pb) = vjp(|xs: Vec<Array>| f(xs), &args.to_vec()).unwrap();
+        let ct = pb.call(&c).unwrap();
+        let rev = dot(&flat(&ct), &flat(&us));
+        assert_close("vjp vs finite differences", rev, fd_dir, tol);
+        assert_close("vjp vs jvp", rev, dot(&c.to_f64_vec(), &t.to_f64_vec()), 1e-10);
+    }
+}
