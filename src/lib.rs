@@ -1,1 +1,52 @@
-//! placeholder
+//! arrayjit: a staged tracing JIT compiler for array programs, for Rust.
+//!
+//! Write an ordinary Rust function over [`Array`]s. Called on concrete arrays it
+//! runs eagerly; handed to a transformation it is traced once into a typed
+//! [`Program`] (the jaxpr analogue), which can be printed, transformed,
+//! compiled and run.
+//!
+//! ```
+//! use arrayjit::{make_jaxpr, Array};
+//!
+//! let f = |(x, w): (Array, Array)| (x.matmul(&w).tanh() * 2.0).sum(..);
+//! let x = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
+//! let w = Array::from_vec(vec![0.5f32, -0.5, 0.25, 0.0], [2, 2]);
+//!
+//! // Eager: runs now.
+//! let eager = f((x.clone(), w.clone()));
+//! // Traced: a program, printable like a jaxpr, evaluated by the reference interpreter.
+//! let program = make_jaxpr(f, &(x.clone(), w.clone())).unwrap();
+//! println!("{program}");
+//! let out = arrayjit::interp::eval_program(&program, &[x.to_host(), w.to_host()]).unwrap();
+//! assert_eq!(Array::from_host(out[0].clone()).item::<f32>(), eager.item::<f32>());
+//! ```
+
+pub use arrayjit_ad::{
+    grad, grad_argnums, grad_aux, hvp, jacfwd, jacrev, jvp, value_and_grad, value_and_grad_argnums,
+    value_and_grad_argnums_aux, value_and_grad_aux, vjp, Arg, Argnums, Pullback,
+};
+pub use arrayjit_derive::Tree;
+pub use arrayjit_ir::{parse, typecheck, AVal, DType, Data, HostArray, Program, Scalar, Shape};
+pub use arrayjit_trace::{
+    concatenate, is_tracing, make_jaxpr, stack, trace, tree_flatten, tree_leaves, tree_map, tree_unflatten,
+    triangular_solve, try_concatenate, try_where, where_, Array, Axes, Element, Error, Operand, Result, StaticValue,
+    Traced, Tree, TreeDef, TreeError, TriangularSolve,
+};
+
+/// The IR: primitives, programs, typecheck, print and parse.
+pub use arrayjit_ir as ir;
+/// The reference interpreter.
+pub use arrayjit_interp as interp;
+/// Differentiation as program transformations (jvp, linearize, transpose).
+pub use arrayjit_ad as ad;
+
+/// Paths used by `#[derive(Tree)]`'s generated code; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use arrayjit_trace as trace;
+}
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -59,7 +59,11 @@ pub(crate) fn jvp(op: E, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
         E::And | E::Or | E::Eq | E::Ne | E::Lt | E::Le | E::Gt | E::Ge => None,
         E::IntegerPow { exponent: 0 } => None,
         E::IntegerPow { exponent } => {
-            let coef = if exponent == 1 { c(1.0, x) } else { mul(&lax::integer_pow(x, exponent - 1)?, &c(exponent as f64, x))? };
+            let coef = match exponent {
+                1 => c(1.0, x),
+                2 => mul(x, &c(2.0, x))?,
+                n => mul(&lax::integer_pow(x, n - 1)?, &c(n as f64, x))?,
+            };
             scaled(tx, &coef)?
         }
         E::Convert { to } => {
