@@ -12,16 +12,23 @@
 //! typecheck(&p).unwrap();
 //! ```
 
+pub mod dce;
 pub mod dtype;
 pub mod error;
+pub mod parse;
 pub mod prim;
+pub mod print;
 pub mod program;
+#[cfg(feature = "random")]
+pub mod random;
 pub mod shape;
 pub mod typecheck;
 pub mod value;
 
+pub use dce::dce;
 pub use dtype::{DType, WeakKind};
 pub use error::TypeError;
+pub use parse::{parse, ParseError};
 pub use prim::Prim;
 pub use program::{Atom, Eqn, Loc, Program, ProgramBuilder, Var};
 pub use shape::{broadcast_shapes, AVal, Shape};

@@ -180,13 +180,7 @@ impl ProgramBuilder {
     /// added before inputs and inputs before equations; otherwise it is
     /// renumbered so that it is.
     pub fn finish(self, outputs: Vec<Atom>) -> Program {
-        let p = Program {
-            avals: self.avals,
-            consts: self.consts,
-            inputs: self.inputs,
-            eqns: self.eqns,
-            outputs,
-        };
+        let p = Program { avals: self.avals, consts: self.consts, inputs: self.inputs, eqns: self.eqns, outputs };
         if p.is_canonical() {
             p
         } else {
@@ -221,7 +215,12 @@ mod tests {
         let mut b = ProgramBuilder::new();
         let x = b.add_input(AVal::new(DType::F32, [3]));
         let c = b.add_const(Arc::new(HostArray::new([3], Data::F32(vec![1.0, 2.0, 3.0])).unwrap()));
-        let y = b.add_eqn(Elementwise::Add.into(), vec![x.into(), c.into()], vec![AVal::new(DType::F32, [3])], Loc::default());
+        let y = b.add_eqn(
+            Elementwise::Add.into(),
+            vec![x.into(), c.into()],
+            vec![AVal::new(DType::F32, [3])],
+            Loc::default(),
+        );
         let z = b.add_eqn(Elementwise::Exp.into(), vec![y[0].into()], vec![AVal::new(DType::F32, [3])], Loc::default());
         let p = b.finish(vec![z[0].into()]);
         assert_eq!(p.consts[0].0, Var(0));

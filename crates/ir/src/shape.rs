@@ -22,8 +22,10 @@ impl Shape {
     }
 
     /// Number of elements (1 for a scalar, 0 when any dimension is 0).
+    /// A count beyond `usize` saturates at `usize::MAX` rather than panicking:
+    /// shape rules run on parsed text, and no such array can be allocated anyway.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     /// Row-major strides in elements.

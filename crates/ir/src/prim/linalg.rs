@@ -43,9 +43,14 @@ pub enum Linalg {
     Cholesky,
     /// Solves `op(A) X = B` (`left_side`) or `X op(A) = B` for triangular `A`,
     /// where `op` transposes when `transpose_a`. Only `A`'s `lower` (or upper) triangle is read.
-    TriangularSolve { left_side: bool, lower: bool, transpose_a: bool, unit_diagonal: bool },
+    TriangularSolve {
+        left_side: bool,
+        lower: bool,
+        transpose_a: bool,
+        unit_diagonal: bool,
+    },
     /// LU with partial pivoting of `[..., m, n]`: outputs `lu` (unit-lower L and U packed),
-    /// `pivots` (i32 `[..., min(m,n)]`: row i was swapped with row pivots[i]) and
+    /// `pivots` (i32 `[..., min(m,n)]`: row `i` was swapped with row `pivots[i]`) and
     /// `permutation` (i32 `[..., m]`: `P A = L U` with `(P A)[i] = A[permutation[i]]`).
     Lu,
 }
@@ -162,7 +167,9 @@ impl Linalg {
                 let (a, b) = (&ins[0], &ins[1]);
                 let m = square(name, a)?;
                 if b.dtype != a.dtype || b.rank() != a.rank() || b.shape[..b.rank() - 2] != a.shape[..a.rank() - 2] {
-                    return Err(err(format!("right-hand side {b} does not match matrix {a} (dtype, rank and batch dimensions)")));
+                    return Err(err(format!(
+                        "right-hand side {b} does not match matrix {a} (dtype, rank and batch dimensions)"
+                    )));
                 }
                 let k = if *left_side { b.shape[b.rank() - 2] } else { b.shape[b.rank() - 1] };
                 if k != m {
@@ -211,8 +218,17 @@ mod tests {
         let mm = Linalg::DotGeneral(DotDims::matmul());
         assert_eq!(mm.abstract_eval(&[f(&[2, 3]), f(&[3, 4])]).unwrap(), vec![f(&[2, 4])]);
         let e = mm.abstract_eval(&[f(&[2, 3]), f(&[4, 4])]).unwrap_err();
-        assert!(e.to_string().contains("cannot contract dimension 1 of f64[2,3] (size 3) with dimension 0 of f64[4,4] (size 4)"), "{e}");
-        let bmm = Linalg::DotGeneral(DotDims { lhs_contract: vec![2], rhs_contract: vec![1], lhs_batch: vec![0], rhs_batch: vec![0] });
+        assert!(
+            e.to_string()
+                .contains("cannot contract dimension 1 of f64[2,3] (size 3) with dimension 0 of f64[4,4] (size 4)"),
+            "{e}"
+        );
+        let bmm = Linalg::DotGeneral(DotDims {
+            lhs_contract: vec![2],
+            rhs_contract: vec![1],
+            lhs_batch: vec![0],
+            rhs_batch: vec![0],
+        });
         assert_eq!(bmm.abstract_eval(&[f(&[5, 2, 3]), f(&[5, 3, 4])]).unwrap(), vec![f(&[5, 2, 4])]);
         let outer = Linalg::DotGeneral(DotDims::default());
         assert_eq!(outer.abstract_eval(&[f(&[2]), f(&[3])]).unwrap(), vec![f(&[2, 3])]);

@@ -53,7 +53,9 @@ impl Params {
     pub fn usizes(&mut self, key: &str) -> Result<Vec<usize>, String> {
         self.ints(key)?
             .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| format!("parameter `{key}` should hold non-negative integers, got {v}")))
+            .map(|v| {
+                usize::try_from(v).map_err(|_| format!("parameter `{key}` should hold non-negative integers, got {v}"))
+            })
             .collect()
     }
 

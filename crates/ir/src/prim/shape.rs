@@ -86,11 +86,9 @@ impl ShapeOp {
             S::Transpose { perm } => vec![("permutation", ints(perm))],
             S::Squeeze { axes } => vec![("dimensions", ints(axes))],
             S::ExpandDims { axes } => vec![("dimensions", ints(axes))],
-            S::Slice { start, limit, strides } => vec![
-                ("start_indices", ints(start)),
-                ("limit_indices", ints(limit)),
-                ("strides", ints(strides)),
-            ],
+            S::Slice { start, limit, strides } => {
+                vec![("start_indices", ints(start)), ("limit_indices", ints(limit)), ("strides", ints(strides))]
+            }
             S::DynamicSlice { sizes } => vec![("slice_sizes", ints(sizes))],
             S::DynamicUpdateSlice => vec![],
             S::Concatenate { axis } => vec![("dimension", Param::Int(*axis as i64))],
@@ -107,19 +105,28 @@ impl ShapeOp {
 
     pub fn from_parts(name: &str, p: &mut Params) -> Option<Result<ShapeOp, String>> {
         let r = match name {
-            "broadcast_in_dim" => (|| Ok(S::BroadcastInDim { shape: Shape(p.usizes("shape")?), dims: p.usizes("broadcast_dimensions")? }))(),
+            "broadcast_in_dim" => {
+                (|| Ok(S::BroadcastInDim { shape: Shape(p.usizes("shape")?), dims: p.usizes("broadcast_dimensions")? }))(
+                )
+            }
             "reshape" => p.usizes("new_sizes").map(|s| S::Reshape { shape: Shape(s) }),
             "transpose" => p.usizes("permutation").map(|perm| S::Transpose { perm }),
             "squeeze" => p.usizes("dimensions").map(|axes| S::Squeeze { axes }),
             "expand_dims" => p.usizes("dimensions").map(|axes| S::ExpandDims { axes }),
             "slice" => (|| {
-                Ok(S::Slice { start: p.usizes("start_indices")?, limit: p.usizes("limit_indices")?, strides: p.usizes("strides")? })
+                Ok(S::Slice {
+                    start: p.usizes("start_indices")?,
+                    limit: p.usizes("limit_indices")?,
+                    strides: p.usizes("strides")?,
+                })
             })(),
             "dynamic_slice" => p.usizes("slice_sizes").map(|sizes| S::DynamicSlice { sizes }),
             "dynamic_update_slice" => Ok(S::DynamicUpdateSlice),
             "concatenate" => p.usize("dimension").map(|axis| S::Concatenate { axis }),
             "pad" => (|| Ok(S::Pad { low: p.ints("low")?, high: p.ints("high")?, interior: p.usizes("interior")? }))(),
-            "iota" => (|| Ok(S::Iota { dtype: p.dtype("dtype")?, shape: Shape(p.usizes("shape")?), axis: p.usize("dimension")? }))(),
+            "iota" => (|| {
+                Ok(S::Iota { dtype: p.dtype("dtype")?, shape: Shape(p.usizes("shape")?), axis: p.usize("dimension")? })
+            })(),
             _ => return None,
         };
         Some(r)
@@ -132,7 +139,10 @@ impl ShapeOp {
                 check_arity(self, ins, 1)?;
                 let x = &ins[0];
                 if dims.len() != x.rank() {
-                    return Err(err(self, format!("operand {x} has rank {} but {} broadcast dimensions were given", x.rank(), dims.len())));
+                    return Err(err(
+                        self,
+                        format!("operand {x} has rank {} but {} broadcast dimensions were given", x.rank(), dims.len()),
+                    ));
                 }
                 check_axes(self, dims, shape.rank(), "broadcast dimension")?;
                 if dims.windows(2).any(|w| w[0] >= w[1]) {
@@ -152,7 +162,14 @@ impl ShapeOp {
                 check_arity(self, ins, 1)?;
                 let x = &ins[0];
                 if x.numel() != shape.numel() {
-                    return Err(err(self, format!("cannot reshape {x} ({} elements) to shape {shape} ({} elements)", x.numel(), shape.numel())));
+                    return Err(err(
+                        self,
+                        format!(
+                            "cannot reshape {x} ({} elements) to shape {shape} ({} elements)",
+                            x.numel(),
+                            shape.numel()
+                        ),
+                    ));
                 }
                 AVal { dtype: x.dtype, shape: shape.clone() }
             }
@@ -170,7 +187,10 @@ impl ShapeOp {
                 let x = &ins[0];
                 check_axes(self, axes, x.rank(), "axis")?;
                 if let Some(&a) = axes.iter().find(|&&a| x.shape[a] != 1) {
-                    return Err(err(self, format!("cannot squeeze axis {a} of {x}: its size is {}, not 1", x.shape[a])));
+                    return Err(err(
+                        self,
+                        format!("cannot squeeze axis {a} of {x}: its size is {}, not 1", x.shape[a]),
+                    ));
                 }
                 let dims: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).map(|i| x.shape[i]).collect();
                 AVal::new(x.dtype, dims)
@@ -181,22 +201,29 @@ impl ShapeOp {
                 let rank = x.rank() + axes.len();
                 check_axes(self, axes, rank, "axis")?;
                 let mut src = x.shape.iter();
-                let dims: Vec<usize> = (0..rank).map(|i| if axes.contains(&i) { 1 } else { *src.next().unwrap_or(&1) }).collect();
+                let dims: Vec<usize> =
+                    (0..rank).map(|i| if axes.contains(&i) { 1 } else { *src.next().unwrap_or(&1) }).collect();
                 AVal::new(x.dtype, dims)
             }
             S::Slice { start, limit, strides } => {
                 check_arity(self, ins, 1)?;
                 let x = &ins[0];
                 if start.len() != x.rank() || limit.len() != x.rank() || strides.len() != x.rank() {
-                    return Err(err(self, format!("start, limit and strides must each have one entry per dimension of {x}")));
+                    return Err(err(
+                        self,
+                        format!("start, limit and strides must each have one entry per dimension of {x}"),
+                    ));
                 }
                 let mut dims = Vec::with_capacity(x.rank());
                 for i in 0..x.rank() {
                     if start[i] > limit[i] || limit[i] > x.shape[i] || strides[i] == 0 {
-                        return Err(err(self, format!(
-                            "invalid slice {}..{} step {} of dimension {i} (size {}) of {x}",
-                            start[i], limit[i], strides[i], x.shape[i]
-                        )));
+                        return Err(err(
+                            self,
+                            format!(
+                                "invalid slice {}..{} step {} of dimension {i} (size {}) of {x}",
+                                start[i], limit[i], strides[i], x.shape[i]
+                            ),
+                        ));
                     }
                     dims.push((limit[i] - start[i]).div_ceil(strides[i]));
                 }
@@ -216,7 +243,8 @@ impl ShapeOp {
                 check_arity(self, ins, 2 + x.rank())?;
                 let u = &ins[1];
                 check_indices(self, &ins[2..])?;
-                if u.dtype != x.dtype || u.rank() != x.rank() || u.shape.iter().zip(x.shape.iter()).any(|(a, b)| a > b) {
+                if u.dtype != x.dtype || u.rank() != x.rank() || u.shape.iter().zip(x.shape.iter()).any(|(a, b)| a > b)
+                {
                     return Err(err(self, format!("update {u} does not fit in operand {x}")));
                 }
                 x.clone()
@@ -233,12 +261,17 @@ impl ShapeOp {
                         && a.rank() == x.rank()
                         && (0..x.rank()).all(|i| i == *axis || a.shape[i] == x.shape[i]);
                     if !same {
-                        return Err(err(self, format!(
-                            "operands {} must have one dtype and equal sizes except along axis {axis}",
-                            list_avals(ins)
-                        )));
+                        return Err(err(
+                            self,
+                            format!(
+                                "operands {} must have one dtype and equal sizes except along axis {axis}",
+                                list_avals(ins)
+                            ),
+                        ));
                     }
-                    dims[*axis] += a.shape[*axis];
+                    dims[*axis] = dims[*axis].checked_add(a.shape[*axis]).ok_or_else(|| {
+                        err(self, format!("operands {} are too large to join along axis {axis}", list_avals(ins)))
+                    })?;
                 }
                 AVal::new(x.dtype, dims)
             }
@@ -249,15 +282,36 @@ impl ShapeOp {
                     return Err(err(self, format!("the padding value must be a {} scalar, got {v}", x.dtype)));
                 }
                 if low.len() != x.rank() || high.len() != x.rank() || interior.len() != x.rank() {
-                    return Err(err(self, format!("low, high and interior must each have one entry per dimension of {x}")));
+                    return Err(err(
+                        self,
+                        format!("low, high and interior must each have one entry per dimension of {x}"),
+                    ));
                 }
                 let mut dims = Vec::with_capacity(x.rank());
                 for i in 0..x.rank() {
-                    let d = x.shape[i] as i64;
-                    let grown = d + (d - 1).max(0) * interior[i] as i64;
-                    let n = low[i] + high[i] + grown;
+                    // Checked arithmetic: parameters may come from parsed text.
+                    let too_large = || {
+                        let (l, h, a) = (low[i], high[i], interior[i]);
+                        err(
+                            self,
+                            format!(
+                                "padding ({l}, {h}, {a}) of dimension {i} of {x} gives a size too large to represent"
+                            ),
+                        )
+                    };
+                    let d = i64::try_from(x.shape[i]).map_err(|_| too_large())?;
+                    let inner = i64::try_from(interior[i]).map_err(|_| too_large())?;
+                    let grown =
+                        (d - 1).max(0).checked_mul(inner).and_then(|g| g.checked_add(d)).ok_or_else(too_large)?;
+                    let n = low[i].checked_add(high[i]).and_then(|s| s.checked_add(grown)).ok_or_else(too_large)?;
                     if n < 0 || low[i] < -grown || high[i] < -grown {
-                        return Err(err(self, format!("padding ({}, {}, {}) of dimension {i} of {x} crops more than the dimension holds", low[i], high[i], interior[i])));
+                        return Err(err(
+                            self,
+                            format!(
+                                "padding ({}, {}, {}) of dimension {i} of {x} crops more than the dimension holds",
+                                low[i], high[i], interior[i]
+                            ),
+                        ));
                     }
                     dims.push(n as usize);
                 }
@@ -298,7 +352,11 @@ mod tests {
         let op = S::BroadcastInDim { shape: Shape::from([2, 3]), dims: vec![1] };
         assert_eq!(op.abstract_eval(&[f(&[3])]).unwrap(), vec![f(&[2, 3])]);
         assert_eq!(op.abstract_eval(&[f(&[1])]).unwrap(), vec![f(&[2, 3])]);
-        assert!(op.abstract_eval(&[f(&[2])]).unwrap_err().to_string().contains("cannot broadcast operand f32[2] to shape [2,3]"));
+        assert!(op
+            .abstract_eval(&[f(&[2])])
+            .unwrap_err()
+            .to_string()
+            .contains("cannot broadcast operand f32[2] to shape [2,3]"));
     }
 
     #[test]
