@@ -184,3 +184,15 @@ fn pln_elbo_gradient_matches_its_closed_form() {
     close(&dm, &(&a - &y + m.matmul(&omega)), 1e-12);
     close(&ds, &(&s * &a - 1.0 / &s + &s * omega.diag_part()), 1e-12);
 }
+
+#[test]
+fn stop_gradient_blocks_differentiation() {
+    let x = Array::from_vec(vec![1.0f64, 2.0], [2]);
+    // d/dx [x · stop(x)] = stop(x) = x.
+    let g = grad(|x: Array| (&x * x.stop_gradient()).sum(..))(x.clone()).unwrap();
+    close(&g, &x, 0.0);
+    let p = make_jaxpr(|x: Array| x.stop_gradient(), &x).unwrap();
+    assert!(p.to_string().contains("stop_gradient"), "{p}");
+    let g2 = grad(|x: Array| x.exp().stop_gradient().sum(..))(x).unwrap();
+    close(&g2, &Array::zeros([2], DType::F64), 0.0);
+}

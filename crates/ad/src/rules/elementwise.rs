@@ -55,7 +55,7 @@ pub(crate) fn jvp(op: E, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
         E::Logistic => scaled(tx, &mul(&z, &lax::sub(&c(1.0, x), &z)?)?)?,
         E::Sin => scaled(tx, &unary(E::Cos, x)?)?,
         E::Cos => scaled(tx, &neg(&unary(E::Sin, x)?)?)?,
-        E::Sign | E::Floor | E::Ceil | E::IsFinite | E::Not => None,
+        E::Sign | E::Floor | E::Ceil | E::IsFinite | E::Not | E::StopGradient => None,
         E::And | E::Or | E::Eq | E::Ne | E::Lt | E::Le | E::Gt | E::Ge => None,
         E::IntegerPow { exponent: 0 } => None,
         E::IntegerPow { exponent } => {

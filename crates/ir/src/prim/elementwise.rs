@@ -29,6 +29,8 @@ pub enum Elementwise {
     Floor,
     Ceil,
     IsFinite,
+    /// The identity, whose derivative is zero (it blocks differentiation).
+    StopGradient,
     Add,
     Sub,
     Mul,
@@ -90,7 +92,7 @@ impl DTypeClass {
 use Elementwise as E;
 
 /// Every parameterless elementwise primitive, for tables and tests.
-pub const SIMPLE: [Elementwise; 33] = [
+pub const SIMPLE: [Elementwise; 34] = [
     E::Neg,
     E::Abs,
     E::Sign,
@@ -108,6 +110,7 @@ pub const SIMPLE: [Elementwise; 33] = [
     E::Floor,
     E::Ceil,
     E::IsFinite,
+    E::StopGradient,
     E::Add,
     E::Sub,
     E::Mul,
@@ -146,6 +149,7 @@ impl Elementwise {
             E::Floor => "floor",
             E::Ceil => "ceil",
             E::IsFinite => "is_finite",
+            E::StopGradient => "stop_gradient",
             E::Add => "add",
             E::Sub => "sub",
             E::Mul => "mul",
@@ -196,6 +200,7 @@ impl Elementwise {
             E::IntegerPow { .. } => DTypeClass::Numeric,
             E::Not | E::And | E::Or => DTypeClass::BoolOrInt,
             E::Eq | E::Ne | E::Lt | E::Le | E::Gt | E::Ge | E::Select | E::Convert { .. } => DTypeClass::Any,
+            E::StopGradient => DTypeClass::Any,
         }
     }
 

@@ -85,6 +85,8 @@ unary_methods! {
     ceil try_ceil => E::Ceil;
     /// True where the element is neither infinite nor NaN.
     is_finite try_is_finite => E::IsFinite;
+    /// The same values, treated as constants by differentiation.
+    stop_gradient try_stop_gradient => E::StopGradient;
 }
 
 macro_rules! binary_methods {
