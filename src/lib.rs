@@ -33,12 +33,12 @@ pub use arrayjit_trace::{
     Traced, Tree, TreeDef, TreeError, TriangularSolve,
 };
 
-/// The IR: primitives, programs, typecheck, print and parse.
-pub use arrayjit_ir as ir;
-/// The reference interpreter.
-pub use arrayjit_interp as interp;
 /// Differentiation as program transformations (jvp, linearize, transpose).
 pub use arrayjit_ad as ad;
+/// The reference interpreter.
+pub use arrayjit_interp as interp;
+/// The IR: primitives, programs, typecheck, print and parse.
+pub use arrayjit_ir as ir;
 
 /// Paths used by `#[derive(Tree)]`'s generated code; not part of the public API.
 #[doc(hidden)]

@@ -11,7 +11,9 @@ use crate::linearize::linearize;
 use crate::transpose::transpose_program;
 use arrayjit_ir::{dce, AVal, Loc, Program};
 use arrayjit_trace::bind::apply_program;
-use arrayjit_trace::{lax, trace, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Tree, TreeDef};
+use arrayjit_trace::{
+    lax, trace, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Tree, TreeDef,
+};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::Location;
@@ -48,7 +50,10 @@ impl<In: Tree> Pullback<In> {
         let loc = here();
         let (leaves, def) = tree_flatten(ct);
         if def != self.out_def {
-            return Err(Error::Tree(format!("the cotangent has structure {def} but the outputs have {}", self.out_def)));
+            return Err(Error::Tree(format!(
+                "the cotangent has structure {def} but the outputs have {}",
+                self.out_def
+            )));
         }
         let mut args = self.residuals.clone();
         for (i, (c, a)) in leaves.iter().zip(&self.out_avals).enumerate() {
@@ -94,14 +99,27 @@ pub fn vjp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In) -> R
     let ct_mask: Vec<bool> = out_avals.iter().map(|a| a.dtype.is_float()).collect();
     let transposed = transpose_program(&lin.linear, lin.num_residuals, &ct_mask)?;
     let out = tree_unflatten(&traced.out_def, outs).map_err(tree_err)?;
-    let pb = Pullback { transposed, residuals, in_def, in_avals, diff, out_def: traced.out_def, out_avals, _in: PhantomData };
+    let pb = Pullback {
+        transposed,
+        residuals,
+        in_def,
+        in_avals,
+        diff,
+        out_def: traced.out_def,
+        out_avals,
+        _in: PhantomData,
+    };
     Ok((out, pb))
 }
 
 /// Forward mode: the outputs of `f` at `primals` and their tangents along
 /// `tangents` (a tree shaped like `primals`; integer leaves are ignored).
 #[track_caller]
-pub fn jvp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In, tangents: &In) -> Result<(R::Tree, R::Tree)> {
+pub fn jvp<In: Tree, R: TraceOutput>(
+    f: impl FnOnce(In) -> R,
+    primals: &In,
+    tangents: &In,
+) -> Result<(R::Tree, R::Tree)> {
     let loc = here();
     let traced = trace(f, primals)?;
     let (leaves, def) = tree_flatten(primals);
@@ -116,7 +134,10 @@ pub fn jvp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In, tang
     for (i, (p, t)) in leaves.iter().zip(&tleaves).enumerate() {
         let d = p.dtype().is_float();
         if d && t.aval() != p.aval() {
-            return Err(invalid(format!("the tangent of input {i} is {} but the input is {}", t.aval(), p.aval()), loc));
+            return Err(invalid(
+                format!("the tangent of input {i} is {} but the input is {}", t.aval(), p.aval()),
+                loc,
+            ));
         }
         diff.push(d);
         if d {
@@ -191,7 +212,13 @@ fn value_and_grad_leaves<In: Tree, R: TraceOutput>(
     let mut args = leaves;
     args.extend(g.captured);
     let mut outs = apply_program(&program, &args, loc)?;
-    let n_kept = if want_value { out_def.num_leaves() } else if has_aux { out_def.num_leaves() - 1 } else { 0 };
+    let n_kept = if want_value {
+        out_def.num_leaves()
+    } else if has_aux {
+        out_def.num_leaves() - 1
+    } else {
+        0
+    };
     let grads = outs.split_off(n_kept);
     Ok((outs, out_def, grads))
 }
@@ -208,7 +235,10 @@ fn check_loss(def: &TreeDef, avals: &[AVal], has_aux: bool, loc: Loc) -> Result<
     }
     let a = &avals[0];
     if a.rank() != 0 || !a.dtype.is_float() {
-        return Err(invalid(format!("grad needs a scalar float loss, but the function returned {a}; reduce it (e.g. with sum) first"), loc));
+        return Err(invalid(
+            format!("grad needs a scalar float loss, but the function returned {a}; reduce it (e.g. with sum) first"),
+            loc,
+        ));
     }
     Ok(())
 }
@@ -243,7 +273,9 @@ pub fn grad<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R) -> impl
 }
 
 /// The value and the gradient of a scalar-valued `f`.
-pub fn value_and_grad<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R) -> impl Fn(In) -> Result<(Array, In)> {
+pub fn value_and_grad<In: Tree, R: TraceOutput<Tree = Array>>(
+    f: impl Fn(In) -> R,
+) -> impl Fn(In) -> Result<(Array, In)> {
     move |x: In| {
         let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, true, Loc::default())?;
         Ok((outs.remove(0), rebuild(&x, g)?))
@@ -330,10 +362,7 @@ fn basis(aval: &AVal) -> Result<Vec<Array>> {
 /// Stacks per-direction results `rows[k]` (each of shape `inner`) into `outer ++ inner` or `inner ++ outer`.
 fn assemble(rows: Vec<Array>, inner: &[usize], outer: &[usize], outer_first: bool) -> Result<Array> {
     let k = rows.len();
-    let flat: Vec<Array> = rows
-        .iter()
-        .map(|r| lax::reshape(r, &[1, inner.iter().product()]))
-        .collect::<Result<_>>()?;
+    let flat: Vec<Array> = rows.iter().map(|r| lax::reshape(r, &[1, inner.iter().product()])).collect::<Result<_>>()?;
     let refs: Vec<&Array> = flat.iter().collect();
     let m = if refs.is_empty() {
         lax::full(&[0, inner.iter().product()], 0.0, arrayjit_ir::DType::F32)?

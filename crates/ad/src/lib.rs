@@ -33,7 +33,7 @@ mod rules;
 pub mod transpose;
 
 pub use api::{
-    grad, grad_aux, grad_argnums, hvp, jacfwd, jacrev, jvp, value_and_grad, value_and_grad_argnums,
+    grad, grad_argnums, grad_aux, hvp, jacfwd, jacrev, jvp, value_and_grad, value_and_grad_argnums,
     value_and_grad_argnums_aux, value_and_grad_aux, vjp, Pullback,
 };
 pub use argnums::{Arg, Argnums};

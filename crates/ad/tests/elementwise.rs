@@ -6,6 +6,7 @@ use common::{check_grads, Rng};
 use proptest::prelude::*;
 
 type Unary = fn(&Array) -> Array;
+type Binary = fn(&Array, &Array) -> Array;
 
 fn unaries() -> Vec<(&'static str, Unary, f64, f64)> {
     vec![
@@ -55,7 +56,7 @@ proptest! {
         for sy in shapes {
             let x = rng.array(&[a, b], 0.5, 2.0);
             let y = rng.array(sy, 0.5, 2.0);
-            let ops: Vec<(&str, fn(&Array, &Array) -> Array)> = vec![
+            let ops: Vec<(&str, Binary)> = vec![
                 ("add", |x, y| x + y),
                 ("sub", |x, y| x - y),
                 ("mul", |x, y| x * y),
@@ -126,7 +127,9 @@ fn convert_between_floats() {
 fn integer_inputs_get_zero_gradients() {
     let x = Array::from_vec(vec![1.0f64, 2.0], [2]);
     let k = Array::from_vec(vec![3i32, 4], [2]);
-    let (gx, gk) = arrayjit_ad::grad(|(x, k): (Array, Array)| (&x * k.astype(arrayjit_trace::DType::F64)).sum(..))((x, k)).unwrap();
+    let (gx, gk) =
+        arrayjit_ad::grad(|(x, k): (Array, Array)| (&x * k.astype(arrayjit_trace::DType::F64)).sum(..))((x, k))
+            .unwrap();
     assert_eq!(gx.to_vec::<f64>(), vec![3.0, 4.0]);
     assert_eq!(gk.to_vec::<i32>(), vec![0, 0]);
 }

@@ -41,7 +41,7 @@ proptest! {
         let mut rng = Rng::new(seed);
         let x = rng.array(&[n, n], -1.0, 1.0);
         let b = rng.array(&[n, 2], -1.0, 1.0);
-        let cases: Vec<(&str, Box<dyn Fn(Vec<Array>) -> Array>)> = vec![
+        let cases: Vec<(&str, common::Case)> = vec![
             ("cholesky", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).cholesky())),
             ("logdet", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).logdet())),
             ("inv_spd", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).inv_spd())),

@@ -12,7 +12,7 @@ proptest! {
     fn shape_ops(a in 1usize..4, b in 1usize..5, seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
         let x = rng.array(&[a, b], -1.0, 1.0);
-        let cases: Vec<(&str, Box<dyn Fn(Vec<Array>) -> Array>)> = vec![
+        let cases: Vec<(&str, common::Case)> = vec![
             ("broadcast", Box::new(move |xs: Vec<Array>| xs[0].broadcast_to([3, a, b]).sin())),
             ("broadcast size-1", Box::new(move |xs: Vec<Array>| xs[0].sum_keepdims(0).broadcast_to([2, a, b]).sin())),
             ("reshape", Box::new(move |xs: Vec<Array>| xs[0].reshape([b, a]).exp())),
@@ -43,7 +43,7 @@ proptest! {
     fn reductions(a in 1usize..4, b in 1usize..4, seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
         let x = rng.array(&[a, b], -1.0, 1.0);
-        let cases: Vec<(&str, Box<dyn Fn(Vec<Array>) -> Array>)> = vec![
+        let cases: Vec<(&str, common::Case)> = vec![
             ("sum all", Box::new(|xs: Vec<Array>| xs[0].sin().sum(..))),
             ("sum axis", Box::new(|xs: Vec<Array>| xs[0].sin().sum(0))),
             ("mean", Box::new(|xs: Vec<Array>| xs[0].exp().mean(1))),

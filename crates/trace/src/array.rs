@@ -197,7 +197,10 @@ impl Array {
         let h = frame::concrete(self, caller(), "array").or_raise();
         match h.as_scalar() {
             Some(s) => s.as_f64(),
-            None => raise(Error::Invalid { message: format!("to_f64() needs a size-1 array, got {}", h.aval()), loc: caller() }),
+            None => raise(Error::Invalid {
+                message: format!("to_f64() needs a size-1 array, got {}", h.aval()),
+                loc: caller(),
+            }),
         }
     }
 

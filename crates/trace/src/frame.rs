@@ -152,7 +152,9 @@ pub(crate) fn record(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Arra
         Ok(vars
             .into_iter()
             .zip(outs)
-            .map(|(var, aval)| Array::from_tracer(Tracer { frame: id, var, aval, origin: Origin::Eqn { prim: name, loc } }))
+            .map(|(var, aval)| {
+                Array::from_tracer(Tracer { frame: id, var, aval, origin: Origin::Eqn { prim: name, loc } })
+            })
             .collect())
     })
 }

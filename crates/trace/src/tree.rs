@@ -59,7 +59,9 @@ impl TreeDef {
             TreeDef::List(c) => c.iter().enumerate().for_each(|(i, d)| d.paths_into(format!("{prefix}[{i}]"), out)),
             TreeDef::Option(Some(c)) => c.paths_into(prefix, out),
             TreeDef::Map(c) => c.iter().for_each(|(k, d)| d.paths_into(format!("{prefix}[{k:?}]"), out)),
-            TreeDef::Struct { fields, .. } => fields.iter().for_each(|(k, d)| d.paths_into(format!("{prefix}.{k}"), out)),
+            TreeDef::Struct { fields, .. } => {
+                fields.iter().for_each(|(k, d)| d.paths_into(format!("{prefix}.{k}"), out))
+            }
         }
     }
 

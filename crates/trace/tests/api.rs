@@ -55,7 +55,11 @@ fn math_functions() {
     close(&x.powi(3), &[0.125, 1.0, 8.0], 0.0);
     close(&x.pow(0.5), &[0.5f64.sqrt(), 1.0, 2f64.sqrt()], 1e-15);
     close(&x.tanh(), &[0.5f64.tanh(), 1f64.tanh(), 2f64.tanh()], 1e-15);
-    close(&x.logistic(), &[1.0 / (1.0 + (-0.5f64).exp()), 1.0 / (1.0 + (-1f64).exp()), 1.0 / (1.0 + (-2f64).exp())], 1e-15);
+    close(
+        &x.logistic(),
+        &[1.0 / (1.0 + (-0.5f64).exp()), 1.0 / (1.0 + (-1f64).exp()), 1.0 / (1.0 + (-2f64).exp())],
+        1e-15,
+    );
     let i = Array::from_vec(vec![1i32, 4], [2]);
     assert_eq!(i.sqrt().to_vec::<f32>(), vec![1.0, 2.0]);
     let m = f32s(&[-1.5, 0.0, 2.5], &[3]);

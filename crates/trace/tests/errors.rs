@@ -38,10 +38,7 @@ fn traced_shape_error_is_returned_by_the_entry_point() {
     let line = line!() + 1;
     let err = make_jaxpr(|x: Array| x.reshape([4]) * 2.0, &x).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.starts_with("reshape: cannot reshape f32[2,3] (6 elements) to shape [4] (4 elements) (at "),
-        "{msg}"
-    );
+    assert!(msg.starts_with("reshape: cannot reshape f32[2,3] (6 elements) to shape [4] (4 elements) (at "), "{msg}");
     assert!(msg.contains(&here(line)), "{msg}");
     assert!(!is_tracing(), "the aborted trace must leave the stack empty");
 }
@@ -84,9 +81,12 @@ fn reading_a_tracer_is_a_concretization_error() {
     assert!(msg.starts_with("cannot read the value of array f32[] (the result of `reduce_sum` at"), "{msg}");
     assert!(msg.contains(&here(line)), "{msg}");
     assert!(msg.contains("Use `where_`/`select` (or `cond`) instead of a Rust `if`"), "{msg}");
-    let err = make_jaxpr(|(_a, b): (Array, Array)| Array::scalar(b.to_vec::<f32>()[0]), &(x.clone(), x.clone()))
-        .unwrap_err();
-    assert!(err.to_string().starts_with("cannot read the value of array f32[2] (the traced function's argument .1)"), "{err}");
+    let err =
+        make_jaxpr(|(_a, b): (Array, Array)| Array::scalar(b.to_vec::<f32>()[0]), &(x.clone(), x.clone())).unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot read the value of array f32[2] (the traced function's argument .1)"),
+        "{err}"
+    );
 }
 
 #[test]

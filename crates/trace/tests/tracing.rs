@@ -23,7 +23,9 @@ fn eager_equals_traced<In: Tree + Clone, Out: Tree>(f: impl Fn(In) -> Out, args:
 
 fn sample(shape: &[usize], seed: u32) -> Array {
     let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f64) / 250.0 - 2.0).collect();
+    let v: Vec<f64> = (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f64) / 250.0 - 2.0)
+        .collect();
     Array::from_vec(v, shape.to_vec())
 }
 
@@ -51,7 +53,15 @@ fn shapes_and_linalg_agree() {
             let x = s.solve(&b);
             let y = s.inv_spd().matmul(&b);
             let l = s.cholesky();
-            (x, y, s.logdet(), s.det(), s.slogdet(), l.t().reshape([9]), concatenate(&[b.clone(), b.clone()], 1).pad(&[1, 0], &[0, -1], &[0, 1], 9.0))
+            (
+                x,
+                y,
+                s.logdet(),
+                s.det(),
+                s.slogdet(),
+                l.t().reshape([9]),
+                concatenate(&[b.clone(), b.clone()], 1).pad(&[1, 0], &[0, -1], &[0, 1], 9.0),
+            )
         },
         (spd, b),
     );

@@ -11,7 +11,11 @@ use arrayjit_trace::{Array, Result};
 fn bmm(a: &Array, b: &Array) -> Result<Array> {
     let r = a.ndim();
     let batch: Vec<usize> = (0..r - 2).collect();
-    dot_general(a, b, DotDims { lhs_contract: vec![r - 1], rhs_contract: vec![r - 2], lhs_batch: batch.clone(), rhs_batch: batch })
+    dot_general(
+        a,
+        b,
+        DotDims { lhs_contract: vec![r - 1], rhs_contract: vec![r - 2], lhs_batch: batch.clone(), rhs_batch: batch },
+    )
 }
 
 /// Swaps the last two axes.
@@ -129,14 +133,20 @@ pub(crate) fn jvp(op: &Linalg, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
             let a = &xs[0];
             let r = a.ndim();
             if a.shape()[r - 1] != a.shape()[r - 2] {
-                return Err(transform_error("lu", format!("can only be differentiated for square matrices, got {}", a.aval())));
+                return Err(transform_error(
+                    "lu",
+                    format!("can only be differentiated for square matrices, got {}", a.aval()),
+                ));
             }
             let (lu, perm) = (&outs[0], &outs[2]);
             let shape = lu.shape().to_vec();
             let dt = lu.dtype();
             // P·dA, with P the one-hot permutation matrix of `perm`.
             let pb = lax::broadcast_in_dim(perm, &shape, &(0..r - 1).collect::<Vec<_>>())?;
-            let cols = apply1(ShapeOp::Iota { dtype: DType::I32, shape: Shape::from(shape.clone()), axis: r - 1 }.into(), &[])?;
+            let cols = apply1(
+                ShapeOp::Iota { dtype: DType::I32, shape: Shape::from(shape.clone()), axis: r - 1 }.into(),
+                &[],
+            )?;
             let p = lax::convert(&binary(E::Eq, &pb, &cols)?, dt)?;
             let pda = bmm(&p, da)?;
             let strict = band(&shape, E::Lt, 0)?;

@@ -57,7 +57,8 @@ pub(crate) fn transpose(op: &R, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Ta
     match op {
         R::Sum { axes } => {
             let x = ins[0].aval();
-            let ct = if ct.dtype() != x.dtype && x.dtype != DType::Bool { lax::convert(ct, x.dtype)? } else { ct.clone() };
+            let ct =
+                if ct.dtype() != x.dtype && x.dtype != DType::Bool { lax::convert(ct, x.dtype)? } else { ct.clone() };
             Ok(vec![Some(unreduce(&ct, &x.shape, axes)?)])
         }
         _ => Err(nonlinear(op.name())),

@@ -11,9 +11,12 @@ pub(crate) fn jvp(op: &S, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
     let refs: Vec<&Array> = xs.iter().collect();
     let z = apply1(op.clone().into(), &refs)?;
     let t = match op {
-        S::BroadcastInDim { .. } | S::Reshape { .. } | S::Transpose { .. } | S::Squeeze { .. } | S::ExpandDims { .. } | S::Slice { .. } => {
-            ts[0].as_ref().map(|t| apply1(op.clone().into(), &[t])).transpose()?
-        }
+        S::BroadcastInDim { .. }
+        | S::Reshape { .. }
+        | S::Transpose { .. }
+        | S::Squeeze { .. }
+        | S::ExpandDims { .. }
+        | S::Slice { .. } => ts[0].as_ref().map(|t| apply1(op.clone().into(), &[t])).transpose()?,
         S::DynamicSlice { .. } => match &ts[0] {
             None => None,
             Some(t) => {
@@ -83,7 +86,8 @@ pub(crate) fn transpose(op: &S, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Ta
             let low: Vec<i64> = start.iter().map(|&s| s as i64).collect();
             let high: Vec<i64> = (0..x.rank())
                 .map(|i| {
-                    let last = if out[i] == 0 { start[i] as i64 - 1 } else { (start[i] + (out[i] - 1) * strides[i]) as i64 };
+                    let last =
+                        if out[i] == 0 { start[i] as i64 - 1 } else { (start[i] + (out[i] - 1) * strides[i]) as i64 };
                     x.shape[i] as i64 - last - 1
                 })
                 .collect();
@@ -145,8 +149,12 @@ pub(crate) fn transpose(op: &S, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Ta
             let mut out = vec![None; n];
             let zero = lax::scalar(0.0, ct.dtype());
             let unpad = apply1(
-                S::Pad { low: low.iter().map(|l| -l).collect(), high: high.iter().map(|h| -h).collect(), interior: vec![0; x.rank()] }
-                    .into(),
+                S::Pad {
+                    low: low.iter().map(|l| -l).collect(),
+                    high: high.iter().map(|h| -h).collect(),
+                    interior: vec![0; x.rank()],
+                }
+                .into(),
                 &[ct, &zero],
             )?;
             let strides: Vec<usize> = interior.iter().map(|i| i + 1).collect();

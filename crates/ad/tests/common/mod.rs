@@ -4,6 +4,9 @@
 use arrayjit_ad::{jvp, vjp};
 use arrayjit_trace::{Array, DType};
 
+/// A named function of a list of arrays, to check.
+pub type Case = Box<dyn Fn(Vec<Array>) -> Array>;
+
 /// A deterministic pseudo-random generator (tests must be reproducible).
 pub struct Rng(u64);
 

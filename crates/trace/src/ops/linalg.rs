@@ -111,7 +111,11 @@ fn permutation_matrix(perm: &Array, dt: DType, loc: Loc) -> Result<Array> {
     let mut shape = perm.shape().to_vec();
     shape.push(n);
     let r = shape.len();
-    let p = bind1(ShapeOp::BroadcastInDim { shape: Shape(shape.clone()), dims: (0..r - 1).collect() }.into(), &[perm], loc)?;
+    let p = bind1(
+        ShapeOp::BroadcastInDim { shape: Shape(shape.clone()), dims: (0..r - 1).collect() }.into(),
+        &[perm],
+        loc,
+    )?;
     let cols = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape(shape), axis: r - 1 }.into(), &[], loc)?;
     let eq = bind1(E::Eq.into(), &[&p, &cols], loc)?;
     convert(&eq, dt, loc)
@@ -162,7 +166,11 @@ fn eye_like(a: &Array, loc: Loc) -> Result<Array> {
 /// (+1 or −1) per matrix: the sign of the row permutation recorded by `pivots`.
 fn pivot_sign(pivots: &Array, dt: DType, loc: Loc) -> Result<Array> {
     let k = pivots.ndim();
-    let idx = bind1(ShapeOp::Iota { dtype: DType::I32, shape: Shape(pivots.shape().to_vec()), axis: k - 1 }.into(), &[], loc)?;
+    let idx = bind1(
+        ShapeOp::Iota { dtype: DType::I32, shape: Shape(pivots.shape().to_vec()), axis: k - 1 }.into(),
+        &[],
+        loc,
+    )?;
     let swapped = bind1(E::Ne.into(), &[pivots, &idx], loc)?;
     let swaps = convert(&swapped, DType::I32, loc)?;
     let count = bind1(Reduction::Sum { axes: vec![k - 1] }.into(), &[&swaps], loc)?;

@@ -4,8 +4,8 @@
 use crate::array::Array;
 use crate::bind::bind1;
 use crate::error::{Error, Result};
-use arrayjit_ir::prim::{Elementwise, ShapeOp};
 use arrayjit_ir::error::list_avals;
+use arrayjit_ir::prim::{Elementwise, ShapeOp};
 use arrayjit_ir::{broadcast_shapes, AVal, DType, Loc, Scalar, Shape, TypeError, WeakKind};
 
 /// An array, or a Rust scalar that takes the array's dtype (see [`arrayjit_ir::dtype`]).

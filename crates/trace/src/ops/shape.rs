@@ -132,11 +132,7 @@ impl Array {
             let mut limit = self.shape().to_vec();
             start[ax] = i;
             limit[ax] = i + 1;
-            let s = bind1(
-                S::Slice { start, limit, strides: vec![1; self.ndim()] }.into(),
-                &[self],
-                loc,
-            )?;
+            let s = bind1(S::Slice { start, limit, strides: vec![1; self.ndim()] }.into(), &[self], loc)?;
             bind1(S::Squeeze { axes: vec![ax] }.into(), &[&s], loc)
         })();
         r.or_raise()
@@ -183,7 +179,11 @@ impl Array {
         let loc = caller();
         let r = self.ndim();
         if r < 2 || self.shape()[r - 1] != self.shape()[r - 2] {
-            return Err(invalid("diag_part", format!("expects a square matrix (or a batch of them), got {}", self.aval()), loc));
+            return Err(invalid(
+                "diag_part",
+                format!("expects a square matrix (or a batch of them), got {}", self.aval()),
+                loc,
+            ));
         }
         let mask = eye_mask(self.shape()[r - 1], loc)?;
         let zero = Array::from_scalar(Scalar::from_f64(0.0, self.dtype()));
@@ -196,7 +196,8 @@ impl Array {
     pub fn diag(&self) -> Array {
         let loc = caller();
         let r = (|| {
-            let n = *self.shape().last().ok_or_else(|| invalid("diag", "expects a vector, got a scalar".into(), loc))?;
+            let n =
+                *self.shape().last().ok_or_else(|| invalid("diag", "expects a vector, got a scalar".into(), loc))?;
             let mask = eye_mask(n, loc)?;
             let v = self.try_expand_dims(&[-2])?;
             let zero = Array::from_scalar(Scalar::from_f64(0.0, self.dtype()));
