@@ -1,0 +1,13 @@
+//! Backend-neutral lowering of arrayjit programs: optimisation passes, fusion
+//! into loop kernels, and the schedule (steps over buffers) that a backend
+//! renders and runs.
+
+pub mod fuse;
+pub mod kernel;
+pub mod passes;
+pub mod schedule;
+
+pub use fuse::fuse;
+pub use kernel::{Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
+pub use passes::optimize;
+pub use schedule::{Buffer, BufferId, BufferKind, OutputSource, Schedule, Step};

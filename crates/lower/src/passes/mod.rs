@@ -1,0 +1,42 @@
+//! Optimisation passes over programs, each small and named. `optimize` runs
+//! them in order and records the program after each one (for dumps).
+
+pub mod cse;
+pub mod inline;
+pub mod simplify;
+
+use arrayjit_ir::{dce, typecheck, Program, TypeError};
+
+/// A pass: a name and a program-to-program function.
+pub struct Pass {
+    pub name: &'static str,
+    pub run: fn(&Program) -> Program,
+}
+
+/// The passes `optimize` runs, in order.
+pub const PASSES: &[Pass] = &[
+    Pass { name: "inline", run: inline::inline_calls },
+    Pass { name: "simplify", run: simplify::simplify },
+    Pass { name: "cse", run: cse::cse },
+    Pass { name: "dce", run: dce },
+    Pass { name: "simplify-2", run: simplify::simplify },
+    Pass { name: "cse-2", run: cse::cse },
+    Pass { name: "dce-2", run: dce },
+];
+
+/// The program after each pass, by pass name.
+pub type Stages = Vec<(&'static str, Program)>;
+
+/// Runs every pass; returns the result and the program after each pass.
+/// Each result is typechecked, so a pass that breaks a program is caught here.
+pub fn optimize(p: &Program) -> Result<(Program, Stages), TypeError> {
+    let mut cur = p.clone();
+    let mut stages = Vec::with_capacity(PASSES.len());
+    for pass in PASSES {
+        cur = (pass.run)(&cur);
+        typecheck(&cur)
+            .map_err(|e| TypeError::new(pass.name, format!("the pass produced an ill-typed program: {e}")))?;
+        stages.push((pass.name, cur.clone()));
+    }
+    Ok((cur, stages))
+}

@@ -1,0 +1,192 @@
+//! Algebraic simplification and constant folding: `x·1`, `x+0`, `x−0`, `x/1`,
+//! `−(−x)`, `x¹` become `x`; equations on literals are evaluated; transposes of
+//! transposes, broadcasts of broadcasts and reshapes of reshapes compose;
+//! transposed `dot_general` operands fold into the dimension numbers.
+
+use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, ShapeOp};
+use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program, ProgramBuilder, Scalar, Shape};
+
+/// The program after one sweep of rewrites.
+pub fn simplify(p: &Program) -> Program {
+    let mut b = ProgramBuilder::new();
+    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
+    // The defining equation of each new variable, for pattern matching.
+    let mut defs: Vec<Option<(Prim, Vec<Atom>)>> = Vec::new();
+    let def_of = |defs: &mut Vec<Option<(Prim, Vec<Atom>)>>, v: arrayjit_ir::Var, d: Option<(Prim, Vec<Atom>)>| {
+        if defs.len() <= v.index() {
+            defs.resize(v.index() + 1, None);
+        }
+        defs[v.index()] = d;
+    };
+    for (v, value) in &p.consts {
+        let n = b.add_const(value.clone());
+        def_of(&mut defs, n, None);
+        map[v.index()] = Some(Atom::Var(n));
+    }
+    for v in &p.inputs {
+        let n = b.add_input(p.aval(*v).clone());
+        def_of(&mut defs, n, None);
+        map[v.index()] = Some(Atom::Var(n));
+    }
+    let get = |map: &[Option<Atom>], a: &Atom| match a {
+        Atom::Var(v) => map[v.index()].unwrap_or(Atom::Var(*v)),
+        lit => *lit,
+    };
+    for e in &p.eqns {
+        let ins: Vec<Atom> = e.inputs.iter().map(|a| get(&map, a)).collect();
+        let out_avals: Vec<AVal> = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+        let ctx = Ctx { b: &b, defs: &defs };
+        if let Some(a) = ctx.rewrite_to_atom(&e.prim, &ins, &out_avals) {
+            map[e.outputs[0].index()] = Some(a);
+            continue;
+        }
+        let (prim, ins) = ctx.rewrite_eqn(&e.prim, &ins).unwrap_or((e.prim.clone(), ins));
+        let outs = b.add_eqn(prim.clone(), ins.clone(), out_avals, e.loc);
+        for (o, n) in e.outputs.iter().zip(&outs) {
+            def_of(&mut defs, *n, Some((prim.clone(), ins.clone())));
+            map[o.index()] = Some(Atom::Var(*n));
+        }
+    }
+    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
+    b.finish(outputs)
+}
+
+struct Ctx<'a> {
+    b: &'a ProgramBuilder,
+    defs: &'a [Option<(Prim, Vec<Atom>)>],
+}
+
+impl Ctx<'_> {
+    fn aval(&self, a: &Atom) -> AVal {
+        match a {
+            Atom::Var(v) => self.b.aval(*v).clone(),
+            Atom::Lit(s) => AVal::scalar(s.dtype()),
+        }
+    }
+
+    fn def(&self, a: &Atom) -> Option<&(Prim, Vec<Atom>)> {
+        match a {
+            Atom::Var(v) => self.defs.get(v.index()).and_then(Option::as_ref),
+            Atom::Lit(_) => None,
+        }
+    }
+
+    /// A literal, or a broadcast of one.
+    fn constant(&self, a: &Atom) -> Option<Scalar> {
+        match a {
+            Atom::Lit(s) => Some(*s),
+            Atom::Var(_) => match self.def(a)? {
+                (Prim::Shape(ShapeOp::BroadcastInDim { .. }), ins) => self.constant(&ins[0]),
+                _ => None,
+            },
+        }
+    }
+
+    fn is_value(&self, a: &Atom, v: f64) -> bool {
+        self.constant(a).is_some_and(|s| s.as_f64() == v)
+    }
+
+    /// Equations that reduce to an existing operand or a literal.
+    fn rewrite_to_atom(&self, prim: &Prim, ins: &[Atom], outs: &[AVal]) -> Option<Atom> {
+        let out = outs.first()?;
+        let same = |a: &Atom| (self.aval(a) == *out).then_some(*a);
+        match prim {
+            Prim::Elementwise(op) => {
+                if ins.iter().all(|a| matches!(a, Atom::Lit(_))) && outs.len() == 1 && out.rank() == 0 {
+                    let args: Vec<HostArray> = ins
+                        .iter()
+                        .map(|a| match a {
+                            Atom::Lit(s) => HostArray::scalar(*s),
+                            Atom::Var(_) => HostArray::scalar(Scalar::Bool(false)),
+                        })
+                        .collect();
+                    let r = arrayjit_interp::eval_prim(prim, &args).ok()?;
+                    return r.first()?.as_scalar().map(Atom::Lit);
+                }
+                match op {
+                    E::Mul if self.is_value(&ins[1], 1.0) => same(&ins[0]),
+                    E::Mul if self.is_value(&ins[0], 1.0) => same(&ins[1]),
+                    E::Add if self.is_value(&ins[1], 0.0) => same(&ins[0]),
+                    E::Add if self.is_value(&ins[0], 0.0) => same(&ins[1]),
+                    E::Sub if self.is_value(&ins[1], 0.0) => same(&ins[0]),
+                    E::Div if self.is_value(&ins[1], 1.0) => same(&ins[0]),
+                    E::IntegerPow { exponent: 1 } => same(&ins[0]),
+                    E::Neg => match self.def(&ins[0]) {
+                        Some((Prim::Elementwise(E::Neg), inner)) => same(&inner[0]),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            Prim::Shape(ShapeOp::Transpose { perm }) if perm.iter().enumerate().all(|(i, &p)| i == p) => same(&ins[0]),
+            Prim::Shape(ShapeOp::Reshape { .. }) => same(&ins[0]),
+            Prim::Shape(ShapeOp::BroadcastInDim { dims, .. }) if dims.iter().enumerate().all(|(i, &d)| i == d) => {
+                same(&ins[0])
+            }
+            _ => None,
+        }
+    }
+
+    /// Equations replaced by a cheaper equation.
+    fn rewrite_eqn(&self, prim: &Prim, ins: &[Atom]) -> Option<(Prim, Vec<Atom>)> {
+        match prim {
+            Prim::Shape(ShapeOp::Transpose { perm }) => match self.def(&ins[0])? {
+                (Prim::Shape(ShapeOp::Transpose { perm: inner }), x) => {
+                    let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
+                    Some((ShapeOp::Transpose { perm: composed }.into(), x.clone()))
+                }
+                _ => None,
+            },
+            Prim::Shape(ShapeOp::Reshape { shape }) => match self.def(&ins[0])? {
+                (Prim::Shape(ShapeOp::Reshape { .. }), x) => {
+                    Some((ShapeOp::Reshape { shape: shape.clone() }.into(), x.clone()))
+                }
+                _ => None,
+            },
+            Prim::Shape(ShapeOp::BroadcastInDim { shape, dims }) => match self.def(&ins[0])? {
+                (Prim::Shape(ShapeOp::BroadcastInDim { dims: inner, .. }), x) => {
+                    let composed: Vec<usize> = inner.iter().map(|&d| dims[d]).collect();
+                    Some((ShapeOp::BroadcastInDim { shape: Shape(shape.0.clone()), dims: composed }.into(), x.clone()))
+                }
+                _ => None,
+            },
+            Prim::Linalg(Linalg::DotGeneral(d)) => {
+                let (mut d, mut ins2, mut changed) = (d.clone(), ins.to_vec(), false);
+                for side in 0..2 {
+                    if let Some((Prim::Shape(ShapeOp::Transpose { perm }), x)) = self.def(&ins[side]) {
+                        if let Some(nd) = fold_transpose(&d, perm, side == 0) {
+                            d = nd;
+                            ins2[side] = x[0];
+                            changed = true;
+                        }
+                    }
+                }
+                changed.then(|| (Linalg::DotGeneral(d).into(), ins2))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Dimension numbers for `dot_general(x, ..)` equal to `dot_general(transpose(x, perm), ..)`,
+/// if the transpose keeps the free dimensions in order (so the output is unchanged).
+fn fold_transpose(d: &DotDims, perm: &[usize], lhs: bool) -> Option<DotDims> {
+    let rank = perm.len();
+    let (contract, batch) = if lhs { (&d.lhs_contract, &d.lhs_batch) } else { (&d.rhs_contract, &d.rhs_batch) };
+    let free: Vec<usize> = (0..rank).filter(|k| !contract.contains(k) && !batch.contains(k)).collect();
+    let mapped: Vec<usize> = free.iter().map(|&k| perm[k]).collect();
+    if mapped.windows(2).any(|w| w[0] > w[1]) {
+        return None;
+    }
+    let c: Vec<usize> = contract.iter().map(|&k| perm[k]).collect();
+    let b: Vec<usize> = batch.iter().map(|&k| perm[k]).collect();
+    let mut nd = d.clone();
+    if lhs {
+        nd.lhs_contract = c;
+        nd.lhs_batch = b;
+    } else {
+        nd.rhs_contract = c;
+        nd.rhs_batch = b;
+    }
+    Some(nd)
+}
