@@ -1,0 +1,5 @@
+//! The CPU backend of arrayjit: fused loop kernels compiled to native code with
+//! Cranelift (128-bit SIMD, inline polynomial transcendentals) and dense linear
+//! algebra through faer.
+
+pub mod linalg;

@@ -1,0 +1,476 @@
+//! `dot_general` as a batched GEMM: a plan made once per operand types maps the
+//! dimension numbers onto strided faer matrix views, packing an operand into
+//! scratch only when its layout cannot be read as a matrix in place.
+//!
+//! Each operand is seen as a batch of matrices: lhs `M x K` (its free
+//! dimensions, then its contracting ones) and rhs `K x N`; the output
+//! `[batch, lhs free, rhs free]` is then a batch of row-major `M x N` matrices.
+//! A group of dimensions (the free ones, or the contracting ones) can be read
+//! in place when its dimensions are adjacent in memory in the group's order
+//! (size-1 dimensions do not count), so that it is one strided index; a matrix
+//! can be read in place when both groups can and one of the two strides is 1.
+//! The order of the contracting pairs is free (the sum does not care), so the
+//! plan tries the lhs's memory order and the rhs's and keeps the one that
+//! copies less. Batch dimensions never need to be adjacent: each batch is an
+//! offset into the operand.
+
+use super::{check_len, Float, LinalgError};
+use arrayjit_ir::prim::{DotDims, Linalg};
+use arrayjit_ir::AVal;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// The element types `dot_general` multiplies: `f32` and `f64` through faer,
+/// `i32` with a plain wrapping loop.
+pub trait DotElem: Copy + Send + Sync + 'static + sealed::Kernel {}
+
+impl DotElem for f32 {}
+impl DotElem for f64 {}
+impl DotElem for i32 {}
+
+mod sealed {
+    use super::View;
+
+    /// The matrix products behind [`DotElem`](super::DotElem).
+    pub trait Kernel: Copy {
+        const ZERO: Self;
+        /// `out = lhs · rhs` for `lhs: m x k`, `rhs: k x n` and `out` a contiguous row-major `m x n`.
+        fn gemm(out: &mut [Self], lhs: View<'_, Self>, rhs: View<'_, Self>);
+        /// `out = lhs · lhsᵀ` (symmetric `m x m`).
+        fn syrk(out: &mut [Self], lhs: View<'_, Self>) {
+            Self::gemm(out, lhs, lhs.t())
+        }
+    }
+}
+
+/// A strided `rows x cols` matrix whose element `(0, 0)` is `data[0]`. One of
+/// the strides is 1 unless the matrix has a single row or column (the plan
+/// guarantees it), which is what faer's safe slice constructors accept.
+#[derive(Clone, Copy)]
+pub struct View<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T: Copy> View<'a, T> {
+    fn t(self) -> View<'a, T> {
+        View { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+
+    fn at(&self, i: usize, j: usize) -> T {
+        self.data[i * self.rs + j * self.cs]
+    }
+
+    fn faer(self) -> MatRef<'a, T> {
+        if self.cs == 1 || self.cols <= 1 {
+            MatRef::from_row_major_slice_with_stride(self.data, self.rows, self.cols, self.rs)
+        } else {
+            debug_assert!(self.rs == 1 || self.rows <= 1, "{self:?} has no unit stride");
+            MatRef::from_column_major_slice_with_stride(self.data, self.rows, self.cols, self.cs)
+        }
+    }
+}
+
+impl<'a, T: Copy> std::fmt::Debug for View<'a, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} view (strides {}, {})", self.rows, self.cols, self.rs, self.cs)
+    }
+}
+
+fn faer_gemm<T: Float>(out: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>) {
+    let dst = MatMut::from_row_major_slice_mut(out, lhs.rows, rhs.cols);
+    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs.faer(), rhs.faer(), T::ONE, Par::Seq);
+}
+
+/// The lower triangle with faer's triangular matmul (half the flops), then mirrored.
+fn faer_syrk<T: Float>(out: &mut [T], lhs: View<'_, T>) {
+    let m = lhs.rows;
+    let l = lhs.faer();
+    let dst = MatMut::from_row_major_slice_mut(out, m, m);
+    triangular::matmul(
+        dst,
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        l,
+        BlockStructure::Rectangular,
+        l.transpose(),
+        BlockStructure::Rectangular,
+        T::ONE,
+        Par::Seq,
+    );
+    for i in 0..m {
+        for j in i + 1..m {
+            out[i * m + j] = out[j * m + i];
+        }
+    }
+}
+
+macro_rules! float_kernel {
+    ($t:ty) => {
+        impl sealed::Kernel for $t {
+            const ZERO: $t = 0.0;
+            fn gemm(out: &mut [$t], lhs: View<'_, $t>, rhs: View<'_, $t>) {
+                faer_gemm(out, lhs, rhs)
+            }
+            fn syrk(out: &mut [$t], lhs: View<'_, $t>) {
+                faer_syrk(out, lhs)
+            }
+        }
+    };
+}
+
+float_kernel!(f32);
+float_kernel!(f64);
+
+impl sealed::Kernel for i32 {
+    const ZERO: i32 = 0;
+    /// Wrapping arithmetic, as the reference interpreter.
+    fn gemm(out: &mut [i32], lhs: View<'_, i32>, rhs: View<'_, i32>) {
+        let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+        for i in 0..m {
+            for (j, o) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
+                *o = (0..k).fold(0i32, |acc, p| acc.wrapping_add(lhs.at(i, p).wrapping_mul(rhs.at(p, j))));
+            }
+        }
+    }
+}
+
+/// One loop of a packing copy: `size` steps of `src` elements in the source and `dst` in the packed copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Loop {
+    size: usize,
+    src: usize,
+    dst: usize,
+}
+
+/// How one operand reaches the GEMM: its matrices are read in place, or from a
+/// packed row-major copy `[batch..., rows, cols]` at the start of its scratch part.
+#[derive(Clone, Debug)]
+struct Operand {
+    /// Elements in the operand.
+    len: usize,
+    /// The offset of each output batch dimension's step in the buffer the GEMM reads.
+    batch_strides: Vec<usize>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    /// The copy into scratch, outermost loop first; `None` when read in place.
+    pack: Option<Vec<Loop>>,
+}
+
+impl Operand {
+    /// An operand no GEMM reads (the output is empty or the contraction is).
+    fn unread(shape: &[usize], batch_axes: &[usize]) -> Operand {
+        let len = shape.iter().product();
+        Operand { len, batch_strides: vec![0; batch_axes.len()], rows: 0, cols: 0, rs: 1, cs: 1, pack: None }
+    }
+
+    /// Plans the operand of `shape` as matrices of `row_axes x col_axes`, batched over `batch_axes`.
+    fn analyse(shape: &[usize], batch_axes: &[usize], row_axes: &[usize], col_axes: &[usize]) -> Operand {
+        let strides = row_major_strides(shape);
+        let size = |axes: &[usize]| axes.iter().map(|&a| shape[a]).product::<usize>();
+        let (rows, cols) = (size(row_axes), size(col_axes));
+        let len = shape.iter().product();
+        match (merged_stride(shape, &strides, row_axes), merged_stride(shape, &strides, col_axes)) {
+            (Some(rs), Some(cs)) if rs == 1 || cs == 1 || rows <= 1 || cols <= 1 => {
+                let batch_strides = batch_axes.iter().map(|&a| strides[a]).collect();
+                Operand { len, batch_strides, rows, cols, rs, cs, pack: None }
+            }
+            _ => {
+                let batch_sizes: Vec<usize> = batch_axes.iter().map(|&a| shape[a]).collect();
+                let batch_strides = row_major_strides(&batch_sizes).iter().map(|s| s * rows * cols).collect();
+                let order: Vec<usize> = batch_axes.iter().chain(row_axes).chain(col_axes).copied().collect();
+                let pack = Some(pack_loops(shape, &strides, &order));
+                Operand { len, batch_strides, rows, cols, rs: cols, cs: 1, pack }
+            }
+        }
+    }
+
+    /// Scratch elements the packed copy takes (0 when read in place).
+    fn packed_len(&self) -> usize {
+        if self.pack.is_some() {
+            self.len
+        } else {
+            0
+        }
+    }
+
+    /// Batch `b`'s matrix (`b` row-major over `batch` sizes) in `buf`.
+    fn view<'a, T: Copy>(&self, buf: &'a [T], b: usize, batch: &[usize]) -> View<'a, T> {
+        let mut rest = b;
+        let mut offset = 0;
+        for (&size, &stride) in batch.iter().zip(&self.batch_strides).rev() {
+            offset += (rest % size) * stride;
+            rest /= size;
+        }
+        View { data: &buf[offset..], rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs }
+    }
+}
+
+fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// The stride of `axes` taken together as one index (in the given order), if
+/// they are adjacent in memory in that order once size-1 dimensions are
+/// dropped; 1 for a group of total size 1.
+fn merged_stride(shape: &[usize], strides: &[usize], axes: &[usize]) -> Option<usize> {
+    let mut last: Option<usize> = None;
+    for &a in axes.iter().filter(|&&a| shape[a] != 1) {
+        if let Some(p) = last {
+            if strides[p] != strides[a] * shape[a] {
+                return None;
+            }
+        }
+        last = Some(a);
+    }
+    Some(last.map_or(1, |p| strides[p]))
+}
+
+/// The loops that copy the axes of `shape` in `order` into a contiguous
+/// row-major buffer: size-1 axes dropped, adjacent ones merged.
+fn pack_loops(shape: &[usize], strides: &[usize], order: &[usize]) -> Vec<Loop> {
+    let mut loops: Vec<Loop> = Vec::new();
+    for &a in order.iter().filter(|&&a| shape[a] != 1) {
+        match loops.last_mut() {
+            Some(l) if l.src == strides[a] * shape[a] => {
+                l.size *= shape[a];
+                l.src = strides[a];
+            }
+            _ => loops.push(Loop { size: shape[a], src: strides[a], dst: 0 }),
+        }
+    }
+    let mut dst = 1;
+    for l in loops.iter_mut().rev() {
+        l.dst = dst;
+        dst *= l.size;
+    }
+    loops
+}
+
+/// Copies `src` through `loops` into the contiguous `dst`.
+fn copy_strided<T: Copy>(loops: &[Loop], src: &[T], dst: &mut [T]) {
+    match loops {
+        [] => {
+            if let (Some(d), Some(s)) = (dst.first_mut(), src.first()) {
+                *d = *s;
+            }
+        }
+        [l] if l.src == 1 => dst[..l.size].copy_from_slice(&src[..l.size]),
+        [l] => {
+            for (d, s) in dst[..l.size].iter_mut().zip(src.iter().step_by(l.src)) {
+                *d = *s;
+            }
+        }
+        [l, rest @ ..] => {
+            for i in 0..l.size {
+                copy_strided(rest, &src[i * l.src..], &mut dst[i * l.dst..]);
+            }
+        }
+    }
+}
+
+/// A `dot_general` planned for given operand types: made once, run many times
+/// on buffers of those types without allocating.
+///
+/// The output is the batch of row-major `M x N` products
+/// `[batch..., lhs free..., rhs free...]` (see [`DotDims`]). Operands are read
+/// in place whenever their layout allows it (plain, transposed and batched
+/// matmuls, matrix-vector products, contractions over several adjacent
+/// dimensions, batch dimensions anywhere); otherwise they are first packed into
+/// the scratch buffer, of [`DotPlan::scratch_len`] elements.
+#[derive(Clone, Debug)]
+pub struct DotPlan {
+    lhs_aval: AVal,
+    rhs_aval: AVal,
+    out: AVal,
+    /// The output's batch sizes.
+    batch: Vec<usize>,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Operand,
+    rhs: Operand,
+    symmetric: bool,
+    scratch_len: usize,
+}
+
+impl DotPlan {
+    /// Plans `dot_general(dims)` of operands typed `lhs` and `rhs` (checked
+    /// with the primitive's shape rule).
+    ///
+    /// `same_operand` says that both operands will be the same buffer. When
+    /// the product is then symmetric (`XᵀX`, `XXᵀ`, batched or with several
+    /// contracting dimensions: equal dimension numbers on both sides), [`run`]
+    /// computes only its lower triangle (half the flops) and mirrors it,
+    /// provided it is indeed handed one slice twice.
+    ///
+    /// [`run`]: DotPlan::run
+    pub fn new(dims: &DotDims, lhs: &AVal, rhs: &AVal, same_operand: bool) -> Result<DotPlan, LinalgError> {
+        let prim = Linalg::DotGeneral(dims.clone());
+        let out = prim.abstract_eval(&[lhs.clone(), rhs.clone()])?.into_iter().next().ok_or_else(|| {
+            LinalgError::Unsupported { op: "dot_general", avals: format!("{lhs} and {rhs} (no output type)") }
+        })?;
+        let (ls, rs) = (lhs.shape.dims(), rhs.shape.dims());
+        let (lfree, rfree) = (dims.lhs_free(ls.len()), dims.rhs_free(rs.len()));
+        let batch: Vec<usize> = dims.lhs_batch.iter().map(|&a| ls[a]).collect();
+        let m = lfree.iter().map(|&a| ls[a]).product();
+        let n = rfree.iter().map(|&a| rs[a]).product();
+        let k = dims.lhs_contract.iter().map(|&a| ls[a]).product();
+        let (lhs_op, rhs_op) = if out.numel() == 0 || k == 0 {
+            (Operand::unread(ls, &dims.lhs_batch), Operand::unread(rs, &dims.rhs_batch))
+        } else {
+            let pairs: Vec<(usize, usize)> =
+                dims.lhs_contract.iter().copied().zip(dims.rhs_contract.iter().copied()).collect();
+            let mut by_lhs = pairs.clone();
+            by_lhs.sort_unstable();
+            let mut by_rhs = pairs;
+            by_rhs.sort_unstable_by_key(|p| p.1);
+            let candidates = [by_lhs, by_rhs].map(|order| {
+                let lc: Vec<usize> = order.iter().map(|p| p.0).collect();
+                let rc: Vec<usize> = order.iter().map(|p| p.1).collect();
+                let l = Operand::analyse(ls, &dims.lhs_batch, &lfree, &lc);
+                let r = Operand::analyse(rs, &dims.rhs_batch, &rc, &rfree);
+                (l.packed_len() + r.packed_len(), l, r)
+            });
+            // The first of equal costs: the lhs's order.
+            let [a, b] = candidates;
+            let (_, l, r) = if b.0 < a.0 { b } else { a };
+            (l, r)
+        };
+        let symmetric = same_operand
+            && lhs == rhs
+            && dims.lhs_contract == dims.rhs_contract
+            && dims.lhs_batch == dims.rhs_batch
+            && m == n;
+        let scratch_len = lhs_op.packed_len() + rhs_op.packed_len();
+        Ok(DotPlan {
+            lhs_aval: lhs.clone(),
+            rhs_aval: rhs.clone(),
+            out,
+            batch,
+            m,
+            n,
+            k,
+            lhs: lhs_op,
+            rhs: rhs_op,
+            symmetric,
+            scratch_len,
+        })
+    }
+
+    /// The output's type.
+    pub fn out_aval(&self) -> &AVal {
+        &self.out
+    }
+
+    /// Elements of scratch [`run`](DotPlan::run) needs (0 when no operand is packed).
+    pub fn scratch_len(&self) -> usize {
+        self.scratch_len
+    }
+
+    /// Whether the lhs and the rhs are packed into scratch (`false`: read in place).
+    pub fn packs(&self) -> (bool, bool) {
+        (self.lhs.pack.is_some(), self.rhs.pack.is_some())
+    }
+
+    /// Whether [`run`](DotPlan::run) computes one triangle and mirrors it when
+    /// handed the same slice as both operands.
+    pub fn is_symmetric(&self) -> bool {
+        self.symmetric
+    }
+
+    /// `(batch count, M, N, K)`: the GEMMs this plan runs.
+    pub fn gemm_dims(&self) -> (usize, usize, usize, usize) {
+        (self.batch.iter().product(), self.m, self.n, self.k)
+    }
+
+    fn shapes(&self) -> String {
+        format!("dot_general of {} and {}", self.lhs_aval, self.rhs_aval)
+    }
+
+    /// Computes the product into `out` (row-major, of [`out_aval`](DotPlan::out_aval)'s
+    /// size); `scratch` needs at least [`scratch_len`](DotPlan::scratch_len)
+    /// elements and its contents do not matter. The element type must be the
+    /// operands' dtype.
+    pub fn run<T: DotElem>(&self, lhs: &[T], rhs: &[T], out: &mut [T], scratch: &mut [T]) -> Result<(), LinalgError> {
+        const OP: &str = "dot_general";
+        check_len(OP, "lhs", lhs.len(), self.lhs.len, || self.shapes())?;
+        check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
+        check_len(OP, "output", out.len(), self.out.numel(), || self.shapes())?;
+        if scratch.len() < self.scratch_len {
+            return Err(LinalgError::BufferLength {
+                op: OP,
+                buffer: "scratch",
+                shapes: self.shapes(),
+                got: scratch.len(),
+                want: self.scratch_len,
+            });
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        if self.k == 0 {
+            out.fill(T::ZERO);
+            return Ok(());
+        }
+        let symmetric = self.symmetric && std::ptr::eq(lhs, rhs);
+        let (lscratch, rscratch) = scratch[..self.scratch_len].split_at_mut(self.lhs.packed_len());
+        let lbuf: &[T] = match &self.lhs.pack {
+            Some(loops) => {
+                copy_strided(loops, lhs, lscratch);
+                lscratch
+            }
+            None => lhs,
+        };
+        let rbuf: &[T] = match &self.rhs.pack {
+            Some(loops) if !symmetric => {
+                copy_strided(loops, rhs, rscratch);
+                rscratch
+            }
+            _ => rhs,
+        };
+        for (b, out_b) in out.chunks_exact_mut(self.m * self.n).enumerate() {
+            let l = self.lhs.view(lbuf, b, &self.batch);
+            if symmetric {
+                T::syrk(out_b, l);
+            } else {
+                T::gemm(out_b, l, self.rhs.view(rbuf, b, &self.batch));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_and_packing_loops() {
+        let shape = [2, 1, 3, 4];
+        let s = row_major_strides(&shape);
+        assert_eq!(s, vec![12, 12, 4, 1]);
+        assert_eq!(merged_stride(&shape, &s, &[0, 1, 2]), Some(4));
+        assert_eq!(merged_stride(&shape, &s, &[2, 0]), None);
+        assert_eq!(merged_stride(&shape, &s, &[0, 3]), None);
+        assert_eq!(merged_stride(&shape, &s, &[1]), Some(1));
+        assert_eq!(pack_loops(&shape, &s, &[0, 2, 3]), vec![Loop { size: 24, src: 1, dst: 1 }]);
+        assert_eq!(
+            pack_loops(&shape, &s, &[3, 0, 2]),
+            vec![Loop { size: 4, src: 1, dst: 6 }, Loop { size: 6, src: 4, dst: 1 }]
+        );
+        let src: Vec<i32> = (0..24).collect();
+        let mut dst = vec![0; 24];
+        copy_strided(&pack_loops(&shape, &s, &[3, 0, 2]), &src, &mut dst);
+        assert_eq!(&dst[..8], &[0, 4, 8, 12, 16, 20, 1, 5]);
+    }
+}
