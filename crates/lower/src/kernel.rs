@@ -119,6 +119,65 @@ impl Kernel {
         self.domain.iter().product()
     }
 
+    /// The same kernel over fewer, longer axes: adjacent domain axes `d` and
+    /// `d+1` merge when every load, index and output walks them as one
+    /// row-major axis (coefficient of `d` = coefficient of `d+1` × size of
+    /// `d+1`, and each reduction reduces both or neither). A contiguous
+    /// `[n, p]` kernel becomes one loop over `n·p` elements, so vector loops
+    /// run without a tail per row.
+    pub fn coalesced(&self) -> Kernel {
+        let mut k = self.clone();
+        let mut d = k.domain.len();
+        while d >= 2 {
+            d -= 1;
+            if k.can_merge(d - 1) {
+                k.merge(d - 1);
+            }
+        }
+        k
+    }
+
+    fn can_merge(&self, d: usize) -> bool {
+        let inner = self.domain[d + 1] as i64;
+        let affine_ok = |a: &Affine| a.coeffs[d] == a.coeffs[d + 1] * inner;
+        let nodes_ok = self.nodes.iter().all(|n| match &n.node {
+            Node::Load { at, .. } => affine_ok(at),
+            Node::Index(a) => affine_ok(a),
+            Node::Const(_) | Node::Op { .. } => true,
+        });
+        let outputs_ok = self.outputs.iter().all(|o| match &o.kind {
+            OutputKind::Store => true,
+            OutputKind::Reduce { axes, .. } => axes.contains(&d) == axes.contains(&(d + 1)),
+        });
+        nodes_ok && outputs_ok
+    }
+
+    fn merge(&mut self, d: usize) {
+        self.domain[d] *= self.domain[d + 1];
+        self.domain.remove(d + 1);
+        let fold = |a: &mut Affine| {
+            a.coeffs[d] = a.coeffs[d + 1];
+            a.coeffs.remove(d + 1);
+        };
+        for n in &mut self.nodes {
+            match &mut n.node {
+                Node::Load { at, .. } => fold(at),
+                Node::Index(a) => fold(a),
+                Node::Const(_) | Node::Op { .. } => {}
+            }
+        }
+        for o in &mut self.outputs {
+            if let OutputKind::Reduce { axes, .. } = &mut o.kind {
+                axes.retain(|&a| a != d + 1);
+                for a in axes.iter_mut() {
+                    if *a > d + 1 {
+                        *a -= 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs the kernel with the reference interpreter's scalar semantics (slow;
     /// for tests of fusion independent of any code generator).
     pub fn eval_reference(&self, inputs: &[&HostArray]) -> Result<Vec<HostArray>, String> {

@@ -52,3 +52,25 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Coalescing axes never changes what a kernel computes.
+    #[test]
+    fn coalesced_kernels_compute_the_same(case in arb_program_and_inputs(config())) {
+        let (p, inputs) = case;
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let mut s = arrayjit_lower::fuse(&q);
+        let want = s.eval_reference(&inputs).unwrap();
+        for step in &mut s.steps {
+            if let arrayjit_lower::Step::Kernel { kernel, .. } = step {
+                *kernel = kernel.coalesced();
+            }
+        }
+        let got = s.eval_reference(&inputs).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert!(close(g, w), "coalesced result {g} differs from {w}\nschedule:\n{s}");
+        }
+    }
+}

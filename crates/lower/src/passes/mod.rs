@@ -2,6 +2,7 @@
 //! them in order and records the program after each one (for dumps).
 
 pub mod cse;
+pub mod diagonal;
 pub mod inline;
 pub mod simplify;
 
@@ -16,6 +17,7 @@ pub struct Pass {
 /// The passes `optimize` runs, in order.
 pub const PASSES: &[Pass] = &[
     Pass { name: "inline", run: inline::inline_calls },
+    Pass { name: "diagonal", run: diagonal::diagonal_products },
     Pass { name: "simplify", run: simplify::simplify },
     Pass { name: "cse", run: cse::cse },
     Pass { name: "dce", run: dce },

@@ -1,0 +1,238 @@
+//! Matrix products with a diagonal side, rewritten as elementwise work:
+//!
+//! - `diag_part(A·B)` (a product masked to its diagonal, as `trace(A·B)` and
+//!   `diag_part(A·B)` trace it) becomes the row sums of `A ⊙ Bᵀ`: n·k
+//!   multiplications instead of an n·n·k product;
+//! - `diag(v)·B` becomes a row scaling of `B`, and `B·diag(v)` a column
+//!   scaling: n·m multiplications instead of n·n·m.
+//!
+//! A diagonal matrix is recognised as `select(iota₀ == iota₁, X, 0)`, which
+//! is how `diag`, `diag_part`, `trace` and `eye` are traced.
+
+use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, Reduction, ShapeOp};
+use arrayjit_ir::{AVal, Atom, Loc, Prim, Program, ProgramBuilder, Shape, Var};
+
+/// The program with every matching product rewritten.
+pub fn diagonal_products(p: &Program) -> Program {
+    let mut r = Rewriter { b: ProgramBuilder::new(), defs: Vec::new() };
+    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
+    for (v, value) in &p.consts {
+        let n = r.b.add_const(value.clone());
+        map[v.index()] = Some(Atom::Var(n));
+    }
+    for v in &p.inputs {
+        let n = r.b.add_input(p.aval(*v).clone());
+        map[v.index()] = Some(Atom::Var(n));
+    }
+    let get = |map: &[Option<Atom>], a: &Atom| match a {
+        Atom::Var(v) => map[v.index()].unwrap_or(Atom::Var(*v)),
+        lit => *lit,
+    };
+    for e in &p.eqns {
+        let ins: Vec<Atom> = e.inputs.iter().map(|a| get(&map, a)).collect();
+        let outs: Vec<AVal> = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+        let rewritten = match (&e.prim, &outs[..]) {
+            (Prim::Elementwise(E::Select), [out]) => r.masked_product(&ins, out, e.loc),
+            (Prim::Linalg(Linalg::DotGeneral(d)), [out]) => r.diagonal_factor(d, &ins, out, e.loc),
+            _ => None,
+        };
+        match rewritten {
+            Some(a) => map[e.outputs[0].index()] = Some(a),
+            None => {
+                let vars = r.add(e.prim.clone(), ins, outs, e.loc);
+                for (o, n) in e.outputs.iter().zip(vars) {
+                    map[o.index()] = Some(Atom::Var(n));
+                }
+            }
+        }
+    }
+    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
+    r.b.finish(outputs)
+}
+
+struct Rewriter {
+    b: ProgramBuilder,
+    /// The defining equation of each new variable.
+    defs: Vec<Option<(Prim, Vec<Atom>)>>,
+}
+
+fn is_matmul(d: &DotDims) -> bool {
+    d.lhs_contract == [1] && d.rhs_contract == [0] && d.lhs_batch.is_empty() && d.rhs_batch.is_empty()
+}
+
+impl Rewriter {
+    fn add(&mut self, prim: Prim, ins: Vec<Atom>, outs: Vec<AVal>, loc: Loc) -> Vec<Var> {
+        let vars = self.b.add_eqn(prim.clone(), ins.clone(), outs, loc);
+        for v in &vars {
+            if self.defs.len() <= v.index() {
+                self.defs.resize(v.index() + 1, None);
+            }
+            self.defs[v.index()] = Some((prim.clone(), ins.clone()));
+        }
+        vars
+    }
+
+    fn add1(&mut self, prim: Prim, ins: Vec<Atom>, out: AVal, loc: Loc) -> Atom {
+        Atom::Var(self.add(prim, ins, vec![out], loc)[0])
+    }
+
+    fn def(&self, a: &Atom) -> Option<&(Prim, Vec<Atom>)> {
+        match a {
+            Atom::Var(v) => self.defs.get(v.index()).and_then(Option::as_ref),
+            Atom::Lit(_) => None,
+        }
+    }
+
+    fn aval(&self, a: &Atom) -> AVal {
+        match a {
+            Atom::Var(v) => self.b.aval(*v).clone(),
+            Atom::Lit(s) => AVal::scalar(s.dtype()),
+        }
+    }
+
+    /// A literal zero, or a broadcast of one.
+    fn is_zero(&self, a: &Atom) -> bool {
+        match a {
+            Atom::Lit(s) => s.as_f64() == 0.0,
+            Atom::Var(_) => match self.def(a) {
+                Some((Prim::Shape(ShapeOp::BroadcastInDim { .. }), x)) => self.is_zero(&x[0]),
+                _ => false,
+            },
+        }
+    }
+
+    /// `iota(axis 0) == iota(axis 1)` over a square matrix.
+    fn is_eye_mask(&self, a: &Atom) -> bool {
+        let Some((Prim::Elementwise(E::Eq), xy)) = self.def(a) else { return false };
+        let axis = |v: &Atom| match self.def(v) {
+            Some((Prim::Shape(ShapeOp::Iota { axis, shape, .. }), _)) if shape.rank() == 2 && shape[0] == shape[1] => {
+                Some(*axis)
+            }
+            _ => None,
+        };
+        matches!((axis(&xy[0]), axis(&xy[1])), (Some(0), Some(1)) | (Some(1), Some(0)))
+    }
+
+    /// `select(eye, A·B, 0)` → `select(eye, broadcast(rowsum(A ⊙ Bᵀ)), 0)`.
+    fn masked_product(&mut self, ins: &[Atom], out: &AVal, loc: Loc) -> Option<Atom> {
+        if out.rank() != 2 || !self.is_eye_mask(&ins[0]) || !self.is_zero(&ins[2]) {
+            return None;
+        }
+        let (Prim::Linalg(Linalg::DotGeneral(d)), ab) = self.def(&ins[1])?.clone() else { return None };
+        if !is_matmul(&d) {
+            return None;
+        }
+        let (a, b) = (ab[0], ab[1]);
+        let (aa, ba) = (self.aval(&a), self.aval(&b));
+        if aa.rank() != 2 || ba.rank() != 2 || aa.dtype != ba.dtype || !aa.dtype.is_float() {
+            return None;
+        }
+        let (n, k) = (aa.shape[0], aa.shape[1]);
+        let bt = self.add1(ShapeOp::Transpose { perm: vec![1, 0] }.into(), vec![b], AVal::new(ba.dtype, [n, k]), loc);
+        let prod = self.add1(E::Mul.into(), vec![a, bt], AVal::new(aa.dtype, [n, k]), loc);
+        let diag = self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![prod], AVal::new(aa.dtype, [n]), loc);
+        let full = self.add1(
+            ShapeOp::BroadcastInDim { shape: Shape::from([n, n]), dims: vec![0] }.into(),
+            vec![diag],
+            out.clone(),
+            loc,
+        );
+        Some(self.add1(E::Select.into(), vec![ins[0], full, ins[2]], out.clone(), loc))
+    }
+
+    /// `diag·B` → `d ⊙ B` by rows, `B·diag` → by columns, where `d` is the
+    /// diagonal (the row or column sums of the diagonal matrix).
+    fn diagonal_factor(&mut self, d: &DotDims, ins: &[Atom], out: &AVal, loc: Loc) -> Option<Atom> {
+        if !is_matmul(d) || out.rank() != 2 || !out.dtype.is_float() {
+            return None;
+        }
+        let diagonal = |r: &Rewriter, a: &Atom| match r.def(a) {
+            Some((Prim::Elementwise(E::Select), s)) => r.is_eye_mask(&s[0]) && r.is_zero(&s[2]),
+            _ => false,
+        };
+        let (side, diag_m, other) = if diagonal(self, &ins[0]) {
+            (0, ins[0], ins[1])
+        } else if diagonal(self, &ins[1]) {
+            (1, ins[1], ins[0])
+        } else {
+            return None;
+        };
+        let da = self.aval(&diag_m);
+        if da.rank() != 2 || da.dtype != out.dtype || self.aval(&other).dtype != out.dtype {
+            return None;
+        }
+        let n = da.shape[0];
+        let v = self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![diag_m], AVal::new(da.dtype, [n]), loc);
+        let dims = if side == 0 { vec![0] } else { vec![1] };
+        let full = self.add1(
+            ShapeOp::BroadcastInDim { shape: Shape(out.shape.0.clone()), dims }.into(),
+            vec![v],
+            out.clone(),
+            loc,
+        );
+        Some(self.add1(E::Mul.into(), vec![full, other], out.clone(), loc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrayjit_ir::{parse, typecheck, Data, HostArray};
+
+    fn run(p: &Program, args: &[HostArray]) -> Vec<f64> {
+        let out = arrayjit_interp::eval_program(p, args).unwrap();
+        (0..out[0].numel()).map(|i| out[0].data().get(i).as_f64()).collect()
+    }
+
+    fn mat(n: usize, m: usize, seed: f64) -> HostArray {
+        let v: Vec<f64> = (0..n * m).map(|i| ((i as f64 + seed) * 0.37).sin()).collect();
+        HostArray::new([n, m], Data::F64(v)).unwrap()
+    }
+
+    #[test]
+    fn trace_of_a_product_needs_no_product() {
+        let p = parse(
+            "{ lambda ; a:f64[3,4] b:f64[4,3] . let
+                c:f64[3,3] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] a b
+                d:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=0]
+                e:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=1]
+                f:bool[3,3] = eq d e
+                g:f64[3,3] = select f c 0.0:f64
+                h:f64[3] = reduce_sum[axes=(1)] g
+                i:f64[] = reduce_sum[axes=(0)] h
+              in (i) }",
+        )
+        .unwrap();
+        let q = arrayjit_ir::dce(&diagonal_products(&p));
+        typecheck(&q).unwrap();
+        assert!(!q.to_string().contains("dot_general"), "{q}");
+        let args = [mat(3, 4, 1.0), mat(4, 3, 2.0)];
+        let (want, got) = (run(&p, &args), run(&q, &args));
+        assert!((want[0] - got[0]).abs() < 1e-12, "{want:?} {got:?}");
+    }
+
+    #[test]
+    fn diagonal_factors_become_scalings() {
+        for (lhs, rhs, dshape) in [("g", "b", "[3,3]"), ("b2", "g", "[3,3]")] {
+            let text = format!(
+                "{{ lambda ; v:f64[3,3] b:f64[3,5] b2:f64[5,3] . let
+                    d:i32{dshape} = iota[dtype=i32 shape=(3,3) dimension=0]
+                    e:i32{dshape} = iota[dtype=i32 shape=(3,3) dimension=1]
+                    f:bool{dshape} = eq d e
+                    g:f64{dshape} = select f v 0.0:f64
+                    h:f64[{}] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] {lhs} {rhs}
+                  in (h) }}",
+                if lhs == "g" { "3,5" } else { "5,3" }
+            );
+            let p = parse(&text).unwrap();
+            let q = arrayjit_ir::dce(&diagonal_products(&p));
+            typecheck(&q).unwrap();
+            assert!(!q.to_string().contains("dot_general"), "{q}");
+            let args = [mat(3, 3, 0.5), mat(3, 5, 1.5), mat(5, 3, 2.5)];
+            let (want, got) = (run(&p, &args), run(&q, &args));
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() < 1e-12, "{want:?} {got:?}");
+            }
+        }
+    }
+}
