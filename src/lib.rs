@@ -6,19 +6,25 @@
 //! compiled and run.
 //!
 //! ```
-//! use arrayjit::{make_jaxpr, Array};
+//! use arrayjit::{grad, jit, make_jaxpr, Array};
 //!
 //! let f = |(x, w): (Array, Array)| (x.matmul(&w).tanh() * 2.0).sum(..);
 //! let x = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
 //! let w = Array::from_vec(vec![0.5f32, -0.5, 0.25, 0.0], [2, 2]);
 //!
-//! // Eager: runs now.
+//! // Eager: runs now, one cached compiled kernel per operation.
 //! let eager = f((x.clone(), w.clone()));
-//! // Traced: a program, printable like a jaxpr, evaluated by the reference interpreter.
+//! // Traced: a program, printable like a jaxpr.
 //! let program = make_jaxpr(f, &(x.clone(), w.clone())).unwrap();
 //! println!("{program}");
-//! let out = arrayjit::interp::eval_program(&program, &[x.to_host(), w.to_host()]).unwrap();
-//! assert_eq!(Array::from_host(out[0].clone()).item::<f32>(), eager.item::<f32>());
+//! // Compiled: traced once per signature, fused and compiled to native code.
+//! let fast = jit(f);
+//! let compiled = fast.call((x.clone(), w.clone())).unwrap();
+//! assert!((compiled.item::<f32>() - eager.item::<f32>()).abs() < 1e-5);
+//! // Differentiated, and the gradient compiled too.
+//! let (dx, dw) = jit(grad(f)).call((x, w)).unwrap();
+//! assert_eq!(dw.shape(), [2, 2]);
+//! # let _ = dx;
 //! ```
 
 pub use arrayjit_ad::{
@@ -27,6 +33,7 @@ pub use arrayjit_ad::{
 };
 pub use arrayjit_derive::Tree;
 pub use arrayjit_ir::{parse, typecheck, AVal, DType, Data, HostArray, Program, Scalar, Shape};
+pub use arrayjit_jit::{jit, Compiled, Jit, Lowered, Static, Timings};
 pub use arrayjit_trace::{
     concatenate, is_tracing, make_jaxpr, stack, trace, tree_flatten, tree_leaves, tree_map, tree_unflatten,
     triangular_solve, try_concatenate, try_where, where_, Array, Axes, Element, Error, Operand, Result, StaticValue,
@@ -35,10 +42,14 @@ pub use arrayjit_trace::{
 
 /// Differentiation as program transformations (jvp, linearize, transpose).
 pub use arrayjit_ad as ad;
+/// The CPU backend: executables, eager kernels, linear algebra.
+pub use arrayjit_cpu as cpu;
 /// The reference interpreter.
 pub use arrayjit_interp as interp;
 /// The IR: primitives, programs, typecheck, print and parse.
 pub use arrayjit_ir as ir;
+/// Optimisation passes, fusion and schedules.
+pub use arrayjit_lower as lower;
 
 /// Paths used by `#[derive(Tree)]`'s generated code; not part of the public API.
 #[doc(hidden)]

@@ -2,4 +2,11 @@
 //! Cranelift (128-bit SIMD, inline polynomial transcendentals) and dense linear
 //! algebra through faer.
 
+pub mod codegen;
+pub mod eager;
+pub mod exec;
 pub mod linalg;
+pub(crate) mod math;
+pub mod parallel;
+
+pub use exec::{CompileOptions, CpuError, Executable};

@@ -243,6 +243,29 @@ impl HostArray {
         self.data
     }
 
+    /// The address of the first element, for compiled code that reads the
+    /// elements in place (booleans are one byte each, 0 or 1).
+    pub fn as_ptr(&self) -> *const u8 {
+        match &self.data {
+            Data::Bool(v) => v.as_ptr() as *const u8,
+            Data::I32(v) => v.as_ptr() as *const u8,
+            Data::F32(v) => v.as_ptr() as *const u8,
+            Data::F64(v) => v.as_ptr() as *const u8,
+        }
+    }
+
+    /// The address of the first element, for compiled code that writes the
+    /// elements in place. Writers must keep every element a valid value of the
+    /// dtype (a boolean byte is 0 or 1); the length cannot change.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        match &mut self.data {
+            Data::Bool(v) => v.as_mut_ptr() as *mut u8,
+            Data::I32(v) => v.as_mut_ptr() as *mut u8,
+            Data::F32(v) => v.as_mut_ptr() as *mut u8,
+            Data::F64(v) => v.as_mut_ptr() as *mut u8,
+        }
+    }
+
     pub fn numel(&self) -> usize {
         self.data.len()
     }

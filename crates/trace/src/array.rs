@@ -67,6 +67,13 @@ impl Array {
         Array { repr: Repr::Value(h) }
     }
 
+    /// The host value of a concrete array, shared rather than copied; an error
+    /// (naming your source line) for a tracer.
+    #[track_caller]
+    pub fn try_host(&self) -> Result<&Arc<HostArray>> {
+        frame::concrete(self, caller(), "the array")
+    }
+
     /// Wraps a host array.
     pub fn from_host(h: HostArray) -> Array {
         Array { repr: Repr::Value(Arc::new(h)) }

@@ -1,6 +1,8 @@
 //! The one place eager operations are executed. Each primitive applied to
-//! concrete arrays outside any trace goes through the registered [`Executor`];
-//! until a compiled backend registers itself, that is the reference interpreter.
+//! concrete arrays outside any trace goes through the registered [`Executor`].
+//! With the `compiled` feature (which the `arrayjit` crate turns on) the
+//! default is the CPU backend's cached single-operation kernels, as in JAX;
+//! without it, the reference interpreter.
 
 use crate::error::{Error, Result};
 use arrayjit_ir::{HostArray, Loc, Prim, Program};
@@ -29,6 +31,36 @@ impl Executor for Interpreter {
     }
 }
 
+/// Executes with the CPU backend: one compiled kernel per primitive and
+/// operand types, cached.
+#[cfg(feature = "compiled")]
+pub struct CompiledCpu;
+
+#[cfg(feature = "compiled")]
+impl Executor for CompiledCpu {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn execute(&self, prim: &Prim, args: &[&HostArray]) -> std::result::Result<Vec<HostArray>, String> {
+        arrayjit_cpu::eager::execute_prim(prim, args).map_err(|e| e.to_string())
+    }
+    fn execute_program(&self, p: &Program, args: &[&HostArray]) -> std::result::Result<Vec<HostArray>, String> {
+        arrayjit_cpu::eager::execute_program(p, args).map_err(|e| e.to_string())
+    }
+}
+
+fn default_executor() -> Arc<dyn Executor> {
+    static DEFAULT: std::sync::OnceLock<Arc<dyn Executor>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            #[cfg(feature = "compiled")]
+            return Arc::new(CompiledCpu);
+            #[cfg(not(feature = "compiled"))]
+            return Arc::new(Interpreter);
+        })
+        .clone()
+}
+
 // The interpreter takes owned arrays; copying is acceptable for the oracle.
 fn owned(args: &[&HostArray]) -> Vec<HostArray> {
     args.iter().map(|a| (*a).clone()).collect()
@@ -50,7 +82,7 @@ pub fn executor() -> Arc<dyn Executor> {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
-    g.clone().unwrap_or_else(|| Arc::new(Interpreter))
+    g.clone().unwrap_or_else(default_executor)
 }
 
 pub(crate) fn execute(prim: &Prim, args: &[&HostArray], loc: Loc) -> Result<Vec<HostArray>> {

@@ -6,15 +6,17 @@ use arrayjit_trace::bind::apply_program;
 use arrayjit_trace::*;
 use std::collections::BTreeMap;
 
-/// Runs `f` eagerly and as a traced program on the reference interpreter; the
-/// two must agree bit for bit (same oracle, so any difference is a tracing bug).
+/// Runs `f` eagerly and as a traced program, the program through the same
+/// eager executor equation by equation; the two must agree bit for bit (the
+/// same kernels compute both, so any difference is a tracing bug).
 fn eager_equals_traced<In: Tree + Clone, Out: Tree>(f: impl Fn(In) -> Out, args: In) {
     let eager = tree_leaves(&f(args.clone()));
     let traced = trace(&f, &args).unwrap();
     typecheck(&traced.program).unwrap();
     assert!(traced.captured.is_empty());
     let inputs: Vec<HostArray> = tree_leaves(&args).iter().map(Array::to_host).collect();
-    let outs = arrayjit_interp::eval_program(&traced.program, &inputs).unwrap();
+    let refs: Vec<&HostArray> = inputs.iter().collect();
+    let outs = eager::executor().execute_program(&traced.program, &refs).unwrap();
     assert_eq!(outs.len(), eager.len());
     for (o, e) in outs.iter().zip(&eager) {
         assert_eq!(*o, e.to_host());

@@ -1,0 +1,121 @@
+//! The CPU backend's figures: fused elementwise throughput against a
+//! hand-written Rust loop of the same math, `dot_general` against calling faer
+//! directly, compile time per kernel and per 100-equation program, and the
+//! eager per-operation dispatch overhead.
+//!
+//! `cargo bench --bench backend` (BENCHMARKS.md records the figures).
+
+use arrayjit::{jit, Array, DType};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn ramp(n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|i| ((i % 1000) as f32 / 1000.0 - 0.5) * scale).collect()
+}
+
+/// out = x·y + exp(x): the kernel measured in the project's notes.
+fn fused_elementwise(c: &mut Criterion) {
+    let n = 1 << 20;
+    let (xv, yv) = (ramp(n, 8.0), ramp(n, 3.0));
+    let (x, y) = (Array::from_vec(xv.clone(), [n]), Array::from_vec(yv.clone(), [n]));
+    let f = jit(|(x, y): (Array, Array)| &x * &y + x.exp());
+    let compiled = f.lower(&(x.clone(), y.clone())).unwrap().compile().unwrap();
+    let mut g = c.benchmark_group("fused_elementwise");
+    // 12 bytes per element: two f32 reads, one write.
+    g.throughput(Throughput::Bytes(12 * n as u64));
+    g.bench_function("arrayjit", |b| b.iter(|| compiled.call((x.clone(), y.clone())).unwrap()));
+    g.bench_function("rust_loop", |b| {
+        b.iter(|| {
+            let out: Vec<f32> = xv.iter().zip(&yv).map(|(a, b)| a * b + a.exp()).collect();
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+/// M·Ω (11600×114 by 114×114, f32) and MᵀM, the PLN's products.
+fn dot_general(c: &mut Criterion) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let (n, p) = (11600, 114);
+    let mv = ramp(n * p, 1.0);
+    let ov = ramp(p * p, 0.1);
+    let m = Array::from_vec(mv.clone(), [n, p]);
+    let o = Array::from_vec(ov.clone(), [p, p]);
+    let mo = jit(|(m, o): (Array, Array)| m.matmul(&o)).lower(&(m.clone(), o.clone())).unwrap().compile().unwrap();
+    let mtm = jit(|m: Array| m.t().matmul(&m)).lower(&m).unwrap().compile().unwrap();
+    let mut g = c.benchmark_group("dot_general");
+    g.throughput(Throughput::Elements((2 * n * p * p) as u64));
+    g.sample_size(30);
+    g.bench_function("arrayjit_m_omega", |b| b.iter(|| mo.call((m.clone(), o.clone())).unwrap()));
+    g.bench_function("faer_m_omega", |b| {
+        b.iter(|| {
+            let mut out = vec![0f32; n * p];
+            let dst = MatMut::from_row_major_slice_mut(&mut out, n, p);
+            faer::linalg::matmul::matmul(
+                dst,
+                Accum::Replace,
+                MatRef::from_row_major_slice(&mv, n, p),
+                MatRef::from_row_major_slice(&ov, p, p),
+                1.0f32,
+                Par::Seq,
+            );
+            black_box(out)
+        })
+    });
+    g.bench_function("arrayjit_mtm", |b| b.iter(|| mtm.call(m.clone()).unwrap()));
+    g.bench_function("faer_mtm", |b| {
+        b.iter(|| {
+            let mut out = vec![0f32; p * p];
+            let dst = MatMut::from_row_major_slice_mut(&mut out, p, p);
+            let mr = MatRef::from_row_major_slice(&mv, n, p);
+            faer::linalg::matmul::matmul(dst, Accum::Replace, mr.transpose(), mr, 1.0f32, Par::Seq);
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+/// A program of about 100 equations: a chain of elementwise steps with
+/// broadcasts and reductions, as a model's loss produces.
+fn hundred_equations((x, w): (Array, Array)) -> Array {
+    let mut h = x.clone();
+    for i in 0..12 {
+        let s = h.sum_keepdims(1) * 0.01;
+        h = ((&h * &w + &s).tanh() * (1.0 + i as f64 * 0.1) - h.exp() * 0.01).maximum(-3.0);
+    }
+    h.mean(..)
+}
+
+fn compile_time(c: &mut Criterion) {
+    let x = Array::from_vec(ramp(64 * 32, 1.0), [64, 32]);
+    let w = Array::from_vec(ramp(32, 1.0), [32]);
+    let f = jit(hundred_equations);
+    let eqns = f.lower(&(x.clone(), w.clone())).unwrap().program().eqns.len();
+    let mut g = c.benchmark_group("compile");
+    g.measurement_time(Duration::from_secs(4));
+    g.bench_with_input(BenchmarkId::new("program", format!("{eqns}_eqns")), &(x, w), |b, args| {
+        b.iter(|| jit(hundred_equations).lower(args).unwrap().compile().unwrap())
+    });
+    let v = Array::from_vec(ramp(1000, 1.0), [1000]);
+    g.bench_function("one_kernel", |b| {
+        b.iter(|| jit(|x: Array| (x.exp() * 2.0).sum(..)).lower(&v).unwrap().compile().unwrap())
+    });
+    g.finish();
+}
+
+/// A cached single operation on tiny arrays: the dispatch overhead itself.
+fn eager_dispatch(c: &mut Criterion) {
+    let a = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [4]);
+    let b = Array::from_vec(vec![0.5f32; 4], [4]);
+    let _ = &a + &b;
+    let mut g = c.benchmark_group("eager_dispatch");
+    g.bench_function("add_f32x4", |bch| bch.iter(|| black_box(&a + &b)));
+    let big = Array::from_vec(ramp(1 << 16, 1.0), [1 << 16]).astype(DType::F32);
+    let _ = big.exp();
+    g.bench_function("exp_f32_65536", |bch| bch.iter(|| black_box(big.exp())));
+    g.finish();
+}
+
+criterion_group!(benches, fused_elementwise, dot_general, compile_time, eager_dispatch);
+criterion_main!(benches);

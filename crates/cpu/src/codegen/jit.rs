@@ -1,0 +1,104 @@
+//! The Cranelift JIT module an executable's kernels are compiled into: native
+//! ISA (SSE4/AVX/FMA as the host has them), `opt_level = speed`, and the few
+//! runtime functions generated code may call.
+
+use super::CodegenError;
+use cranelift_codegen::ir::{types, AbiParam, Signature};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+
+/// A compiled kernel: takes a pointer to an array of buffer pointers (inputs,
+/// then outputs) and the range `lo..hi` of the outermost axis to run.
+pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64);
+
+extern "C" fn rt_fmodf(a: f32, b: f32) -> f32 {
+    a % b
+}
+
+extern "C" fn rt_fmod(a: f64, b: f64) -> f64 {
+    a % b
+}
+
+/// Names and signatures of the runtime functions kernels import.
+pub(crate) const FMODF: &str = "arrayjit_fmodf";
+pub(crate) const FMOD: &str = "arrayjit_fmod";
+
+/// A module being filled with kernels.
+pub struct KernelModule {
+    pub(crate) module: JITModule,
+    pub(crate) ctx: Context,
+    pub(crate) fctx: FunctionBuilderContext,
+    funcs: Vec<FuncId>,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> CodegenError {
+    CodegenError { message: format!("{what}: {e}"), clif: None }
+}
+
+impl KernelModule {
+    pub fn new() -> Result<KernelModule, CodegenError> {
+        let mut fb = settings::builder();
+        fb.set("opt_level", "speed").map_err(|e| err("flag opt_level", e))?;
+        fb.set("use_colocated_libcalls", "false").map_err(|e| err("flag", e))?;
+        fb.set("is_pic", "false").map_err(|e| err("flag is_pic", e))?;
+        let isa_builder = cranelift_native::builder().map_err(|e| err("host ISA", e))?;
+        let isa = isa_builder.finish(settings::Flags::new(fb)).map_err(|e| err("host ISA", e))?;
+        let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        jb.symbol(FMODF, rt_fmodf as *const u8);
+        jb.symbol(FMOD, rt_fmod as *const u8);
+        let module = JITModule::new(jb);
+        let ctx = module.make_context();
+        Ok(KernelModule { module, ctx, fctx: FunctionBuilderContext::new(), funcs: Vec::new() })
+    }
+
+    /// The signature of every kernel: the pointer table and a range, no result.
+    pub(crate) fn kernel_signature(&self) -> Signature {
+        let mut sig = Signature::new(self.module.isa().default_call_conv());
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        sig
+    }
+
+    pub(crate) fn declare_kernel(&mut self) -> Result<FuncId, CodegenError> {
+        let name = format!("kernel{}", self.funcs.len());
+        let sig = self.kernel_signature();
+        let id = self.module.declare_function(&name, Linkage::Export, &sig).map_err(|e| err("declare", e))?;
+        self.funcs.push(id);
+        Ok(id)
+    }
+
+    /// Finalizes the module: the kernels' entry points, in the order they were added.
+    pub fn finish(mut self) -> Result<CompiledModule, CodegenError> {
+        self.module.finalize_definitions().map_err(|e| err("finalize", e))?;
+        let fns = self
+            .funcs
+            .iter()
+            .map(|id| {
+                let ptr = self.module.get_finalized_function(*id);
+                // SAFETY: every kernel was defined with `kernel_signature`, which is
+                // `extern "C" fn(*const *mut u8, i64, i64)` on this platform's default call convention.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
+            })
+            .collect();
+        Ok(CompiledModule { _module: ModuleHolder(self.module), fns })
+    }
+}
+
+/// Keeps the JIT's code memory alive.
+struct ModuleHolder(#[allow(dead_code)] JITModule);
+
+// SAFETY: after `finalize_definitions` the module's code and data are immutable;
+// the holder only keeps the memory mapped and is never used to mutate it.
+unsafe impl Send for ModuleHolder {}
+// SAFETY: as above; no `&self` method of the holder is ever called.
+unsafe impl Sync for ModuleHolder {}
+
+/// Compiled kernels, alive as long as this value.
+pub struct CompiledModule {
+    _module: ModuleHolder,
+    pub fns: Vec<KernelFn>,
+}

@@ -1,0 +1,561 @@
+//! Renders one fused loop kernel as a Cranelift function: a loop nest over the
+//! kernel's domain whose innermost loop runs 128-bit vectors (4 × f32/i32 or
+//! 2 × f64) followed by a scalar tail. Loads and stores sit at affine
+//! positions; a reduction along the innermost axis accumulates in registers
+//! (lane-wise, then across lanes, then into memory), any other reduction
+//! accumulates in its output buffer. The order of every reduction is fixed by
+//! the kernel, so results never vary from run to run.
+//!
+//! Every load position is checked against its buffer's length when the kernel
+//! is compiled: generated code never reads out of bounds.
+
+use super::jit::KernelModule;
+use super::ops::{self, constant, mem_type, reg_type};
+use super::CodegenError;
+use arrayjit_ir::prim::Elementwise as E;
+use arrayjit_ir::{DType, Shape};
+use arrayjit_lower::{Affine, Kernel, Node, OutputKind};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Module};
+
+/// A kernel defined in a module.
+///
+/// Calls over disjoint ranges of the outermost axis (of the kernel's
+/// [`coalesced`](arrayjit_lower::Kernel::coalesced) domain, whose size is
+/// `outer`) write disjoint parts of every output, except that an output
+/// reducing over that axis receives the whole reduction of the range: each
+/// range then needs its own partial buffer, combined afterwards.
+#[derive(Clone, Debug)]
+pub struct KernelCode {
+    pub id: FuncId,
+    /// Size of the outermost axis after coalescing (1 for a rank-0 kernel).
+    pub outer: usize,
+    /// Which outputs reduce over the outermost axis.
+    pub reduces_outer: Vec<bool>,
+    /// Vector lanes of the innermost loop (1: scalar code only).
+    pub lanes: u32,
+    /// The Cranelift IR, when it was asked for.
+    pub clif: Option<String>,
+}
+
+fn cg_err(message: impl Into<String>) -> CodegenError {
+    CodegenError { message: message.into(), clif: None }
+}
+
+/// Defines `k` as a function of `m`. The function takes a pointer to an
+/// array of buffer pointers (the kernel's inputs, then its outputs) and the
+/// range `lo..hi` of the outermost domain axis to run; see [`KernelCode`].
+pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Result<KernelCode, CodegenError> {
+    let k = normalized(&k.coalesced());
+    check_bounds(&k)?;
+    let lanes = choose_lanes(&k);
+    let id = m.declare_kernel()?;
+    m.ctx.func.signature = m.kernel_signature();
+    let built = {
+        let mut b = FunctionBuilder::new(&mut m.ctx.func, &mut m.fctx);
+        let r = Emitter::new(&k, lanes, &mut b).and_then(|mut e| e.emit(&mut b, &mut m.module));
+        b.finalize(m.module.target_config());
+        r
+    };
+    if let Err(mut e) = built {
+        e.clif = Some(m.ctx.func.display().to_string());
+        m.module.clear_context(&mut m.ctx);
+        return Err(e);
+    }
+    let clif = keep_clif.then(|| m.ctx.func.display().to_string());
+    let outer = k.domain[0];
+    let reduces_outer =
+        k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
+    if let Err(e) = m.module.define_function(id, &mut m.ctx) {
+        let text = m.ctx.func.display().to_string();
+        m.module.clear_context(&mut m.ctx);
+        return Err(CodegenError { message: format!("Cranelift rejected the kernel: {e:?}"), clif: Some(text) });
+    }
+    m.module.clear_context(&mut m.ctx);
+    Ok(KernelCode { id, outer, reduces_outer, lanes, clif })
+}
+
+/// A rank-0 domain becomes `[1]`, so every kernel has an innermost loop.
+fn normalized(k: &Kernel) -> Kernel {
+    if !k.domain.is_empty() {
+        return k.clone();
+    }
+    let widen = |a: &Affine| Affine { offset: a.offset, coeffs: vec![0] };
+    let mut k = k.clone();
+    k.domain = vec![1];
+    for n in &mut k.nodes {
+        match &mut n.node {
+            Node::Load { at, .. } => *at = widen(at),
+            Node::Index(a) => *a = widen(a),
+            Node::Const(_) | Node::Op { .. } => {}
+        }
+    }
+    k
+}
+
+/// The smallest and largest value of `a` over `domain` (which has points).
+fn affine_range(a: &Affine, domain: &[usize]) -> (i64, i64) {
+    let (mut lo, mut hi) = (a.offset, a.offset);
+    for (c, &n) in a.coeffs.iter().zip(domain) {
+        let span = c * (n as i64 - 1);
+        if span < 0 {
+            lo += span;
+        } else {
+            hi += span;
+        }
+    }
+    (lo, hi)
+}
+
+fn check_bounds(k: &Kernel) -> Result<(), CodegenError> {
+    if k.points() == 0 {
+        return Ok(());
+    }
+    for (i, n) in k.nodes.iter().enumerate() {
+        if let Node::Load { input, at } = &n.node {
+            let len =
+                k.inputs.get(*input).map(|a| a.numel()).ok_or_else(|| cg_err(format!("n{i} loads a missing input")))?;
+            let (lo, hi) = affine_range(at, &k.domain);
+            if lo < 0 || hi >= len as i64 {
+                return Err(cg_err(format!(
+                    "n{i} would read positions {lo}..={hi} of input {input}, which holds {len} elements"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dtype of an elementwise node's operands (`select` is typed by its branches).
+fn arg_dtype(k: &Kernel, op: E, args: &[usize]) -> DType {
+    let pick = if op == E::Select { 1 } else { 0 };
+    args.get(pick).map(|&a| k.nodes[a].dtype).unwrap_or(DType::F32)
+}
+
+/// Lanes of the innermost loop: 4 when every value is 32-bit, 2 when every
+/// value is f64, otherwise (or for booleans in memory, or an unsupported op) 1.
+fn choose_lanes(k: &Kernel) -> u32 {
+    let mut lanes: Option<u32> = None;
+    let mut agree = |d: DType| -> bool {
+        let want = match d {
+            DType::F32 | DType::I32 => 4,
+            DType::F64 => 2,
+            DType::Bool => return true,
+        };
+        *lanes.get_or_insert(want) == want
+    };
+    for n in &k.nodes {
+        if !agree(n.dtype) {
+            return 1;
+        }
+        match &n.node {
+            Node::Load { .. } if n.dtype == DType::Bool => return 1,
+            Node::Op { op, args } => {
+                let arg = arg_dtype(k, *op, args);
+                if !agree(arg) || !ops::vectorizable(*op, arg, n.dtype) {
+                    return 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    if k.outputs.iter().any(|o| o.aval.dtype == DType::Bool) {
+        return 1;
+    }
+    let l = lanes.unwrap_or(1);
+    match k.domain.last() {
+        Some(&n) if n >= l as usize => l,
+        _ => 1,
+    }
+}
+
+fn data_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// A loop `for i in (start..).step_by(step) while i + span <= bound`; the
+/// caller defines `var` as the start before `begin_loop`.
+struct Loop {
+    header: Block,
+    exit: Block,
+    var: Variable,
+}
+
+fn begin_loop(b: &mut FunctionBuilder, var: Variable, bound: Value, span: i64) -> (Loop, Value) {
+    let header = b.create_block();
+    let body = b.create_block();
+    let exit = b.create_block();
+    b.ins().jump(header, &[]);
+    b.switch_to_block(header);
+    let i = b.use_var(var);
+    let end = b.ins().iadd_imm_s(i, span);
+    let go = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, bound);
+    b.ins().brif(go, body, &[], exit, &[]);
+    b.switch_to_block(body);
+    b.seal_block(body);
+    (Loop { header, exit, var }, i)
+}
+
+fn end_loop(b: &mut FunctionBuilder, l: Loop, i: Value, step: i64) {
+    let next = b.ins().iadd_imm_s(i, step);
+    b.def_var(l.var, next);
+    b.ins().jump(l.header, &[]);
+    b.seal_block(l.header);
+    b.switch_to_block(l.exit);
+    b.seal_block(l.exit);
+}
+
+/// An output's accumulators when it reduces along the innermost axis.
+#[derive(Clone, Copy)]
+struct Acc {
+    vector: Variable,
+    scalar: Variable,
+}
+
+struct Emitter<'k> {
+    k: &'k Kernel,
+    lanes: u32,
+    /// Buffer pointers: inputs, then outputs.
+    ptrs: Vec<Value>,
+    /// The range of the outermost axis this call runs.
+    lo: Value,
+    hi: Value,
+    /// One index variable per domain axis.
+    idx: Vec<Variable>,
+    /// Where each output's element of a domain point lives.
+    out_at: Vec<Affine>,
+    /// Row pointers (at the current outer indices) of loads and outputs.
+    load_row: Vec<Option<Value>>,
+    out_row: Vec<Value>,
+    acc: Vec<Option<Acc>>,
+}
+
+impl<'k> Emitter<'k> {
+    fn new(k: &'k Kernel, lanes: u32, b: &mut FunctionBuilder) -> Result<Emitter<'k>, CodegenError> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let (table, lo, hi) = match b.block_params(entry) {
+            &[t, l, h] => (t, l, h),
+            _ => return Err(cg_err("the kernel does not take (table, lo, hi)")),
+        };
+        let n = k.inputs.len() + k.outputs.len();
+        let ptrs = (0..n).map(|i| b.ins().load(types::I64, MemFlagsData::trusted(), table, (8 * i) as i32)).collect();
+        let idx = k.domain.iter().map(|_| b.declare_var(types::I64)).collect();
+        let rank = k.domain.len();
+        let strides = Shape::from(k.domain.clone()).strides();
+        let out_at = k
+            .outputs
+            .iter()
+            .map(|o| match &o.kind {
+                OutputKind::Store => Affine { offset: 0, coeffs: strides.iter().map(|&s| s as i64).collect() },
+                OutputKind::Reduce { axes, .. } => {
+                    let mut coeffs = vec![0i64; rank];
+                    let mut s = 1i64;
+                    for d in (0..rank).rev() {
+                        if !axes.contains(&d) {
+                            coeffs[d] = s;
+                            s *= k.domain[d] as i64;
+                        }
+                    }
+                    Affine { offset: 0, coeffs }
+                }
+            })
+            .collect();
+        Ok(Emitter {
+            k,
+            lanes,
+            ptrs,
+            lo,
+            hi,
+            idx,
+            out_at,
+            load_row: vec![None; k.nodes.len()],
+            out_row: Vec::new(),
+            acc: vec![None; k.outputs.len()],
+        })
+    }
+
+    fn inner_reduced(&self, o: usize) -> bool {
+        let last = self.k.domain.len() - 1;
+        matches!(&self.k.outputs[o].kind, OutputKind::Reduce { axes, .. } if axes.contains(&last))
+    }
+
+    fn emit(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
+        self.init_reductions(b)?;
+        self.nest(b, module, 0)?;
+        b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// Fills the part of every reduction's output that this call's range of
+    /// the outermost axis writes with the reduction's identity: the whole
+    /// output when the reduction runs over that axis (the caller then hands
+    /// each range its own partial buffer), else the range's rows.
+    fn init_reductions(&mut self, b: &mut FunctionBuilder) -> Result<(), CodegenError> {
+        for (o, out) in self.k.outputs.iter().enumerate() {
+            let OutputKind::Reduce { op, axes } = &out.kind else { continue };
+            let d = out.aval.dtype;
+            let id = op.identity(d).as_f64();
+            let ptr = self.ptrs[self.k.inputs.len() + o];
+            let var = b.declare_var(types::I64);
+            let (start, end) = if axes.contains(&0) {
+                (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, out.aval.numel() as i64))
+            } else {
+                let row = self.out_at[o].coeffs[0];
+                (b.ins().imul_imm_s(self.lo, row), b.ins().imul_imm_s(self.hi, row))
+            };
+            b.def_var(var, start);
+            let (lp, i) = begin_loop(b, var, end, 1);
+            let v = constant(b, d, 1, id);
+            let off = b.ins().imul_imm_s(i, mem_type(d).bytes() as i64);
+            let addr = b.ins().iadd(ptr, off);
+            b.ins().store(data_flags(), v, addr, 0);
+            end_loop(b, lp, i, 1);
+        }
+        Ok(())
+    }
+
+    fn nest(&mut self, b: &mut FunctionBuilder, module: &mut JITModule, d: usize) -> Result<(), CodegenError> {
+        let r = self.k.domain.len();
+        if d + 1 == r {
+            return self.innermost(b, module);
+        }
+        let (start, bound) = self.range(b, d);
+        b.def_var(self.idx[d], start);
+        let (lp, i) = begin_loop(b, self.idx[d], bound, 1);
+        self.nest(b, module, d + 1)?;
+        end_loop(b, lp, i, 1);
+        Ok(())
+    }
+
+    /// Where axis `d`'s loop starts and ends: the call's range for the
+    /// outermost axis, the whole axis otherwise.
+    fn range(&self, b: &mut FunctionBuilder, d: usize) -> (Value, Value) {
+        if d == 0 {
+            (self.lo, self.hi)
+        } else {
+            (b.ins().iconst(types::I64, 0), b.ins().iconst(types::I64, self.k.domain[d] as i64))
+        }
+    }
+
+    /// `ptr + (a.offset + Σ_{outer d} a.coeffs[d]·i_d) · size`.
+    fn row_pointer(&self, b: &mut FunctionBuilder, ptr: Value, a: &Affine, size: i64) -> Value {
+        let r = self.k.domain.len();
+        let mut off = b.ins().iconst(types::I64, a.offset * size);
+        for d in 0..r - 1 {
+            let c = a.coeffs[d];
+            if c != 0 {
+                let i = b.use_var(self.idx[d]);
+                let t = b.ins().imul_imm_s(i, c * size);
+                off = b.ins().iadd(off, t);
+            }
+        }
+        b.ins().iadd(ptr, off)
+    }
+
+    fn innermost(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
+        let k = self.k;
+        let r = k.domain.len();
+        // Row pointers at the current outer indices.
+        for (i, n) in k.nodes.iter().enumerate() {
+            if let Node::Load { input, at } = &n.node {
+                let size = mem_type(n.dtype).bytes() as i64;
+                self.load_row[i] = Some(self.row_pointer(b, self.ptrs[*input], at, size));
+            }
+        }
+        self.out_row = Vec::with_capacity(k.outputs.len());
+        for o in 0..k.outputs.len() {
+            let size = mem_type(k.outputs[o].aval.dtype).bytes() as i64;
+            let ptr = self.ptrs[k.inputs.len() + o];
+            let at = self.out_at[o].clone();
+            let row = self.row_pointer(b, ptr, &at, size);
+            self.out_row.push(row);
+        }
+        // Accumulators of reductions along this axis start at the identity.
+        for o in 0..k.outputs.len() {
+            if !self.inner_reduced(o) {
+                continue;
+            }
+            let OutputKind::Reduce { op, .. } = &k.outputs[o].kind else { continue };
+            let d = k.outputs[o].aval.dtype;
+            let id = op.identity(d).as_f64();
+            let vector = b.declare_var(reg_type(d, self.lanes.max(2)));
+            let scalar = b.declare_var(reg_type(d, 1));
+            if self.lanes > 1 {
+                let v = constant(b, d, self.lanes, id);
+                b.def_var(vector, v);
+            }
+            let s = constant(b, d, 1, id);
+            b.def_var(scalar, s);
+            self.acc[o] = Some(Acc { vector, scalar });
+        }
+        let var = self.idx[r - 1];
+        let (start, n) = self.range(b, r - 1);
+        b.def_var(var, start);
+        if self.lanes > 1 {
+            let l = self.lanes as i64;
+            let (lp, i) = begin_loop(b, var, n, l);
+            self.body(b, module, i, self.lanes)?;
+            end_loop(b, lp, i, l);
+        }
+        let (lp, i) = begin_loop(b, var, n, 1);
+        self.body(b, module, i, 1)?;
+        end_loop(b, lp, i, 1);
+        // Fold the accumulators into memory: lanes in order, then the tail.
+        for o in 0..k.outputs.len() {
+            let Some(acc) = self.acc[o] else { continue };
+            let OutputKind::Reduce { op, .. } = &k.outputs[o].kind else { continue };
+            let d = k.outputs[o].aval.dtype;
+            let combine = op.combine();
+            let mut total = None;
+            if self.lanes > 1 {
+                let v = b.use_var(acc.vector);
+                for lane in 0..self.lanes {
+                    let x = b.ins().extractlane(v, lane as u8);
+                    total = Some(match total {
+                        None => x,
+                        Some(t) => ops::emit(b, module, combine, &[t, x], d, d, 1)?,
+                    });
+                }
+            }
+            let s = b.use_var(acc.scalar);
+            let total = match total {
+                None => s,
+                Some(t) => ops::emit(b, module, combine, &[t, s], d, d, 1)?,
+            };
+            let addr = self.out_row[o];
+            let old = b.ins().load(mem_type(d), data_flags(), addr, 0);
+            let new = ops::emit(b, module, combine, &[old, total], d, d, 1)?;
+            b.ins().store(data_flags(), new, addr, 0);
+            self.acc[o] = None;
+        }
+        Ok(())
+    }
+
+    /// The address of element `i` (+ lane offsets) of a row: `row + i·c·size`.
+    fn element(&self, b: &mut FunctionBuilder, row: Value, i: Value, c: i64, size: i64) -> Value {
+        if c == 0 {
+            return row;
+        }
+        let off = b.ins().imul_imm_s(i, c * size);
+        b.ins().iadd(row, off)
+    }
+
+    /// Loads `lanes` elements of stride `c` (vector load, splat or gather).
+    fn load(&self, b: &mut FunctionBuilder, row: Value, i: Value, c: i64, d: DType, lanes: u32) -> Value {
+        let mt = mem_type(d);
+        let size = mt.bytes() as i64;
+        let addr = self.element(b, row, i, c, size);
+        if lanes == 1 {
+            return b.ins().load(mt, data_flags(), addr, 0);
+        }
+        let vt = reg_type(d, lanes);
+        match c {
+            1 => b.ins().load(vt, data_flags(), addr, 0),
+            0 => {
+                let s = b.ins().load(mt, data_flags(), addr, 0);
+                b.ins().splat(vt, s)
+            }
+            _ => {
+                let first = b.ins().load(mt, data_flags(), addr, 0);
+                let mut v = b.ins().splat(vt, first);
+                for lane in 1..lanes {
+                    let x = b.ins().load(mt, data_flags(), addr, (lane as i64 * c * size) as i32);
+                    v = b.ins().insertlane(v, x, lane as u8);
+                }
+                v
+            }
+        }
+    }
+
+    /// The value of an affine index at inner index `i + lane`, converted to `d`.
+    fn index_scalar(&self, b: &mut FunctionBuilder, a: &Affine, i: Value, lane: i64, d: DType) -> Value {
+        let r = self.k.domain.len();
+        let mut v = b.ins().iconst(types::I64, a.offset + a.coeffs[r - 1] * lane);
+        for (dim, &c) in a.coeffs.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let x = if dim == r - 1 { i } else { b.use_var(self.idx[dim]) };
+            let t = b.ins().imul_imm_s(x, c);
+            v = b.ins().iadd(v, t);
+        }
+        match d {
+            DType::I32 => b.ins().ireduce(types::I32, v),
+            DType::F32 => b.ins().fcvt_from_sint(types::F32, v),
+            DType::F64 => b.ins().fcvt_from_sint(types::F64, v),
+            DType::Bool => b.ins().icmp_imm_s(IntCC::NotEqual, v, 0),
+        }
+    }
+
+    fn body(
+        &mut self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        i: Value,
+        lanes: u32,
+    ) -> Result<(), CodegenError> {
+        let k = self.k;
+        let last = k.domain.len() - 1;
+        let mut vals: Vec<Value> = Vec::with_capacity(k.nodes.len());
+        for (ni, n) in k.nodes.iter().enumerate() {
+            let v = match &n.node {
+                Node::Load { at, .. } => {
+                    let row = self.load_row[ni].ok_or_else(|| cg_err(format!("n{ni} has no row pointer")))?;
+                    self.load(b, row, i, at.coeffs[last], n.dtype, lanes)
+                }
+                Node::Const(s) => constant(b, n.dtype, lanes, s.as_f64()),
+                Node::Index(a) => {
+                    let first = self.index_scalar(b, a, i, 0, n.dtype);
+                    if lanes == 1 {
+                        first
+                    } else {
+                        let mut v = b.ins().splat(reg_type(n.dtype, lanes), first);
+                        for lane in 1..lanes {
+                            let x = self.index_scalar(b, a, i, lane as i64, n.dtype);
+                            v = b.ins().insertlane(v, x, lane as u8);
+                        }
+                        v
+                    }
+                }
+                Node::Op { op, args } => {
+                    let argv: Vec<Value> = args.iter().map(|&a| vals[a]).collect();
+                    ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
+                }
+            };
+            vals.push(v);
+        }
+        for (o, out) in k.outputs.iter().enumerate() {
+            let v = vals[out.node];
+            let d = out.aval.dtype;
+            let size = mem_type(d).bytes() as i64;
+            match &out.kind {
+                OutputKind::Store => {
+                    let addr = self.element(b, self.out_row[o], i, 1, size);
+                    b.ins().store(data_flags(), v, addr, 0);
+                }
+                OutputKind::Reduce { op, .. } => {
+                    if let Some(acc) = self.acc[o] {
+                        let var = if lanes == 1 { acc.scalar } else { acc.vector };
+                        let old = b.use_var(var);
+                        let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
+                        b.def_var(var, new);
+                    } else {
+                        let c = self.out_at[o].coeffs[last];
+                        let addr = self.element(b, self.out_row[o], i, c, size);
+                        let ty = reg_type(d, lanes);
+                        let old = b.ins().load(ty, data_flags(), addr, 0);
+                        let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
+                        b.ins().store(data_flags(), new, addr, 0);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

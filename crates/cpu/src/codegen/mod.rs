@@ -1,0 +1,18 @@
+//! Code generation with Cranelift: the JIT module kernels live in, how each
+//! elementwise primitive is spelled, and the loop nests of fused kernels.
+
+pub mod jit;
+pub mod kernel;
+pub(crate) mod ops;
+
+pub use jit::{CompiledModule, KernelFn, KernelModule};
+pub use kernel::{define_kernel, KernelCode};
+
+/// Cranelift rejected a kernel, or the kernel uses something the generator
+/// cannot express. Carries the function's Cranelift IR when there is one.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}{}", clif.as_ref().map(|c| format!("\nthe generated function was:\n{c}")).unwrap_or_default())]
+pub struct CodegenError {
+    pub message: String,
+    pub clif: Option<String>,
+}

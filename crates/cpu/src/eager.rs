@@ -1,0 +1,122 @@
+//! Eager execution through the compiled backend, as JAX does it: each
+//! primitive applied to concrete arrays runs a single-operation executable,
+//! compiled on first use and cached by the primitive (with its parameters)
+//! and the operand types.
+
+use crate::exec::{CompileOptions, CpuError, Executable};
+use arrayjit_ir::prim::{Control, Elementwise, Linalg, Reduction, ShapeOp};
+use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program, ProgramBuilder};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A primitive without sub-programs, hashable as a cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum OpKey {
+    Elementwise(Elementwise),
+    Shape(ShapeOp),
+    Reduce(Reduction),
+    Linalg(Linalg),
+}
+
+impl OpKey {
+    fn of(p: &Prim) -> Option<OpKey> {
+        Some(match p {
+            Prim::Elementwise(e) => OpKey::Elementwise(*e),
+            Prim::Shape(s) => OpKey::Shape(s.clone()),
+            Prim::Reduce(r) => OpKey::Reduce(r.clone()),
+            Prim::Linalg(l) => OpKey::Linalg(l.clone()),
+            Prim::Control(_) => return None,
+        })
+    }
+}
+
+type Cache = Mutex<HashMap<(OpKey, Vec<AVal>), Arc<Executable>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The number of single-operation executables compiled so far (for tests and benchmarks).
+pub fn cached_ops() -> usize {
+    match cache().lock() {
+        Ok(c) => c.len(),
+        Err(p) => p.into_inner().len(),
+    }
+}
+
+/// The single-equation program `prim(args)`.
+fn one_op_program(prim: &Prim, avals: &[AVal]) -> Result<Program, CpuError> {
+    let outs = prim.abstract_eval(avals).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })?;
+    let mut b = ProgramBuilder::new();
+    let ins: Vec<Atom> = avals.iter().map(|a| b.add_input(a.clone()).into()).collect();
+    let vars = b.add_eqn(prim.clone(), ins, outs, Loc::default());
+    Ok(b.finish(vars.into_iter().map(Atom::from).collect()))
+}
+
+/// Runs one primitive on concrete arrays with a cached compiled kernel.
+pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+    let avals: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+    let Some(op) = OpKey::of(prim) else {
+        return match prim {
+            Prim::Control(Control::Call { body }) => execute_program(body, args),
+            _ => Err(CpuError::Step { op: prim.name(), message: "has no eager implementation".into() }),
+        };
+    };
+    let key = (op, avals);
+    let hit = match cache().lock() {
+        Ok(c) => c.get(&key).cloned(),
+        Err(p) => p.into_inner().get(&key).cloned(),
+    };
+    let exe = match hit {
+        Some(e) => e,
+        None => {
+            let p = one_op_program(prim, &key.1)?;
+            let exe = Arc::new(Executable::compile(&arrayjit_lower::fuse(&p), &CompileOptions::default())?);
+            let mut c = match cache().lock() {
+                Ok(c) => c,
+                Err(p) => p.into_inner(),
+            };
+            c.entry(key).or_insert(exe).clone()
+        }
+    };
+    exe.run(args)
+}
+
+/// Runs a program equation by equation, each through [`execute_prim`] (eager
+/// semantics: no fusion across equations).
+pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+    let want = p.in_avals();
+    let got: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+    if want != got {
+        return Err(CpuError::Signature {
+            want: arrayjit_ir::error::list_avals(&want),
+            got: arrayjit_ir::error::list_avals(&got),
+        });
+    }
+    let mut env: Vec<Option<HostArray>> = vec![None; p.num_vars()];
+    for (v, c) in &p.consts {
+        env[v.index()] = Some((**c).clone());
+    }
+    for (v, a) in p.inputs.iter().zip(args) {
+        env[v.index()] = Some((*a).clone());
+    }
+    let read = |env: &[Option<HostArray>], a: &Atom| -> Result<HostArray, CpuError> {
+        match a {
+            Atom::Lit(s) => Ok(HostArray::scalar(*s)),
+            Atom::Var(v) => env[v.index()].clone().ok_or_else(|| CpuError::Step {
+                op: "program",
+                message: format!("variable {v:?} is used before it is defined"),
+            }),
+        }
+    };
+    for e in &p.eqns {
+        let ins = e.inputs.iter().map(|a| read(&env, a)).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&HostArray> = ins.iter().collect();
+        let outs = execute_prim(&e.prim, &refs)?;
+        for (v, o) in e.outputs.iter().zip(outs) {
+            env[v.index()] = Some(o);
+        }
+    }
+    p.outputs.iter().map(|a| read(&env, a)).collect()
+}

@@ -1,0 +1,555 @@
+//! Executables: a schedule whose fused kernels are compiled into one JIT
+//! module, with a memory plan, run on host arrays.
+//!
+//! Temporaries live in an arena of slots assigned by liveness (a slot is
+//! reused once every reader of its previous tenant has run), kept between
+//! calls: a repeated call allocates only its outputs. Matrix products run
+//! planned faer GEMMs straight on the arena; the other library steps
+//! (factorizations, pads, concatenations, dynamic slices, arg-reductions)
+//! copy their operands out and run on host arrays.
+//!
+//! ```
+//! use arrayjit_cpu::{CompileOptions, Executable};
+//! use arrayjit_ir::prim::{Elementwise, Reduction};
+//! use arrayjit_ir::{AVal, DType, Data, HostArray, Loc, ProgramBuilder};
+//!
+//! // sum(exp(x)) over a vector of 10 f32.
+//! let mut b = ProgramBuilder::new();
+//! let x = b.add_input(AVal::new(DType::F32, [10]));
+//! let e = b.add_eqn(Elementwise::Exp.into(), vec![x.into()], vec![AVal::new(DType::F32, [10])], Loc::default());
+//! let s = b.add_eqn(
+//!     Reduction::Sum { axes: vec![0] }.into(),
+//!     vec![e[0].into()],
+//!     vec![AVal::scalar(DType::F32)],
+//!     Loc::default(),
+//! );
+//! let p = b.finish(vec![s[0].into()]);
+//! let exe = Executable::compile(&arrayjit_lower::fuse(&p), &CompileOptions::default())?;
+//! let out = exe.run(&[&HostArray::new([10], Data::F32(vec![0.0; 10]))?])?;
+//! assert_eq!(out[0].as_scalar().map(|s| s.as_f64()), Some(10.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelModule};
+use crate::linalg::{eval_linalg, DotElem, DotPlan, LinalgError};
+use arrayjit_ir::error::list_avals;
+use arrayjit_ir::prim::Linalg;
+use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
+use arrayjit_lower::{BufferKind, OutputKind, OutputSource, ReduceOp, Schedule, Step};
+use std::sync::{Arc, Mutex};
+
+/// How to compile.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Keep each kernel's Cranelift IR as text (for dumps and `clif`).
+    pub keep_clif: bool,
+}
+
+/// Why compiling or running an executable failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+    /// The arguments do not match the executable's signature.
+    #[error("the compiled function takes {want} but was given {got}")]
+    Signature { want: String, got: String },
+    /// A library step failed.
+    #[error("{op}: {message}")]
+    Step { op: &'static str, message: String },
+    #[error(transparent)]
+    Linalg(#[from] LinalgError),
+}
+
+fn internal(message: String) -> CpuError {
+    CpuError::Step { op: "executable", message }
+}
+
+/// Where a buffer lives while the executable runs.
+#[derive(Clone, Debug)]
+enum Place {
+    Arg(usize),
+    Const(Arc<HostArray>),
+    /// A slot of the arena, reused by liveness.
+    Slot(usize),
+    /// A freshly allocated output array (one per program output buffer).
+    Output(usize),
+}
+
+/// A compiled kernel step: its function, the blocks of its outermost axis,
+/// and, per output, how to combine per-block partial results when the
+/// output reduces over that axis.
+struct KernelStep {
+    func: usize,
+    ranges: Vec<(usize, usize)>,
+    partial: Vec<Option<(ReduceOp, DType, usize)>>,
+}
+
+impl KernelStep {
+    /// Partial buffers needed: one per extra block per outer-reduced output.
+    fn partial_sizes(&self) -> Vec<usize> {
+        let extra = self.ranges.len().saturating_sub(1);
+        self.partial
+            .iter()
+            .flatten()
+            .flat_map(|&(_, d, n)| std::iter::repeat_n((n * d.size_bytes()).div_ceil(8), extra))
+            .collect()
+    }
+}
+
+/// How a step runs.
+enum Action {
+    Kernel(KernelStep),
+    Dot(Box<DotPlan>),
+    Host,
+}
+
+/// Reusable temporary memory: one 8-byte-aligned block per slot, one scratch
+/// block per matrix product, and the partial results of blocked reductions.
+#[derive(Default)]
+struct Arena {
+    slots: Vec<Vec<u64>>,
+    scratch: Vec<Vec<u64>>,
+    partials: Vec<Vec<Vec<u64>>>,
+}
+
+/// A compiled schedule.
+pub struct Executable {
+    schedule: Schedule,
+    module: CompiledModule,
+    actions: Vec<Action>,
+    places: Vec<Place>,
+    /// Bytes of each slot.
+    slot_bytes: Vec<usize>,
+    /// Elements of scratch per step (0 when none).
+    scratch_len: Vec<usize>,
+    /// The buffer of each output array.
+    output_buffers: Vec<usize>,
+    in_avals: Vec<AVal>,
+    clif: Vec<String>,
+    lanes: Vec<u32>,
+    arena: Mutex<Option<Arena>>,
+}
+
+impl std::fmt::Debug for Executable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Executable({} steps, {} kernels, {} arena slots)",
+            self.schedule.steps.len(),
+            self.module.fns.len(),
+            self.slot_bytes.len()
+        )
+    }
+}
+
+fn bytes_of(a: &AVal) -> usize {
+    a.numel() * a.dtype.size_bytes()
+}
+
+/// Assigns every temporary that is not a program output to an arena slot:
+/// a slot is free again after the last step that reads its tenant.
+fn plan_memory(s: &Schedule, is_output: &[bool]) -> (Vec<Option<usize>>, Vec<usize>) {
+    let n = s.buffers.len();
+    let mut last_read = vec![None; n];
+    for (si, step) in s.steps.iter().enumerate() {
+        for &b in step.inputs() {
+            last_read[b] = Some(si);
+        }
+    }
+    let mut slot_of = vec![None; n];
+    let mut slot_bytes: Vec<usize> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    // Slots to release after each step.
+    let mut release: Vec<Vec<usize>> = vec![Vec::new(); s.steps.len()];
+    for (si, step) in s.steps.iter().enumerate() {
+        for &b in step.outputs() {
+            if !matches!(s.buffers[b].kind, BufferKind::Temp) || is_output[b] || slot_of[b].is_some() {
+                continue;
+            }
+            let need = bytes_of(&s.buffers[b].aval);
+            // Best fit among free slots; a new slot when none is large enough
+            // (a free slot that is too small grows instead when it is the largest).
+            let fit =
+                free.iter().enumerate().filter(|(_, &sl)| slot_bytes[sl] >= need).min_by_key(|(_, &sl)| slot_bytes[sl]);
+            let slot = match fit {
+                Some((i, _)) => free.swap_remove(i),
+                None => match free.iter().enumerate().max_by_key(|(_, &sl)| slot_bytes[sl]) {
+                    Some((i, _)) => {
+                        let sl = free.swap_remove(i);
+                        slot_bytes[sl] = need;
+                        sl
+                    }
+                    None => {
+                        slot_bytes.push(need);
+                        slot_bytes.len() - 1
+                    }
+                },
+            };
+            slot_of[b] = Some(slot);
+            // A value nobody reads is dead right after its step.
+            release[last_read[b].unwrap_or(si).max(si)].push(slot);
+        }
+        free.append(&mut release[si]);
+    }
+    (slot_of, slot_bytes)
+}
+
+impl Executable {
+    /// Compiles every kernel of `s` into one module and plans its memory.
+    pub fn compile(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+        crate::linalg::init();
+        let mut m = KernelModule::new()?;
+        let mut actions = Vec::with_capacity(s.steps.len());
+        let mut scratch_len = Vec::with_capacity(s.steps.len());
+        let mut clif = Vec::new();
+        let mut lanes = Vec::new();
+        for (si, step) in s.steps.iter().enumerate() {
+            let mut scratch = 0;
+            match step {
+                Step::Kernel { kernel, inputs, outputs } => {
+                    if kernel.outputs.len() != outputs.len() || kernel.inputs.len() != inputs.len() {
+                        return Err(internal(format!("step {si}: the kernel's arity does not match the step")));
+                    }
+                    for (k, (a, &b)) in kernel.inputs.iter().zip(inputs).enumerate() {
+                        if *a != s.buffers[b].aval {
+                            return Err(internal(format!(
+                                "step {si}: kernel input {k} is {a} but buffer {b} is {}",
+                                s.buffers[b].aval
+                            )));
+                        }
+                    }
+                    let code = define_kernel(&mut m, kernel, opts.keep_clif)?;
+                    let ranges = crate::parallel::blocks(code.outer, kernel.points());
+                    let partial = kernel
+                        .outputs
+                        .iter()
+                        .zip(&code.reduces_outer)
+                        .map(|(o, &outer)| match (&o.kind, outer) {
+                            (OutputKind::Reduce { op, .. }, true) => Some((*op, o.aval.dtype, o.aval.numel())),
+                            _ => None,
+                        })
+                        .collect();
+                    actions.push(Action::Kernel(KernelStep { func: lanes.len(), ranges, partial }));
+                    lanes.push(code.lanes);
+                    clif.push(code.clif.unwrap_or_default());
+                }
+                Step::Prim { prim: Prim::Linalg(Linalg::DotGeneral(dims)), inputs, .. }
+                    if inputs.len() == 2 && s.buffers[inputs[0]].aval.dtype != DType::Bool =>
+                {
+                    let (l, r) = (&s.buffers[inputs[0]].aval, &s.buffers[inputs[1]].aval);
+                    let plan = DotPlan::new(dims, l, r, inputs[0] == inputs[1])?;
+                    scratch = plan.scratch_len();
+                    actions.push(Action::Dot(Box::new(plan)));
+                }
+                Step::Prim { .. } => actions.push(Action::Host),
+            }
+            scratch_len.push(scratch);
+        }
+        let module = m.finish()?;
+        let mut is_output = vec![false; s.buffers.len()];
+        let mut output_buffers = Vec::new();
+        for o in &s.outputs {
+            if let OutputSource::Buffer(b) = o {
+                if matches!(s.buffers[*b].kind, BufferKind::Temp) && !is_output[*b] {
+                    is_output[*b] = true;
+                    output_buffers.push(*b);
+                }
+            }
+        }
+        let (slot_of, slot_bytes) = plan_memory(s, &is_output);
+        let places = s
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(b, buf)| match &buf.kind {
+                BufferKind::Input(i) => Place::Arg(*i),
+                BufferKind::Const(c) => Place::Const(c.clone()),
+                BufferKind::Temp => match output_buffers.iter().position(|&o| o == b) {
+                    Some(k) => Place::Output(k),
+                    // A temporary that no step writes is never read either.
+                    None => Place::Slot(slot_of[b].unwrap_or(0)),
+                },
+            })
+            .collect();
+        let mut in_avals: Vec<(usize, AVal)> = s
+            .buffers
+            .iter()
+            .filter_map(|b| match b.kind {
+                BufferKind::Input(i) => Some((i, b.aval.clone())),
+                _ => None,
+            })
+            .collect();
+        in_avals.sort_by_key(|(i, _)| *i);
+        Ok(Executable {
+            schedule: s.clone(),
+            module,
+            actions,
+            places,
+            slot_bytes,
+            scratch_len,
+            output_buffers,
+            in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
+            clif,
+            lanes,
+            arena: Mutex::new(None),
+        })
+    }
+
+    /// The schedule this executable runs.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The argument types.
+    pub fn in_avals(&self) -> &[AVal] {
+        &self.in_avals
+    }
+
+    /// Each kernel's Cranelift IR (empty unless compiled with `keep_clif`).
+    pub fn clif(&self) -> &[String] {
+        &self.clif
+    }
+
+    /// Each kernel's vector width (1: scalar).
+    pub fn lanes(&self) -> &[u32] {
+        &self.lanes
+    }
+
+    /// Bytes of temporary memory the arena holds (after liveness reuse).
+    pub fn arena_bytes(&self) -> usize {
+        self.slot_bytes.iter().sum()
+    }
+
+    fn take_arena(&self) -> Arena {
+        let kept = match self.arena.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        // A concurrent call that finds the arena in use gets its own.
+        kept.unwrap_or_else(|| Arena {
+            slots: self.slot_bytes.iter().map(|&b| vec![0u64; b.div_ceil(8)]).collect(),
+            scratch: self.scratch_len.iter().map(|&n| vec![0u64; n]).collect(),
+            partials: self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Kernel(k) => k.partial_sizes().into_iter().map(|w| vec![0u64; w]).collect(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+        })
+    }
+
+    fn put_arena(&self, a: Arena) {
+        match self.arena.lock() {
+            Ok(mut g) => *g = Some(a),
+            Err(p) => *p.into_inner() = Some(a),
+        }
+    }
+
+    /// Runs on `args`, which must match the signature exactly.
+    pub fn run(&self, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+        let got: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+        if got != self.in_avals {
+            return Err(CpuError::Signature { want: list_avals(&self.in_avals), got: list_avals(&got) });
+        }
+        let s = &self.schedule;
+        let mut outs: Vec<HostArray> =
+            self.output_buffers.iter().map(|&b| HostArray::zeros(&s.buffers[b].aval)).collect();
+        let mut arena = self.take_arena();
+        let r = self.run_steps(args, &mut outs, &mut arena);
+        self.put_arena(arena);
+        r?;
+        let mut taken: Vec<Option<HostArray>> = outs.into_iter().map(Some).collect();
+        let mut uses = vec![0usize; taken.len()];
+        for o in &s.outputs {
+            if let OutputSource::Buffer(b) = o {
+                if let Place::Output(k) = self.places[*b] {
+                    uses[k] += 1;
+                }
+            }
+        }
+        s.outputs
+            .iter()
+            .map(|o| match o {
+                OutputSource::Literal(x) => Ok(HostArray::scalar(*x)),
+                OutputSource::Buffer(b) => match &self.places[*b] {
+                    Place::Arg(i) => Ok((*args[*i]).clone()),
+                    Place::Const(c) => Ok((**c).clone()),
+                    Place::Output(k) => {
+                        uses[*k] -= 1;
+                        let v = if uses[*k] == 0 { taken[*k].take() } else { taken[*k].clone() };
+                        v.ok_or_else(|| internal(format!("output buffer {b} was taken twice")))
+                    }
+                    Place::Slot(_) => Err(internal(format!("output buffer {b} lives in the arena"))),
+                },
+            })
+            .collect()
+    }
+
+    /// The address of buffer `b`.
+    fn ptr(&self, b: usize, args: &[&HostArray], outs: &mut [HostArray], arena: &mut Arena) -> *mut u8 {
+        match &self.places[b] {
+            Place::Arg(i) => args[*i].as_ptr() as *mut u8,
+            Place::Const(c) => c.as_ptr() as *mut u8,
+            Place::Slot(sl) => arena.slots[*sl].as_mut_ptr() as *mut u8,
+            Place::Output(k) => outs[*k].as_mut_ptr(),
+        }
+    }
+
+    fn run_steps(&self, args: &[&HostArray], outs: &mut [HostArray], arena: &mut Arena) -> Result<(), CpuError> {
+        let s = &self.schedule;
+        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(16);
+        for (si, (step, action)) in s.steps.iter().zip(&self.actions).enumerate() {
+            ptrs.clear();
+            for &b in step.inputs().iter().chain(step.outputs()) {
+                ptrs.push(self.ptr(b, args, outs, arena));
+            }
+            let (ins, outputs) = ptrs.split_at(step.inputs().len());
+            match action {
+                Action::Kernel(k) => {
+                    let f = *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {si} has no kernel")))?;
+                    // SAFETY (for the calls below): the kernel was compiled for
+                    // exactly these buffers: its input avals equal the buffers'
+                    // (checked when compiling), every load position was checked
+                    // against the input lengths, every output buffer holds its
+                    // aval's elements (fresh outputs, arena slots sized by the plan,
+                    // partial buffers sized like their output), and the arguments
+                    // were checked against the signature. Outputs never alias
+                    // inputs: a slot is reused only after every reader of its
+                    // previous tenant has run. Blocks write disjoint rows of each
+                    // output, or their own partial buffers.
+                    if let [(lo, hi)] = k.ranges[..] {
+                        unsafe { f(ptrs.as_ptr(), lo as i64, hi as i64) };
+                        continue;
+                    }
+                    let n_in = step.inputs().len();
+                    let partials = &mut arena.partials[si];
+                    let extra = k.ranges.len() - 1;
+                    let mut tables = Vec::with_capacity(k.ranges.len());
+                    for blk in 0..k.ranges.len() {
+                        let mut t = ptrs.clone();
+                        if blk > 0 {
+                            for (j, o) in
+                                k.partial.iter().enumerate().filter(|(_, o)| o.is_some()).map(|(j, _)| j).enumerate()
+                            {
+                                t[n_in + o] = partials[j * extra + blk - 1].as_mut_ptr() as *mut u8;
+                            }
+                        }
+                        tables.push(crate::parallel::Table(t));
+                    }
+                    unsafe { crate::parallel::run_blocks(f, &tables, &k.ranges) };
+                    for (j, (o, &(op, dtype, n))) in
+                        k.partial.iter().enumerate().filter_map(|(o, p)| p.as_ref().map(|p| (o, p))).enumerate()
+                    {
+                        for blk in 1..k.ranges.len() {
+                            let src = partials[j * extra + blk - 1].as_ptr() as *const u8;
+                            unsafe { crate::parallel::combine(op, dtype, ptrs[n_in + o], src, n) };
+                        }
+                    }
+                }
+                Action::Dot(plan) => {
+                    let (l, r, o) = (ins[0], ins[1], outputs[0]);
+                    let scratch = arena.scratch[si].as_mut_ptr() as *mut u8;
+                    let lhs = &s.buffers[step.inputs()[0]].aval;
+                    let rhs = &s.buffers[step.inputs()[1]].aval;
+                    let out = plan.out_aval().clone();
+                    let sl = self.scratch_len[si];
+                    // SAFETY: each pointer addresses a buffer of its aval's element
+                    // count and dtype (the plan was made for these avals); scratch
+                    // holds `sl` 8-byte words, enough for `sl` elements of any dtype;
+                    // the output never aliases an operand (see above).
+                    unsafe {
+                        match lhs.dtype {
+                            DType::F32 => dot::<f32>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
+                            DType::F64 => dot::<f64>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
+                            DType::I32 => dot::<i32>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
+                            DType::Bool => return Err(internal("boolean matrix product".into())),
+                        }
+                    }
+                }
+                Action::Host => {
+                    let Step::Prim { prim, inputs, outputs: out_bufs } = step else {
+                        return Err(internal(format!("step {si} is not a library step")));
+                    };
+                    // SAFETY: each pointer addresses a live buffer of its aval.
+                    let hosts: Vec<HostArray> =
+                        inputs.iter().zip(ins).map(|(&b, &p)| unsafe { read_host(&s.buffers[b].aval, p) }).collect();
+                    let refs: Vec<&HostArray> = hosts.iter().collect();
+                    let results = run_prim(prim, &refs)?;
+                    for ((&b, &p), r) in out_bufs.iter().zip(outputs).zip(&results) {
+                        let a = &s.buffers[b].aval;
+                        if r.aval() != *a {
+                            return Err(internal(format!("{} returned {} for a buffer of {a}", prim.name(), r.aval())));
+                        }
+                        // SAFETY: `p` addresses a buffer of `a`'s byte size, which
+                        // equals the result's (same aval).
+                        unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), p, bytes_of(a)) };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a planned matrix product on raw buffers.
+///
+/// # Safety
+/// `l`, `r`, `o` must address buffers of `lhs`, `rhs`, `out` (dtype `T`), `o`
+/// not overlapping the others, and `scratch` at least `sl` elements of `T`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot<T: DotElem>(
+    plan: &DotPlan,
+    l: *mut u8,
+    r: *mut u8,
+    o: *mut u8,
+    scratch: *mut u8,
+    lhs: &AVal,
+    rhs: &AVal,
+    out: &AVal,
+    sl: usize,
+) -> Result<(), CpuError> {
+    // SAFETY: guaranteed by the caller. The same operand twice gives equal
+    // slices (the plan's symmetric path compares them by address).
+    let (ls, rs, os, ss) = unsafe {
+        (
+            std::slice::from_raw_parts(l as *const T, lhs.numel()),
+            std::slice::from_raw_parts(r as *const T, rhs.numel()),
+            std::slice::from_raw_parts_mut(o as *mut T, out.numel()),
+            std::slice::from_raw_parts_mut(scratch as *mut T, sl),
+        )
+    };
+    plan.run(ls, rs, os, ss)?;
+    Ok(())
+}
+
+/// Copies a buffer out as a host array.
+///
+/// # Safety
+/// `p` must address a live buffer of `aval`'s element count and dtype.
+unsafe fn read_host(aval: &AVal, p: *const u8) -> HostArray {
+    let n = aval.numel();
+    // SAFETY: guaranteed by the caller; booleans are stored as 0 or 1.
+    let data = unsafe {
+        match aval.dtype {
+            DType::Bool => Data::Bool(std::slice::from_raw_parts(p as *const bool, n).to_vec()),
+            DType::I32 => Data::I32(std::slice::from_raw_parts(p as *const i32, n).to_vec()),
+            DType::F32 => Data::F32(std::slice::from_raw_parts(p as *const f32, n).to_vec()),
+            DType::F64 => Data::F64(std::slice::from_raw_parts(p as *const f64, n).to_vec()),
+        }
+    };
+    HostArray::new(aval.shape.clone(), data).unwrap_or_else(|_| HostArray::zeros(aval))
+}
+
+/// One library step on host arrays.
+pub(crate) fn run_prim(prim: &Prim, ins: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+    match prim {
+        Prim::Linalg(l) => Ok(eval_linalg(l, ins)?),
+        _ => {
+            let owned: Vec<HostArray> = ins.iter().map(|a| (*a).clone()).collect();
+            arrayjit_interp::eval_prim(prim, &owned)
+                .map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })
+        }
+    }
+}

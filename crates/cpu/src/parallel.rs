@@ -1,0 +1,154 @@
+//! Running a kernel over blocks of its outermost axis, on several threads.
+//!
+//! The partition into blocks depends only on the kernel's size, never on the
+//! number of threads, and a reduction over the outermost axis is combined
+//! from per-block partial results in block order: results are bit-for-bit
+//! the same whatever `ARRAYJIT_THREADS` says.
+
+use crate::codegen::KernelFn;
+use arrayjit_ir::DType;
+use arrayjit_lower::ReduceOp;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// Kernels with fewer domain points run as one block.
+const MIN_POINTS: usize = 1 << 17;
+/// Points per block, roughly.
+const BLOCK_POINTS: usize = 1 << 16;
+/// Blocks at most.
+const MAX_BLOCKS: usize = 32;
+
+/// Threads used for blocks: `ARRAYJIT_THREADS`, else the machine's parallelism.
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("ARRAYJIT_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    })
+}
+
+/// The ranges of the outermost axis (of size `outer`) a kernel of `points`
+/// domain points runs as.
+pub fn blocks(outer: usize, points: usize) -> Vec<(usize, usize)> {
+    let n = if points < MIN_POINTS { 1 } else { (points / BLOCK_POINTS).clamp(1, MAX_BLOCKS).min(outer.max(1)) };
+    // Boundaries on multiples of 64 rows (when there are that many) keep
+    // vector loops aligned within long rank-1 domains.
+    let align = if outer >= 64 * n { 64 } else { 1 };
+    let cut = |i: usize| if i == n { outer } else { outer * i / n / align * align };
+    (0..n).map(|i| (cut(i), cut(i + 1))).filter(|(lo, hi)| lo < hi || n == 1).collect()
+}
+
+/// A table of buffer pointers for one block's call.
+pub(crate) struct Table(pub Vec<*mut u8>);
+
+// SAFETY: the tables of one step address disjoint output regions (or
+// per-block partial buffers) and shared read-only inputs; the kernels that
+// use them only write through their own block's output pointers.
+unsafe impl Send for Table {}
+// SAFETY: as above; a table is only read while the kernels run.
+unsafe impl Sync for Table {}
+
+/// Runs `f` once per block, `tables[i]` with `ranges[i]`, on up to
+/// [`threads`] threads.
+///
+/// # Safety
+/// Each table must be valid for `f` over its range, and the blocks' writes
+/// must not overlap (see [`Table`]).
+pub(crate) unsafe fn run_blocks(f: KernelFn, tables: &[Table], ranges: &[(usize, usize)]) {
+    let call = |i: usize| {
+        let (lo, hi) = ranges[i];
+        // SAFETY: guaranteed by the caller.
+        unsafe { f(tables[i].0.as_ptr(), lo as i64, hi as i64) };
+    };
+    let workers = threads().min(ranges.len());
+    if workers <= 1 {
+        (0..ranges.len()).for_each(call);
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= ranges.len() {
+            break;
+        }
+        call(i);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
+    });
+}
+
+/// `dst[i] = dst[i] ⊕ src[i]` for `n` elements of `dtype`, with the
+/// reduction's semantics (NaN-propagating max and min, wrapping integers).
+///
+/// # Safety
+/// `dst` and `src` must each address `n` elements of `dtype`, not overlapping.
+pub(crate) unsafe fn combine(op: ReduceOp, dtype: DType, dst: *mut u8, src: *const u8, n: usize) {
+    fn go<T: Copy>(dst: *mut u8, src: *const u8, n: usize, f: impl Fn(T, T) -> T) {
+        // SAFETY: guaranteed by `combine`'s caller.
+        let (d, s) = unsafe {
+            (std::slice::from_raw_parts_mut(dst as *mut T, n), std::slice::from_raw_parts(src as *const T, n))
+        };
+        for (a, &b) in d.iter_mut().zip(s) {
+            *a = f(*a, b);
+        }
+    }
+    fn fmax<T: PartialOrd + Copy + std::ops::Add<Output = T>>(a: T, b: T, nan: impl Fn(T) -> bool) -> T {
+        if nan(a) || nan(b) {
+            a + b
+        } else if a > b {
+            a
+        } else {
+            b
+        }
+    }
+    fn fmin<T: PartialOrd + Copy + std::ops::Add<Output = T>>(a: T, b: T, nan: impl Fn(T) -> bool) -> T {
+        if nan(a) || nan(b) {
+            a + b
+        } else if a < b {
+            a
+        } else {
+            b
+        }
+    }
+    match (dtype, op) {
+        (DType::F32, ReduceOp::Sum) => go::<f32>(dst, src, n, |a, b| a + b),
+        (DType::F32, ReduceOp::Prod) => go::<f32>(dst, src, n, |a, b| a * b),
+        (DType::F32, ReduceOp::Max) => go::<f32>(dst, src, n, |a, b| fmax(a, b, f32::is_nan)),
+        (DType::F32, ReduceOp::Min) => go::<f32>(dst, src, n, |a, b| fmin(a, b, f32::is_nan)),
+        (DType::F64, ReduceOp::Sum) => go::<f64>(dst, src, n, |a, b| a + b),
+        (DType::F64, ReduceOp::Prod) => go::<f64>(dst, src, n, |a, b| a * b),
+        (DType::F64, ReduceOp::Max) => go::<f64>(dst, src, n, |a, b| fmax(a, b, f64::is_nan)),
+        (DType::F64, ReduceOp::Min) => go::<f64>(dst, src, n, |a, b| fmin(a, b, f64::is_nan)),
+        (DType::I32, ReduceOp::Sum) => go::<i32>(dst, src, n, i32::wrapping_add),
+        (DType::I32, ReduceOp::Prod) => go::<i32>(dst, src, n, i32::wrapping_mul),
+        (DType::I32, ReduceOp::Max) => go::<i32>(dst, src, n, i32::max),
+        (DType::I32, ReduceOp::Min) => go::<i32>(dst, src, n, i32::min),
+        // Reductions are numeric; a boolean one cannot be built.
+        (DType::Bool, _) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_axis_in_order() {
+        assert_eq!(blocks(10, 100), vec![(0, 10)]);
+        assert_eq!(blocks(0, 0), vec![(0, 0)]);
+        for (outer, points) in [(11600, 11600 * 114), (1 << 20, 1 << 20), (5, 5 << 17), (3000, 3000 * 100)] {
+            let b = blocks(outer, points);
+            assert!(b.len() > 1, "{outer} {points}");
+            assert_eq!(b[0].0, 0);
+            assert_eq!(b[b.len() - 1].1, outer);
+            assert!(b.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+        }
+    }
+}

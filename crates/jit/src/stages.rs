@@ -1,0 +1,211 @@
+//! The ahead-of-time stages of a jitted function, as in JAX: `lower` traces
+//! and optimises and fuses ([`Lowered`]), `compile` generates native code
+//! ([`Compiled`]). Each stage is timed and can show what it produced.
+
+use crate::dump;
+use arrayjit_cpu::{CompileOptions, Executable};
+use arrayjit_ir::{AVal, Loc, Program};
+use arrayjit_lower::passes::Stages;
+use arrayjit_lower::Schedule;
+use arrayjit_trace::{tree_flatten, tree_unflatten, Array, Error, Result, Traced, Tree, TreeDef};
+use std::fmt::Write;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long each stage took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Running the Rust function on abstract arguments.
+    pub trace: Duration,
+    /// The optimisation passes.
+    pub optimize: Duration,
+    /// Fusion into loop kernels.
+    pub fuse: Duration,
+    /// Cranelift code generation for every kernel.
+    pub codegen: Duration,
+}
+
+impl Timings {
+    /// The whole compile: trace, optimise, fuse and generate code.
+    pub fn total(&self) -> Duration {
+        self.trace + self.optimize + self.fuse + self.codegen
+    }
+}
+
+impl std::fmt::Display for Timings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "trace {:.3} ms, optimise {:.3} ms, fuse {:.3} ms, codegen {:.3} ms (total {:.3} ms)",
+            ms(self.trace),
+            ms(self.optimize),
+            ms(self.fuse),
+            ms(self.codegen),
+            ms(self.total())
+        )
+    }
+}
+
+pub(crate) fn compile_error(message: String, loc: Loc) -> Error {
+    Error::Transform { op: "jit".into(), message, loc }
+}
+
+/// A traced, optimised and fused function, not yet compiled.
+pub struct Lowered<In, Out> {
+    pub(crate) name: String,
+    pub(crate) traced: Traced,
+    pub(crate) optimized: Program,
+    pub(crate) stages: Stages,
+    pub(crate) schedule: Schedule,
+    pub(crate) timings: Timings,
+    pub(crate) loc: Loc,
+    pub(crate) _types: PhantomData<fn(In) -> Out>,
+}
+
+impl<In: Tree, Out: Tree> Lowered<In, Out> {
+    /// Optimises and fuses a traced function.
+    pub(crate) fn from_traced(name: String, traced: Traced, trace_time: Duration, loc: Loc) -> Result<Self> {
+        let t = Instant::now();
+        let (optimized, stages) = arrayjit_lower::optimize(&traced.program)
+            .map_err(|e| compile_error(format!("optimising `{name}` failed: {e}"), loc))?;
+        let optimize = t.elapsed();
+        let t = Instant::now();
+        let schedule = arrayjit_lower::fuse(&optimized);
+        let fuse = t.elapsed();
+        let timings = Timings { trace: trace_time, optimize, fuse, codegen: Duration::ZERO };
+        let lowered = Lowered { name, traced, optimized, stages, schedule, timings, loc, _types: PhantomData };
+        dump::lowered(&lowered);
+        Ok(lowered)
+    }
+
+    /// The program as traced (before any optimisation).
+    pub fn program(&self) -> &Program {
+        &self.traced.program
+    }
+
+    /// The program after the optimisation passes.
+    pub fn optimized(&self) -> &Program {
+        &self.optimized
+    }
+
+    /// The program after each optimisation pass, by pass name.
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// The fused schedule: buffers, loop kernels, library steps and the
+    /// reasons behind each fusion decision.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The optimised program and the fused kernels, as text.
+    pub fn as_text(&self) -> String {
+        let mut s = String::new();
+        let _ =
+            writeln!(s, "# {}: optimised program\n{}\n# fused schedule\n{}", self.name, self.optimized, self.schedule);
+        s
+    }
+
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    /// Generates native code for every kernel.
+    pub fn compile(self) -> Result<Compiled<In, Out>> {
+        self.compile_with(true)
+    }
+
+    pub(crate) fn compile_with(self, keep_clif: bool) -> Result<Compiled<In, Out>> {
+        let t = Instant::now();
+        let keep_clif = keep_clif || dump::enabled();
+        let exe = Executable::compile(&self.schedule, &CompileOptions { keep_clif })
+            .map_err(|e| compile_error(format!("compiling `{}` failed: {e}", self.name), self.loc))?;
+        let mut timings = self.timings;
+        timings.codegen = t.elapsed();
+        let compiled = Compiled {
+            name: self.name,
+            exe: Arc::new(exe),
+            in_def: self.traced.in_def,
+            out_def: self.traced.out_def,
+            timings,
+            _types: PhantomData,
+        };
+        dump::compiled(&compiled);
+        Ok(compiled)
+    }
+}
+
+/// A compiled function: native code for one signature.
+pub struct Compiled<In, Out> {
+    pub(crate) name: String,
+    pub(crate) exe: Arc<Executable>,
+    pub(crate) in_def: TreeDef,
+    pub(crate) out_def: TreeDef,
+    pub(crate) timings: Timings,
+    pub(crate) _types: PhantomData<fn(In) -> Out>,
+}
+
+impl<In: Tree, Out: Tree> Compiled<In, Out> {
+    /// Runs on concrete arguments of exactly the compiled signature.
+    #[track_caller]
+    pub fn call(&self, args: In) -> Result<Out> {
+        let loc = Loc(Some(Location::caller()));
+        let (leaves, def) = tree_flatten(&args);
+        if def != self.in_def {
+            return Err(Error::Tree(format!(
+                "`{}` was compiled for arguments {} but was given {def}",
+                self.name, self.in_def
+            )));
+        }
+        run(&self.exe, &self.name, &leaves, &self.out_def, loc)
+    }
+
+    /// Each kernel's Cranelift IR.
+    pub fn clif(&self) -> String {
+        let mut s = String::new();
+        for (i, (text, lanes)) in self.exe.clif().iter().zip(self.exe.lanes()).enumerate() {
+            let _ = writeln!(s, "; kernel {i} ({lanes} lanes)\n{text}");
+        }
+        s
+    }
+
+    /// Every stage's time, code generation included.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    pub fn executable(&self) -> &Executable {
+        &self.exe
+    }
+
+    /// The argument types.
+    pub fn in_avals(&self) -> &[AVal] {
+        self.exe.in_avals()
+    }
+}
+
+/// Runs an executable on the leaves of the arguments and rebuilds the result tree.
+pub(crate) fn run<Out: Tree>(
+    exe: &Executable,
+    name: &str,
+    leaves: &[Array],
+    out_def: &TreeDef,
+    loc: Loc,
+) -> Result<Out> {
+    let hosts = leaves
+        .iter()
+        .map(|a| match a.try_host() {
+            Ok(h) => Ok(h.as_ref()),
+            Err(_) => Err(Error::Invalid {
+                message: format!("`{name}`: a compiled function takes concrete arrays, not tracers"),
+                loc,
+            }),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let outs = exe.run(&hosts).map_err(|e| Error::Eval { message: format!("`{name}`: {e}"), loc })?;
+    tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect()).map_err(|e| Error::Tree(e.to_string()))
+}
