@@ -8,18 +8,30 @@
 use crate::argnums::Argnums;
 use crate::jvp::{jvp_program, list_def};
 use crate::linearize::linearize;
+use crate::rules::locate;
 use crate::transpose::transpose_program;
 use arrayjit_ir::{dce, AVal, Loc, Program};
 use arrayjit_trace::bind::apply_program;
 use arrayjit_trace::{
-    lax, trace, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Tree, TreeDef,
+    lax, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Traced, Tree, TreeDef,
 };
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::Location;
 
+/// The user's call site: every public function here is `#[track_caller]`, and
+/// those that return closures capture it when the transformation is created,
+/// so that errors raised later (when the closure runs) still point at it.
+#[track_caller]
 fn here() -> Loc {
     Loc(Some(Location::caller()))
+}
+
+/// Traces `f` on arguments like `args`, attributing the trace to `loc`.
+fn trace_at<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, args: &In, loc: Loc) -> Result<Traced> {
+    let (leaves, def) = tree_flatten(args);
+    let avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
+    trace_avals(f, &def, &avals, loc)
 }
 
 fn tree_err(e: arrayjit_trace::TreeError) -> Error {
@@ -48,6 +60,10 @@ impl<In: Tree> Pullback<In> {
     #[track_caller]
     pub fn call<Ct: Tree>(&self, ct: &Ct) -> Result<In> {
         let loc = here();
+        self.call_at(ct, loc).map_err(|e| locate(e, loc))
+    }
+
+    fn call_at<Ct: Tree>(&self, ct: &Ct, loc: Loc) -> Result<In> {
         let (leaves, def) = tree_flatten(ct);
         if def != self.out_def {
             return Err(Error::Tree(format!(
@@ -83,7 +99,15 @@ impl<In: Tree> Pullback<In> {
 #[track_caller]
 pub fn vjp<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, primals: &In) -> Result<(R::Tree, Pullback<In>)> {
     let loc = here();
-    let traced = trace(f, primals)?;
+    vjp_at(f, primals, loc).map_err(|e| locate(e, loc))
+}
+
+fn vjp_at<In: Tree, R: TraceOutput>(
+    f: impl FnOnce(In) -> R,
+    primals: &In,
+    loc: Loc,
+) -> Result<(R::Tree, Pullback<In>)> {
+    let traced = trace_at(f, primals, loc)?;
     let (leaves, in_def) = tree_flatten(primals);
     let in_avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
     let diff: Vec<bool> = in_avals.iter().map(|a| a.dtype.is_float()).collect();
@@ -121,7 +145,16 @@ pub fn jvp<In: Tree, R: TraceOutput>(
     tangents: &In,
 ) -> Result<(R::Tree, R::Tree)> {
     let loc = here();
-    let traced = trace(f, primals)?;
+    jvp_at(f, primals, tangents, loc).map_err(|e| locate(e, loc))
+}
+
+fn jvp_at<In: Tree, R: TraceOutput>(
+    f: impl FnOnce(In) -> R,
+    primals: &In,
+    tangents: &In,
+    loc: Loc,
+) -> Result<(R::Tree, R::Tree)> {
+    let traced = trace_at(f, primals, loc)?;
     let (leaves, def) = tree_flatten(primals);
     let (tleaves, tdef) = tree_flatten(tangents);
     if def != tdef {
@@ -156,8 +189,21 @@ pub fn jvp<In: Tree, R: TraceOutput>(
 
 /// The core of the `grad` family, built as one program so that its text is
 /// clean and dead work is removed: outputs of `f` (all leaves) then the
-/// gradients of the leaves marked in `select` (others get zeros).
+/// gradients of the leaves marked in `select` (others get zeros). Errors
+/// without a location of their own are attributed to `loc`, where the user
+/// created the transformation.
 fn value_and_grad_leaves<In: Tree, R: TraceOutput>(
+    f: &impl Fn(In) -> R,
+    args: &In,
+    select: &dyn Fn(&TreeDef) -> Result<Vec<bool>>,
+    has_aux: bool,
+    want_value: bool,
+    loc: Loc,
+) -> Result<(Vec<Array>, TreeDef, Vec<Array>)> {
+    grad_leaves_at(f, args, select, has_aux, want_value, loc).map_err(|e| locate(e, loc))
+}
+
+fn grad_leaves_at<In: Tree, R: TraceOutput>(
     f: &impl Fn(In) -> R,
     args: &In,
     select: &dyn Fn(&TreeDef) -> Result<Vec<bool>>,
@@ -172,7 +218,7 @@ fn value_and_grad_leaves<In: Tree, R: TraceOutput>(
     let g = trace_avals(
         |xs: Vec<Array>| -> Result<Vec<Array>> {
             let a: In = tree_unflatten(&in_def, xs.clone()).map_err(tree_err)?;
-            let traced = trace(f, &a)?;
+            let traced = trace_at(f, &a, loc)?;
             let out_avals = traced.program.out_avals();
             check_loss(&traced.out_def, &out_avals, has_aux, loc)?;
             *out_def_cell.borrow_mut() = Some(traced.out_def.clone());
@@ -265,29 +311,35 @@ fn rebuild<In: Tree>(args: &In, grads: Vec<Array>) -> Result<In> {
 
 /// The gradient of a scalar-valued `f`, with respect to all of its (float)
 /// arguments, as a function: `grad(f)(x)` has the structure of `x`.
+#[track_caller]
 pub fn grad<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R) -> impl Fn(In) -> Result<In> {
+    let loc = here();
     move |x: In| {
-        let (_, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, false, Loc::default())?;
+        let (_, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, false, loc)?;
         rebuild(&x, g)
     }
 }
 
 /// The value and the gradient of a scalar-valued `f`.
+#[track_caller]
 pub fn value_and_grad<In: Tree, R: TraceOutput<Tree = Array>>(
     f: impl Fn(In) -> R,
 ) -> impl Fn(In) -> Result<(Array, In)> {
+    let loc = here();
     move |x: In| {
-        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, true, Loc::default())?;
+        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &all_leaves, false, true, loc)?;
         Ok((outs.remove(0), rebuild(&x, g)?))
     }
 }
 
 /// The gradient of `f` returning `(loss, aux)`, and the auxiliary value.
+#[track_caller]
 pub fn grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
     f: impl Fn(In) -> R,
 ) -> impl Fn(In) -> Result<(In, Aux)> {
+    let loc = here();
     move |x: In| {
-        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, false, Loc::default())?;
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, false, loc)?;
         let TreeDef::Tuple(parts) = &def else { return Err(Error::Tree(format!("expected (loss, aux), got {def}"))) };
         let aux: Aux = tree_unflatten(&parts[1], outs).map_err(tree_err)?;
         Ok((rebuild(&x, g)?, aux))
@@ -295,57 +347,65 @@ pub fn grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
 }
 
 /// `((loss, aux), gradient)` of `f` returning `(loss, aux)`.
+#[track_caller]
 pub fn value_and_grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
     f: impl Fn(In) -> R,
 ) -> impl Fn(In) -> Result<((Array, Aux), In)> {
+    let loc = here();
     move |x: In| {
-        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, true, Loc::default())?;
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, true, loc)?;
         Ok((tree_unflatten(&def, outs).map_err(tree_err)?, rebuild(&x, g)?))
     }
 }
 
 /// The gradient with respect to selected elements of a tuple argument
 /// (JAX's `argnums`): `grad_argnums(f, Arg::<1>)((a, b))` is the gradient in `b`.
+#[track_caller]
 pub fn grad_argnums<In: Tree, R: TraceOutput<Tree = Array>, S: Argnums<In>>(
     f: impl Fn(In) -> R,
     argnums: S,
 ) -> impl Fn(In) -> Result<S::Grads> {
+    let loc = here();
     move |x: In| {
         let pos = argnums.positions();
-        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
-        let (_, _, g) = value_and_grad_leaves(&f, &x, &sel, false, false, Loc::default())?;
+        let sel = |d: &TreeDef| positions_mask(d, &pos, loc);
+        let (_, _, g) = value_and_grad_leaves(&f, &x, &sel, false, false, loc)?;
         Ok(argnums.select(rebuild(&x, g)?))
     }
 }
 
 /// The value and the gradient with respect to selected tuple elements.
+#[track_caller]
 pub fn value_and_grad_argnums<In: Tree, R: TraceOutput<Tree = Array>, S: Argnums<In>>(
     f: impl Fn(In) -> R,
     argnums: S,
 ) -> impl Fn(In) -> Result<(Array, S::Grads)> {
+    let loc = here();
     move |x: In| {
         let pos = argnums.positions();
-        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
-        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &sel, false, true, Loc::default())?;
+        let sel = |d: &TreeDef| positions_mask(d, &pos, loc);
+        let (mut outs, _, g) = value_and_grad_leaves(&f, &x, &sel, false, true, loc)?;
         Ok((outs.remove(0), argnums.select(rebuild(&x, g)?)))
     }
 }
 
 /// `((loss, aux), gradient)` with respect to selected tuple elements.
+#[track_caller]
 pub fn value_and_grad_argnums_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>, S: Argnums<In>>(
     f: impl Fn(In) -> R,
     argnums: S,
 ) -> impl Fn(In) -> Result<((Array, Aux), S::Grads)> {
+    let loc = here();
     move |x: In| {
         let pos = argnums.positions();
-        let sel = |d: &TreeDef| positions_mask(d, &pos, Loc::default());
-        let (outs, def, g) = value_and_grad_leaves(&f, &x, &sel, true, true, Loc::default())?;
+        let sel = |d: &TreeDef| positions_mask(d, &pos, loc);
+        let (outs, def, g) = value_and_grad_leaves(&f, &x, &sel, true, true, loc)?;
         Ok((tree_unflatten(&def, outs).map_err(tree_err)?, argnums.select(rebuild(&x, g)?)))
     }
 }
 
 /// One-hot basis arrays of `aval`, one per element.
-fn basis(aval: &AVal) -> Result<Vec<Array>> {
+fn basis(aval: &AVal, loc: Loc) -> Result<Vec<Array>> {
     let n = aval.numel();
     (0..n)
         .map(|k| {
@@ -354,7 +414,7 @@ fn basis(aval: &AVal) -> Result<Vec<Array>> {
             let data = arrayjit_ir::Data::from_scalars(aval.dtype, v.into_iter().map(arrayjit_ir::Scalar::F64));
             arrayjit_ir::HostArray::new(aval.shape.clone(), data)
                 .map(Array::from_host)
-                .map_err(|e| invalid(e.to_string(), Loc::default()))
+                .map_err(|e| invalid(e.to_string(), loc))
         })
         .collect()
 }
@@ -384,36 +444,47 @@ fn assemble(rows: Vec<Array>, inner: &[usize], outer: &[usize], outer_first: boo
 
 /// The Jacobian of `f: Array -> Array` by forward mode (one JVP per input
 /// element), shaped `out.shape ++ x.shape`.
+#[track_caller]
 pub fn jacfwd<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(Array) -> Result<Array> {
+    let loc = here();
     move |x: Array| {
-        let dirs = basis(&x.aval())?;
-        let mut cols = Vec::with_capacity(dirs.len());
-        let mut out_shape = None;
-        for d in &dirs {
-            let (y, t) = jvp(&f, &x, d)?;
-            out_shape = Some(y.shape().to_vec());
-            cols.push(t);
-        }
-        let out_shape = match out_shape {
-            Some(s) => s,
-            None => trace(&f, &x)?.program.out_avals()[0].shape.0.clone(),
+        let jac = || {
+            let dirs = basis(&x.aval(), loc)?;
+            let mut cols = Vec::with_capacity(dirs.len());
+            let mut out_shape = None;
+            for d in &dirs {
+                let (y, t) = jvp_at(&f, &x, d, loc)?;
+                out_shape = Some(y.shape().to_vec());
+                cols.push(t);
+            }
+            let out_shape = match out_shape {
+                Some(s) => s,
+                None => trace_at(&f, &x, loc)?.program.out_avals()[0].shape.0.clone(),
+            };
+            assemble(cols, &out_shape, x.shape(), false)
         };
-        assemble(cols, &out_shape, x.shape(), false)
+        jac().map_err(|e| locate(e, loc))
     }
 }
 
 /// The Jacobian of `f: Array -> Array` by reverse mode (one pullback per
 /// output element), shaped `out.shape ++ x.shape`.
+#[track_caller]
 pub fn jacrev<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(Array) -> Result<Array> {
+    let loc = here();
     move |x: Array| {
-        let (y, pb) = vjp(&f, &x)?;
-        let rows = basis(&y.aval())?.iter().map(|c| pb.call(c)).collect::<Result<Vec<_>>>()?;
-        assemble(rows, x.shape(), y.shape(), true)
+        let jac = || {
+            let (y, pb) = vjp_at(&f, &x, loc)?;
+            let rows = basis(&y.aval(), loc)?.iter().map(|c| pb.call_at(c, loc)).collect::<Result<Vec<_>>>()?;
+            assemble(rows, x.shape(), y.shape(), true)
+        };
+        jac().map_err(|e| locate(e, loc))
     }
 }
 
 /// The Hessian-vector product `∇²f(x)·v` of a scalar-valued `f`, as forward
 /// mode over reverse mode.
+#[track_caller]
 pub fn hvp<In: Tree, R: TraceOutput<Tree = Array>>(f: impl Fn(In) -> R, x: &In, v: &In) -> Result<In> {
     let g = grad(f);
     let (_, t) = jvp(|x: In| g(x), x, v)?;

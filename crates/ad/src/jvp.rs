@@ -1,7 +1,7 @@
 //! Forward mode: evaluating a program on (primal, tangent) pairs, and the JVP
 //! program built by tracing that evaluation.
 
-use crate::rules::{self, instantiate, JvpOut, Tangent};
+use crate::rules::{self, instantiate, locate, JvpOut, Tangent};
 use arrayjit_ir::{AVal, Atom, HostArray, Loc, Program};
 use arrayjit_trace::{lax, trace_avals, Array, Error, Result, TreeDef};
 
@@ -24,7 +24,7 @@ pub(crate) fn jvp_eval(p: &Program, primals: &[Array], tangents: &[Tangent]) -> 
     for e in &p.eqns {
         let (xs, ts): (Vec<Array>, Vec<Tangent>) =
             e.inputs.iter().map(|a| read(&env, a)).collect::<Result<Vec<_>>>()?.into_iter().unzip();
-        let (outs, touts) = lax::at(e.loc, || rules::jvp(&e.prim, &xs, &ts))?;
+        let (outs, touts) = lax::at(e.loc, || rules::jvp(&e.prim, &xs, &ts)).map_err(|err| locate(err, e.loc))?;
         for ((v, o), t) in e.outputs.iter().zip(outs).zip(touts) {
             env[v.index()] = Some((o, t));
         }

@@ -3,7 +3,7 @@
 //! transpose rule; zero cotangents stay symbolic, so no dead work is emitted.
 
 use crate::jvp::list_def;
-use crate::rules::{self, add_tangents, instantiate, LinIn, Tangent};
+use crate::rules::{self, add_tangents, instantiate, locate, LinIn, Tangent};
 use arrayjit_ir::{AVal, Atom, HostArray, Loc, Program};
 use arrayjit_trace::{lax, trace_avals, Array, Error, Result};
 
@@ -42,7 +42,7 @@ pub(crate) fn backward_pass(lin: &Program, known: &[Array], cts: &[Tangent]) -> 
         } else {
             let ins = e.inputs.iter().map(|a| read(&value, a)).collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Array> = ins.iter().collect();
-            let outs = lax::at(e.loc, || lax::apply(e.prim.clone(), &refs))?;
+            let outs = lax::at(e.loc, || lax::apply(e.prim.clone(), &refs)).map_err(|err| locate(err, e.loc))?;
             for (o, x) in e.outputs.iter().zip(outs) {
                 value[o.index()] = Some(x);
             }
@@ -73,7 +73,7 @@ pub(crate) fn backward_pass(lin: &Program, known: &[Array], cts: &[Tangent]) -> 
                 other => read(&value, other).map(LinIn::Known),
             })
             .collect::<Result<Vec<_>>>()?;
-        let in_cts = lax::at(e.loc, || rules::transpose(&e.prim, &out_cts, &ins))?;
+        let in_cts = lax::at(e.loc, || rules::transpose(&e.prim, &out_cts, &ins)).map_err(|err| locate(err, e.loc))?;
         for (a, c) in e.inputs.iter().zip(in_cts) {
             if let (Atom::Var(v), Some(c)) = (a, c) {
                 if linear[v.index()] {

@@ -2,8 +2,8 @@
 //! on them: inv, solve, det, logdet, slogdet) against finite differences.
 
 mod common;
-use arrayjit_ir::prim::DotDims;
-use arrayjit_trace::{triangular_solve, Array, DType, TriangularSolve};
+use arrayjit_ir::prim::{DotDims, Linalg};
+use arrayjit_trace::{lax, triangular_solve, Array, DType, TriangularSolve};
 use common::{check_grads, Rng};
 use proptest::prelude::*;
 
@@ -14,8 +14,16 @@ fn spd_of(x: &Array) -> Array {
     (x + &x.t()) * 0.5 + Array::eye(n, DType::F64) * (2.0 * n as f64)
 }
 
+/// A general (unsymmetric) matrix far from singular, built from any square
+/// input with entries in [-1, 1]: such an `n × n` input has spectral norm at
+/// most `n`, so adding `2n·I` keeps every singular value at least `n`.
+fn shifted(x: &Array) -> Array {
+    let n = x.shape()[x.ndim() - 1];
+    x + Array::eye(n, DType::F64) * (2.0 * n as f64)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(common::proptest_config(8))]
 
     #[test]
     fn dot_general_with_batch_dims(b in 1usize..3, m in 1usize..4, k in 1usize..4, n in 1usize..4, seed in any::<u64>()) {
@@ -46,13 +54,13 @@ proptest! {
             ("logdet", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).logdet())),
             ("inv_spd", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).inv_spd())),
             ("solve_spd", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).solve_spd(&xs[1]))),
-            ("inv", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).matmul(&xs[0]).inv())),
-            ("det", Box::new(|xs: Vec<Array>| (&xs[0] + Array::eye(xs[0].shape()[0], DType::F64) * 3.0).det())),
+            ("inv", Box::new(|xs: Vec<Array>| shifted(&xs[0]).matmul(&spd_of(&xs[0])).inv())),
+            ("det", Box::new(|xs: Vec<Array>| shifted(&xs[0]).det())),
             ("slogdet", Box::new(|xs: Vec<Array>| {
-                let (s, l) = (&xs[0] + Array::eye(xs[0].shape()[0], DType::F64) * 3.0).slogdet();
+                let (s, l) = shifted(&xs[0]).slogdet();
                 s * l
             })),
-            ("solve", Box::new(|xs: Vec<Array>| (&xs[0] + Array::eye(xs[0].shape()[0], DType::F64) * 3.0).solve(&xs[1]))),
+            ("solve", Box::new(|xs: Vec<Array>| shifted(&xs[0]).solve(&xs[1]))),
         ];
         for (name, f) in cases {
             eprintln!("checking {name}");
@@ -63,7 +71,7 @@ proptest! {
     #[test]
     fn triangular_solve_every_flag(n in 1usize..4, k in 1usize..3, seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
-        let a = rng.array(&[n, n], -1.0, 1.0) + Array::eye(n, DType::F64) * 3.0;
+        let a = shifted(&rng.array(&[n, n], -1.0, 1.0));
         for flags in 0..16u32 {
             let o = TriangularSolve {
                 left_side: flags & 1 != 0,
@@ -97,5 +105,60 @@ fn logdet_gradient_is_the_inverse() {
     let inv = s.inv();
     for (a, b) in g.to_f64_vec().iter().zip(inv.to_f64_vec()) {
         assert!((a - b).abs() < 1e-12);
+    }
+}
+
+/// The `lu` primitive itself: packed factors, pivots, permutation.
+fn lu(a: &Array) -> (Array, Array, Array) {
+    let mut outs = lax::apply(Linalg::Lu.into(), &[a]).expect("lu of a float matrix").into_iter();
+    match (outs.next(), outs.next(), outs.next()) {
+        (Some(lu), Some(pivots), Some(perm)) => (lu, pivots, perm),
+        _ => panic!("lu has three outputs"),
+    }
+}
+
+/// The rows of a column-diagonally-dominant matrix in reverse order: partial
+/// pivoting has to swap rows, and each pivot wins by a wide margin, so the
+/// factors are smooth functions of the entries around it.
+fn needs_pivoting(rng: &mut Rng, batch: &[usize], n: usize) -> Array {
+    let mut shape = batch.to_vec();
+    shape.extend([n, n]);
+    let d = shifted(&rng.array(&shape, -1.0, 1.0));
+    let rev: Vec<f64> = (0..n * n).map(|k| if k / n + k % n == n - 1 { 1.0 } else { 0.0 }).collect();
+    Array::from_vec(rev, [n, n]).matmul(&d)
+}
+
+#[test]
+fn lu_factors_directly() {
+    let mut rng = Rng::new(13);
+    for (batch, n) in [(vec![], 1), (vec![], 3), (vec![], 4), (vec![2], 3)] {
+        let a = needs_pivoting(&mut rng, &batch, n);
+        let (_, _, perm) = lu(&a);
+        if n > 1 {
+            assert_ne!(perm.to_vec::<i32>()[0], 0, "the test matrix should need pivoting");
+        }
+        let w = rng.array(a.shape(), -1.0, 1.0);
+        // A smooth function of both packed factors (strict lower part: L, upper part: U).
+        let f = move |xs: Vec<Array>| (lu(&xs[0]).0 * &w).sin();
+        eprintln!("checking lu of {:?}", a.shape());
+        check_grads(&f, std::slice::from_ref(&a), 2, &mut rng);
+    }
+    // det A = ±Π Uᵢᵢ, the sign from the pivots (an integer output, which
+    // carries no derivative); its gradient is det(A)·A⁻ᵀ.
+    for n in [3, 4] {
+        let a = needs_pivoting(&mut rng, &[], n);
+        let det = move |a: Array| {
+            let (packed, pivots, _) = lu(&a);
+            let swaps = pivots.ne(Array::iota(DType::I32, [n], 0)).astype(DType::F64).sum(..);
+            let sign = (swaps % 2.0) * -2.0 + 1.0;
+            packed.diag_part().prod(..) * sign
+        };
+        let d = det(a.clone()).item::<f64>();
+        assert!((d - a.det().item::<f64>()).abs() <= 1e-12 * d.abs(), "{d} vs {}", a.det());
+        let g = arrayjit_ad::grad(det)(a.clone()).unwrap();
+        let want = a.inv().t() * d;
+        for (x, y) in g.to_f64_vec().iter().zip(want.to_f64_vec()) {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{g} vs {want}");
+        }
     }
 }

@@ -9,7 +9,7 @@ pub(crate) mod linalg;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 
-use arrayjit_ir::{AVal, Prim};
+use arrayjit_ir::{AVal, Loc, Prim};
 use arrayjit_trace::lax;
 use arrayjit_trace::{Array, Error, Result};
 
@@ -47,6 +47,22 @@ impl LinIn {
 
 pub(crate) fn transform_error(op: &str, message: impl Into<String>) -> Error {
     Error::Transform { op: op.to_string(), message: message.into(), loc: Default::default() }
+}
+
+/// Attributes an error that carries no source location yet to `loc` (the
+/// equation being transformed, or the user's call of the transformation), so
+/// that messages point at user code rather than at "<unknown location>".
+pub(crate) fn locate(e: Error, loc: Loc) -> Error {
+    let unknown = |l: &Loc| l.0.is_none();
+    match e {
+        Error::Type { source, loc: l } if unknown(&l) => Error::Type { source, loc },
+        Error::Concretization { what, aval, loc: l } if unknown(&l) => Error::Concretization { what, aval, loc },
+        Error::LeakedTracer { aval, origin, loc: l } if unknown(&l) => Error::LeakedTracer { aval, origin, loc },
+        Error::Invalid { message, loc: l } if unknown(&l) => Error::Invalid { message, loc },
+        Error::Transform { op, message, loc: l } if unknown(&l) => Error::Transform { op, message, loc },
+        Error::Eval { message, loc: l } if unknown(&l) => Error::Eval { message, loc },
+        other => other,
+    }
 }
 
 pub(crate) fn nonlinear(op: &str) -> Error {

@@ -1,8 +1,24 @@
-//! `check_grads`: derivatives against central finite differences in f64.
+//! `check_grads`: derivatives against central finite differences in f64; and
+//! the property-test settings every test file shares.
 #![allow(dead_code)]
 
 use arrayjit_ad::{jvp, vjp};
 use arrayjit_trace::{Array, DType};
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+
+/// Property-test settings: `cases` cases from a fixed seed, so that a normal
+/// run is deterministic. With `ARRAYJIT_SOAK=n` set, `n` cases from a random
+/// seed instead, to look for new failures (proptest prints the seed of a
+/// failure; `PROPTEST_RNG_SEED` replays it).
+pub fn proptest_config(cases: u32) -> ProptestConfig {
+    match std::env::var("ARRAYJIT_SOAK") {
+        Ok(n) => match n.trim().parse() {
+            Ok(n) => ProptestConfig::with_cases(n),
+            Err(_) => panic!("ARRAYJIT_SOAK must be a number of cases, got {n:?}"),
+        },
+        Err(_) => ProptestConfig { rng_seed: RngSeed::Fixed(0x5eed), ..ProptestConfig::with_cases(cases) },
+    }
+}
 
 /// A named function of a list of arrays, to check.
 pub type Case = Box<dyn Fn(Vec<Array>) -> Array>;
@@ -50,11 +66,44 @@ fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
     assert!((got - want).abs() <= tol * scale, "{what}: got {got}, want {want} (tolerance {tol})");
 }
 
+/// Equal up to a relative `1e-12`: for values computed by two evaluation paths
+/// (eager kernels and a whole program may round transcendental functions
+/// differently in the last place).
+pub fn assert_same(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (g, w) in got.iter().zip(want) {
+        let same = g == w || (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-12 * g.abs().max(w.abs());
+        assert!(same, "{what}: got {g}, want {w}");
+    }
+}
+
+/// Step and tolerances of a finite-difference check.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    /// The finite-difference step.
+    pub eps: f64,
+    /// First derivatives against finite differences.
+    pub first: f64,
+    /// Second derivatives (derivatives of the gradient) against finite differences.
+    pub second: f64,
+    /// Forward against reverse mode.
+    pub modes: f64,
+}
+
+/// For functions computed in f64 throughout.
+pub const F64: Tol = Tol { eps: 1e-6, first: 1e-6, second: 1e-5, modes: 1e-10 };
+
 /// Checks `f`'s JVP and VJP at `args` against central differences along random
 /// directions, and that they agree with each other (`<c, J u>` both ways).
 /// With `order == 2` also checks the derivatives of the gradient map.
 pub fn check_grads(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], order: usize, rng: &mut Rng) {
-    check_first(f, args, rng, 1e-6);
+    check_grads_with(f, args, order, rng, F64);
+}
+
+/// [`check_grads`] with another step and tolerances: for functions that round
+/// through a narrower type on the way.
+pub fn check_grads_with(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], order: usize, rng: &mut Rng, tol: Tol) {
+    check_first(f, args, rng, tol.eps, tol.first, tol.modes);
     if order >= 2 {
         // The gradient of x ↦ <c, f(x)> for a fixed random c.
         let y = f(args.to_vec());
@@ -66,12 +115,11 @@ pub fn check_grads(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], order: usize
             let parts: Vec<Array> = gr.iter().map(|a| a.reshape([a.size()])).collect();
             arrayjit_trace::concatenate(&parts, 0)
         };
-        check_first(&g, args, rng, 1e-5);
+        check_first(&g, args, rng, tol.eps, tol.second, tol.modes);
     }
 }
 
-fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, tol: f64) {
-    let eps = 1e-6;
+fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, eps: f64, tol: f64, modes: f64) {
     for _ in 0..2 {
         let us: Vec<Array> = args.iter().map(|a| rng.array(a.shape(), -1.0, 1.0)).collect();
         let y = f(args.to_vec());
@@ -82,7 +130,7 @@ fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, t
         let fd_dir = dot(&c.to_f64_vec(), &fd);
         // Forward mode.
         let (y2, t) = jvp(|xs: Vec<Array>| f(xs), &args.to_vec(), &us).unwrap();
-        assert_eq!(y2.to_f64_vec(), y.to_f64_vec(), "jvp's primal output differs from f");
+        assert_same("jvp's primal output against f", &y2.to_f64_vec(), &y.to_f64_vec());
         for (a, b) in t.to_f64_vec().iter().zip(&fd) {
             assert_close("jvp vs finite differences", *a, *b, tol);
         }
@@ -91,6 +139,6 @@ fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, t
         let ct = pb.call(&c).unwrap();
         let rev = dot(&flat(&ct), &flat(&us));
         assert_close("vjp vs finite differences", rev, fd_dir, tol);
-        assert_close("vjp vs jvp", rev, dot(&c.to_f64_vec(), &t.to_f64_vec()), 1e-10);
+        assert_close("vjp vs jvp", rev, dot(&c.to_f64_vec(), &t.to_f64_vec()), modes);
     }
 }
