@@ -1,8 +1,9 @@
-//! Trace a function into a program, print it, evaluate it, and differentiate it.
+//! Trace a function into a program, print it, evaluate it, differentiate it, and
+//! compile the gradient with `jit`.
 //!
 //! Run with `cargo run --release --example quickstart`.
 
-use arrayjit::{grad, make_jaxpr, value_and_grad, Array, DType};
+use arrayjit::{grad, jit, make_jaxpr, value_and_grad, Array, DType};
 
 /// A small regression loss: mean squared error of a tanh layer.
 fn loss((w, x, y): (Array, Array, Array)) -> Array {
@@ -30,6 +31,18 @@ fn main() -> Result<(), arrayjit::Error> {
     let (value, (dw, _, _)) = value_and_grad(loss)(args.clone())?;
     println!("\nloss {value}, d loss / d w = {dw}");
     println!("\nthe gradient program:\n{}", make_jaxpr(grad(loss), &args)?);
+
+    // Compiled: traced once per signature, optimised, fused into loop kernels and
+    // compiled to native code; the stages can be inspected and are timed.
+    let step = jit(value_and_grad(loss));
+    let lowered = step.lower(&args)?;
+    println!("\nthe optimised gradient program, fused:\n{}", lowered.as_text());
+    let compiled = lowered.compile()?;
+    println!("compiled in {}", compiled.timings());
+    let (value, (dw, _, _)) = compiled.call(args.clone())?;
+    println!("compiled: loss {value}, d loss / d w = {dw}");
+    let (again, _) = step.call(args)?;
+    println!("through the cache: loss {again} ({} signature compiled)", step.cache_size());
 
     // Errors name the operation, the operands and your source line.
     let bad = make_jaxpr(|x: Array| x.matmul(&Array::ones([4], DType::F32)), &x).unwrap_err();

@@ -36,8 +36,8 @@ pub use arrayjit_ir::{parse, typecheck, AVal, DType, Data, HostArray, Program, S
 pub use arrayjit_jit::{jit, Compiled, Jit, Lowered, Static, Timings};
 pub use arrayjit_trace::{
     concatenate, is_tracing, make_jaxpr, stack, trace, tree_flatten, tree_leaves, tree_map, tree_unflatten,
-    triangular_solve, try_concatenate, try_where, where_, Array, Axes, Element, Error, Operand, Result, StaticValue,
-    Traced, Tree, TreeDef, TreeError, TriangularSolve,
+    triangular_solve, try_concatenate, try_stack, try_triangular_solve, try_where, where_, Array, Axes, Element, Error,
+    Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
 };
 
 /// Differentiation as program transformations (jvp, linearize, transpose).

@@ -108,7 +108,10 @@ fn out_of_bounds_loads_are_refused_at_compile_time() {
     let kernel = Kernel {
         domain: vec![4],
         inputs: vec![AVal::new(DType::F32, [4])],
-        nodes: vec![KNode { node: Node::Load { input: 0, at: Affine { offset: 1, coeffs: vec![1] } }, dtype: DType::F32 }],
+        nodes: vec![KNode {
+            node: Node::Load { input: 0, at: Affine { offset: 1, coeffs: vec![1] } },
+            dtype: DType::F32,
+        }],
         outputs: vec![KOutput { node: 0, kind: OutputKind::Store, aval: AVal::new(DType::F32, [4]) }],
     };
     let mut m = arrayjit_cpu::codegen::KernelModule::new().unwrap();

@@ -48,8 +48,100 @@ fn padded_size(d: usize, low: i64, high: i64, interior: usize) -> Option<usize> 
     Some((low + high + cells) as usize)
 }
 
+/// NumPy's broadcasting, written out from its definition rather than from
+/// `broadcast_shapes`: pad the shorter shape with leading 1s, then in every
+/// position the sizes must be equal or one of them 1, and the result takes the
+/// larger (so a 1 against a 0 gives 0).
+fn numpy_broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let padded =
+        |x: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - x.len()).chain(x.iter().copied()).collect() };
+    let (pa, pb) = (padded(a), padded(b));
+    let mut out = Vec::with_capacity(rank);
+    for (&x, &y) in pa.iter().zip(&pb) {
+        if x != y && x != 1 && y != 1 {
+            return None;
+        }
+        out.push(if x == 1 { y } else { x });
+    }
+    Some(out)
+}
+
+/// A pair of shapes (ranks 0 to 5, sizes 0 to 4): half the time unrelated,
+/// which is mostly incompatible, half the time both derived from one shape by
+/// dropping leading axes and setting sizes to 1, which is always compatible.
+fn shape_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    let independent = (shape_strategy(5, 4), shape_strategy(5, 4));
+    let related = shape_strategy(5, 4).prop_flat_map(|full| {
+        let n = full.len();
+        let operand = move || (vec(proptest::bool::weighted(0.3), n), prop_oneof![2 => Just(0), 1 => 0..=n]);
+        (Just(full), operand(), operand()).prop_map(|(full, (ones_a, drop_a), (ones_b, drop_b))| {
+            let derive = |ones: &[bool], dropped: usize| -> Vec<usize> {
+                full.iter().zip(ones).map(|(&d, &one)| if one { 1 } else { d }).skip(dropped).collect()
+            };
+            (derive(&ones_a, drop_a), derive(&ones_b, drop_b))
+        })
+    });
+    prop_oneof![independent, related]
+}
+
+/// Every shape of rank ≤ `rank` with sizes in `0..=max_dim`.
+fn all_shapes(rank: usize, max_dim: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![]];
+    let mut last = vec![vec![]];
+    for _ in 0..rank {
+        last =
+            last.iter().flat_map(|s: &Vec<usize>| (0..=max_dim).map(move |d| [s.clone(), vec![d]].concat())).collect();
+        out.extend(last.iter().cloned());
+    }
+    out
+}
+
+#[test]
+fn broadcast_shapes_agrees_with_numpy_on_every_small_pair() {
+    let shapes = all_shapes(3, 2);
+    assert_eq!(shapes.len(), 1 + 3 + 9 + 27);
+    let (mut compatible, mut incompatible) = (0, 0);
+    for a in &shapes {
+        for b in &shapes {
+            let got = broadcast_shapes(a, b).map(|s| s.0);
+            assert_eq!(got, numpy_broadcast(a, b), "{a:?} with {b:?}");
+            if got.is_some() {
+                compatible += 1;
+            } else {
+                incompatible += 1;
+            }
+        }
+    }
+    // Both outcomes are well represented, so the agreement means something.
+    assert!(compatible > 400 && incompatible > 400, "{compatible} compatible, {incompatible} incompatible");
+    // A few cases written out by hand, the model included.
+    type Case<'a> = (&'a [usize], &'a [usize], Option<&'a [usize]>);
+    let cases: [Case; 7] = [
+        (&[], &[], Some(&[])),
+        (&[3], &[], Some(&[3])),
+        (&[2, 1], &[3], Some(&[2, 3])),
+        (&[1, 0], &[4, 1], Some(&[4, 0])),
+        (&[0], &[1], Some(&[0])),
+        (&[0], &[2], None),
+        (&[2, 3], &[3, 3], None),
+    ];
+    for (a, b, want) in cases {
+        assert_eq!(numpy_broadcast(a, b).as_deref(), want, "model: {a:?} with {b:?}");
+        assert_eq!(broadcast_shapes(a, b).map(|s| s.0).as_deref(), want, "{a:?} with {b:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn broadcast_shapes_agrees_with_numpy((a, b) in shape_pair()) {
+        let want = numpy_broadcast(&a, &b);
+        prop_assert_eq!(broadcast_shapes(&a, &b).map(|s| s.0), want.clone());
+        // Symmetric, like the definition.
+        prop_assert_eq!(broadcast_shapes(&b, &a).map(|s| s.0), want);
+    }
 
     #[test]
     fn broadcast_in_dim_agrees_with_numpy_broadcasting(a in shape_strategy(4, 3), b in shape_strategy(4, 3)) {

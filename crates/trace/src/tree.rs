@@ -174,6 +174,22 @@ impl fmt::Display for TreeDef {
 pub struct TreeError(pub String);
 
 /// What a static (non-array) struct field must offer to join a cache key.
+///
+/// Any `Debug + PartialEq` type qualifies. Two values are the same key when
+/// they have the same type, compare equal and print the same; the hash is
+/// taken from the printed text, so equal keys always hash alike. For floats
+/// this means:
+///
+/// - `0.0` and `-0.0` are different keys, although `0.0 == -0.0`: a function
+///   can tell them apart (`1.0 / x`), so a compiled result for one must not be
+///   reused for the other.
+/// - NaN is one key, equal to itself, whatever its sign or payload (all print
+///   `NaN`). In general a value that is not `==` to itself (a NaN somewhere
+///   inside) is compared by its printed text alone, so such a type's `Debug`
+///   must show everything that matters.
+///
+/// A type whose equal values print differently (e.g. a `HashSet`, whose order
+/// varies) only causes extra cache misses, never a wrong hit.
 pub trait StaticField: Any + Send + Sync + fmt::Debug {
     fn eq_dyn(&self, other: &dyn StaticField) -> bool;
     fn hash_dyn(&self, state: &mut dyn Hasher);
@@ -182,16 +198,29 @@ pub trait StaticField: Any + Send + Sync + fmt::Debug {
 
 impl<T: Any + Send + Sync + fmt::Debug + PartialEq> StaticField for T {
     fn eq_dyn(&self, other: &dyn StaticField) -> bool {
-        other.as_any().downcast_ref::<T>().is_some_and(|o| o == self)
+        other.as_any().downcast_ref::<T>().is_some_and(|o| same_key(self, o))
     }
-    /// Hashes the Debug text: it lets floats be static, and equal values of
-    /// ordinary types print equally. A type whose equal values print
-    /// differently only causes extra cache misses, never a wrong hit.
     fn hash_dyn(&self, mut state: &mut dyn Hasher) {
         format!("{self:?}").hash(&mut state);
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// The key equality of [`StaticField`]. Requiring equal text on top of `==`
+/// is what keeps it consistent with the hash; the `==` part guards against a
+/// `Debug` that leaves out fields. `==` cannot be asked of values that are not
+/// equal to themselves, so those are keyed by their text.
+fn same_key<T: fmt::Debug + PartialEq>(a: &T, b: &T) -> bool {
+    // Deliberately `x == x`: it is false exactly when a NaN is inside.
+    #[allow(clippy::eq_op)]
+    let reflexive = |x: &T| x == x;
+    let same_text = || format!("{a:?}") == format!("{b:?}");
+    match (reflexive(a), reflexive(b)) {
+        (true, true) => a == b && same_text(),
+        (false, false) => same_text(),
+        _ => false,
     }
 }
 
@@ -220,6 +249,8 @@ impl fmt::Debug for StaticValue {
     }
 }
 
+/// Equality and hashing follow [`StaticField`]: an equivalence relation
+/// (NaN equals itself) that the hash agrees with (`-0.0` and `0.0` differ).
 impl PartialEq for StaticValue {
     fn eq(&self, other: &StaticValue) -> bool {
         self.0.eq_dyn(&*other.0)
@@ -543,6 +574,107 @@ mod tests {
             a.get::<u64>().err().map(|e| e.to_string()).as_deref(),
             Some("static value 1 has an unexpected type")
         );
+    }
+
+    /// Values that `==` or print alike but must be told apart, and the NaNs.
+    fn floats() -> Vec<f64> {
+        let tiny = f64::from_bits(1);
+        vec![0.0, -0.0, 1.0, -1.0, 0.1, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, tiny, f64::MAX]
+    }
+
+    #[test]
+    fn static_floats_are_keys_that_hash_consistently() {
+        let (zero, neg_zero) = (StaticValue::new(0.0f64), StaticValue::new(-0.0f64));
+        assert_ne!(zero, neg_zero, "0.0 and -0.0 can give different results, so they are different keys");
+        assert_ne!(StaticValue::new(0.0f32), StaticValue::new(-0.0f32));
+        let nan = StaticValue::new(f64::NAN);
+        assert_eq!(nan, nan.clone(), "a key must equal itself, NaN included");
+        assert_eq!(nan, StaticValue::new(-f64::NAN));
+        assert_eq!(hash_of(&nan), hash_of(&StaticValue::new(-f64::NAN)));
+        assert_eq!(StaticValue::new(f32::NAN), StaticValue::new(f32::NAN));
+        assert_ne!(nan, StaticValue::new(f32::NAN), "different types are different keys");
+        assert_ne!(nan, StaticValue::new(1.0f64));
+        // Every pair: equal keys hash alike, and equality is an equivalence.
+        let keys: Vec<StaticValue> = floats().into_iter().map(StaticValue::new).collect();
+        for a in &keys {
+            assert_eq!(a, a);
+            for b in &keys {
+                assert_eq!(a == b, b == a, "{a:?} vs {b:?}");
+                if a == b {
+                    assert_eq!(hash_of(a), hash_of(b), "{a:?} == {b:?} but they hash differently");
+                    for c in keys.iter().filter(|c| *c == b) {
+                        assert_eq!(a, c, "{a:?} == {b:?} == {c:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn static_values_with_a_nan_inside_compare_by_their_text() {
+        let with_nan = StaticValue::new((1u8, f64::NAN, vec![0.5f32, f32::NAN]));
+        assert_eq!(with_nan, with_nan.clone());
+        assert_eq!(with_nan, StaticValue::new((1u8, f64::NAN, vec![0.5f32, f32::NAN])));
+        assert_ne!(with_nan, StaticValue::new((2u8, f64::NAN, vec![0.5f32, f32::NAN])));
+        assert_ne!(with_nan, StaticValue::new((1u8, 0.0f64, vec![0.5f32, f32::NAN])));
+        assert_ne!(StaticValue::new(vec![0.0f64]), StaticValue::new(vec![-0.0f64]));
+        // A tree definition holding one is usable as a map key.
+        let def = |x: f64| TreeDef::Struct { name: "S", fields: vec![], statics: vec![("x", StaticValue::new(x))] };
+        let mut cache = std::collections::HashMap::new();
+        cache.insert(def(f64::NAN), "nan");
+        cache.insert(def(0.0), "zero");
+        cache.insert(def(-0.0), "negative zero");
+        assert_eq!(cache.get(&def(f64::NAN)), Some(&"nan"));
+        assert_eq!(cache.get(&def(0.0)), Some(&"zero"));
+        assert_eq!(cache.get(&def(-0.0)), Some(&"negative zero"));
+        assert_eq!(cache.len(), 3);
+    }
+
+    /// Compares both fields but prints only `shown`.
+    #[derive(Clone, PartialEq)]
+    struct Terse {
+        shown: u8,
+        hidden: u8,
+    }
+
+    impl fmt::Debug for Terse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Terse({})", self.shown)
+        }
+    }
+
+    #[test]
+    fn static_values_need_both_equality_and_equal_text() {
+        // Same text, unequal values: a `Debug` that hides a field must not
+        // make two different values one key.
+        let a = StaticValue::new(Terse { shown: 1, hidden: 1 });
+        let b = StaticValue::new(Terse { shown: 1, hidden: 2 });
+        assert_ne!(a, b);
+        assert_eq!(a, StaticValue::new(Terse { shown: 1, hidden: 1 }));
+        assert_eq!(hash_of(&a), hash_of(&StaticValue::new(Terse { shown: 1, hidden: 1 })));
+        assert_eq!(a.get::<Terse>().map(|t| t.hidden), Ok(1));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any f64, with the special values (both zeros, NaNs) drawn often.
+        fn float() -> impl Strategy<Value = f64> {
+            prop_oneof![proptest::sample::select(floats()), proptest::num::f64::ANY]
+        }
+
+        proptest! {
+            #[test]
+            fn equal_static_floats_hash_equal(a in float(), b in float()) {
+                let (ka, kb) = (StaticValue::new(a), StaticValue::new(b));
+                prop_assert_eq!(&ka, &ka);
+                prop_assert_eq!(ka == kb, a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                if ka == kb {
+                    prop_assert_eq!(hash_of(&ka), hash_of(&kb));
+                }
+            }
+        }
     }
 
     #[test]

@@ -182,3 +182,129 @@ fn read_back() {
     let bad = Array::try_from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
     assert!(bad.to_string().contains("cannot build an array of shape [2,3] from 5 elements"), "{bad}");
 }
+
+#[test]
+fn f32_scalars_are_weak_like_f64_scalars() {
+    let x32 = f32s(&[1.0, 2.0], &[2]);
+    let x64 = f64s(&[1.0, 2.0], &[2]);
+    let s = 0.5f32;
+    // The array's dtype wins, whichever float type the scalar has.
+    for (y, want) in [
+        (&x32 * 2.0f32, DType::F32),
+        (&x32 + s, DType::F32),
+        (x32.clone() - 1.0f32, DType::F32),
+        (&x32 / s, DType::F32),
+        (&x32 % 2.0f32, DType::F32),
+        (&x64 * 2.0f32, DType::F64),
+        (x64.clone() + s, DType::F64),
+        (&x64 - 1.0f32, DType::F64),
+        (x64.clone() / s, DType::F64),
+    ] {
+        assert_eq!(y.dtype(), want, "{y}");
+    }
+    assert_eq!((&x32 * 2.0f32).to_vec::<f32>(), vec![2.0, 4.0]);
+    assert_eq!((&x32 - 0.25f32).to_vec::<f32>(), vec![0.75, 1.75]);
+    assert_eq!((&x32 / s).to_vec::<f32>(), vec![2.0, 4.0]);
+    assert_eq!((&x64 + 0.1f32).to_vec::<f64>(), vec![1.0 + f64::from(0.1f32), 2.0 + f64::from(0.1f32)]);
+    assert_eq!((&x64 * s).to_vec::<f64>(), vec![0.5, 1.0]);
+    // Integer and bool arrays with a float scalar compute in f32, as with f64 scalars.
+    let i = Array::from_vec(vec![1i32, 2], [2]);
+    assert_eq!((&i * 1.5f32).to_vec::<f32>(), vec![1.5, 3.0]);
+    assert_eq!((&i * 1.5f32).dtype(), (&i * 1.5).dtype());
+    assert_eq!((Array::from_vec(vec![true, false], [2]) + 1.0f32).to_vec::<f32>(), vec![2.0, 1.0]);
+    // Methods and `where_` take them too, in either position.
+    assert_eq!(x32.maximum(1.5f32).to_vec::<f32>(), vec![1.5, 2.0]);
+    assert_eq!(x64.try_sub(s).map(|y| y.to_vec::<f64>()).ok(), Some(vec![0.5, 1.5]));
+    assert_eq!(where_(x32.gt(1.5f32), 0.0f32, &x32).to_vec::<f32>(), vec![1.0, 0.0]);
+    assert_eq!(where_(x64.gt(1.5f32), 0.0f32, &x64).dtype(), DType::F64);
+    assert_eq!(where_(true, 1.0f32, 2).dtype(), DType::F32);
+    // A scalar on the left: f64 and i32 only, so that an unsuffixed literal
+    // there still has one type and a method can be called on the result.
+    assert_eq!((1.0 - &x32).abs().to_vec::<f32>(), vec![0.0, 1.0]);
+    assert_eq!((f64::from(s) * &x32).to_vec::<f32>(), vec![0.5, 1.0]);
+    // Unsuffixed literals on the right still default to f64, and are weak.
+    assert_eq!((&x32 * 2.0).exp().dtype(), DType::F32);
+}
+
+#[test]
+fn try_forms_agree_with_the_panicking_forms() {
+    let x = f32s(&[1.0, 5.0, 3.0, 4.0, 2.0, 6.0], &[2, 3]);
+    let same = |a: Result<Array>, b: Array| {
+        let a = a.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a.shape(), a.dtype(), a.to_f64_vec()), (b.shape(), b.dtype(), b.to_f64_vec()));
+    };
+    same(x.try_max(1), x.max(1));
+    same(x.try_max_keepdims(1), x.max_keepdims(1));
+    same(x.try_min(..), x.min(..));
+    same(x.try_min_keepdims(0), x.min_keepdims(0));
+    same(x.try_prod(0), x.prod(0));
+    same(x.try_prod_keepdims(..), x.prod_keepdims(..));
+    same(x.try_sum_keepdims(-1), x.sum_keepdims(-1));
+    same(x.try_mean(1), x.mean(1));
+    same(x.try_mean_keepdims([0, 1]), x.mean_keepdims([0, 1]));
+    same(x.try_argmax(1), x.argmax(1));
+    same(x.try_argmin(-2), x.argmin(-2));
+    same(x.try_t(), x.t());
+    same(x.try_slice(&[0, 1], &[2, 3]), x.slice(&[0, 1], &[2, 3]));
+    same(x.try_index_axis(-1, 2), x.index_axis(-1, 2));
+    same(x.try_pad(&[1, 0], &[0, -1], &[0, 1], 9.0), x.pad(&[1, 0], &[0, -1], &[0, 1], 9.0));
+    let starts = [Array::scalar(1i32), Array::scalar(0i32)];
+    same(x.try_dynamic_slice(&starts, &[1, 2]), x.dynamic_slice(&starts, &[1, 2]));
+    let u = f32s(&[7.0, 8.0], &[1, 2]);
+    same(x.try_dynamic_update_slice(&u, &starts), x.dynamic_update_slice(&u, &starts));
+    let v = f32s(&[1.0, 2.0], &[2]);
+    same(v.try_diag(), v.diag());
+    same(x.try_square(), x.square());
+    same(x.gt(2.5).try_select(&x, 0.0), x.gt(2.5).select(&x, 0.0));
+    same(Array::try_iota(DType::F32, [2, 3], 1), Array::iota(DType::F32, [2, 3], 1));
+    same(Array::try_arange(3, DType::I32), Array::arange(3, DType::I32));
+    same(ops::shape::try_stack(&[v.clone(), v.astype(DType::F64)], 1), stack(&[v.clone(), v.astype(DType::F64)], 1));
+    let a = f64s(&[4.0, 2.0, 2.0, 3.0], &[2, 2]);
+    let b = f64s(&[1.0, 2.0], &[2, 1]);
+    same(a.try_trace(), a.trace());
+    same(a.try_dot(&a), a.dot(&a));
+    let dims = arrayjit_ir::prim::DotDims { lhs_contract: vec![1], rhs_contract: vec![0], ..Default::default() };
+    same(a.try_dot_general(&b, dims.clone()), a.dot_general(&b, dims));
+    same(a.try_cholesky(), a.cholesky());
+    same(a.try_inv(), a.inv());
+    same(a.try_inv_spd(), a.inv_spd());
+    same(a.try_solve(&b), a.solve(&b));
+    same(a.try_solve_spd(&b), a.solve_spd(&b));
+    same(a.try_logdet(), a.logdet());
+    same(a.try_det(), a.det());
+    let (s, l) = a.try_slogdet().unwrap_or_else(|e| panic!("{e}"));
+    let (s2, l2) = a.slogdet();
+    same(Ok(s), s2);
+    same(Ok(l), l2);
+    let o = TriangularSolve::default();
+    same(ops::linalg::try_triangular_solve(&l_lower(), &b, o), triangular_solve(&l_lower(), &b, o));
+}
+
+#[test]
+fn solves_broadcast_the_right_hand_side_over_the_batch() {
+    let a = f64s(&[4.0, 2.0, 2.0, 3.0, 2.0, 0.0, 0.0, 4.0], &[2, 2, 2]);
+    let b = f64s(&[1.0, 2.0], &[2, 1]);
+    let x = a.solve(&b);
+    assert_eq!(x.shape(), &[2, 2, 1]);
+    close(&x, &[-0.125, 0.75, 0.5, 0.5], 1e-15);
+    close(&a.solve_spd(&b), &[-0.125, 0.75, 0.5, 0.5], 1e-15);
+    // Integer operands solve in f32 (to f32 rounding: the compiled backend's
+    // LU may differ from exact arithmetic in the last place).
+    let ai = Array::from_vec(vec![2i32, 0, 0, 4], [2, 2]);
+    let bi = Array::from_vec(vec![2i32, 2], [2, 1]);
+    for x in [ai.solve(&bi), ai.solve_spd(&bi)] {
+        assert_eq!(x.dtype(), DType::F32);
+        let v = x.to_vec::<f32>();
+        assert!((v[0] - 1.0).abs() <= 1e-6 && (v[1] - 0.5).abs() <= 1e-6, "{v:?}");
+    }
+}
+
+#[test]
+fn stack_promotes_like_concatenate() {
+    let i = Array::from_vec(vec![1i32, 2], [2]);
+    let f = f64s(&[0.5, 1.5], &[2]);
+    let s = stack(&[i.clone(), f.clone()], 0);
+    assert_eq!(s.dtype(), DType::F64);
+    assert_eq!(s.to_vec::<f64>(), vec![1.0, 2.0, 0.5, 1.5]);
+    assert_eq!(stack(&[i, f], -1).to_vec::<f64>(), vec![1.0, 0.5, 2.0, 1.5]);
+}

@@ -55,12 +55,24 @@ impl Array {
     /// The index along `axis`, broadcast to `shape`.
     #[track_caller]
     pub fn iota(dtype: DType, shape: impl Into<Shape>, axis: usize) -> Array {
-        bind1(ShapeOp::Iota { dtype, shape: shape.into(), axis }.into(), &[], caller()).or_raise()
+        Array::try_iota(dtype, shape, axis).or_raise()
+    }
+
+    /// [`Array::iota`], returning errors (an axis out of range, a bool dtype).
+    #[track_caller]
+    pub fn try_iota(dtype: DType, shape: impl Into<Shape>, axis: usize) -> Result<Array> {
+        bind1(ShapeOp::Iota { dtype, shape: shape.into(), axis }.into(), &[], caller())
     }
 
     /// `[0, 1, .., n-1]`.
     #[track_caller]
     pub fn arange(n: usize, dtype: DType) -> Array {
-        bind1(ShapeOp::Iota { dtype, shape: Shape::from([n]), axis: 0 }.into(), &[], caller()).or_raise()
+        Array::try_arange(n, dtype).or_raise()
+    }
+
+    /// [`Array::arange`], returning errors (a bool dtype).
+    #[track_caller]
+    pub fn try_arange(n: usize, dtype: DType) -> Result<Array> {
+        bind1(ShapeOp::Iota { dtype, shape: Shape::from([n]), axis: 0 }.into(), &[], caller())
     }
 }

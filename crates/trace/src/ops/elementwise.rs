@@ -4,11 +4,11 @@
 
 use crate::array::{caller, Array};
 use crate::bind::bind1;
-use crate::error::{OrRaise, Result};
+use crate::error::{Error, OrRaise, Result};
 use crate::ops::operand::{common_shape, convert, materialize, result_dtype, unify, Operand};
 use arrayjit_ir::prim::elementwise::DTypeClass;
 use arrayjit_ir::prim::Elementwise as E;
-use arrayjit_ir::{DType, Loc};
+use arrayjit_ir::{DType, Loc, TypeError};
 
 pub(crate) fn unary(op: E, x: &Array, loc: Loc) -> Result<Array> {
     let x = if op.dtype_class() == DTypeClass::Float && !x.dtype().is_float() {
@@ -38,7 +38,7 @@ macro_rules! unary_methods {
                 $(#[$doc])*
                 #[track_caller]
                 pub fn $name(&self) -> Array {
-                    unary($op, self, caller()).or_raise()
+                    self.$try_name().or_raise()
                 }
                 #[doc = concat!("[`Array::", stringify!($name), "`], returning errors.")]
                 #[track_caller]
@@ -96,7 +96,7 @@ macro_rules! binary_methods {
                 $(#[$doc])*
                 #[track_caller]
                 pub fn $name(&self, other: impl Into<Operand>) -> Array {
-                    binary($op, self.into(), other.into(), caller()).or_raise()
+                    self.$try_name(other).or_raise()
                 }
                 #[doc = concat!("[`Array::", stringify!($name), "`], returning errors.")]
                 #[track_caller]
@@ -154,7 +154,7 @@ impl Array {
     /// True division: integer operands give f32 (as NumPy's `/`).
     #[track_caller]
     pub fn div(&self, other: impl Into<Operand>) -> Array {
-        true_div(self.into(), other.into(), caller()).or_raise()
+        self.try_div(other).or_raise()
     }
 
     /// [`Array::div`], returning errors.
@@ -166,7 +166,17 @@ impl Array {
     /// x², elementwise.
     #[track_caller]
     pub fn square(&self) -> Array {
-        self.try_powi(2).or_raise()
+        self.try_square().or_raise()
+    }
+
+    /// [`Array::square`], returning errors.
+    #[track_caller]
+    pub fn try_square(&self) -> Result<Array> {
+        bind1(E::IntegerPow { exponent: 2 }.into(), &[self], caller()).map_err(|e| match e {
+            // The user wrote `square`, not `integer_pow`: name what they called.
+            Error::Type { source, loc } => Error::Type { source: TypeError::new("square", source.message), loc },
+            other => other,
+        })
     }
 
     /// xⁿ for a fixed integer n (exact repeated multiplication).
@@ -184,7 +194,7 @@ impl Array {
     /// Converts to another dtype (a no-op if it already has it).
     #[track_caller]
     pub fn astype(&self, dtype: DType) -> Array {
-        convert(self, dtype, caller()).or_raise()
+        self.try_astype(dtype).or_raise()
     }
 
     /// [`Array::astype`], returning errors.
@@ -196,7 +206,13 @@ impl Array {
     /// Elementwise `if self { on_true } else { on_false }`; see [`where_`].
     #[track_caller]
     pub fn select(&self, on_true: impl Into<Operand>, on_false: impl Into<Operand>) -> Array {
-        select(self.into(), on_true.into(), on_false.into(), caller()).or_raise()
+        self.try_select(on_true, on_false).or_raise()
+    }
+
+    /// [`Array::select`], returning errors.
+    #[track_caller]
+    pub fn try_select(&self, on_true: impl Into<Operand>, on_false: impl Into<Operand>) -> Result<Array> {
+        select(self.into(), on_true.into(), on_false.into(), caller())
     }
 }
 
@@ -215,7 +231,7 @@ pub(crate) fn select(cond: Operand, a: Operand, b: Operand, loc: Loc) -> Result<
 /// The way to branch on array values inside traced code.
 #[track_caller]
 pub fn where_(cond: impl Into<Operand>, x: impl Into<Operand>, y: impl Into<Operand>) -> Array {
-    select(cond.into(), x.into(), y.into(), caller()).or_raise()
+    try_where(cond, x, y).or_raise()
 }
 
 /// [`where_`], returning errors.

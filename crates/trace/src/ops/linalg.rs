@@ -8,6 +8,7 @@ use crate::array::{caller, Array};
 use crate::bind::{bind, bind1};
 use crate::error::{Error, OrRaise, Result};
 use crate::ops::operand::{broadcast_to, convert};
+use crate::ops::shape::diag_part;
 use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, Reduction, ShapeOp};
 use arrayjit_ir::{broadcast_shapes, DType, Loc, Shape, TypeError};
 
@@ -16,15 +17,30 @@ fn type_err(op: &str, msg: String, loc: Loc) -> Error {
 }
 
 /// NumPy's `matmul`: vectors are promoted to matrices and back, leading batch
-/// dimensions broadcast.
-pub(crate) fn matmul(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
+/// dimensions broadcast. Errors name `op`, the method the user called.
+pub(crate) fn matmul(op: &str, a: &Array, b: &Array, loc: Loc) -> Result<Array> {
+    // Shapes are checked before anything is converted or reshaped, so that the
+    // error names the operands as given.
+    let (ra, rb) = (a.ndim(), b.ndim());
+    if ra == 0 || rb == 0 {
+        return Err(type_err(op, format!("needs arrays of rank ≥ 1, got {} and {}", a.aval(), b.aval()), loc));
+    }
+    // `a`'s last axis meets `b`'s second-to-last (a vector's only one).
+    let (ka, kb) = (a.shape()[ra - 1], b.shape()[rb.max(2) - 2]);
+    if ka != kb {
+        return Err(type_err(
+            op,
+            format!("cannot multiply {} by {}: the inner sizes {ka} and {kb} differ", a.aval(), b.aval()),
+            loc,
+        ));
+    }
+    let batch_of = |x: &Array| x.shape()[..x.ndim().max(2) - 2].to_vec();
+    let batch = broadcast_shapes(&batch_of(a), &batch_of(b)).ok_or_else(|| {
+        type_err(op, format!("cannot broadcast the batch dimensions of {} and {}", a.aval(), b.aval()), loc)
+    })?;
     let dt = DType::promote(a.dtype(), b.dtype());
     let a = convert(a, dt, loc)?;
     let b = convert(b, dt, loc)?;
-    let (ra, rb) = (a.ndim(), b.ndim());
-    if ra == 0 || rb == 0 {
-        return Err(type_err("matmul", format!("needs arrays of rank ≥ 1, got {} and {}", a.aval(), b.aval()), loc));
-    }
     if ra == 1 && rb == 1 {
         let dims = DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() };
         return bind1(Linalg::DotGeneral(dims).into(), &[&a, &b], loc);
@@ -32,22 +48,11 @@ pub(crate) fn matmul(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
     let a2 = if ra == 1 { bind1(ShapeOp::ExpandDims { axes: vec![0] }.into(), &[&a], loc)? } else { a.clone() };
     let b2 = if rb == 1 { bind1(ShapeOp::ExpandDims { axes: vec![1] }.into(), &[&b], loc)? } else { b.clone() };
     let (ra2, rb2) = (a2.ndim(), b2.ndim());
-    let (ka, kb) = (a2.shape()[ra2 - 1], b2.shape()[rb2 - 2]);
-    if ka != kb {
-        return Err(type_err(
-            "matmul",
-            format!("cannot multiply {} by {}: the inner sizes {ka} and {kb} differ", a.aval(), b.aval()),
-            loc,
-        ));
-    }
-    let batch = broadcast_shapes(&a2.shape()[..ra2 - 2], &b2.shape()[..rb2 - 2]).ok_or_else(|| {
-        type_err("matmul", format!("cannot broadcast the batch dimensions of {} and {}", a.aval(), b.aval()), loc)
-    })?;
     let nb = batch.rank();
     let full = |x: &Array, r: usize| -> Result<Array> {
         let mut s = batch.0.clone();
         s.extend_from_slice(&x.shape()[r - 2..]);
-        broadcast_to(x, &s, "matmul", loc)
+        broadcast_to(x, &s, op, loc)
     };
     let a3 = full(&a2, ra2)?;
     let b3 = full(&b2, rb2)?;
@@ -98,7 +103,13 @@ fn tri(a: &Array, b: &Array, o: TriangularSolve, loc: Loc) -> Result<Array> {
 /// Solves a triangular system; see [`TriangularSolve`].
 #[track_caller]
 pub fn triangular_solve(a: &Array, b: &Array, options: TriangularSolve) -> Array {
-    tri(a, b, options, caller()).or_raise()
+    try_triangular_solve(a, b, options).or_raise()
+}
+
+/// [`triangular_solve`], returning errors.
+#[track_caller]
+pub fn try_triangular_solve(a: &Array, b: &Array, options: TriangularSolve) -> Result<Array> {
+    tri(a, b, options, caller())
 }
 
 fn last_axis(x: &Array) -> usize {
@@ -147,12 +158,37 @@ fn float_matrix(op: &str, a: &Array, loc: Loc) -> Result<Array> {
     }
 }
 
+/// The right-hand side `b` of `a · X = b` (`a` square, checked by the caller)
+/// as `[..batch, n, k]` of `dtype`, its batch dimensions broadcast to `a`'s.
+fn rhs(op: &str, a: &Array, b: &Array, dtype: DType, loc: Loc) -> Result<Array> {
+    let (r, rb) = (a.ndim(), b.ndim());
+    let n = a.shape()[r - 1];
+    let batch = &a.shape()[..r - 2];
+    let fits = rb >= 2
+        && b.shape()[rb - 2] == n
+        && broadcast_shapes(batch, &b.shape()[..rb - 2]).is_some_and(|s| s.dims() == batch);
+    if !fits {
+        let want: Vec<String> = batch.iter().map(usize::to_string).chain([n.to_string(), "k".into()]).collect();
+        let message = format!(
+            "cannot solve {} · X = {}: the right-hand side must have shape [{}] (batch dimensions that broadcast \
+             to the matrix's, {n} rows, any number k of columns)",
+            a.aval(),
+            b.aval(),
+            want.join(", ")
+        );
+        return Err(type_err(op, message, loc));
+    }
+    let b = convert(b, dtype, loc)?;
+    let mut shape = batch.to_vec();
+    shape.extend_from_slice(&b.shape()[rb - 2..]);
+    broadcast_to(&b, &shape, op, loc)
+}
+
+/// Solves `a · X = b` through LU; `a` is a float square matrix and `b` fits it.
 fn solve_lu(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
-    let a = float_matrix("solve", a, loc)?;
-    let b = convert(b, a.dtype(), loc)?;
-    let f = lu(&a, loc)?;
+    let f = lu(a, loc)?;
     let p = permutation_matrix(&f.perm, a.dtype(), loc)?;
-    let pb = matmul(&p, &b, loc)?;
+    let pb = matmul("solve", &p, b, loc)?;
     let y = tri(&f.lu, &pb, TriangularSolve { unit_diagonal: true, ..TriangularSolve::default() }, loc)?;
     tri(&f.lu, &y, TriangularSolve { lower: false, ..TriangularSolve::default() }, loc)
 }
@@ -187,122 +223,175 @@ impl Array {
     /// Matrix product with NumPy's `matmul` semantics.
     #[track_caller]
     pub fn matmul(&self, other: &Array) -> Array {
-        matmul(self, other, caller()).or_raise()
+        self.try_matmul(other).or_raise()
     }
 
     /// [`Array::matmul`], returning errors.
     #[track_caller]
     pub fn try_matmul(&self, other: &Array) -> Result<Array> {
-        matmul(self, other, caller())
+        matmul("matmul", self, other, caller())
     }
 
     /// Same as [`Array::matmul`] (vectors give their inner product).
     #[track_caller]
     pub fn dot(&self, other: &Array) -> Array {
-        matmul(self, other, caller()).or_raise()
+        self.try_dot(other).or_raise()
+    }
+
+    /// [`Array::dot`], returning errors.
+    #[track_caller]
+    pub fn try_dot(&self, other: &Array) -> Result<Array> {
+        matmul("dot", self, other, caller())
     }
 
     /// General contraction (the `dot_general` primitive).
     #[track_caller]
     pub fn dot_general(&self, other: &Array, dims: DotDims) -> Array {
-        bind1(Linalg::DotGeneral(dims).into(), &[self, other], caller()).or_raise()
+        self.try_dot_general(other, dims).or_raise()
+    }
+
+    /// [`Array::dot_general`], returning errors.
+    #[track_caller]
+    pub fn try_dot_general(&self, other: &Array, dims: DotDims) -> Result<Array> {
+        bind1(Linalg::DotGeneral(dims).into(), &[self, other], caller())
     }
 
     /// Lower Cholesky factor of a symmetric positive-definite matrix (NaNs if it is not).
     #[track_caller]
     pub fn cholesky(&self) -> Array {
+        self.try_cholesky().or_raise()
+    }
+
+    /// [`Array::cholesky`], returning errors.
+    #[track_caller]
+    pub fn try_cholesky(&self) -> Result<Array> {
         let loc = caller();
-        float_matrix("cholesky", self, loc).and_then(|a| bind1(Linalg::Cholesky.into(), &[&a], loc)).or_raise()
+        let a = float_matrix("cholesky", self, loc)?;
+        bind1(Linalg::Cholesky.into(), &[&a], loc)
     }
 
     /// Inverse through LU with partial pivoting.
     #[track_caller]
     pub fn inv(&self) -> Array {
+        self.try_inv().or_raise()
+    }
+
+    /// [`Array::inv`], returning errors.
+    #[track_caller]
+    pub fn try_inv(&self) -> Result<Array> {
         let loc = caller();
-        (|| solve_lu(self, &eye_like(&float_matrix("inv", self, loc)?, loc)?, loc))().or_raise()
+        let a = float_matrix("inv", self, loc)?;
+        let e = eye_like(&a, loc)?;
+        solve_lu(&a, &e, loc)
     }
 
     /// Inverse of a symmetric positive-definite matrix through Cholesky.
     #[track_caller]
     pub fn inv_spd(&self) -> Array {
-        let loc = caller();
-        (|| {
-            let a = float_matrix("inv_spd", self, loc)?;
-            let e = eye_like(&a, loc)?;
-            solve_spd(&a, &e, loc)
-        })()
-        .or_raise()
+        self.try_inv_spd().or_raise()
     }
 
-    /// Solves `self · X = b` through LU.
+    /// [`Array::inv_spd`], returning errors.
+    #[track_caller]
+    pub fn try_inv_spd(&self) -> Result<Array> {
+        let loc = caller();
+        let a = float_matrix("inv_spd", self, loc)?;
+        let e = eye_like(&a, loc)?;
+        solve_spd(&a, &e, loc)
+    }
+
+    /// Solves `self · X = b` through LU. `b` is `[.., n, k]`; its batch
+    /// dimensions broadcast to those of `self`.
     #[track_caller]
     pub fn solve(&self, b: &Array) -> Array {
-        solve_lu(self, b, caller()).or_raise()
+        self.try_solve(b).or_raise()
     }
 
-    /// Solves `self · X = b` for symmetric positive-definite `self` through Cholesky.
+    /// [`Array::solve`], returning errors.
+    #[track_caller]
+    pub fn try_solve(&self, b: &Array) -> Result<Array> {
+        let loc = caller();
+        let a = float_matrix("solve", self, loc)?;
+        let b = rhs("solve", self, b, a.dtype(), loc)?;
+        solve_lu(&a, &b, loc)
+    }
+
+    /// Solves `self · X = b` for symmetric positive-definite `self` through
+    /// Cholesky. `b` is as for [`Array::solve`].
     #[track_caller]
     pub fn solve_spd(&self, b: &Array) -> Array {
+        self.try_solve_spd(b).or_raise()
+    }
+
+    /// [`Array::solve_spd`], returning errors.
+    #[track_caller]
+    pub fn try_solve_spd(&self, b: &Array) -> Result<Array> {
         let loc = caller();
-        (|| {
-            let a = float_matrix("solve_spd", self, loc)?;
-            let b = convert(b, a.dtype(), loc)?;
-            solve_spd(&a, &b, loc)
-        })()
-        .or_raise()
+        let a = float_matrix("solve_spd", self, loc)?;
+        let b = rhs("solve_spd", self, b, a.dtype(), loc)?;
+        solve_spd(&a, &b, loc)
     }
 
     /// log det of a symmetric positive-definite matrix, as 2·Σ log diag(L) of
     /// its Cholesky factor (no overflow where `det` would overflow).
     #[track_caller]
     pub fn logdet(&self) -> Array {
+        self.try_logdet().or_raise()
+    }
+
+    /// [`Array::logdet`], returning errors.
+    #[track_caller]
+    pub fn try_logdet(&self) -> Result<Array> {
         let loc = caller();
-        (|| {
-            let a = float_matrix("logdet", self, loc)?;
-            let l = bind1(Linalg::Cholesky.into(), &[&a], loc)?;
-            let d = l.try_diag_part()?;
-            let logs = bind1(E::Log.into(), &[&d], loc)?;
-            let s = bind1(Reduction::Sum { axes: vec![last_axis(&logs)] }.into(), &[&logs], loc)?;
-            let two = Array::from_scalar(arrayjit_ir::Scalar::from_f64(2.0, a.dtype()));
-            bind1(E::Mul.into(), &[&s, &two], loc)
-        })()
-        .or_raise()
+        let a = float_matrix("logdet", self, loc)?;
+        let l = bind1(Linalg::Cholesky.into(), &[&a], loc)?;
+        let d = diag_part("logdet", &l, loc)?;
+        let logs = bind1(E::Log.into(), &[&d], loc)?;
+        let s = bind1(Reduction::Sum { axes: vec![last_axis(&logs)] }.into(), &[&logs], loc)?;
+        let two = Array::from_scalar(arrayjit_ir::Scalar::from_f64(2.0, a.dtype()));
+        bind1(E::Mul.into(), &[&s, &two], loc)
     }
 
     /// (sign, log|det|) through LU, for any square matrix.
     #[track_caller]
     pub fn slogdet(&self) -> (Array, Array) {
+        self.try_slogdet().or_raise()
+    }
+
+    /// [`Array::slogdet`], returning errors.
+    #[track_caller]
+    pub fn try_slogdet(&self) -> Result<(Array, Array)> {
         let loc = caller();
-        (|| {
-            let a = float_matrix("slogdet", self, loc)?;
-            let f = lu(&a, loc)?;
-            let d = f.lu.try_diag_part()?;
-            let ax = vec![last_axis(&d)];
-            let absd = bind1(E::Abs.into(), &[&d], loc)?;
-            let logs = bind1(E::Log.into(), &[&absd], loc)?;
-            let logabs = bind1(Reduction::Sum { axes: ax.clone() }.into(), &[&logs], loc)?;
-            let signs = bind1(E::Sign.into(), &[&d], loc)?;
-            let sprod = bind1(Reduction::Prod { axes: ax }.into(), &[&signs], loc)?;
-            let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
-            let sign = bind1(E::Mul.into(), &[&sprod, &ps], loc)?;
-            Ok((sign, logabs))
-        })()
-        .or_raise()
+        let a = float_matrix("slogdet", self, loc)?;
+        let f = lu(&a, loc)?;
+        let d = diag_part("slogdet", &f.lu, loc)?;
+        let ax = vec![last_axis(&d)];
+        let absd = bind1(E::Abs.into(), &[&d], loc)?;
+        let logs = bind1(E::Log.into(), &[&absd], loc)?;
+        let logabs = bind1(Reduction::Sum { axes: ax.clone() }.into(), &[&logs], loc)?;
+        let signs = bind1(E::Sign.into(), &[&d], loc)?;
+        let sprod = bind1(Reduction::Prod { axes: ax }.into(), &[&signs], loc)?;
+        let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
+        let sign = bind1(E::Mul.into(), &[&sprod, &ps], loc)?;
+        Ok((sign, logabs))
     }
 
     /// Determinant through LU.
     #[track_caller]
     pub fn det(&self) -> Array {
+        self.try_det().or_raise()
+    }
+
+    /// [`Array::det`], returning errors.
+    #[track_caller]
+    pub fn try_det(&self) -> Result<Array> {
         let loc = caller();
-        (|| {
-            let a = float_matrix("det", self, loc)?;
-            let f = lu(&a, loc)?;
-            let d = f.lu.try_diag_part()?;
-            let p = bind1(Reduction::Prod { axes: vec![last_axis(&d)] }.into(), &[&d], loc)?;
-            let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
-            bind1(E::Mul.into(), &[&p, &ps], loc)
-        })()
-        .or_raise()
+        let a = float_matrix("det", self, loc)?;
+        let f = lu(&a, loc)?;
+        let d = diag_part("det", &f.lu, loc)?;
+        let p = bind1(Reduction::Prod { axes: vec![last_axis(&d)] }.into(), &[&d], loc)?;
+        let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
+        bind1(E::Mul.into(), &[&p, &ps], loc)
     }
 }
 

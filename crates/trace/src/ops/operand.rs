@@ -30,6 +30,13 @@ impl From<f64> for Operand {
         Operand::Weak(Scalar::F64(x), WeakKind::Float)
     }
 }
+/// Weak like `f64`: `x * 2.0f32` keeps an f64 `x` in f64 (the scalar widens
+/// exactly) and an f32 `x` in f32.
+impl From<f32> for Operand {
+    fn from(x: f32) -> Operand {
+        Operand::Weak(Scalar::F32(x), WeakKind::Float)
+    }
+}
 impl From<i32> for Operand {
     fn from(x: i32) -> Operand {
         Operand::Weak(Scalar::I32(x), WeakKind::Int)
@@ -39,6 +46,21 @@ impl From<bool> for Operand {
     fn from(x: bool) -> Operand {
         Operand::Weak(Scalar::Bool(x), WeakKind::Bool)
     }
+}
+
+/// The Rust scalar types that can stand on the right of an array operator
+/// (`x * 2.0f32`, `x + 1`). Sealed: the set is part of the promotion rules.
+pub trait WeakScalar: Into<Operand> + Copy + sealed::Sealed {}
+
+impl WeakScalar for f64 {}
+impl WeakScalar for f32 {}
+impl WeakScalar for i32 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f64 {}
+    impl Sealed for f32 {}
+    impl Sealed for i32 {}
 }
 
 impl Operand {

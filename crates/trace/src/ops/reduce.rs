@@ -3,11 +3,11 @@
 
 use crate::array::{caller, Array};
 use crate::bind::bind1;
-use crate::error::{OrRaise, Result};
+use crate::error::{Error, OrRaise, Result};
 use crate::ops::operand::convert;
 use crate::ops::shape::axis;
 use arrayjit_ir::prim::{Reduction as R, ShapeOp};
-use arrayjit_ir::{DType, Loc};
+use arrayjit_ir::{DType, Loc, TypeError};
 use std::ops::RangeFull;
 
 /// Which axes to reduce: an axis (`0`, `-1`), a list (`[0, 1]`, `&[0, 1][..]`,
@@ -57,10 +57,15 @@ impl Axes for RangeFull {
     }
 }
 
-fn resolve(op: &str, spec: &dyn Axes, rank: usize, loc: Loc) -> Result<Vec<usize>> {
+fn resolve(op: &str, spec: &dyn Axes, x: &Array, loc: Loc) -> Result<Vec<usize>> {
+    let rank = x.ndim();
     let raw = spec.axes(rank).unwrap_or_default();
-    let mut out = raw.iter().map(|&a| axis(op, a, rank, loc)).collect::<Result<Vec<_>>>()?;
+    let mut out = raw.iter().map(|&a| axis(op, a, rank, x, loc)).collect::<Result<Vec<_>>>()?;
     out.sort_unstable();
+    if let Some(w) = out.windows(2).find(|w| w[0] == w[1]) {
+        let message = format!("axis {} is given twice in {raw:?} (operand {})", w[0], x.aval());
+        return Err(Error::Type { source: TypeError::new(op, message), loc });
+    }
     Ok(out)
 }
 
@@ -77,7 +82,7 @@ fn keep(reduced: Array, axes: &[usize], loc: Loc) -> Result<Array> {
 
 fn reduce_axes(kind: fn(Vec<usize>) -> R, x: &Array, spec: &dyn Axes, keepdims: bool, loc: Loc) -> Result<Array> {
     let name = kind(vec![]).name();
-    let axes = resolve(name, spec, x.ndim(), loc)?;
+    let axes = resolve(name, spec, x, loc)?;
     // Sums of booleans count (as NumPy does).
     let x = if x.dtype() == DType::Bool { convert(x, DType::I32, loc)? } else { x.clone() };
     let r = reduce(kind(axes.clone()), &x, loc)?;
@@ -89,7 +94,7 @@ fn reduce_axes(kind: fn(Vec<usize>) -> R, x: &Array, spec: &dyn Axes, keepdims: 
 }
 
 fn mean(x: &Array, spec: &dyn Axes, keepdims: bool, loc: Loc) -> Result<Array> {
-    let axes = resolve("mean", spec, x.ndim(), loc)?;
+    let axes = resolve("mean", spec, x, loc)?;
     let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
     let x = if x.dtype().is_float() { x.clone() } else { convert(x, DType::F32, loc)? };
     let s = reduce(R::Sum { axes: axes.clone() }, &x, loc)?;
@@ -102,18 +107,28 @@ fn mean(x: &Array, spec: &dyn Axes, keepdims: bool, loc: Loc) -> Result<Array> {
 }
 
 macro_rules! reductions {
-    ($($(#[$doc:meta])* $name:ident $keep:ident => $kind:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident $try_name:ident, $keep:ident $try_keep:ident => $kind:expr;)*) => {
         impl Array {
             $(
                 $(#[$doc])*
                 #[track_caller]
                 pub fn $name(&self, axes: impl Axes) -> Array {
-                    reduce_axes($kind, self, &axes, false, caller()).or_raise()
+                    self.$try_name(axes).or_raise()
+                }
+                #[doc = concat!("[`Array::", stringify!($name), "`], returning errors.")]
+                #[track_caller]
+                pub fn $try_name(&self, axes: impl Axes) -> Result<Array> {
+                    reduce_axes($kind, self, &axes, false, caller())
                 }
                 #[doc = concat!("[`Array::", stringify!($name), "`] keeping the reduced axes with size 1.")]
                 #[track_caller]
                 pub fn $keep(&self, axes: impl Axes) -> Array {
-                    reduce_axes($kind, self, &axes, true, caller()).or_raise()
+                    self.$try_keep(axes).or_raise()
+                }
+                #[doc = concat!("[`Array::", stringify!($keep), "`], returning errors.")]
+                #[track_caller]
+                pub fn $try_keep(&self, axes: impl Axes) -> Result<Array> {
+                    reduce_axes($kind, self, &axes, true, caller())
                 }
             )*
         }
@@ -122,45 +137,66 @@ macro_rules! reductions {
 
 reductions! {
     /// Sum over `axes` (`..` for all); booleans are counted.
-    sum sum_keepdims => |axes| R::Sum { axes };
+    sum try_sum, sum_keepdims try_sum_keepdims => |axes| R::Sum { axes };
     /// Maximum over `axes` (NaN propagates).
-    max max_keepdims => |axes| R::Max { axes };
+    max try_max, max_keepdims try_max_keepdims => |axes| R::Max { axes };
     /// Minimum over `axes` (NaN propagates).
-    min min_keepdims => |axes| R::Min { axes };
+    min try_min, min_keepdims try_min_keepdims => |axes| R::Min { axes };
     /// Product over `axes`.
-    prod prod_keepdims => |axes| R::Prod { axes };
+    prod try_prod, prod_keepdims try_prod_keepdims => |axes| R::Prod { axes };
 }
 
 impl Array {
     /// Mean over `axes` (`..` for all); integers average in f32.
     #[track_caller]
     pub fn mean(&self, axes: impl Axes) -> Array {
-        mean(self, &axes, false, caller()).or_raise()
+        self.try_mean(axes).or_raise()
+    }
+
+    /// [`Array::mean`], returning errors.
+    #[track_caller]
+    pub fn try_mean(&self, axes: impl Axes) -> Result<Array> {
+        mean(self, &axes, false, caller())
     }
 
     /// [`Array::mean`] keeping the reduced axes with size 1.
     #[track_caller]
     pub fn mean_keepdims(&self, axes: impl Axes) -> Array {
-        mean(self, &axes, true, caller()).or_raise()
+        self.try_mean_keepdims(axes).or_raise()
+    }
+
+    /// [`Array::mean_keepdims`], returning errors.
+    #[track_caller]
+    pub fn try_mean_keepdims(&self, axes: impl Axes) -> Result<Array> {
+        mean(self, &axes, true, caller())
     }
 
     /// Index (i32) of the first maximum along `axis`.
     #[track_caller]
-    pub fn argmax(&self, axis_: i64) -> Array {
-        let loc = caller();
-        axis("argmax", axis_, self.ndim(), loc).and_then(|a| reduce(R::ArgMax { axis: a }, self, loc)).or_raise()
+    pub fn argmax(&self, axis: i64) -> Array {
+        self.try_argmax(axis).or_raise()
+    }
+
+    /// [`Array::argmax`], returning errors.
+    #[track_caller]
+    pub fn try_argmax(&self, axis: i64) -> Result<Array> {
+        arg_reduce("argmax", |axis| R::ArgMax { axis }, self, axis, caller())
     }
 
     /// Index (i32) of the first minimum along `axis`.
     #[track_caller]
-    pub fn argmin(&self, axis_: i64) -> Array {
-        let loc = caller();
-        axis("argmin", axis_, self.ndim(), loc).and_then(|a| reduce(R::ArgMin { axis: a }, self, loc)).or_raise()
+    pub fn argmin(&self, axis: i64) -> Array {
+        self.try_argmin(axis).or_raise()
     }
 
-    /// [`Array::sum`], returning errors.
+    /// [`Array::argmin`], returning errors.
     #[track_caller]
-    pub fn try_sum(&self, axes: impl Axes) -> Result<Array> {
-        reduce_axes(|axes| R::Sum { axes }, self, &axes, false, caller())
+    pub fn try_argmin(&self, axis: i64) -> Result<Array> {
+        arg_reduce("argmin", |axis| R::ArgMin { axis }, self, axis, caller())
     }
+}
+
+fn arg_reduce(op: &str, kind: fn(usize) -> R, x: &Array, axis_: i64, loc: Loc) -> Result<Array> {
+    let a = axis(op, axis_, x.ndim(), x, loc)?;
+    reduce(kind(a), x, loc)
 }
