@@ -35,7 +35,10 @@ pub fn threads() -> usize {
 pub fn blocks(outer: usize, points: usize) -> Vec<(usize, usize)> {
     let n = if points < MIN_POINTS { 1 } else { (points / BLOCK_POINTS).clamp(1, MAX_BLOCKS).min(outer.max(1)) };
     // Boundaries on multiples of 64 rows (when there are that many) keep
-    // vector loops aligned within long rank-1 domains.
+    // vector loops aligned within long rank-1 domains. Kernels rely on it:
+    // a rank-1 kernel whose size is a multiple of its vector width has no
+    // scalar tail. A rank-1 domain always has that many rows here, since
+    // `outer == points >= 64 * n`.
     let align = if outer >= 64 * n { 64 } else { 1 };
     let cut = |i: usize| if i == n { outer } else { outer * i / n / align * align };
     (0..n).map(|i| (cut(i), cut(i + 1))).filter(|(lo, hi)| lo < hi || n == 1).collect()
@@ -149,6 +152,10 @@ mod tests {
             assert_eq!(b[0].0, 0);
             assert_eq!(b[b.len() - 1].1, outer);
             assert!(b.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+            if outer == points {
+                // A rank-1 kernel with no scalar tail relies on this.
+                assert!(b.iter().all(|&(lo, _)| lo % 64 == 0), "{b:?}");
+            }
         }
     }
 }

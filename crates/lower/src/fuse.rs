@@ -123,6 +123,12 @@ impl KernelBuilder {
     }
 }
 
+/// The row-major position of the domain point itself.
+fn flatten_identity(domain: &[usize]) -> Affine {
+    let strides = Shape::from(domain).strides();
+    Affine { offset: 0, coeffs: strides.iter().map(|&s| s as i64).collect() }
+}
+
 fn constant_affine(rank: usize, c: i64) -> Affine {
     Affine { offset: c, coeffs: vec![0; rank] }
 }
@@ -182,11 +188,39 @@ impl<'a> Fuser<'a> {
         c
     }
 
+    /// Whether the kernel being built by `kb` could compute input `v` (its
+    /// input number `k`) itself: an elementwise value of the kernel's shape,
+    /// read only at the kernel's own point.
+    fn inlineable(&self, v: Var, k: usize, kb: &KernelBuilder) -> bool {
+        let elementwise = self.producer[v.index()].is_some_and(|e| kind(&self.p.eqns[e].prim) == Kind::Fusible);
+        if !elementwise || self.aval(v).shape.0 != kb.domain {
+            return false;
+        }
+        let own_point = flatten_identity(&kb.domain);
+        kb.nodes.iter().all(|n| match &n.node {
+            Node::Load { input, at } => *input != k || *at == own_point,
+            _ => true,
+        })
+    }
+
     /// Builds the value of atom `a` indexed by `map`.
     fn build(&mut self, kb: &mut KernelBuilder, a: &Atom, map: &Map) -> Result<NodeId, Realize> {
         match a {
             Atom::Lit(s) => Ok(kb.constant(*s)),
-            Atom::Var(v) if self.is_buffer(*v) => Ok(self.load(kb, *v, map)),
+            Atom::Var(v) if self.is_buffer(*v) => {
+                // A value this kernel already stores, read at its own point, is reused.
+                let at = match map {
+                    Map::Multi(rows) => flatten(rows, &self.aval(*v).shape, kb.domain.len()),
+                    Map::Flat(a) => a.clone(),
+                };
+                if at == flatten_identity(&kb.domain) {
+                    let stored = kb.outputs.iter().find(|(o, u)| u == v && o.kind == OutputKind::Store);
+                    if let Some((o, _)) = stored {
+                        return Ok(o.node);
+                    }
+                }
+                Ok(self.load(kb, *v, map))
+            }
             Atom::Var(v) => self.build_producer(kb, *v, map),
         }
     }
@@ -464,11 +498,31 @@ pub fn fuse(p: &Program) -> Schedule {
             for v in &scratch.inputs {
                 ancestors.extend(var_ancestors(&f, *v, &producer_group, &groups));
             }
-            let pick = (0..groups.len()).rev().find(|g| groups[*g].domain == domain && !ancestors.contains(g));
+            // A root may join the kernel that computes an elementwise value it
+            // reads at its own point: the value is then reused in registers,
+            // not loaded, so the dependency is no reason for another kernel.
+            let ancestors_if_joined = |g: usize| -> BTreeSet<usize> {
+                let mut anc = BTreeSet::new();
+                for (k, v) in scratch.inputs.iter().enumerate() {
+                    if producer_group.get(v) == Some(&g) && f.inlineable(*v, k, &scratch) {
+                        anc.extend(groups[g].ancestors.iter().copied());
+                    } else {
+                        anc.extend(var_ancestors(&f, *v, &producer_group, &groups));
+                    }
+                }
+                anc
+            };
+            let pick = (0..groups.len()).rev().find_map(|g| {
+                if groups[g].domain != domain {
+                    return None;
+                }
+                let anc = ancestors_if_joined(g);
+                (!anc.contains(&g)).then_some((g, anc))
+            });
             let g = match pick {
-                Some(g) => {
+                Some((g, anc)) => {
                     groups[g].roots.push(r.clone());
-                    groups[g].ancestors.extend(ancestors);
+                    groups[g].ancestors.extend(anc);
                     g
                 }
                 None => {

@@ -42,6 +42,10 @@ impl KernelModule {
     pub fn new() -> Result<KernelModule, CodegenError> {
         let mut fb = settings::builder();
         fb.set("opt_level", "speed").map_err(|e| err("flag opt_level", e))?;
+        // The IR verifier costs about a quarter of compile time; debug builds
+        // (and so the test suite) keep it as a check on the generator.
+        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+        fb.set("enable_verifier", verify).map_err(|e| err("flag enable_verifier", e))?;
         fb.set("use_colocated_libcalls", "false").map_err(|e| err("flag", e))?;
         fb.set("is_pic", "false").map_err(|e| err("flag is_pic", e))?;
         let isa_builder = cranelift_native::builder().map_err(|e| err("host ISA", e))?;

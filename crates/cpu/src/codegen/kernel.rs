@@ -403,9 +403,17 @@ impl<'k> Emitter<'k> {
             self.body(b, module, i, self.lanes)?;
             end_loop(b, lp, i, l);
         }
-        let (lp, i) = begin_loop(b, var, n, 1);
-        self.body(b, module, i, 1)?;
-        end_loop(b, lp, i, 1);
+        // The scalar tail is needed unless the vector loop provably covers the
+        // axis: its size is a multiple of the lanes and (for a rank-1 domain,
+        // whose axis is split into blocks) every block boundary is too (see
+        // `parallel::blocks`, whose boundaries are multiples of 64).
+        let size = k.domain[r - 1];
+        let covered = self.lanes > 1 && size % self.lanes as usize == 0;
+        if !covered {
+            let (lp, i) = begin_loop(b, var, n, 1);
+            self.body(b, module, i, 1)?;
+            end_loop(b, lp, i, 1);
+        }
         // Fold the accumulators into memory: lanes in order, then the tail.
         for o in 0..k.outputs.len() {
             let Some(acc) = self.acc[o] else { continue };
