@@ -87,6 +87,33 @@ pub(crate) unsafe fn run_blocks(f: KernelFn, tables: &[Table], ranges: &[(usize,
     });
 }
 
+/// Calls `f(i, &mut items[i])` for every item, on up to [`threads`] threads.
+pub(crate) fn for_each_mut<T: Send, F: Fn(usize, &mut T) + Sync>(items: &mut [T], f: F) {
+    let workers = threads().min(items.len());
+    if workers <= 1 {
+        items.iter_mut().enumerate().for_each(|(i, it)| f(i, it));
+        return;
+    }
+    let cells: Vec<std::sync::Mutex<&mut T>> = items.iter_mut().map(std::sync::Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(cell) = cells.get(i) else { break };
+        // Each item is taken by exactly one worker, so the lock never waits.
+        let mut item = match cell.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(i, &mut item);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
+    });
+}
+
 /// `dst[i] = dst[i] ⊕ src[i]` for `n` elements of `dtype`, with the
 /// reduction's semantics (NaN-propagating max and min, wrapping integers).
 ///

@@ -32,8 +32,10 @@ mod sealed {
     use super::View;
 
     /// The matrix products behind [`DotElem`](super::DotElem).
-    pub trait Kernel: Copy {
+    pub trait Kernel: Copy + Send + Sync {
         const ZERO: Self;
+        /// `a + b` (wrapping for integers).
+        fn add(a: Self, b: Self) -> Self;
         /// `out = lhs · rhs` for `lhs: m x k`, `rhs: k x n` and `out` a contiguous row-major `m x n`.
         fn gemm(out: &mut [Self], lhs: View<'_, Self>, rhs: View<'_, Self>);
         /// `out = lhs · lhsᵀ` (symmetric `m x m`).
@@ -112,6 +114,9 @@ macro_rules! float_kernel {
     ($t:ty) => {
         impl sealed::Kernel for $t {
             const ZERO: $t = 0.0;
+            fn add(a: $t, b: $t) -> $t {
+                a + b
+            }
             fn gemm(out: &mut [$t], lhs: View<'_, $t>, rhs: View<'_, $t>) {
                 faer_gemm(out, lhs, rhs)
             }
@@ -127,6 +132,9 @@ float_kernel!(f64);
 
 impl sealed::Kernel for i32 {
     const ZERO: i32 = 0;
+    fn add(a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
     /// Wrapping arithmetic, as the reference interpreter.
     fn gemm(out: &mut [i32], lhs: View<'_, i32>, rhs: View<'_, i32>) {
         let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
@@ -441,12 +449,69 @@ impl DotPlan {
         for (b, out_b) in out.chunks_exact_mut(self.m * self.n).enumerate() {
             let l = self.lhs.view(lbuf, b, &self.batch);
             if symmetric {
-                T::syrk(out_b, l);
+                syrk_blocked(out_b, l);
             } else {
-                T::gemm(out_b, l, self.rhs.view(rbuf, b, &self.batch));
+                gemm_blocked(out_b, l, self.rhs.view(rbuf, b, &self.batch));
             }
         }
         Ok(())
+    }
+}
+
+/// Products smaller than this many multiply-adds run as one call.
+const BLOCKED_MIN_WORK: usize = 1 << 23;
+
+/// How many blocks of `len` (rows or contraction terms) a product of `work`
+/// multiply-adds is cut into: by size alone, never by the thread count, so
+/// results do not depend on how many threads run the blocks.
+fn block_count(work: usize, len: usize, min_len: usize) -> usize {
+    if work < BLOCKED_MIN_WORK {
+        1
+    } else {
+        (len / min_len).clamp(1, 8)
+    }
+}
+
+/// `out = lhs · rhs`, by blocks of rows on several threads (each row of the
+/// output is computed exactly as by one call).
+fn gemm_blocked<T: DotElem>(out: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>) {
+    let (m, n) = (lhs.rows, rhs.cols);
+    let blocks = block_count(m * n * lhs.cols, m, 256);
+    if blocks == 1 || n == 0 {
+        T::gemm(out, lhs, rhs);
+        return;
+    }
+    let rows = m.div_ceil(blocks);
+    let mut parts: Vec<(usize, &mut [T])> = out.chunks_mut(rows * n).enumerate().map(|(i, c)| (i * rows, c)).collect();
+    crate::parallel::for_each_mut(&mut parts, |_, (r0, chunk)| {
+        let sub = View { data: &lhs.data[*r0 * lhs.rs..], rows: chunk.len() / n, ..lhs };
+        T::gemm(chunk, sub, rhs);
+    });
+}
+
+/// `out = lhs · lhsᵀ`: the contraction cut into blocks whose partial
+/// products (one triangle each) run on several threads and are summed in
+/// block order.
+fn syrk_blocked<T: DotElem>(out: &mut [T], lhs: View<'_, T>) {
+    let (m, k) = (lhs.rows, lhs.cols);
+    let blocks = block_count(m * m * k / 2, k, 2048);
+    if blocks == 1 {
+        T::syrk(out, lhs);
+        return;
+    }
+    let cols = k.div_ceil(blocks);
+    let mut parts: Vec<(usize, Vec<T>)> = (0..k.div_ceil(cols)).map(|i| (i * cols, vec![T::ZERO; m * m])).collect();
+    crate::parallel::for_each_mut(&mut parts, |_, (c0, partial)| {
+        let width = cols.min(k - *c0);
+        let sub = View { data: &lhs.data[*c0 * lhs.cs..], cols: width, ..lhs };
+        T::syrk(partial, sub);
+    });
+    let (first, rest) = parts.split_at(1);
+    out.copy_from_slice(&first[0].1);
+    for (_, p) in rest {
+        for (o, &x) in out.iter_mut().zip(p) {
+            *o = T::add(*o, x);
+        }
     }
 }
 
@@ -472,5 +537,57 @@ mod tests {
         let mut dst = vec![0; 24];
         copy_strided(&pack_loops(&shape, &s, &[3, 0, 2]), &src, &mut dst);
         assert_eq!(&dst[..8], &[0, 4, 8, 12, 16, 20, 1, 5]);
+    }
+
+    /// Products large enough to run in blocks (rows of `M·Ω`, the contraction
+    /// of `MᵀM`, with a column-major operand too) against a plain loop.
+    #[test]
+    fn blocked_products_match_a_plain_loop() {
+        let (n, p) = (4096, 64);
+        let m: Vec<f64> = (0..n * p).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect();
+        let o: Vec<f64> = (0..p * p).map(|i| ((i * 104729) % 997) as f64 / 997.0 - 0.5).collect();
+        let cases = [
+            (DotDims::matmul(), vec![n, p], vec![p, p], n, p, false),
+            (
+                DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() },
+                vec![n, p],
+                vec![n, p],
+                p,
+                p,
+                true,
+            ),
+            (
+                DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() },
+                vec![n, p],
+                vec![n, p],
+                p,
+                p,
+                false,
+            ),
+        ];
+        let m2: Vec<f64> = m.iter().rev().map(|x| x * 0.5).collect();
+        for (dims, ls, rs, rows, cols, same) in cases {
+            let (l, r): (&[f64], &[f64]) = if same { (&m, &m) } else { (&m, if rs[0] == n { &m2 } else { &o }) };
+            let la = AVal::new(arrayjit_ir::DType::F64, ls.clone());
+            let ra = AVal::new(arrayjit_ir::DType::F64, rs.clone());
+            let plan = DotPlan::new(&dims, &la, &ra, same).unwrap();
+            assert_eq!(plan.is_symmetric(), same);
+            let mut out = vec![0.0; rows * cols];
+            let mut scratch = vec![0.0; plan.scratch_len()];
+            plan.run(l, r, &mut out, &mut scratch).unwrap();
+            let (lt, rk) = (dims.lhs_contract == [0], rs[0]);
+            for i in 0..rows {
+                for j in 0..cols {
+                    let want: f64 = (0..rk)
+                        .map(|q| {
+                            let a = if lt { l[q * p + i] } else { l[i * p + q] };
+                            a * r[q * cols + j]
+                        })
+                        .sum();
+                    let got = out[i * cols + j];
+                    assert!((got - want).abs() <= 1e-9 * (1.0 + want.abs()), "({i},{j}): {got} vs {want}");
+                }
+            }
+        }
     }
 }
