@@ -88,12 +88,25 @@ impl KernelModule {
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
             })
             .collect();
-        Ok(CompiledModule { _module: ModuleHolder(self.module), fns })
+        Ok(CompiledModule { _module: ModuleHolder(Some(self.module)), fns })
     }
 }
 
-/// Keeps the JIT's code memory alive.
-struct ModuleHolder(#[allow(dead_code)] JITModule);
+/// Keeps the JIT's code memory alive, and unmaps it when dropped (a
+/// `JITModule` dropped without `free_memory` leaks its code pages).
+struct ModuleHolder(Option<JITModule>);
+
+impl Drop for ModuleHolder {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            // SAFETY: the holder is dropped together with the `CompiledModule`
+            // owning the only copies of the kernels' entry points (its `fns`),
+            // and executables never hand those pointers out, so no code in this
+            // module can run after this.
+            unsafe { m.free_memory() };
+        }
+    }
+}
 
 // SAFETY: after `finalize_definitions` the module's code and data are immutable;
 // the holder only keeps the memory mapped and is never used to mutate it.
@@ -104,5 +117,5 @@ unsafe impl Sync for ModuleHolder {}
 /// Compiled kernels, alive as long as this value.
 pub struct CompiledModule {
     _module: ModuleHolder,
-    pub fns: Vec<KernelFn>,
+    pub(crate) fns: Vec<KernelFn>,
 }
