@@ -35,7 +35,7 @@ use crate::linalg::{eval_linalg, DotElem, DotPlan, LinalgError};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
-use arrayjit_lower::{BufferKind, OutputKind, OutputSource, ReduceOp, Schedule, Step};
+use arrayjit_lower::{Affine, BufferKind, Node, OutputKind, OutputSource, ReduceOp, Schedule, Step};
 use std::sync::{Arc, Mutex};
 
 /// How to compile.
@@ -112,6 +112,23 @@ struct Arena {
     partials: Vec<Vec<Vec<u64>>>,
 }
 
+/// An argument of [`Executable::run_with`]: borrowed, or handed over so that
+/// its memory may hold an output (donation).
+#[derive(Debug)]
+pub enum Arg<'a> {
+    Borrowed(&'a HostArray),
+    Donated(HostArray),
+}
+
+impl Arg<'_> {
+    fn host(&self) -> &HostArray {
+        match self {
+            Arg::Borrowed(h) => h,
+            Arg::Donated(h) => h,
+        }
+    }
+}
+
 /// A compiled schedule.
 pub struct Executable {
     schedule: Schedule,
@@ -124,6 +141,9 @@ pub struct Executable {
     scratch_len: Vec<usize>,
     /// The buffer of each output array.
     output_buffers: Vec<usize>,
+    /// For each output array, the argument whose memory may hold it when
+    /// donated (see [`plan_donations`]).
+    donors: Vec<Option<usize>>,
     in_avals: Vec<AVal>,
     clif: Vec<String>,
     lanes: Vec<u32>,
@@ -194,6 +214,68 @@ fn plan_memory(s: &Schedule, is_output: &[bool]) -> (Vec<Option<usize>>, Vec<usi
     (slot_of, slot_bytes)
 }
 
+/// Which argument may give its memory to which output: the output is stored
+/// by a kernel, elementwise at the kernel's own point; the argument has the
+/// output's type, is not itself a program output, is read by no later step,
+/// and that kernel reads it only at its own point (each element is read
+/// before the same element is written, in every block and vector lane).
+fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> {
+    let mut last_read = vec![None; s.buffers.len()];
+    for (si, step) in s.steps.iter().enumerate() {
+        for &b in step.inputs() {
+            last_read[b] = Some(si);
+        }
+    }
+    let returned: Vec<usize> = s
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputSource::Buffer(b) => Some(*b),
+            OutputSource::Literal(_) => None,
+        })
+        .collect();
+    let mut taken = vec![false; s.buffers.len()];
+    output_buffers
+        .iter()
+        .map(|&ob| {
+            let (si, kernel, inputs, j) = s.steps.iter().enumerate().find_map(|(si, st)| match st {
+                Step::Kernel { kernel, inputs, outputs } => {
+                    outputs.iter().position(|&o| o == ob).map(|j| (si, kernel, inputs, j))
+                }
+                Step::Prim { .. } => None,
+            })?;
+            if kernel.outputs[j].kind != OutputKind::Store {
+                return None;
+            }
+            let own = own_point(&kernel.domain);
+            let donor = s.buffers.iter().enumerate().find(|(b, buf)| {
+                matches!(buf.kind, BufferKind::Input(_))
+                    && !taken[*b]
+                    && buf.aval == s.buffers[ob].aval
+                    && !returned.contains(b)
+                    && last_read[*b] == Some(si)
+                    && inputs.iter().enumerate().filter(|(_, &ib)| ib == *b).all(|(k, _)| {
+                        kernel.nodes.iter().all(|n| match &n.node {
+                            Node::Load { input, at } => *input != k || *at == own,
+                            _ => true,
+                        })
+                    })
+            })?;
+            taken[donor.0] = true;
+            match donor.1.kind {
+                BufferKind::Input(i) => Some(i),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The row-major position of a domain point itself.
+fn own_point(domain: &[usize]) -> Affine {
+    let strides = arrayjit_ir::Shape::from(domain).strides();
+    Affine { offset: 0, coeffs: strides.iter().map(|&x| x as i64).collect() }
+}
+
 impl Executable {
     /// Compiles every kernel of `s` into one module and plans its memory.
     pub fn compile(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
@@ -257,6 +339,7 @@ impl Executable {
             }
         }
         let (slot_of, slot_bytes) = plan_memory(s, &is_output);
+        let donors = plan_donations(s, &output_buffers);
         let places = s
             .buffers
             .iter()
@@ -288,6 +371,7 @@ impl Executable {
             slot_bytes,
             scratch_len,
             output_buffers,
+            donors,
             in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
             clif,
             lanes,
@@ -349,15 +433,43 @@ impl Executable {
 
     /// Runs on `args`, which must match the signature exactly.
     pub fn run(&self, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
-        let got: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+        self.run_with(args.iter().map(|a| Arg::Borrowed(a)).collect())
+    }
+
+    /// Which outputs a donated argument can become: `(argument, output)` pairs.
+    pub fn donations(&self) -> Vec<(usize, usize)> {
+        self.donors.iter().enumerate().filter_map(|(k, d)| d.map(|i| (i, k))).collect()
+    }
+
+    /// Runs on `args`; the memory of a donated argument holds an output
+    /// where [`donations`](Executable::donations) allows it (and is dropped
+    /// otherwise).
+    pub fn run_with(&self, mut args: Vec<Arg<'_>>) -> Result<Vec<HostArray>, CpuError> {
+        let got: Vec<AVal> = args.iter().map(|a| a.host().aval()).collect();
         if got != self.in_avals {
             return Err(CpuError::Signature { want: list_avals(&self.in_avals), got: list_avals(&got) });
         }
         let s = &self.schedule;
-        let mut outs: Vec<HostArray> =
-            self.output_buffers.iter().map(|&b| HostArray::zeros(&s.buffers[b].aval)).collect();
+        // Heap addresses do not move when a donated array moves into the outputs.
+        let arg_ptrs: Vec<*const u8> = args.iter().map(|a| a.host().as_ptr()).collect();
+        let mut outs: Vec<Option<HostArray>> = vec![None; self.output_buffers.len()];
+        for (k, donor) in self.donors.iter().enumerate() {
+            if let Some(i) = *donor {
+                if matches!(args[i], Arg::Donated(_)) {
+                    let placeholder = Arg::Donated(HostArray::scalar(arrayjit_ir::Scalar::Bool(false)));
+                    if let Arg::Donated(h) = std::mem::replace(&mut args[i], placeholder) {
+                        outs[k] = Some(h);
+                    }
+                }
+            }
+        }
+        let mut outs: Vec<HostArray> = outs
+            .into_iter()
+            .zip(&self.output_buffers)
+            .map(|(o, &b)| o.unwrap_or_else(|| HostArray::zeros(&s.buffers[b].aval)))
+            .collect();
         let mut arena = self.take_arena();
-        let r = self.run_steps(args, &mut outs, &mut arena);
+        let r = self.run_steps(&arg_ptrs, &mut outs, &mut arena);
         self.put_arena(arena);
         r?;
         let mut taken: Vec<Option<HostArray>> = outs.into_iter().map(Some).collect();
@@ -374,7 +486,8 @@ impl Executable {
             .map(|o| match o {
                 OutputSource::Literal(x) => Ok(HostArray::scalar(*x)),
                 OutputSource::Buffer(b) => match &self.places[*b] {
-                    Place::Arg(i) => Ok((*args[*i]).clone()),
+                    // An argument returned as is was never donated (see `plan_donations`).
+                    Place::Arg(i) => Ok(args[*i].host().clone()),
                     Place::Const(c) => Ok((**c).clone()),
                     Place::Output(k) => {
                         uses[*k] -= 1;
@@ -388,16 +501,16 @@ impl Executable {
     }
 
     /// The address of buffer `b`.
-    fn ptr(&self, b: usize, args: &[&HostArray], outs: &mut [HostArray], arena: &mut Arena) -> *mut u8 {
+    fn ptr(&self, b: usize, args: &[*const u8], outs: &mut [HostArray], arena: &mut Arena) -> *mut u8 {
         match &self.places[b] {
-            Place::Arg(i) => args[*i].as_ptr() as *mut u8,
+            Place::Arg(i) => args[*i] as *mut u8,
             Place::Const(c) => c.as_ptr() as *mut u8,
             Place::Slot(sl) => arena.slots[*sl].as_mut_ptr() as *mut u8,
             Place::Output(k) => outs[*k].as_mut_ptr(),
         }
     }
 
-    fn run_steps(&self, args: &[&HostArray], outs: &mut [HostArray], arena: &mut Arena) -> Result<(), CpuError> {
+    fn run_steps(&self, args: &[*const u8], outs: &mut [HostArray], arena: &mut Arena) -> Result<(), CpuError> {
         let s = &self.schedule;
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(16);
         for (si, (step, action)) in s.steps.iter().zip(&self.actions).enumerate() {
@@ -415,10 +528,13 @@ impl Executable {
                     // against the input lengths, every output buffer holds its
                     // aval's elements (fresh outputs, arena slots sized by the plan,
                     // partial buffers sized like their output), and the arguments
-                    // were checked against the signature. Outputs never alias
-                    // inputs: a slot is reused only after every reader of its
-                    // previous tenant has run. Blocks write disjoint rows of each
-                    // output, or their own partial buffers.
+                    // were checked against the signature. An output aliases an
+                    // input only when that input was donated to it, which
+                    // `plan_donations` allows only where this kernel reads each
+                    // element of it before writing that same element and no later
+                    // step reads it; a slot is reused only after every reader of
+                    // its previous tenant has run. Blocks write disjoint rows of
+                    // each output, or their own partial buffers.
                     if let [(lo, hi)] = k.ranges[..] {
                         unsafe { f(ptrs.as_ptr(), lo as i64, hi as i64) };
                         continue;

@@ -9,4 +9,4 @@ pub mod linalg;
 pub(crate) mod math;
 pub mod parallel;
 
-pub use exec::{CompileOptions, CpuError, Executable};
+pub use exec::{Arg, CompileOptions, CpuError, Executable};

@@ -69,3 +69,25 @@ fn blocked_transposed_reads_match_the_interpreter() {
       in (e, f) }";
     check(text, &[500, 400], false, 1e-4);
 }
+
+#[test]
+fn donated_memory_in_blocked_kernels() {
+    let p = parse(
+        "{ lambda ; a:f32[1000,300] b:f32[1000,300] . let
+            c:f32[1000,300] = mul a b
+            d:f32[1000,300] = add c a
+            e:f32[300] = reduce_sum[axes=(0)] d
+          in (d, e) }",
+    )
+    .unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    assert!(!exe.donations().is_empty());
+    let a = HostArray::new([1000, 300], data(300_000, 1, false)).unwrap();
+    let b = HostArray::new([1000, 300], data(300_000, 2, false)).unwrap();
+    let want = exe.run(&[&a, &b]).unwrap();
+    let addr = a.as_ptr();
+    let got = exe.run_with(vec![arrayjit_cpu::Arg::Donated(a), arrayjit_cpu::Arg::Borrowed(&b)]).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got[0].as_ptr(), addr);
+}

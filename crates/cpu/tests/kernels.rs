@@ -142,3 +142,39 @@ fn eager_operations_compile_once_per_signature() {
     let v = y[0].data().get(2).as_f64();
     assert!((v - 2f64.exp_m1()).abs() < 1e-5);
 }
+
+#[test]
+fn donated_arguments_hold_results_only_where_safe() {
+    use arrayjit_cpu::Arg;
+    let x = f32s(&[3, 5], (0..15).map(|i| i as f32 * 0.25).collect());
+    // Elementwise at its own point, read by no later step: donated.
+    let exe = compile(
+        &parse("{ lambda ; x:f32[3,5] . let y:f32[3,5] = mul x 2.0:f32 z:f32[3,5] = add y 1.0:f32 in (z) }").unwrap(),
+    );
+    assert_eq!(exe.donations(), [(0, 0)]);
+    let donated = x.clone();
+    let addr = donated.as_ptr();
+    let out = exe.run_with(vec![Arg::Donated(donated)]).unwrap();
+    assert_eq!(out[0].as_ptr(), addr, "the result lives in the donated memory");
+    for i in 0..15 {
+        assert_eq!(out[0].data().get(i).as_f64(), i as f64 * 0.5 + 1.0);
+    }
+    // Borrowed arguments are never written.
+    let out = exe.run(&[&x]).unwrap();
+    assert_ne!(out[0].as_ptr(), x.as_ptr());
+    assert_eq!(x.data().get(3).as_f64(), 0.75);
+    // Read elsewhere than at its own point, read by a later step, or returned: refused.
+    for text in [
+        "{ lambda ; x:f32[5,5] . let t:f32[5,5] = transpose[permutation=(1,0)] x y:f32[5,5] = add x t in (y) }",
+        "{ lambda ; x:f32[5,5] . let y:f32[5,5] = exp x
+            z:f32[5,5] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] x y in (y, z) }",
+        "{ lambda ; x:f32[5,5] . let y:f32[5,5] = exp x in (y, x) }",
+    ] {
+        let exe = compile(&parse(text).unwrap());
+        assert!(exe.donations().is_empty(), "{text}: {:?}", exe.donations());
+        let x = f32s(&[5, 5], (0..25).map(|i| i as f32 * 0.1).collect());
+        let want = exe.run(&[&x]).unwrap();
+        let got = exe.run_with(vec![Arg::Donated(x)]).unwrap();
+        assert_eq!(got, want, "{text}");
+    }
+}

@@ -113,6 +113,8 @@ where
     pub fn call(&self, args: In) -> Result<R::Tree> {
         let loc = Loc(Some(Location::caller()));
         let (leaves, def) = tree_flatten(&args);
+        // The leaves now hold the only other handles: an array moved in can be donated.
+        drop(args);
         let avals: Vec<AVal> = leaves.iter().map(Array::aval).collect();
         if is_tracing() {
             let traced = trace_avals(|a: In| (self.f)(a), &def, &avals, loc)?;
@@ -142,7 +144,7 @@ where
                 cache.entry(key.clone()).or_insert(c).clone()
             }
         };
-        run(&compiled.exe, &self.name, &leaves, &compiled.out_def, loc)
+        run(&compiled.exe, &self.name, leaves, &compiled.out_def, loc)
     }
 
     /// Traces, optimises and fuses for arguments like `args` (only their

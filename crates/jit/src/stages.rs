@@ -3,8 +3,8 @@
 //! ([`Compiled`]). Each stage is timed and can show what it produced.
 
 use crate::dump;
-use arrayjit_cpu::{CompileOptions, Executable};
-use arrayjit_ir::{AVal, Loc, Program};
+use arrayjit_cpu::{Arg, CompileOptions, Executable};
+use arrayjit_ir::{AVal, HostArray, Loc, Program};
 use arrayjit_lower::passes::Stages;
 use arrayjit_lower::Schedule;
 use arrayjit_trace::{tree_flatten, tree_unflatten, Array, Error, Result, Traced, Tree, TreeDef};
@@ -161,7 +161,8 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
                 self.name, self.in_def
             )));
         }
-        run(&self.exe, &self.name, &leaves, &self.out_def, loc)
+        drop(args);
+        run(&self.exe, &self.name, leaves, &self.out_def, loc)
     }
 
     /// Each kernel's Cranelift IR.
@@ -188,24 +189,40 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
     }
 }
 
-/// Runs an executable on the leaves of the arguments and rebuilds the result tree.
+/// Runs an executable on the leaves of the arguments and rebuilds the result
+/// tree. A leaf nobody else holds is donated: its memory may hold a result.
 pub(crate) fn run<Out: Tree>(
     exe: &Executable,
     name: &str,
-    leaves: &[Array],
+    leaves: Vec<Array>,
     out_def: &TreeDef,
     loc: Loc,
 ) -> Result<Out> {
-    let hosts = leaves
-        .iter()
-        .map(|a| match a.try_host() {
-            Ok(h) => Ok(h.as_ref()),
-            Err(_) => Err(Error::Invalid {
-                message: format!("`{name}`: a compiled function takes concrete arrays, not tracers"),
-                loc,
-            }),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let outs = exe.run(&hosts).map_err(|e| Error::Eval { message: format!("`{name}`: {e}"), loc })?;
+    let not_concrete =
+        || Error::Invalid { message: format!("`{name}`: a compiled function takes concrete arrays, not tracers"), loc };
+    let mut owned: Vec<Option<HostArray>> = Vec::with_capacity(leaves.len());
+    let mut shared: Vec<Option<Array>> = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        match leaf.try_into_host() {
+            Ok(h) => {
+                owned.push(Some(h));
+                shared.push(None);
+            }
+            Err(a) => {
+                owned.push(None);
+                shared.push(Some(a));
+            }
+        }
+    }
+    let mut args = Vec::with_capacity(owned.len());
+    for (o, sh) in owned.into_iter().zip(&shared) {
+        args.push(match (o, sh) {
+            (Some(h), _) => Arg::Donated(h),
+            (None, Some(a)) => Arg::Borrowed(a.try_host().map_err(|_| not_concrete())?.as_ref()),
+            // Every leaf went to one side or the other.
+            (None, None) => return Err(not_concrete()),
+        });
+    }
+    let outs = exe.run_with(args).map_err(|e| Error::Eval { message: format!("`{name}`: {e}"), loc })?;
     tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect()).map_err(|e| Error::Tree(e.to_string()))
 }

@@ -74,6 +74,17 @@ impl Array {
         frame::concrete(self, caller(), "the array")
     }
 
+    /// The host array itself, without a copy, when this handle is its only
+    /// owner (an eager array that was moved in and never cloned); the handle
+    /// back otherwise (shared, or a tracer). Compiled functions use it to let
+    /// an argument's memory hold a result.
+    pub fn try_into_host(self) -> std::result::Result<HostArray, Array> {
+        match self.repr {
+            Repr::Value(h) => Arc::try_unwrap(h).map_err(Array::from_shared),
+            repr @ Repr::Tracer(_) => Err(Array { repr }),
+        }
+    }
+
     /// Wraps a host array.
     pub fn from_host(h: HostArray) -> Array {
         Array { repr: Repr::Value(Arc::new(h)) }
