@@ -18,16 +18,30 @@ const BLOCK_POINTS: usize = 1 << 16;
 /// Blocks at most.
 const MAX_BLOCKS: usize = 32;
 
-/// Threads used for blocks: `ARRAYJIT_THREADS`, else the machine's parallelism.
+/// A thread count set by [`set_threads`] (0: none).
+static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads used for blocks: [`set_threads`]'s count if set, else
+/// `ARRAYJIT_THREADS`, else the machine's parallelism.
 pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::env::var("ARRAYJIT_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-    })
+    match OVERRIDE.load(Ordering::Relaxed) {
+        0 => *THREADS.get_or_init(|| {
+            std::env::var("ARRAYJIT_THREADS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        }),
+        n => n,
+    }
+}
+
+/// Sets the number of threads kernels and products run on, for the whole
+/// process (0 returns to `ARRAYJIT_THREADS` or the machine's parallelism).
+/// Results do not depend on it.
+pub fn set_threads(n: usize) {
+    OVERRIDE.store(n, Ordering::Relaxed);
 }
 
 /// The ranges of the outermost axis (of size `outer`) a kernel of `points`

@@ -91,3 +91,32 @@ fn donated_memory_in_blocked_kernels() {
     assert_eq!(got, want);
     assert_eq!(got[0].as_ptr(), addr);
 }
+
+/// Blocks are cut by size alone and partial results combined in block order,
+/// so one thread and several give the same bits.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let p = parse(
+        "{ lambda ; a:f32[2000,300] b:f32[2000,300] . let
+            c:f32[2000,300] = mul a b
+            d:f32[2000,300] = exp c
+            e:f32[] = reduce_sum[axes=(0,1)] d
+            f:f32[300] = reduce_sum[axes=(0)] c
+            g:f32[300,300] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] a a
+            h:f32[2000,300] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] b g
+          in (e, f, g, h) }",
+    )
+    .unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let a = HostArray::new([2000, 300], data(600_000, 3, false)).unwrap();
+    let b = HostArray::new([2000, 300], data(600_000, 4, false)).unwrap();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3] {
+        arrayjit_cpu::parallel::set_threads(threads);
+        runs.push(exe.run(&[&a, &b]).unwrap());
+    }
+    arrayjit_cpu::parallel::set_threads(0);
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
+}
