@@ -5,7 +5,7 @@
 //! reused once every reader of its previous tenant has run), kept between
 //! calls: a repeated call allocates only its outputs. Matrix products run
 //! planned faer GEMMs straight on the arena; the other library steps
-//! (factorizations, pads, concatenations, dynamic slices, arg-reductions)
+//! (factorizations and arg-reductions)
 //! copy their operands out and run on host arrays.
 //!
 //! ```
@@ -257,6 +257,7 @@ fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> 
                     && inputs.iter().enumerate().filter(|(_, &ib)| ib == *b).all(|(k, _)| {
                         kernel.nodes.iter().all(|n| match &n.node {
                             Node::Load { input, at } => *input != k || *at == own,
+                            Node::Gather { input, .. } => *input != k,
                             _ => true,
                         })
                     })

@@ -84,9 +84,11 @@ proptest! {
         check(&case.0, &case.1)?;
     }
 
+    /// Long rows take the vector path where dtypes allow: `reduce_prod` is left
+    /// out for the reason given at `VECTOR_EXCLUDED`.
     #[test]
     fn compiled_programs_with_long_rows_match_the_interpreter(
-        case in arb_program_and_inputs(GenConfig { max_dim: 13, max_rank: 3, max_numel: 2048, ..base() }.without_linalg())
+        case in arb_program_and_inputs(GenConfig { max_dim: 13, max_rank: 3, max_numel: 2048, ..base() }.without_linalg().without(&["reduce_prod"]))
     ) {
         check(&case.0, &case.1)?;
     }

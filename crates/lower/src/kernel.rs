@@ -35,6 +35,11 @@ pub enum Node {
     Index(Affine),
     /// An elementwise primitive of earlier nodes.
     Op { op: Elementwise, args: Vec<NodeId> },
+    /// The element of kernel input `input` at the flat position computed by
+    /// node `index` (an i32), clamped into the input: positions that are not
+    /// affine (pads with interior padding, concatenations, dynamic slices).
+    /// Consumers select away the clamped reads they do not want.
+    Gather { input: usize, index: NodeId },
 }
 
 /// A node with its element type.
@@ -143,7 +148,7 @@ impl Kernel {
         let nodes_ok = self.nodes.iter().all(|n| match &n.node {
             Node::Load { at, .. } => affine_ok(at),
             Node::Index(a) => affine_ok(a),
-            Node::Const(_) | Node::Op { .. } => true,
+            Node::Const(_) | Node::Op { .. } | Node::Gather { .. } => true,
         });
         let outputs_ok = self.outputs.iter().all(|o| match &o.kind {
             OutputKind::Store => true,
@@ -163,7 +168,7 @@ impl Kernel {
             match &mut n.node {
                 Node::Load { at, .. } => fold(at),
                 Node::Index(a) => fold(a),
-                Node::Const(_) | Node::Op { .. } => {}
+                Node::Const(_) | Node::Op { .. } | Node::Gather { .. } => {}
             }
         }
         for o in &mut self.outputs {
@@ -209,6 +214,15 @@ impl Kernel {
                     }
                     Node::Const(s) => *s,
                     Node::Index(a) => Scalar::from_f64(a.eval(&idx) as f64, n.dtype),
+                    Node::Gather { input, index } => {
+                        let h = inputs.get(*input).ok_or("missing input")?;
+                        if h.numel() == 0 {
+                            Scalar::from_f64(0.0, n.dtype)
+                        } else {
+                            let pos = (vals[*index].as_f64() as i64).clamp(0, h.numel() as i64 - 1);
+                            h.data().get(pos as usize)
+                        }
+                    }
                     Node::Op { op, args } => {
                         let a: Vec<HostArray> = args.iter().map(|&i| HostArray::scalar(vals[i])).collect();
                         let r = arrayjit_interp::eval_prim(&(*op).into(), &a).map_err(|e| e.to_string())?;
@@ -264,6 +278,7 @@ impl fmt::Display for Kernel {
         for (i, n) in self.nodes.iter().enumerate() {
             let body = match &n.node {
                 Node::Load { input, at } => format!("load in{input}[{}]", aff(at)),
+                Node::Gather { input, index } => format!("gather in{input}[n{index}]"),
                 Node::Const(s) => format!("const {s}"),
                 Node::Index(a) => format!("index {}", aff(a)),
                 Node::Op { op, args } => {

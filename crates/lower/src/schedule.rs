@@ -32,8 +32,8 @@ pub struct Buffer {
 pub enum Step {
     /// A fused loop kernel; its inputs and outputs in the kernel's order.
     Kernel { kernel: Kernel, inputs: Vec<BufferId>, outputs: Vec<BufferId> },
-    /// A primitive the backend runs as a library call (linear algebra, pads,
-    /// concatenations, dynamic slices, arg-reductions).
+    /// A primitive the backend runs as a library call (linear algebra,
+    /// arg-reductions).
     Prim { prim: Prim, inputs: Vec<BufferId>, outputs: Vec<BufferId> },
 }
 

@@ -90,7 +90,7 @@ fn normalized(k: &Kernel) -> Kernel {
         match &mut n.node {
             Node::Load { at, .. } => *at = widen(at),
             Node::Index(a) => *a = widen(a),
-            Node::Const(_) | Node::Op { .. } => {}
+            Node::Const(_) | Node::Op { .. } | Node::Gather { .. } => {}
         }
     }
     k
@@ -115,6 +115,11 @@ fn check_bounds(k: &Kernel) -> Result<(), CodegenError> {
         return Ok(());
     }
     for (i, n) in k.nodes.iter().enumerate() {
+        if let Node::Gather { input, .. } = &n.node {
+            if *input >= k.inputs.len() {
+                return Err(cg_err(format!("n{i} gathers from a missing input")));
+            }
+        }
         if let Node::Load { input, at } = &n.node {
             let len =
                 k.inputs.get(*input).map(|a| a.numel()).ok_or_else(|| cg_err(format!("n{i} loads a missing input")))?;
@@ -152,7 +157,7 @@ fn choose_lanes(k: &Kernel) -> u32 {
             return 1;
         }
         match &n.node {
-            Node::Load { .. } if n.dtype == DType::Bool => return 1,
+            Node::Load { .. } | Node::Gather { .. } if n.dtype == DType::Bool => return 1,
             Node::Op { op, args } => {
                 let arg = arg_dtype(k, *op, args);
                 if !agree(arg) || !ops::vectorizable(*op, arg, n.dtype) {
@@ -481,6 +486,39 @@ impl<'k> Emitter<'k> {
         }
     }
 
+    /// Loads input `input` at the i32 positions `index` (one per lane),
+    /// each clamped into the input so that no read is out of bounds.
+    fn gather(&self, b: &mut FunctionBuilder, input: usize, index: Value, d: DType, lanes: u32) -> Value {
+        let len = self.k.inputs[input].numel() as i64;
+        if len == 0 {
+            return constant(b, d, lanes, 0.0);
+        }
+        let mt = mem_type(d);
+        let base = self.ptrs[input];
+        let at = |b: &mut FunctionBuilder, i32_pos: Value| -> Value {
+            let pos = b.ins().sextend(types::I64, i32_pos);
+            let zero = b.ins().iconst(types::I64, 0);
+            let last = b.ins().iconst(types::I64, len - 1);
+            let pos = b.ins().smax(pos, zero);
+            let pos = b.ins().smin(pos, last);
+            let off = b.ins().imul_imm_s(pos, mt.bytes() as i64);
+            let addr = b.ins().iadd(base, off);
+            b.ins().load(mt, data_flags(), addr, 0)
+        };
+        if lanes == 1 {
+            return at(b, index);
+        }
+        let first_pos = b.ins().extractlane(index, 0u8);
+        let first = at(b, first_pos);
+        let mut v = b.ins().splat(reg_type(d, lanes), first);
+        for lane in 1..lanes {
+            let p = b.ins().extractlane(index, lane as u8);
+            let x = at(b, p);
+            v = b.ins().insertlane(v, x, lane as u8);
+        }
+        v
+    }
+
     /// The value of an affine index at inner index `i + lane`, converted to `d`.
     fn index_scalar(&self, b: &mut FunctionBuilder, a: &Affine, i: Value, lane: i64, d: DType) -> Value {
         let r = self.k.domain.len();
@@ -535,6 +573,7 @@ impl<'k> Emitter<'k> {
                     let argv: Vec<Value> = args.iter().map(|&a| vals[a]).collect();
                     ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
                 }
+                Node::Gather { input, index } => self.gather(b, *input, vals[*index], n.dtype, lanes),
             };
             vals.push(v);
         }
