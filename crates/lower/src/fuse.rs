@@ -6,10 +6,12 @@
 //! them, as expressions and affine index maps; broadcasts are never
 //! materialised. Pads, concatenations and dynamic slices and updates are
 //! fused too, as clamped reads at computed positions (`Node::Gather`) and
-//! selects; the arrays they read that way are materialised. A value is materialised ("realized") only when it must be: a
-//! program output, an operand of a library step, an expensive value that would
-//! be recomputed under a broadcast or in several kernels, or a view that no
-//! affine map can express. Realized values and reductions are the kernels'
+//! selects; the arrays they read that way are materialised.
+//!
+//! A value is materialised ("realized") only when it must be: a program
+//! output, an operand of a library step, an expensive value that would be
+//! recomputed under a broadcast or in several kernels, a view that no affine
+//! map can express, or an array read at computed positions. Realized values and reductions are the kernels'
 //! outputs; outputs over the same domain that do not depend on each other share
 //! one kernel (one pass over memory). Every decision is written to
 //! `Schedule::notes`.
