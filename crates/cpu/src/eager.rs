@@ -72,6 +72,9 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
         Some(e) => e,
         None => {
             let p = one_op_program(prim, &key.1)?;
+            // The passes expand what is not a kernel or a library call by itself (arg-reductions).
+            let (p, _) =
+                arrayjit_lower::optimize(&p).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })?;
             let exe = Arc::new(Executable::compile(&arrayjit_lower::fuse(&p), &CompileOptions::default())?);
             let mut c = match cache().lock() {
                 Ok(c) => c,

@@ -4,9 +4,10 @@
 //! Temporaries live in an arena of slots assigned by liveness (a slot is
 //! reused once every reader of its previous tenant has run), kept between
 //! calls: a repeated call allocates only its outputs. Matrix products run
-//! planned faer GEMMs straight on the arena; the other library steps
-//! (factorizations and arg-reductions)
-//! copy their operands out and run on host arrays.
+//! planned faer GEMMs straight on the arena; the other library steps (the
+//! factorizations, and arg-reductions in a schedule fused without the
+//! optimisation passes, which expand them) copy their operands out and run
+//! on host arrays.
 //!
 //! ```
 //! use arrayjit_cpu::{CompileOptions, Executable};

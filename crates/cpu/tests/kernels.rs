@@ -221,3 +221,21 @@ fn pads_concatenations_and_dynamic_slices_are_fused() {
         }
     }
 }
+
+#[test]
+fn arg_reductions_run_as_kernels() {
+    let p = parse(
+        "{ lambda ; x:f32[7,9] . let
+            a:i32[9] = argmax[axis=0] x
+            b:i32[7] = argmin[axis=1] x
+          in (a, b) }",
+    )
+    .unwrap();
+    let exe = compile(&p);
+    assert!(exe.schedule().steps.iter().all(|s| matches!(s, arrayjit_lower::Step::Kernel { .. })), "{}", exe.schedule());
+    let mut v: Vec<f32> = (0..63).map(|i| ((i * 17) % 11) as f32 - 5.0).collect();
+    v[20] = f32::NAN;
+    let x = f32s(&[7, 9], v);
+    let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&x)).unwrap();
+    assert_eq!(exe.run(&[&x]).unwrap(), want);
+}

@@ -1,6 +1,7 @@
 //! Optimisation passes over programs, each small and named. `optimize` runs
 //! them in order and records the program after each one (for dumps).
 
+pub mod arg_reduce;
 pub mod cse;
 pub mod diagonal;
 pub mod inline;
@@ -17,6 +18,7 @@ pub struct Pass {
 /// The passes `optimize` runs, in order.
 pub const PASSES: &[Pass] = &[
     Pass { name: "inline", run: inline::inline_calls },
+    Pass { name: "arg-reductions", run: arg_reduce::expand_arg_reductions },
     Pass { name: "diagonal", run: diagonal::diagonal_products },
     Pass { name: "simplify", run: simplify::simplify },
     Pass { name: "cse", run: cse::cse },
