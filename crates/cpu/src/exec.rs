@@ -458,8 +458,8 @@ impl Executable {
         for (k, donor) in self.donors.iter().enumerate() {
             if let Some(i) = *donor {
                 if matches!(args[i], Arg::Donated(_)) {
-                    let placeholder = Arg::Donated(HostArray::scalar(arrayjit_ir::Scalar::Bool(false)));
-                    if let Arg::Donated(h) = std::mem::replace(&mut args[i], placeholder) {
+                    let emptied = Arg::Donated(HostArray::scalar(arrayjit_ir::Scalar::Bool(false)));
+                    if let Arg::Donated(h) = std::mem::replace(&mut args[i], emptied) {
                         outs[k] = Some(h);
                     }
                 }
