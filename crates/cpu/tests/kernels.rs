@@ -232,7 +232,11 @@ fn arg_reductions_run_as_kernels() {
     )
     .unwrap();
     let exe = compile(&p);
-    assert!(exe.schedule().steps.iter().all(|s| matches!(s, arrayjit_lower::Step::Kernel { .. })), "{}", exe.schedule());
+    assert!(
+        exe.schedule().steps.iter().all(|s| matches!(s, arrayjit_lower::Step::Kernel { .. })),
+        "{}",
+        exe.schedule()
+    );
     let mut v: Vec<f32> = (0..63).map(|i| ((i * 17) % 11) as f32 - 5.0).collect();
     v[20] = f32::NAN;
     let x = f32s(&[7, 9], v);
