@@ -76,6 +76,35 @@ fn dot_general(c: &mut Criterion) {
     g.finish();
 }
 
+/// `M·Ω` feeding an elementwise kernel with reductions (the shape of the PLN
+/// gradient's largest pass), with the product fused into the kernel by row
+/// blocks and without.
+fn row_fusion(c: &mut Criterion) {
+    use arrayjit::cpu::{CompileOptions, Executable};
+    let (n, p) = (11600, 114);
+    let m = Array::from_vec(ramp(n * p, 1.0), [n, p]);
+    let o = Array::from_vec(ramp(p * p, 0.05), [p, p]);
+    let y = Array::from_vec(ramp(n * p, 2.0), [n, p]);
+    let step = |(m, o, y): (Array, Array, Array)| {
+        let mo = m.matmul(&o);
+        let a = (&m * 0.5 + &mo).exp();
+        let d = &a - &y + &mo;
+        (d.sum(0), (&a * &m).sum(..))
+    };
+    let lowered = jit(step).lower(&(m.clone(), o.clone(), y.clone())).unwrap();
+    let hosts = [m.to_host(), o.to_host(), y.to_host()];
+    let refs: Vec<&arrayjit::HostArray> = hosts.iter().collect();
+    let mut g = c.benchmark_group("row_fusion");
+    g.sample_size(30);
+    for (name, fused) in [("fused", true), ("unfused", false)] {
+        let opts = CompileOptions { row_fusion: fused, ..CompileOptions::default() };
+        let exe = Executable::compile(lowered.schedule(), &opts).unwrap();
+        assert_eq!(exe.fused_products(), fused as usize);
+        g.bench_function(name, |b| b.iter(|| exe.run(&refs).unwrap()));
+    }
+    g.finish();
+}
+
 /// A program of about 100 equations: a chain of elementwise steps with
 /// broadcasts and reductions, as a model's loss produces.
 fn hundred_equations((x, w): (Array, Array)) -> Array {
@@ -117,5 +146,5 @@ fn eager_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fused_elementwise, dot_general, compile_time, eager_dispatch);
+criterion_group!(benches, fused_elementwise, dot_general, row_fusion, compile_time, eager_dispatch);
 criterion_main!(benches);

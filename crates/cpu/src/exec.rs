@@ -32,18 +32,30 @@
 //! ```
 
 use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelModule};
-use crate::linalg::{eval_linalg, DotElem, DotPlan, LinalgError};
+use crate::linalg::{DotPlan, LinalgError};
+use crate::parallel::Table;
+use crate::rows::{dot_rows, RowFusion};
+use crate::steps::{dot, read_host, run_prim};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
-use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
+use arrayjit_ir::{AVal, DType, HostArray, Prim};
 use arrayjit_lower::{Affine, BufferKind, Node, OutputKind, OutputSource, ReduceOp, Schedule, Step};
 use std::sync::{Arc, Mutex};
 
 /// How to compile.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CompileOptions {
     /// Keep each kernel's Cranelift IR as text (for dumps and `clif`).
     pub keep_clif: bool,
+    /// Run a matrix product whose only reader is the next kernel together
+    /// with it, by row blocks (on by default; off to compare).
+    pub row_fusion: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions { keep_clif: false, row_fusion: true }
+    }
 }
 
 /// Why compiling or running an executable failed.
@@ -81,8 +93,12 @@ enum Place {
 /// output reduces over that axis.
 struct KernelStep {
     func: usize,
+    /// Size of the outermost axis after coalescing.
+    outer: usize,
     ranges: Vec<(usize, usize)>,
     partial: Vec<Option<(ReduceOp, DType, usize)>>,
+    /// Run together with the product before it (see `rows`).
+    fused: bool,
 }
 
 impl KernelStep {
@@ -101,6 +117,8 @@ impl KernelStep {
 enum Action {
     Kernel(KernelStep),
     Dot(Box<DotPlan>),
+    /// A product run by row blocks together with the kernel after it.
+    DotRows(Box<DotPlan>, RowFusion),
     Host,
 }
 
@@ -111,6 +129,8 @@ struct Arena {
     slots: Vec<Vec<u64>>,
     scratch: Vec<Vec<u64>>,
     partials: Vec<Vec<Vec<u64>>>,
+    /// One row-block buffer per worker, for products fused by rows.
+    row_blocks: Vec<Vec<u64>>,
 }
 
 /// An argument of [`Executable::run_with`]: borrowed, or handed over so that
@@ -168,13 +188,16 @@ fn bytes_of(a: &AVal) -> usize {
 }
 
 /// Assigns every temporary that is not a program output to an arena slot:
-/// a slot is free again after the last step that reads its tenant.
-fn plan_memory(s: &Schedule, is_output: &[bool]) -> (Vec<Option<usize>>, Vec<usize>) {
+/// a slot is free again after the last step that reads its tenant. A product
+/// in `fused` runs together with the step after it, so its operands count as
+/// read by that step too.
+fn plan_memory(s: &Schedule, is_output: &[bool], fused: &[usize]) -> (Vec<Option<usize>>, Vec<usize>) {
     let n = s.buffers.len();
     let mut last_read = vec![None; n];
     for (si, step) in s.steps.iter().enumerate() {
+        let at = if fused.contains(&si) { si + 1 } else { si };
         for &b in step.inputs() {
-            last_read[b] = Some(si);
+            last_read[b] = Some(last_read[b].map_or(at, |r: usize| r.max(at)));
         }
     }
     let mut slot_of = vec![None; n];
@@ -313,7 +336,13 @@ impl Executable {
                             _ => None,
                         })
                         .collect();
-                    actions.push(Action::Kernel(KernelStep { func: lanes.len(), ranges, partial }));
+                    actions.push(Action::Kernel(KernelStep {
+                        func: lanes.len(),
+                        outer: code.outer,
+                        ranges,
+                        partial,
+                        fused: false,
+                    }));
                     lanes.push(code.lanes);
                     clif.push(code.clif.unwrap_or_default());
                 }
@@ -340,8 +369,34 @@ impl Executable {
                 }
             }
         }
-        let (slot_of, slot_bytes) = plan_memory(s, &is_output);
-        let donors = plan_donations(s, &output_buffers);
+        // Products whose only reader is the next kernel run with it by row blocks.
+        let mut fused_steps = Vec::new();
+        let fusable = if opts.row_fusion { actions.len().saturating_sub(1) } else { 0 };
+        for d in 0..fusable {
+            let (head, tail) = actions.split_at_mut(d + 1);
+            let (Action::Dot(plan), Action::Kernel(k)) = (&head[d], &mut tail[0]) else { continue };
+            let Some(f) = crate::rows::plan(s, d, plan, &is_output, k.outer) else { continue };
+            let (_, n, _, _) = plan.gemm_dims();
+            let unit = k.outer / n;
+            k.ranges = f.rows.iter().map(|&(r0, r1)| (r0 * unit, r1 * unit)).collect();
+            k.fused = true;
+            fused_steps.push(d);
+            let plan = match std::mem::replace(&mut head[d], Action::Host) {
+                Action::Dot(plan) => plan,
+                _ => return Err(internal(format!("step {d} is no longer a product"))),
+            };
+            head[d] = Action::DotRows(plan, f);
+        }
+        let (slot_of, slot_bytes) = plan_memory(s, &is_output, &fused_steps);
+        let mut donors = plan_donations(s, &output_buffers);
+        // A fused product reads its operands while the kernel writes: no donation from them.
+        for &d in &fused_steps {
+            for &b in s.steps[d].inputs() {
+                if let BufferKind::Input(i) = s.buffers[b].kind {
+                    donors.iter_mut().filter(|x| **x == Some(i)).for_each(|x| *x = None);
+                }
+            }
+        }
         let places = s
             .buffers
             .iter()
@@ -401,6 +456,12 @@ impl Executable {
         &self.lanes
     }
 
+    /// How many matrix products run by row blocks together with the kernel
+    /// that consumes them.
+    pub fn fused_products(&self) -> usize {
+        self.actions.iter().filter(|a| matches!(a, Action::DotRows(..))).count()
+    }
+
     /// Bytes of temporary memory the arena holds (after liveness reuse).
     pub fn arena_bytes(&self) -> usize {
         self.slot_bytes.iter().sum()
@@ -415,6 +476,7 @@ impl Executable {
         kept.unwrap_or_else(|| Arena {
             slots: self.slot_bytes.iter().map(|&b| vec![0u64; b.div_ceil(8)]).collect(),
             scratch: self.scratch_len.iter().map(|&n| vec![0u64; n]).collect(),
+            row_blocks: Vec::new(),
             partials: self
                 .actions
                 .iter()
@@ -522,6 +584,9 @@ impl Executable {
             }
             let (ins, outputs) = ptrs.split_at(step.inputs().len());
             match action {
+                // Already run, block by block, with the product before it.
+                Action::Kernel(k) if k.fused => {}
+                Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
                 Action::Kernel(k) => {
                     let f = *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {si} has no kernel")))?;
                     // SAFETY (for the calls below): the kernel was compiled for
@@ -611,63 +676,97 @@ impl Executable {
     }
 }
 
-/// Runs a planned matrix product on raw buffers.
-///
-/// # Safety
-/// `l`, `r`, `o` must address buffers of `lhs`, `rhs`, `out` (dtype `T`), `o`
-/// not overlapping the others, and `scratch` at least `sl` elements of `T`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn dot<T: DotElem>(
-    plan: &DotPlan,
-    l: *mut u8,
-    r: *mut u8,
-    o: *mut u8,
-    scratch: *mut u8,
-    lhs: &AVal,
-    rhs: &AVal,
-    out: &AVal,
-    sl: usize,
-) -> Result<(), CpuError> {
-    // SAFETY: guaranteed by the caller. The same operand twice gives equal
-    // slices (the plan's symmetric path compares them by address).
-    let (ls, rs, os, ss) = unsafe {
-        (
-            std::slice::from_raw_parts(l as *const T, lhs.numel()),
-            std::slice::from_raw_parts(r as *const T, rhs.numel()),
-            std::slice::from_raw_parts_mut(o as *mut T, out.numel()),
-            std::slice::from_raw_parts_mut(scratch as *mut T, sl),
-        )
-    };
-    plan.run(ls, rs, os, ss)?;
-    Ok(())
-}
-
-/// Copies a buffer out as a host array.
-///
-/// # Safety
-/// `p` must address a live buffer of `aval`'s element count and dtype.
-unsafe fn read_host(aval: &AVal, p: *const u8) -> HostArray {
-    let n = aval.numel();
-    // SAFETY: guaranteed by the caller; booleans are stored as 0 or 1.
-    let data = unsafe {
-        match aval.dtype {
-            DType::Bool => Data::Bool(std::slice::from_raw_parts(p as *const bool, n).to_vec()),
-            DType::I32 => Data::I32(std::slice::from_raw_parts(p as *const i32, n).to_vec()),
-            DType::F32 => Data::F32(std::slice::from_raw_parts(p as *const f32, n).to_vec()),
-            DType::F64 => Data::F64(std::slice::from_raw_parts(p as *const f64, n).to_vec()),
+impl Executable {
+    /// Runs product step `d` and the kernel after it by row blocks: each
+    /// worker computes a block of the product's rows into its own buffer and
+    /// runs the kernel on those rows, reading the product from that buffer.
+    fn run_fused(
+        &self,
+        d: usize,
+        plan: &DotPlan,
+        f: &RowFusion,
+        args: &[*const u8],
+        outs: &mut [HostArray],
+        arena: &mut Arena,
+    ) -> Result<(), CpuError> {
+        let s = &self.schedule;
+        let (dstep, cstep) = (&s.steps[d], &s.steps[f.consumer]);
+        let Action::Kernel(k) = &self.actions[f.consumer] else {
+            return Err(internal(format!("step {} is not the kernel fused with step {d}", f.consumer)));
+        };
+        let func =
+            *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {} has no kernel", f.consumer)))?;
+        let (lb, rb) = (dstep.inputs()[0], dstep.inputs()[1]);
+        let (ln, rn) = (s.buffers[lb].aval.numel(), s.buffers[rb].aval.numel());
+        let operands = Table(vec![self.ptr(lb, args, outs, arena), self.ptr(rb, args, outs, arena)]);
+        let base: Vec<*mut u8> =
+            cstep.inputs().iter().chain(cstep.outputs()).map(|&b| self.ptr(b, args, outs, arena)).collect();
+        let n_in = cstep.inputs().len();
+        let blocks = f.rows.len();
+        let extra = blocks - 1;
+        let size = f.dtype.size_bytes();
+        let workers = crate::parallel::threads().clamp(1, blocks);
+        let words = (f.block_rows * f.cols * size).div_ceil(8);
+        while arena.row_blocks.len() < workers {
+            arena.row_blocks.push(vec![0u64; words]);
         }
-    };
-    HostArray::new(aval.shape.clone(), data).unwrap_or_else(|_| HostArray::zeros(aval))
-}
-
-/// One library step on host arrays.
-pub(crate) fn run_prim(prim: &Prim, ins: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
-    match prim {
-        Prim::Linalg(l) => Ok(eval_linalg(l, ins)?),
-        _ => {
-            let owned: Vec<HostArray> = ins.iter().map(|a| (*a).clone()).collect();
-            arrayjit_interp::eval_prim(prim, &owned)
-                .map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })
+        let buffers = Table(arena.row_blocks[..workers].iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect());
+        let outer_reduced: Vec<usize> =
+            k.partial.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(o, _)| o).collect();
+        let partials = &mut arena.partials[f.consumer];
+        let mut tables = Vec::with_capacity(blocks);
+        for blk in 0..blocks {
+            let mut t = base.clone();
+            if blk > 0 {
+                for (j, &o) in outer_reduced.iter().enumerate() {
+                    t[n_in + o] = partials[j * extra + blk - 1].as_mut_ptr() as *mut u8;
+                }
+            }
+            tables.push(Table(t));
         }
+        let failure: Mutex<Option<CpuError>> = Mutex::new(None);
+        let position = f.position;
+        crate::parallel::for_each_by_worker(blocks, workers, |w, blk| {
+            let (r0, r1) = f.rows[blk];
+            let buf = buffers.at(w);
+            // SAFETY: the operands are the product's buffers (checked against the
+            // plan by `run_rows`), and `buf` is this worker's own block buffer of
+            // `block_rows × cols` elements.
+            let done = unsafe {
+                match f.dtype {
+                    DType::F32 => dot_rows::<f32>(plan, operands.at(0), ln, operands.at(1), rn, buf, f.cols, (r0, r1)),
+                    DType::F64 => dot_rows::<f64>(plan, operands.at(0), ln, operands.at(1), rn, buf, f.cols, (r0, r1)),
+                    DType::I32 => dot_rows::<i32>(plan, operands.at(0), ln, operands.at(1), rn, buf, f.cols, (r0, r1)),
+                    DType::Bool => Ok(()),
+                }
+            };
+            if let Err(e) = done {
+                if let Ok(mut slot) = failure.lock() {
+                    slot.get_or_insert(e.into());
+                }
+                return;
+            }
+            let mut t = tables[blk].0.clone();
+            // The kernel reads the product at rows r0..r1 only: rebase its
+            // pointer so that those rows land in the block buffer.
+            t[position] = buf.wrapping_sub(r0 * f.cols * size);
+            let (lo, hi) = k.ranges[blk];
+            // SAFETY: as for every kernel call (see `run_steps`); the product's
+            // rows this block reads are the ones just computed into `buf`, and
+            // blocks write disjoint rows of each output or their own partials.
+            unsafe { func(t.as_ptr(), lo as i64, hi as i64) };
+        });
+        if let Some(e) = failure.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        for (j, &o) in outer_reduced.iter().enumerate() {
+            let Some((op, dtype, n)) = k.partial[o] else { continue };
+            for blk in 1..blocks {
+                let src = partials[j * extra + blk - 1].as_ptr() as *const u8;
+                // SAFETY: the output and each partial hold `n` elements of `dtype`.
+                unsafe { crate::parallel::combine(op, dtype, base[n_in + o], src, n) };
+            }
+        }
+        Ok(())
     }
 }

@@ -8,5 +8,7 @@ pub mod exec;
 pub mod linalg;
 pub(crate) mod math;
 pub mod parallel;
+mod rows;
+mod steps;
 
 pub use exec::{Arg, CompileOptions, CpuError, Executable};

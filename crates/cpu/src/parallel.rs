@@ -61,6 +61,13 @@ pub fn blocks(outer: usize, points: usize) -> Vec<(usize, usize)> {
 /// A table of buffer pointers for one block's call.
 pub(crate) struct Table(pub Vec<*mut u8>);
 
+impl Table {
+    /// Pointer `i` (a method, so closures capture the whole table, which is `Sync`).
+    pub(crate) fn at(&self, i: usize) -> *mut u8 {
+        self.0[i]
+    }
+}
+
 // SAFETY: the tables of one step address disjoint output regions (or
 // per-block partial buffers) and shared read-only inputs; the kernels that
 // use them only write through their own block's output pointers.
@@ -98,6 +105,30 @@ pub(crate) unsafe fn run_blocks(f: KernelFn, tables: &[Table], ranges: &[(usize,
             s.spawn(work);
         }
         work();
+    });
+}
+
+/// Calls `f(worker, i)` for every `i < count` on `workers` threads; each
+/// worker has its own index in `0..workers` (for per-worker buffers).
+pub(crate) fn for_each_by_worker(count: usize, workers: usize, f: impl Fn(usize, usize) + Sync) {
+    if workers <= 1 || count <= 1 {
+        (0..count).for_each(|i| f(0, i));
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let work = |w: usize| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= count {
+            break;
+        }
+        f(w, i);
+    };
+    std::thread::scope(|s| {
+        for w in 1..workers {
+            let work = &work;
+            s.spawn(move || work(w));
+        }
+        work(0);
     });
 }
 

@@ -122,7 +122,7 @@ impl<In: Tree, Out: Tree> Lowered<In, Out> {
     pub(crate) fn compile_with(self, keep_clif: bool) -> Result<Compiled<In, Out>> {
         let t = Instant::now();
         let keep_clif = keep_clif || dump::enabled();
-        let exe = Executable::compile(&self.schedule, &CompileOptions { keep_clif })
+        let exe = Executable::compile(&self.schedule, &CompileOptions { keep_clif, ..CompileOptions::default() })
             .map_err(|e| compile_error(format!("compiling `{}` failed: {e}", self.name), self.loc))?;
         let mut timings = self.timings;
         timings.codegen = t.elapsed();

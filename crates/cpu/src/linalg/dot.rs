@@ -458,6 +458,48 @@ impl DotPlan {
     }
 }
 
+impl DotPlan {
+    /// Whether [`run_rows`](DotPlan::run_rows) applies: one product (no
+    /// batch), operands read in place, not the symmetric path.
+    pub fn rows_runnable(&self) -> bool {
+        self.batch.iter().product::<usize>() == 1
+            && self.lhs.pack.is_none()
+            && self.rhs.pack.is_none()
+            && !self.symmetric
+    }
+
+    /// Rows `r0..r1` of the product, into `out` (`(r1 - r0) × N`, row-major),
+    /// computed as [`run`](DotPlan::run) computes them. Only for plans that are
+    /// [`rows_runnable`](DotPlan::rows_runnable).
+    pub fn run_rows<T: DotElem>(
+        &self,
+        lhs: &[T],
+        rhs: &[T],
+        out: &mut [T],
+        r0: usize,
+        r1: usize,
+    ) -> Result<(), LinalgError> {
+        const OP: &str = "dot_general";
+        check_len(OP, "lhs", lhs.len(), self.lhs.len, || self.shapes())?;
+        check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
+        if !self.rows_runnable() || r0 > r1 || r1 > self.m {
+            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
+        }
+        check_len(OP, "output rows", out.len(), (r1 - r0) * self.n, || self.shapes())?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        if self.k == 0 {
+            out.fill(T::ZERO);
+            return Ok(());
+        }
+        let l = self.lhs.view(lhs, 0, &self.batch);
+        let sub = View { data: &l.data[r0 * l.rs..], rows: r1 - r0, ..l };
+        T::gemm(out, sub, self.rhs.view(rhs, 0, &self.batch));
+        Ok(())
+    }
+}
+
 /// Products smaller than this many multiply-adds run as one call.
 const BLOCKED_MIN_WORK: usize = 1 << 23;
 

@@ -1,0 +1,103 @@
+//! Fusion across a matrix product by row blocks: when the only reader of
+//! `O = L·R` (`L` n×k with rows read in place, `R` small) is the kernel right
+//! after it, reading `O` elementwise at its own point over `[n, p]`, the two
+//! run together block by block. Each worker computes a block of rows of `O`
+//! into its own small buffer, which stays in cache, and runs the kernel on
+//! the same rows straight away; `O` itself is never written to memory.
+//!
+//! Blocks are cut by size alone and the kernel's reductions over rows are
+//! combined from per-block partials in block order, so results do not depend
+//! on the number of threads.
+
+use crate::linalg::{DotElem, DotPlan, LinalgError};
+use arrayjit_ir::DType;
+use arrayjit_lower::{Affine, Node, Schedule, Step};
+
+/// Products smaller than this many multiply-adds are not fused.
+const MIN_WORK: usize = 1 << 20;
+/// About this many elements of `O` per block: a block buffer stays in L2.
+const BLOCK_ELEMENTS: usize = 1 << 16;
+
+/// A product fused with the kernel after it.
+#[derive(Clone, Debug)]
+pub(crate) struct RowFusion {
+    /// The consuming kernel's step (the product's step + 1).
+    pub consumer: usize,
+    /// Where the product's output sits in the consumer's inputs.
+    pub position: usize,
+    /// Rows of `O` per block, and the blocks.
+    pub block_rows: usize,
+    pub rows: Vec<(usize, usize)>,
+    /// Columns of `O`, and its dtype.
+    pub cols: usize,
+    pub dtype: DType,
+}
+
+fn own_point(domain: &[usize]) -> Affine {
+    let strides = arrayjit_ir::Shape::from(domain).strides();
+    Affine { offset: 0, coeffs: strides.iter().map(|&x| x as i64).collect() }
+}
+
+/// The fusion of product step `d` with step `d + 1`, if it applies. `outer`
+/// is the consumer kernel's outermost axis size after coalescing.
+pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], outer: usize) -> Option<RowFusion> {
+    let Step::Prim { outputs, .. } = &s.steps[d] else { return None };
+    let o = *outputs.first()?;
+    let c = d + 1;
+    let Step::Kernel { kernel, inputs, .. } = s.steps.get(c)? else { return None };
+    let (batch, n, p, k) = plan.gemm_dims();
+    if batch != 1 || !plan.rows_runnable() || n * p * k < MIN_WORK || is_output[o] {
+        return None;
+    }
+    // The consumer is the only reader of `O`, once, over `[n, p]` at its own point.
+    let readers = s.steps.iter().filter(|st| st.inputs().contains(&o)).count();
+    let positions: Vec<usize> = inputs.iter().enumerate().filter(|(_, &b)| b == o).map(|(i, _)| i).collect();
+    if readers != 1 || positions.len() != 1 || kernel.domain != [n, p] {
+        return None;
+    }
+    let position = positions[0];
+    let own = own_point(&kernel.domain);
+    let elementwise = kernel.nodes.iter().all(|nd| match &nd.node {
+        Node::Load { input, at } => *input != position || *at == own,
+        Node::Gather { input, .. } => *input != position,
+        _ => true,
+    });
+    // The kernel's range must count whole rows of `O`.
+    if !elementwise || outer == 0 || outer % n != 0 {
+        return None;
+    }
+    let block_rows = (BLOCK_ELEMENTS / p.max(1)).clamp(16, n.max(16)) / 16 * 16;
+    if n < 2 * block_rows {
+        return None;
+    }
+    let rows = (0..n).step_by(block_rows).map(|r0| (r0, (r0 + block_rows).min(n))).collect();
+    Some(RowFusion { consumer: c, position, block_rows, rows, cols: p, dtype: s.buffers[o].aval.dtype })
+}
+
+/// Rows `r0..r1` of a product into `out`.
+///
+/// # Safety
+/// `l` and `r` must address the plan's operands (dtype `T`, their full
+/// element counts `ln`, `rn`), and `out` `(r1 - r0) × cols` elements of `T`
+/// that nothing else uses meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot_rows<T: DotElem>(
+    plan: &DotPlan,
+    l: *const u8,
+    ln: usize,
+    r: *const u8,
+    rn: usize,
+    out: *mut u8,
+    cols: usize,
+    (r0, r1): (usize, usize),
+) -> Result<(), LinalgError> {
+    // SAFETY: guaranteed by the caller.
+    let (ls, rs, os) = unsafe {
+        (
+            std::slice::from_raw_parts(l as *const T, ln),
+            std::slice::from_raw_parts(r as *const T, rn),
+            std::slice::from_raw_parts_mut(out as *mut T, (r1 - r0) * cols),
+        )
+    };
+    plan.run_rows(ls, rs, os, r0, r1)
+}
