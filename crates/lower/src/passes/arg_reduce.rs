@@ -4,43 +4,30 @@
 //! call. A NaN counts as the extremum (the maximum is then NaN and only NaNs
 //! match it), and ties go to the first index, as in the interpreter.
 
+use super::rebuild::Rebuild;
 use arrayjit_ir::prim::{Elementwise as E, Reduction, ShapeOp};
 use arrayjit_ir::{AVal, Atom, DType, Loc, Prim, Program, ProgramBuilder, Scalar, Shape};
 
 /// The program with every `argmax`/`argmin` expanded.
 pub fn expand_arg_reductions(p: &Program) -> Program {
-    let mut b = ProgramBuilder::new();
-    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
-    for (v, value) in &p.consts {
-        map[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
-    }
-    for v in &p.inputs {
-        map[v.index()] = Some(Atom::Var(b.add_input(p.aval(*v).clone())));
-    }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or(Atom::Var(*v)),
-        lit => *lit,
-    };
+    let mut r = Rebuild::new(p);
     for e in &p.eqns {
-        let ins: Vec<Atom> = e.inputs.iter().map(|a| get(&map, a)).collect();
+        let ins = r.inputs(e);
         let expanded = match (&e.prim, &ins[..]) {
-            (Prim::Reduce(Reduction::ArgMax { axis }), [Atom::Var(x)]) => Some(expand(&mut b, *x, *axis, true, e.loc)),
-            (Prim::Reduce(Reduction::ArgMin { axis }), [Atom::Var(x)]) => Some(expand(&mut b, *x, *axis, false, e.loc)),
+            (Prim::Reduce(Reduction::ArgMax { axis }), [Atom::Var(x)]) => {
+                Some(expand(&mut r.b, *x, *axis, true, e.loc))
+            }
+            (Prim::Reduce(Reduction::ArgMin { axis }), [Atom::Var(x)]) => {
+                Some(expand(&mut r.b, *x, *axis, false, e.loc))
+            }
             _ => None,
         };
         match expanded {
-            Some(a) => map[e.outputs[0].index()] = Some(a),
-            None => {
-                let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
-                let outs = b.add_eqn(e.prim.clone(), ins, avals, e.loc);
-                for (o, n) in e.outputs.iter().zip(outs) {
-                    map[o.index()] = Some(Atom::Var(n));
-                }
-            }
+            Some(a) => r.set(e.outputs[0], a),
+            None => r.copy(e, ins),
         }
     }
-    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
-    b.finish(outputs)
+    r.finish()
 }
 
 fn expand(b: &mut ProgramBuilder, x: arrayjit_ir::Var, axis: usize, max: bool, loc: Loc) -> Atom {

@@ -9,49 +9,34 @@
 //! A diagonal matrix is recognised as `select(iota₀ == iota₁, X, 0)`, which
 //! is how `diag`, `diag_part`, `trace` and `eye` are traced.
 
+use super::rebuild::Rebuild;
 use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, Reduction, ShapeOp};
-use arrayjit_ir::{AVal, Atom, Loc, Prim, Program, ProgramBuilder, Shape, Var};
+use arrayjit_ir::{AVal, Atom, Loc, Prim, Program, Shape, Var};
 
 /// The program with every matching product rewritten.
 pub fn diagonal_products(p: &Program) -> Program {
-    let mut r = Rewriter { b: ProgramBuilder::new(), defs: Vec::new() };
-    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
-    for (v, value) in &p.consts {
-        let n = r.b.add_const(value.clone());
-        map[v.index()] = Some(Atom::Var(n));
-    }
-    for v in &p.inputs {
-        let n = r.b.add_input(p.aval(*v).clone());
-        map[v.index()] = Some(Atom::Var(n));
-    }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or(Atom::Var(*v)),
-        lit => *lit,
-    };
+    let mut w = Rewriter { r: Rebuild::new(p), defs: Vec::new() };
     for e in &p.eqns {
-        let ins: Vec<Atom> = e.inputs.iter().map(|a| get(&map, a)).collect();
-        let outs: Vec<AVal> = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+        let ins = w.r.inputs(e);
+        let outs = w.r.out_avals(e);
         let rewritten = match (&e.prim, &outs[..]) {
-            (Prim::Elementwise(E::Select), [out]) => r.masked_product(&ins, out, e.loc),
-            (Prim::Linalg(Linalg::DotGeneral(d)), [out]) => r.diagonal_factor(d, &ins, out, e.loc),
+            (Prim::Elementwise(E::Select), [out]) => w.masked_product(&ins, out, e.loc),
+            (Prim::Linalg(Linalg::DotGeneral(d)), [out]) => w.diagonal_factor(d, &ins, out, e.loc),
             _ => None,
         };
         match rewritten {
-            Some(a) => map[e.outputs[0].index()] = Some(a),
+            Some(a) => w.r.set(e.outputs[0], a),
             None => {
-                let vars = r.add(e.prim.clone(), ins, outs, e.loc);
-                for (o, n) in e.outputs.iter().zip(vars) {
-                    map[o.index()] = Some(Atom::Var(n));
-                }
+                let vars = w.add(e.prim.clone(), ins, outs, e.loc);
+                w.r.set_all(&e.outputs, vars);
             }
         }
     }
-    let outputs = p.outputs.iter().map(|a| get(&map, a)).collect();
-    r.b.finish(outputs)
+    w.r.finish()
 }
 
-struct Rewriter {
-    b: ProgramBuilder,
+struct Rewriter<'p> {
+    r: Rebuild<'p>,
     /// The defining equation of each new variable.
     defs: Vec<Option<(Prim, Vec<Atom>)>>,
 }
@@ -60,9 +45,9 @@ fn is_matmul(d: &DotDims) -> bool {
     d.lhs_contract == [1] && d.rhs_contract == [0] && d.lhs_batch.is_empty() && d.rhs_batch.is_empty()
 }
 
-impl Rewriter {
+impl Rewriter<'_> {
     fn add(&mut self, prim: Prim, ins: Vec<Atom>, outs: Vec<AVal>, loc: Loc) -> Vec<Var> {
-        let vars = self.b.add_eqn(prim.clone(), ins.clone(), outs, loc);
+        let vars = self.r.b.add_eqn(prim.clone(), ins.clone(), outs, loc);
         for v in &vars {
             if self.defs.len() <= v.index() {
                 self.defs.resize(v.index() + 1, None);
@@ -85,7 +70,7 @@ impl Rewriter {
 
     fn aval(&self, a: &Atom) -> AVal {
         match a {
-            Atom::Var(v) => self.b.aval(*v).clone(),
+            Atom::Var(v) => self.r.b.aval(*v).clone(),
             Atom::Lit(s) => AVal::scalar(s.dtype()),
         }
     }

@@ -5,6 +5,7 @@ pub mod arg_reduce;
 pub mod cse;
 pub mod diagonal;
 pub mod inline;
+pub mod rebuild;
 pub mod simplify;
 
 use arrayjit_ir::{dce, typecheck, Program, TypeError};
