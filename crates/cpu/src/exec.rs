@@ -39,7 +39,7 @@ use crate::steps::{dot, read_host, run_prim};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, HostArray, Prim};
-use arrayjit_lower::{Affine, BufferKind, Node, OutputKind, OutputSource, ReduceOp, Schedule, Step};
+use arrayjit_lower::{reads_only_at_own_point, BufferKind, OutputKind, OutputSource, ReduceOp, Schedule, Step};
 use std::sync::{Arc, Mutex};
 
 /// How to compile.
@@ -110,6 +110,44 @@ impl KernelStep {
             .flatten()
             .flat_map(|&(_, d, n)| std::iter::repeat_n((n * d.size_bytes()).div_ceil(8), extra))
             .collect()
+    }
+
+    /// One pointer table per block: `base` (inputs, then outputs), except
+    /// that blocks after the first write outer-reduced outputs into their
+    /// own partial buffers.
+    fn block_tables(&self, base: &[*mut u8], n_in: usize, partials: &mut [Vec<u64>]) -> Vec<Table> {
+        let blocks = self.ranges.len();
+        let extra = blocks.saturating_sub(1);
+        (0..blocks)
+            .map(|blk| {
+                let mut t = base.to_vec();
+                if blk > 0 {
+                    for (j, (o, _)) in self.partial.iter().enumerate().filter(|(_, p)| p.is_some()).enumerate() {
+                        t[n_in + o] = partials[j * extra + blk - 1].as_mut_ptr() as *mut u8;
+                    }
+                }
+                Table(t)
+            })
+            .collect()
+    }
+
+    /// Folds the partial results of blocks after the first into the
+    /// outer-reduced outputs, in block order.
+    ///
+    /// # Safety
+    /// `base` must be the table the blocks ran with: each outer-reduced
+    /// output there holds its `n` elements, as each partial buffer does.
+    unsafe fn combine_partials(&self, base: &[*mut u8], n_in: usize, partials: &[Vec<u64>]) {
+        let extra = self.ranges.len().saturating_sub(1);
+        for (j, (o, &(op, dtype, n))) in
+            self.partial.iter().enumerate().filter_map(|(o, p)| p.as_ref().map(|p| (o, p))).enumerate()
+        {
+            for blk in 1..self.ranges.len() {
+                let src = partials[j * extra + blk - 1].as_ptr() as *const u8;
+                // SAFETY: guaranteed by the caller.
+                unsafe { crate::parallel::combine(op, dtype, base[n_in + o], src, n) };
+            }
+        }
     }
 }
 
@@ -271,20 +309,17 @@ fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> 
             if kernel.outputs[j].kind != OutputKind::Store {
                 return None;
             }
-            let own = own_point(&kernel.domain);
             let donor = s.buffers.iter().enumerate().find(|(b, buf)| {
                 matches!(buf.kind, BufferKind::Input(_))
                     && !taken[*b]
                     && buf.aval == s.buffers[ob].aval
                     && !returned.contains(b)
                     && last_read[*b] == Some(si)
-                    && inputs.iter().enumerate().filter(|(_, &ib)| ib == *b).all(|(k, _)| {
-                        kernel.nodes.iter().all(|n| match &n.node {
-                            Node::Load { input, at } => *input != k || *at == own,
-                            Node::Gather { input, .. } => *input != k,
-                            _ => true,
-                        })
-                    })
+                    && inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &ib)| ib == *b)
+                        .all(|(k, _)| reads_only_at_own_point(&kernel.nodes, k, &kernel.domain))
             })?;
             taken[donor.0] = true;
             match donor.1.kind {
@@ -293,12 +328,6 @@ fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> 
             }
         })
         .collect()
-}
-
-/// The row-major position of a domain point itself.
-fn own_point(domain: &[usize]) -> Affine {
-    let strides = arrayjit_ir::Shape::from(domain).strides();
-    Affine { offset: 0, coeffs: strides.iter().map(|&x| x as i64).collect() }
 }
 
 impl Executable {
@@ -608,27 +637,10 @@ impl Executable {
                     }
                     let n_in = step.inputs().len();
                     let partials = &mut arena.partials[si];
-                    let extra = k.ranges.len() - 1;
-                    let mut tables = Vec::with_capacity(k.ranges.len());
-                    for blk in 0..k.ranges.len() {
-                        let mut t = ptrs.clone();
-                        if blk > 0 {
-                            for (j, o) in
-                                k.partial.iter().enumerate().filter(|(_, o)| o.is_some()).map(|(j, _)| j).enumerate()
-                            {
-                                t[n_in + o] = partials[j * extra + blk - 1].as_mut_ptr() as *mut u8;
-                            }
-                        }
-                        tables.push(crate::parallel::Table(t));
-                    }
-                    unsafe { crate::parallel::run_blocks(f, &tables, &k.ranges) };
-                    for (j, (o, &(op, dtype, n))) in
-                        k.partial.iter().enumerate().filter_map(|(o, p)| p.as_ref().map(|p| (o, p))).enumerate()
-                    {
-                        for blk in 1..k.ranges.len() {
-                            let src = partials[j * extra + blk - 1].as_ptr() as *const u8;
-                            unsafe { crate::parallel::combine(op, dtype, ptrs[n_in + o], src, n) };
-                        }
+                    let tables = k.block_tables(&ptrs, n_in, partials);
+                    unsafe {
+                        crate::parallel::run_blocks(f, &tables, &k.ranges);
+                        k.combine_partials(&ptrs, n_in, partials);
                     }
                 }
                 Action::Dot(plan) => {
@@ -703,7 +715,6 @@ impl Executable {
             cstep.inputs().iter().chain(cstep.outputs()).map(|&b| self.ptr(b, args, outs, arena)).collect();
         let n_in = cstep.inputs().len();
         let blocks = f.rows.len();
-        let extra = blocks - 1;
         let size = f.dtype.size_bytes();
         let workers = crate::parallel::threads().clamp(1, blocks);
         let words = (f.block_rows * f.cols * size).div_ceil(8);
@@ -711,19 +722,8 @@ impl Executable {
             arena.row_blocks.push(vec![0u64; words]);
         }
         let buffers = Table(arena.row_blocks[..workers].iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect());
-        let outer_reduced: Vec<usize> =
-            k.partial.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(o, _)| o).collect();
         let partials = &mut arena.partials[f.consumer];
-        let mut tables = Vec::with_capacity(blocks);
-        for blk in 0..blocks {
-            let mut t = base.clone();
-            if blk > 0 {
-                for (j, &o) in outer_reduced.iter().enumerate() {
-                    t[n_in + o] = partials[j * extra + blk - 1].as_mut_ptr() as *mut u8;
-                }
-            }
-            tables.push(Table(t));
-        }
+        let tables = k.block_tables(&base, n_in, partials);
         let failure: Mutex<Option<CpuError>> = Mutex::new(None);
         let position = f.position;
         crate::parallel::for_each_by_worker(blocks, workers, |w, blk| {
@@ -759,14 +759,8 @@ impl Executable {
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(e);
         }
-        for (j, &o) in outer_reduced.iter().enumerate() {
-            let Some((op, dtype, n)) = k.partial[o] else { continue };
-            for blk in 1..blocks {
-                let src = partials[j * extra + blk - 1].as_ptr() as *const u8;
-                // SAFETY: the output and each partial hold `n` elements of `dtype`.
-                unsafe { crate::parallel::combine(op, dtype, base[n_in + o], src, n) };
-            }
-        }
+        // SAFETY: the blocks ran with these tables (see `block_tables`).
+        unsafe { k.combine_partials(&base, n_in, partials) };
         Ok(())
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::linalg::{DotElem, DotPlan, LinalgError};
 use arrayjit_ir::DType;
-use arrayjit_lower::{Affine, Node, Schedule, Step};
+use arrayjit_lower::{reads_only_at_own_point, Schedule, Step};
 
 /// Products smaller than this many multiply-adds are not fused.
 const MIN_WORK: usize = 1 << 20;
@@ -33,11 +33,6 @@ pub(crate) struct RowFusion {
     pub dtype: DType,
 }
 
-fn own_point(domain: &[usize]) -> Affine {
-    let strides = arrayjit_ir::Shape::from(domain).strides();
-    Affine { offset: 0, coeffs: strides.iter().map(|&x| x as i64).collect() }
-}
-
 /// The fusion of product step `d` with step `d + 1`, if it applies. `outer`
 /// is the consumer kernel's outermost axis size after coalescing.
 pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], outer: usize) -> Option<RowFusion> {
@@ -56,12 +51,7 @@ pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], o
         return None;
     }
     let position = positions[0];
-    let own = own_point(&kernel.domain);
-    let elementwise = kernel.nodes.iter().all(|nd| match &nd.node {
-        Node::Load { input, at } => *input != position || *at == own,
-        Node::Gather { input, .. } => *input != position,
-        _ => true,
-    });
+    let elementwise = reads_only_at_own_point(&kernel.nodes, position, &kernel.domain);
     // The kernel's range must count whole rows of `O`.
     if !elementwise || outer == 0 || outer % n != 0 {
         return None;

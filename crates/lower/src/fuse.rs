@@ -16,7 +16,7 @@
 //! one kernel (one pass over memory). Every decision is written to
 //! `Schedule::notes`.
 
-use crate::kernel::{Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
+use crate::kernel::{reads_only_at_own_point, Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
 use crate::schedule::{Buffer, BufferId, BufferKind, OutputSource, Schedule, Step};
 use arrayjit_ir::prim::{Elementwise as E, Reduction, ShapeOp};
 use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program, Shape, Var};
@@ -122,12 +122,6 @@ impl KernelBuilder {
     }
 }
 
-/// The row-major position of the domain point itself.
-fn flatten_identity(domain: &[usize]) -> Affine {
-    let strides = Shape::from(domain).strides();
-    Affine { offset: 0, coeffs: strides.iter().map(|&s| s as i64).collect() }
-}
-
 fn constant_affine(rank: usize, c: i64) -> Affine {
     Affine { offset: c, coeffs: vec![0; rank] }
 }
@@ -195,12 +189,7 @@ impl<'a> Fuser<'a> {
         if !elementwise || self.aval(v).shape.0 != kb.domain {
             return false;
         }
-        let own_point = flatten_identity(&kb.domain);
-        kb.nodes.iter().all(|n| match &n.node {
-            Node::Load { input, at } => *input != k || *at == own_point,
-            Node::Gather { input, .. } => *input != k,
-            _ => true,
-        })
+        reads_only_at_own_point(&kb.nodes, k, &kb.domain)
     }
 
     /// Builds the value of atom `a` indexed by `map`.
@@ -213,7 +202,7 @@ impl<'a> Fuser<'a> {
                     Map::Multi(rows) => flatten(rows, &self.aval(*v).shape, kb.domain.len()),
                     Map::Flat(a) => a.clone(),
                 };
-                if at == flatten_identity(&kb.domain) {
+                if at == Affine::own_point(&kb.domain) {
                     let stored = kb.outputs.iter().find(|(o, u)| u == v && o.kind == OutputKind::Store);
                     if let Some((o, _)) = stored {
                         return Ok(o.node);

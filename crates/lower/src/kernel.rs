@@ -19,6 +19,12 @@ pub struct Affine {
 }
 
 impl Affine {
+    /// The row-major position of the domain point itself.
+    pub fn own_point(domain: &[usize]) -> Affine {
+        let strides = arrayjit_ir::Shape::from(domain).strides();
+        Affine { offset: 0, coeffs: strides.iter().map(|&x| x as i64).collect() }
+    }
+
     pub fn eval(&self, idx: &[usize]) -> i64 {
         self.offset + self.coeffs.iter().zip(idx).map(|(c, &i)| c * i as i64).sum::<i64>()
     }
@@ -40,6 +46,19 @@ pub enum Node {
     /// affine (pads with interior padding, concatenations, dynamic slices).
     /// Consumers select away the clamped reads they do not want.
     Gather { input: usize, index: NodeId },
+}
+
+/// Whether `nodes` (a kernel body over `domain`) read input `k` only at the
+/// domain point itself: every load of it at [`Affine::own_point`], no gather.
+/// Such an input's element is read in the same iteration that writes the
+/// point's outputs, before them, so an output may take its place.
+pub fn reads_only_at_own_point(nodes: &[KNode], k: usize, domain: &[usize]) -> bool {
+    let own = Affine::own_point(domain);
+    nodes.iter().all(|n| match &n.node {
+        Node::Load { input, at } => *input != k || *at == own,
+        Node::Gather { input, .. } => *input != k,
+        Node::Const(_) | Node::Index(_) | Node::Op { .. } => true,
+    })
 }
 
 /// A node with its element type.

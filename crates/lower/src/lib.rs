@@ -8,6 +8,6 @@ pub mod passes;
 pub mod schedule;
 
 pub use fuse::fuse;
-pub use kernel::{Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
+pub use kernel::{reads_only_at_own_point, Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
 pub use passes::optimize;
 pub use schedule::{Buffer, BufferId, BufferKind, OutputSource, Schedule, Step};
