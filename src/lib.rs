@@ -39,6 +39,7 @@ pub use arrayjit_trace::{
     triangular_solve, try_concatenate, try_stack, try_triangular_solve, try_where, where_, Array, Axes, Element, Error,
     Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
 };
+pub use arrayjit_trace::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 
 /// Differentiation as program transformations (jvp, linearize, transpose).
 pub use arrayjit_ad as ad;

@@ -30,6 +30,7 @@ pub mod jvp;
 pub mod linearize;
 pub mod partial_eval;
 mod rules;
+mod split_control;
 pub mod transpose;
 
 pub use api::{

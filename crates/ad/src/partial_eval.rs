@@ -21,6 +21,9 @@ pub struct Split {
 /// Equations that depend on no input at all (constants, iotas, zeros) are
 /// recomputed where needed instead of becoming residuals.
 pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> Result<Split> {
+    // Loops and conditionals with both known and unknown operands are split first.
+    let split = crate::split_control::split_control(p, unknown_in)?;
+    let p = &split;
     let n = p.num_vars();
     let mut unknown = vec![false; n];
     let mut fixed = vec![false; n]; // depends on no input

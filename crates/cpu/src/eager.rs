@@ -60,6 +60,23 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     let Some(op) = OpKey::of(prim) else {
         return match prim {
             Prim::Control(Control::Call { body }) => execute_program(body, args),
+            Prim::Control(Control::Cond { branches }) => {
+                let (index, ops) = args.split_first().ok_or_else(|| CpuError::Signature {
+                    want: "an index and the operands".into(),
+                    got: "no operands".into(),
+                })?;
+                let i = match index.as_scalar() {
+                    Some(arrayjit_ir::Scalar::I32(i)) => i.clamp(0, branches.len() as i32 - 1) as usize,
+                    _ => return Err(CpuError::Step { op: "cond", message: "the index is not an i32 scalar".into() }),
+                };
+                execute_program(&branches[i], ops)
+            }
+            // A loop runs as one compiled executable (its body fused), as
+            // under `jit`; it is compiled per call, since bodies are new
+            // programs each time they are traced.
+            Prim::Control(_) => {
+                crate::control::compile_program(&one_op_program(prim, &avals)?, &CompileOptions::default())?.run(args)
+            }
             _ => Err(CpuError::Step { op: prim.name(), message: "has no eager implementation".into() }),
         };
     };

@@ -32,6 +32,7 @@
 //! ```
 
 use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelModule};
+use crate::control::{ControlStep, LoopMemory};
 use crate::linalg::{DotPlan, LinalgError};
 use crate::parallel::Table;
 use crate::rows::{dot_rows, RowFusion};
@@ -79,7 +80,7 @@ fn internal(message: String) -> CpuError {
 
 /// Where a buffer lives while the executable runs.
 #[derive(Clone, Debug)]
-enum Place {
+pub(crate) enum Place {
     Arg(usize),
     Const(Arc<HostArray>),
     /// A slot of the arena, reused by liveness.
@@ -157,18 +158,22 @@ enum Action {
     Dot(Box<DotPlan>),
     /// A product run by row blocks together with the kernel after it.
     DotRows(Box<DotPlan>, RowFusion),
+    /// A loop or a conditional, with its compiled sub-programs.
+    Control(Box<ControlStep>),
     Host,
 }
 
 /// Reusable temporary memory: one 8-byte-aligned block per slot, one scratch
 /// block per matrix product, and the partial results of blocked reductions.
 #[derive(Default)]
-struct Arena {
+pub(crate) struct Arena {
     slots: Vec<Vec<u64>>,
     scratch: Vec<Vec<u64>>,
     partials: Vec<Vec<Vec<u64>>>,
     /// One row-block buffer per worker, for products fused by rows.
     row_blocks: Vec<Vec<u64>>,
+    /// The memory of each loop or conditional step.
+    control: Vec<Option<LoopMemory>>,
 }
 
 /// An argument of [`Executable::run_with`]: borrowed, or handed over so that
@@ -190,16 +195,18 @@ impl Arg<'_> {
 
 /// A compiled schedule.
 pub struct Executable {
-    schedule: Schedule,
+    pub(crate) schedule: Schedule,
     module: CompiledModule,
     actions: Vec<Action>,
-    places: Vec<Place>,
+    pub(crate) places: Vec<Place>,
     /// Bytes of each slot.
     slot_bytes: Vec<usize>,
     /// Elements of scratch per step (0 when none).
     scratch_len: Vec<usize>,
     /// The buffer of each output array.
-    output_buffers: Vec<usize>,
+    pub(crate) output_buffers: Vec<usize>,
+    /// How a raw run writes each program output (see `raw`).
+    pub(crate) raw_outputs: Vec<crate::raw::RawOut>,
     /// For each output array, the argument whose memory may hold it when
     /// donated (see [`plan_donations`]).
     donors: Vec<Option<usize>>,
@@ -383,6 +390,9 @@ impl Executable {
                     scratch = plan.scratch_len();
                     actions.push(Action::Dot(Box::new(plan)));
                 }
+                Step::Prim { prim: Prim::Control(c), .. } => {
+                    actions.push(Action::Control(Box::new(ControlStep::compile(c, opts)?)))
+                }
                 Step::Prim { .. } => actions.push(Action::Host),
             }
             scratch_len.push(scratch);
@@ -426,7 +436,7 @@ impl Executable {
                 }
             }
         }
-        let places = s
+        let places: Vec<Place> = s
             .buffers
             .iter()
             .enumerate()
@@ -449,6 +459,7 @@ impl Executable {
             })
             .collect();
         in_avals.sort_by_key(|(i, _)| *i);
+        let raw_outputs = crate::raw::plan_outputs(s, &places, &output_buffers);
         Ok(Executable {
             schedule: s.clone(),
             module,
@@ -456,6 +467,7 @@ impl Executable {
             places,
             slot_bytes,
             scratch_len,
+            raw_outputs,
             output_buffers,
             donors,
             in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
@@ -502,7 +514,12 @@ impl Executable {
             Err(p) => p.into_inner().take(),
         };
         // A concurrent call that finds the arena in use gets its own.
-        kept.unwrap_or_else(|| Arena {
+        kept.unwrap_or_else(|| self.new_arena())
+    }
+
+    /// Fresh temporary memory for one run at a time.
+    pub(crate) fn new_arena(&self) -> Arena {
+        Arena {
             slots: self.slot_bytes.iter().map(|&b| vec![0u64; b.div_ceil(8)]).collect(),
             scratch: self.scratch_len.iter().map(|&n| vec![0u64; n]).collect(),
             row_blocks: Vec::new(),
@@ -514,7 +531,15 @@ impl Executable {
                     _ => Vec::new(),
                 })
                 .collect(),
-        })
+            control: self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Control(c) => Some(c.memory()),
+                    _ => None,
+                })
+                .collect(),
+        }
     }
 
     fn put_arena(&self, a: Arena) {
@@ -562,7 +587,8 @@ impl Executable {
             .map(|(o, &b)| o.unwrap_or_else(|| HostArray::zeros(&s.buffers[b].aval)))
             .collect();
         let mut arena = self.take_arena();
-        let r = self.run_steps(&arg_ptrs, &mut outs, &mut arena);
+        let out_ptrs: Vec<*mut u8> = outs.iter_mut().map(HostArray::as_mut_ptr).collect();
+        let r = self.run_steps(&arg_ptrs, &out_ptrs, &mut arena, &mut Vec::with_capacity(16));
         self.put_arena(arena);
         r?;
         let mut taken: Vec<Option<HostArray>> = outs.into_iter().map(Some).collect();
@@ -594,18 +620,25 @@ impl Executable {
     }
 
     /// The address of buffer `b`.
-    fn ptr(&self, b: usize, args: &[*const u8], outs: &mut [HostArray], arena: &mut Arena) -> *mut u8 {
+    fn ptr(&self, b: usize, args: &[*const u8], outs: &[*mut u8], arena: &mut Arena) -> *mut u8 {
         match &self.places[b] {
             Place::Arg(i) => args[*i] as *mut u8,
             Place::Const(c) => c.as_ptr() as *mut u8,
             Place::Slot(sl) => arena.slots[*sl].as_mut_ptr() as *mut u8,
-            Place::Output(k) => outs[*k].as_mut_ptr(),
+            Place::Output(k) => outs[*k],
         }
     }
 
-    fn run_steps(&self, args: &[*const u8], outs: &mut [HostArray], arena: &mut Arena) -> Result<(), CpuError> {
+    /// Runs every step. `outs[k]` addresses output buffer `k`; `ptrs` is
+    /// reused for each step's pointer table (no allocation per step).
+    pub(crate) fn run_steps(
+        &self,
+        args: &[*const u8],
+        outs: &[*mut u8],
+        arena: &mut Arena,
+        ptrs: &mut Vec<*mut u8>,
+    ) -> Result<(), CpuError> {
         let s = &self.schedule;
-        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(16);
         for (si, (step, action)) in s.steps.iter().zip(&self.actions).enumerate() {
             ptrs.clear();
             for &b in step.inputs().iter().chain(step.outputs()) {
@@ -616,6 +649,14 @@ impl Executable {
                 // Already run, block by block, with the product before it.
                 Action::Kernel(k) if k.fused => {}
                 Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
+                Action::Control(c) => {
+                    let mem = arena.control[si].as_mut().ok_or_else(|| internal(format!("step {si} has no memory")))?;
+                    // SAFETY: the step's buffers have the types its shape rule
+                    // gave (the schedule was built from a typechecked program),
+                    // and outputs are fresh buffers or slots distinct from its
+                    // operands (a slot is never reused within its step).
+                    unsafe { c.run(ins, outputs, mem)? };
+                }
                 Action::Kernel(k) => {
                     let f = *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {si} has no kernel")))?;
                     // SAFETY (for the calls below): the kernel was compiled for
@@ -637,10 +678,10 @@ impl Executable {
                     }
                     let n_in = step.inputs().len();
                     let partials = &mut arena.partials[si];
-                    let tables = k.block_tables(&ptrs, n_in, partials);
+                    let tables = k.block_tables(ptrs, n_in, partials);
                     unsafe {
                         crate::parallel::run_blocks(f, &tables, &k.ranges);
-                        k.combine_partials(&ptrs, n_in, partials);
+                        k.combine_partials(ptrs, n_in, partials);
                     }
                 }
                 Action::Dot(plan) => {
@@ -648,7 +689,7 @@ impl Executable {
                     let scratch = arena.scratch[si].as_mut_ptr() as *mut u8;
                     let lhs = &s.buffers[step.inputs()[0]].aval;
                     let rhs = &s.buffers[step.inputs()[1]].aval;
-                    let out = plan.out_aval().clone();
+                    let out = plan.out_aval();
                     let sl = self.scratch_len[si];
                     // SAFETY: each pointer addresses a buffer of its aval's element
                     // count and dtype (the plan was made for these avals); scratch
@@ -656,9 +697,9 @@ impl Executable {
                     // the output never aliases an operand (see above).
                     unsafe {
                         match lhs.dtype {
-                            DType::F32 => dot::<f32>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
-                            DType::F64 => dot::<f64>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
-                            DType::I32 => dot::<i32>(plan, l, r, o, scratch, lhs, rhs, &out, sl)?,
+                            DType::F32 => dot::<f32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
+                            DType::F64 => dot::<f64>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
+                            DType::I32 => dot::<i32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
                             DType::Bool => return Err(internal("boolean matrix product".into())),
                         }
                     }
@@ -698,7 +739,7 @@ impl Executable {
         plan: &DotPlan,
         f: &RowFusion,
         args: &[*const u8],
-        outs: &mut [HostArray],
+        outs: &[*mut u8],
         arena: &mut Arena,
     ) -> Result<(), CpuError> {
         let s = &self.schedule;

@@ -3,11 +3,13 @@
 //! algebra through faer.
 
 pub mod codegen;
+mod control;
 pub mod eager;
 pub mod exec;
 pub mod linalg;
 pub(crate) mod math;
 pub mod parallel;
+mod raw;
 mod rows;
 mod steps;
 

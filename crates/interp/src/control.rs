@@ -1,18 +1,89 @@
 //! Running programs: the environment that maps variables to values, the
-//! equation loop, and the higher-order primitives (`call`) that run a
-//! sub-program on their operands.
+//! equation loop, and the higher-order primitives (`call`, `scan`, `while`,
+//! `cond`) that run sub-programs on their operands: loops run naively, one
+//! iteration at a time, slicing and stacking by copying.
 
 use crate::{eval_prim_refs, EvalError};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Control;
-use arrayjit_ir::{Atom, HostArray, Program, Var};
+use arrayjit_ir::{Atom, Data, HostArray, Program, Scalar, Var};
 use std::borrow::Cow;
 
 /// Evaluates a higher-order primitive (its operands were checked by its rule).
 pub(crate) fn eval(op: &Control, args: &[&HostArray]) -> Result<Vec<HostArray>, EvalError> {
     match op {
         Control::Call { body } => run_program(body, args),
+        Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
+            let (consts, rest) = args.split_at(*num_consts);
+            let (init, xs) = rest.split_at(*num_carry);
+            let mut carry: Vec<HostArray> = init.iter().map(|a| (*a).clone()).collect();
+            let mut ys: Vec<Vec<HostArray>> = Vec::new();
+            for step in 0..*length {
+                let i = if *reverse { length - 1 - step } else { step };
+                let slices: Vec<HostArray> = xs.iter().map(|x| slice(x, i)).collect();
+                let mut ins: Vec<&HostArray> = consts.to_vec();
+                ins.extend(carry.iter());
+                ins.extend(slices.iter());
+                let mut outs = run_program(body, &ins)?;
+                let y = outs.split_off(*num_carry);
+                carry = outs;
+                ys.push(y);
+            }
+            if *reverse {
+                ys.reverse();
+            }
+            let mut out = carry;
+            let y_avals = &body.out_avals()[*num_carry..];
+            for (k, aval) in y_avals.iter().enumerate() {
+                let parts: Vec<&HostArray> = ys.iter().map(|y| &y[k]).collect();
+                out.push(stack(aval, *length, &parts)?);
+            }
+            Ok(out)
+        }
+        Control::While { cond, body, cond_consts, body_consts } => {
+            let (cc, rest) = args.split_at(*cond_consts);
+            let (bc, init) = rest.split_at(*body_consts);
+            let mut carry: Vec<HostArray> = init.iter().map(|a| (*a).clone()).collect();
+            loop {
+                let mut ins: Vec<&HostArray> = cc.to_vec();
+                ins.extend(carry.iter());
+                let go = run_program(cond, &ins)?;
+                if go.first().and_then(HostArray::as_scalar) != Some(Scalar::Bool(true)) {
+                    return Ok(carry);
+                }
+                let mut ins: Vec<&HostArray> = bc.to_vec();
+                ins.extend(carry.iter());
+                carry = run_program(body, &ins)?;
+            }
+        }
+        Control::Cond { branches } => {
+            let (index, ops) = args.split_first().ok_or_else(|| internal("cond without an index"))?;
+            let i = match index.as_scalar() {
+                Some(Scalar::I32(i)) => i.clamp(0, branches.len() as i32 - 1) as usize,
+                _ => return Err(internal("the index is not an i32 scalar")),
+            };
+            run_program(&branches[i], ops)
+        }
     }
+}
+
+fn internal(message: &str) -> EvalError {
+    EvalError::Internal { op: "control", message: message.into() }
+}
+
+/// Slice `i` of `x` along its leading axis.
+fn slice(x: &HostArray, i: usize) -> HostArray {
+    let dims = &x.shape().dims()[1..];
+    let n: usize = dims.iter().product();
+    let data = Data::from_scalars(x.dtype(), (i * n..(i + 1) * n).map(|k| x.data().get(k)));
+    HostArray::new(dims.to_vec(), data).unwrap_or_else(|_| HostArray::zeros(&x.aval()))
+}
+
+/// `parts` (each of type `aval`) stacked along a new leading axis of `length`.
+fn stack(aval: &arrayjit_ir::AVal, length: usize, parts: &[&HostArray]) -> Result<HostArray, EvalError> {
+    let stacked = arrayjit_ir::prim::control::stacked(aval, length);
+    let data = Data::from_scalars(aval.dtype, parts.iter().flat_map(|p| (0..p.numel()).map(|k| p.data().get(k))));
+    HostArray::new(stacked.shape.clone(), data).map_err(|e| internal(&e.to_string()))
 }
 
 /// The values bound so far: constants and arguments are borrowed, equation

@@ -455,10 +455,18 @@ impl Parser {
         }
     }
 
-    /// A parameter value: `3`, `(1,2)`, `true`, `f32` or a program.
+    /// A parameter value: `3`, `(1,2)`, `true`, `f32`, a program or a `[ ]` list of programs.
     fn param(&mut self, depth: usize) -> Result<Param, ParseError> {
         match self.peek().tok.clone() {
             Tok::Punct('{') => Ok(Param::Program(Arc::new(self.program(depth + 1)?))),
+            Tok::Punct('[') => {
+                self.advance();
+                let mut ps = Vec::new();
+                while !self.eat_punct(']') {
+                    ps.push(Arc::new(self.program(depth + 1)?));
+                }
+                Ok(Param::Programs(ps))
+            }
             Tok::Punct('(') => {
                 self.advance();
                 let mut xs = Vec::new();

@@ -178,6 +178,14 @@ fn write_param<W: Write>(w: &mut W, value: &Param, indent: usize) -> fmt::Result
         Param::Bool(v) => write!(w, "{v}"),
         Param::DType(d) => write!(w, "{d}"),
         Param::Program(p) => write_program(w, p, indent),
+        Param::Programs(ps) => {
+            w.write_str("[")?;
+            for p in ps {
+                write!(w, "\n{:1$}", "", indent + 2)?;
+                write_program(w, p, indent + 2)?;
+            }
+            write!(w, "\n{:1$}]", "", indent)
+        }
     }
 }
 
@@ -207,7 +215,7 @@ pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize) -> 
         w.write_str("= ")?;
         w.write_str(e.prim.name())?;
         let params = e.prim.params();
-        if params.iter().any(|(_, v)| matches!(v, Param::Program(_))) {
+        if params.iter().any(|(_, v)| matches!(v, Param::Program(_) | Param::Programs(_))) {
             // As JAX does for sub-jaxprs: one parameter per line, then `]`
             // back at the equation's indentation.
             let param_indent = eqn_indent + 2;

@@ -128,6 +128,39 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The same computation over a new list of inputs of types `avals`: old
+    /// input `k` becomes new input `map[k]`; new inputs no old one maps to
+    /// are unused. (Reorders inputs, or pads them, e.g. to give the branches
+    /// of a conditional one signature.)
+    ///
+    /// Panics if `map` has not one entry per input or names an input of
+    /// another type: both are internal errors of the caller.
+    pub fn rebind_inputs(&self, avals: &[AVal], map: &[usize]) -> Program {
+        assert_eq!(map.len(), self.inputs.len(), "rebind_inputs: one new position per input");
+        let mut inputs = Vec::with_capacity(avals.len());
+        let mut all = self.avals.clone();
+        let mut fresh = Vec::with_capacity(avals.len());
+        for a in avals {
+            all.push(a.clone());
+            fresh.push(Var(all.len() as u32 - 1));
+        }
+        for (k, &j) in map.iter().enumerate() {
+            assert_eq!(self.aval(self.inputs[k]), &avals[j], "rebind_inputs: input {k} changes type");
+            fresh[j] = self.inputs[k];
+        }
+        inputs.extend(fresh);
+        let p = Program {
+            avals: all,
+            consts: self.consts.clone(),
+            inputs,
+            eqns: self.eqns.clone(),
+            outputs: self.outputs.clone(),
+        };
+        p.canonicalize()
+    }
+}
+
 /// Builds a program, numbering variables in definition order.
 #[derive(Clone, Debug, Default)]
 pub struct ProgramBuilder {

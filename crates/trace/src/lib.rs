@@ -9,6 +9,7 @@
 
 pub mod array;
 pub mod bind;
+pub mod control;
 pub mod eager;
 pub mod element;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod tree;
 
 pub use array::Array;
 pub use arrayjit_ir::{AVal, DType, HostArray, Program, Shape};
+pub use control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use element::Element;
 pub use error::{Error, Result};
 pub use frame::is_tracing;

@@ -99,7 +99,7 @@ pub(crate) fn transpose(prim: &Prim, cts: &[Tangent], ins: &[LinIn]) -> Result<V
         Prim::Shape(op) => shape::transpose(op, cts, ins),
         Prim::Reduce(op) => reduce::transpose(op, cts, ins),
         Prim::Linalg(op) => linalg::transpose(op, cts, ins),
-        Prim::Control(op) => Err(transform_error(op.name(), "has no transpose rule")),
+        Prim::Control(op) => control::transpose(op, cts, ins),
     }
 }
 

@@ -1,10 +1,13 @@
-//! Higher-order primitives: those that hold a sub-program. `call` applies a
-//! closed program to operands (what a `jit`-ed function becomes when it is called
-//! under another trace); loops and conditionals join this family.
+//! Higher-order primitives: those that hold sub-programs. `call` applies a
+//! closed program to operands (what a `jit`-ed function becomes when it is
+//! called under another trace); `scan`, `while` and `cond` are the loops and
+//! the conditional, each holding its body (or branches) as closed programs
+//! whose first inputs are the values the body closed over (hoisted out of
+//! the loop, as JAX's `num_consts`).
 
 use super::params::{Param, Params};
 use crate::error::list_avals;
-use crate::{AVal, Program, TypeError};
+use crate::{AVal, DType, Program, TypeError};
 use std::sync::Arc;
 
 /// A primitive holding sub-programs.
@@ -12,24 +15,77 @@ use std::sync::Arc;
 pub enum Control {
     /// Applies `body` to the operands; the outputs are the body's outputs.
     Call { body: Arc<Program> },
+    /// A loop of `length` iterations. Operands: `num_consts` loop-invariant
+    /// values, `num_carry` carries, then the stacked `xs` (leading axis
+    /// `length`). The body takes `(consts, carries, x slices)` and returns
+    /// `(new carries, y slices)`; the outputs are the final carries, then the
+    /// `ys` stacked along a new leading axis. `reverse` walks the xs (and
+    /// writes the ys) from the last index down; `unroll` is how many
+    /// iterations one pass of the compiled loop runs (semantics unchanged).
+    Scan { body: Arc<Program>, num_consts: usize, num_carry: usize, length: usize, reverse: bool, unroll: usize },
+    /// Runs `body` while `cond` holds. Operands: `cond_consts`, then
+    /// `body_consts`, then the carries. `cond` takes `(cond consts, carries)`
+    /// and returns a boolean scalar; `body` takes `(body consts, carries)` and
+    /// returns the new carries; the outputs are the final carries.
+    While { cond: Arc<Program>, body: Arc<Program>, cond_consts: usize, body_consts: usize },
+    /// Runs one of `branches` on the operands after the first, chosen by the
+    /// first (an `i32` scalar index, clamped into range, as `lax.switch`).
+    Cond { branches: Vec<Arc<Program>> },
 }
 
 impl Control {
     pub fn name(&self) -> &'static str {
         match self {
             Control::Call { .. } => "call",
+            Control::Scan { .. } => "scan",
+            Control::While { .. } => "while",
+            Control::Cond { .. } => "cond",
         }
     }
 
     pub fn params(&self) -> Vec<(&'static str, Param)> {
         match self {
             Control::Call { body } => vec![("body", Param::Program(body.clone()))],
+            Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => vec![
+                ("length", Param::Int(*length as i64)),
+                ("num_consts", Param::Int(*num_consts as i64)),
+                ("num_carry", Param::Int(*num_carry as i64)),
+                ("reverse", Param::Bool(*reverse)),
+                ("unroll", Param::Int(*unroll as i64)),
+                ("body", Param::Program(body.clone())),
+            ],
+            Control::While { cond, body, cond_consts, body_consts } => vec![
+                ("cond_consts", Param::Int(*cond_consts as i64)),
+                ("body_consts", Param::Int(*body_consts as i64)),
+                ("cond", Param::Program(cond.clone())),
+                ("body", Param::Program(body.clone())),
+            ],
+            Control::Cond { branches } => vec![("branches", Param::Programs(branches.clone()))],
         }
     }
 
     pub fn from_parts(name: &str, p: &mut Params) -> Option<Result<Control, String>> {
         Some(match name {
             "call" => p.program("body").map(|body| Control::Call { body }),
+            "scan" => (|| {
+                Ok(Control::Scan {
+                    length: p.usize("length")?,
+                    num_consts: p.usize("num_consts")?,
+                    num_carry: p.usize("num_carry")?,
+                    reverse: p.bool("reverse")?,
+                    unroll: p.usize("unroll")?,
+                    body: p.program("body")?,
+                })
+            })(),
+            "while" => (|| {
+                Ok(Control::While {
+                    cond_consts: p.usize("cond_consts")?,
+                    body_consts: p.usize("body_consts")?,
+                    cond: p.program("cond")?,
+                    body: p.program("body")?,
+                })
+            })(),
+            "cond" => p.programs("branches").map(|branches| Control::Cond { branches }),
             _ => return None,
         })
     }
@@ -37,23 +93,139 @@ impl Control {
     /// The sub-programs held, for passes that recurse (typecheck, printing).
     pub fn sub_programs(&self) -> Vec<&Arc<Program>> {
         match self {
-            Control::Call { body } => vec![body],
+            Control::Call { body } | Control::Scan { body, .. } => vec![body],
+            Control::While { cond, body, .. } => vec![cond, body],
+            Control::Cond { branches } => branches.iter().collect(),
         }
     }
 
     /// The shape/dtype rule. (The bodies themselves are checked by the typechecker.)
     pub fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>, TypeError> {
+        let err = |m: String| Err(TypeError::new(self.name(), m));
         match self {
             Control::Call { body } => {
                 let want = body.in_avals();
                 if want != ins {
-                    return Err(TypeError::new(
-                        self.name(),
-                        format!("the body takes {} but was given {}", list_avals(&want), list_avals(ins)),
-                    ));
+                    return err(format!("the body takes {} but was given {}", list_avals(&want), list_avals(ins)));
                 }
                 Ok(body.out_avals())
             }
+            Control::Scan { body, num_consts, num_carry, length, .. } => {
+                let (nc, nk) = (*num_consts, *num_carry);
+                let want = body.in_avals();
+                if want.len() != ins.len() || nc + nk > ins.len() {
+                    return err(format!(
+                        "the body takes {} operands ({nc} constants, {nk} carries) but the scan was given {}",
+                        want.len(),
+                        ins.len()
+                    ));
+                }
+                if want[..nc + nk] != ins[..nc + nk] {
+                    return err(format!(
+                        "the body takes constants and carries {} but was given {}",
+                        list_avals(&want[..nc + nk]),
+                        list_avals(&ins[..nc + nk])
+                    ));
+                }
+                for (i, (w, x)) in want[nc + nk..].iter().zip(&ins[nc + nk..]).enumerate() {
+                    if x.shape.dims().first() != Some(length) || unstacked(x) != *w {
+                        return err(format!(
+                            "xs operand {i} is {x} but the body takes slices {w} of a length-{length} axis"
+                        ));
+                    }
+                }
+                let outs = body.out_avals();
+                if outs.len() < nk || outs[..nk] != ins[nc..nc + nk] {
+                    return err(format!(
+                        "the body returns {} but its carries are {}",
+                        list_avals(&outs[..nk.min(outs.len())]),
+                        list_avals(&ins[nc..nc + nk])
+                    ));
+                }
+                let mut res = outs[..nk].to_vec();
+                res.extend(outs[nk..].iter().map(|y| stacked(y, *length)));
+                Ok(res)
+            }
+            Control::While { cond, body, cond_consts, body_consts } => {
+                let (cc, bc) = (*cond_consts, *body_consts);
+                if cc + bc > ins.len() {
+                    return err(format!("takes {cc} + {bc} constants but was given {} operands", ins.len()));
+                }
+                let carries = &ins[cc + bc..];
+                let mut cond_in = ins[..cc].to_vec();
+                cond_in.extend_from_slice(carries);
+                if cond.in_avals() != cond_in {
+                    return err(format!(
+                        "the condition takes {} but was given {}",
+                        list_avals(&cond.in_avals()),
+                        list_avals(&cond_in)
+                    ));
+                }
+                if cond.out_avals() != [AVal::scalar(DType::Bool)] {
+                    return err(format!(
+                        "the condition must return one bool[] but returns {}",
+                        list_avals(&cond.out_avals())
+                    ));
+                }
+                let mut body_in = ins[cc..cc + bc].to_vec();
+                body_in.extend_from_slice(carries);
+                if body.in_avals() != body_in {
+                    return err(format!(
+                        "the body takes {} but was given {}",
+                        list_avals(&body.in_avals()),
+                        list_avals(&body_in)
+                    ));
+                }
+                if body.out_avals() != carries {
+                    return err(format!(
+                        "the body returns {} but the carries are {}",
+                        list_avals(&body.out_avals()),
+                        list_avals(carries)
+                    ));
+                }
+                Ok(carries.to_vec())
+            }
+            Control::Cond { branches } => {
+                let Some((index, ops)) = ins.split_first() else {
+                    return err("takes an index operand".into());
+                };
+                if *index != AVal::scalar(DType::I32) {
+                    return err(format!("the index must be an i32[] scalar, got {index}"));
+                }
+                let Some(first) = branches.first() else {
+                    return err("has no branches".into());
+                };
+                let outs = first.out_avals();
+                for (i, b) in branches.iter().enumerate() {
+                    if b.in_avals() != ops {
+                        return err(format!(
+                            "branch {i} takes {} but was given {}",
+                            list_avals(&b.in_avals()),
+                            list_avals(ops)
+                        ));
+                    }
+                    if b.out_avals() != outs {
+                        return err(format!(
+                            "branch {i} returns {} but branch 0 returns {}",
+                            list_avals(&b.out_avals()),
+                            list_avals(&outs)
+                        ));
+                    }
+                }
+                Ok(outs)
+            }
         }
     }
+}
+
+/// The type of one slice along the leading axis.
+pub fn unstacked(a: &AVal) -> AVal {
+    AVal::new(a.dtype, a.shape.dims().get(1..).unwrap_or(&[]).to_vec())
+}
+
+/// The type of `length` values of type `a` stacked along a new leading axis.
+pub fn stacked(a: &AVal, length: usize) -> AVal {
+    let mut dims = vec![length];
+    dims.extend_from_slice(a.shape.dims());
+    AVal::new(a.dtype, dims)
 }

@@ -14,6 +14,7 @@ pub enum Param {
     Bool(bool),
     DType(DType),
     Program(Arc<Program>),
+    Programs(Vec<Arc<Program>>),
 }
 
 /// Parameters read by the parser, taken one by one by a family's constructor.
@@ -77,6 +78,13 @@ impl Params {
         match self.take(key)? {
             Param::Program(v) => Ok(v),
             other => Err(format!("parameter `{key}` should be a program, got {other:?}")),
+        }
+    }
+
+    pub fn programs(&mut self, key: &str) -> Result<Vec<Arc<Program>>, String> {
+        match self.take(key)? {
+            Param::Programs(v) => Ok(v),
+            other => Err(format!("parameter `{key}` should be a list of programs, got {other:?}")),
         }
     }
 

@@ -1,0 +1,328 @@
+//! Loops and conditionals in an executable: `scan`, `while` and `cond` steps.
+//!
+//! Each body (and condition, and branch) is optimised, fused and compiled
+//! once into its own [`Executable`]; the step runs it in a loop over raw
+//! buffer pointers. Nothing is allocated per iteration and nothing is
+//! copied that the body does not compute: loop-invariant operands are
+//! passed by pointer, each `x` slice is a pointer into the stacked input,
+//! each `y` is written straight into its slot of the stacked output, and a
+//! carry is double-buffered between the step's output buffer and one
+//! temporary, arranged so that the last iteration writes the output.
+//! A scan with `unroll = u` runs a body made of `u` copies of the original
+//! (fused across iterations) for `length / u` passes, then the original for
+//! the rest.
+
+use crate::exec::{Arena, CompileOptions, CpuError, Executable};
+use arrayjit_ir::prim::Control;
+use arrayjit_ir::{AVal, Atom, Program, ProgramBuilder};
+
+/// Compiles a sub-program on its own: passes, fusion, code.
+pub(crate) fn compile_program(p: &Program, opts: &CompileOptions) -> Result<Executable, CpuError> {
+    let (p, _) = arrayjit_lower::optimize(p).map_err(|e| CpuError::Step { op: "control", message: e.to_string() })?;
+    Executable::compile(&arrayjit_lower::fuse(&p), opts)
+}
+
+fn bytes_of(a: &AVal) -> usize {
+    a.numel() * a.dtype.size_bytes()
+}
+
+/// A compiled loop or conditional.
+pub(crate) enum ControlStep {
+    Scan(Box<ScanStep>),
+    While(Box<WhileStep>),
+    Cond(Vec<Executable>),
+    /// A call left in a schedule that was fused without the inlining pass.
+    Call(Box<Executable>),
+}
+
+pub(crate) struct ScanStep {
+    /// The body, and (when unrolled) the body of `unroll` iterations.
+    body: Executable,
+    unrolled: Option<(Executable, usize)>,
+    num_consts: usize,
+    length: usize,
+    reverse: bool,
+    carry_bytes: Vec<usize>,
+    /// Bytes of one slice of each `x` and each `y`.
+    x_bytes: Vec<usize>,
+    y_bytes: Vec<usize>,
+}
+
+pub(crate) struct WhileStep {
+    cond: Executable,
+    body: Executable,
+    cond_consts: usize,
+    body_consts: usize,
+    carry_bytes: Vec<usize>,
+}
+
+/// A loop step's memory, kept in the executable's arena between calls: the
+/// second buffer of each carry, the bodies' own arenas and pointer tables.
+#[derive(Default)]
+pub(crate) struct LoopMemory {
+    carries: Vec<Vec<u64>>,
+    arenas: Vec<Arena>,
+    args: Vec<*const u8>,
+    dests: Vec<*mut u8>,
+    ptrs: Vec<*mut u8>,
+    outs: Vec<*mut u8>,
+    flag: [u64; 1],
+}
+
+// SAFETY: the raw pointers held are scratch tables rewritten before every
+// use; they never outlive the call that filled them.
+unsafe impl Send for LoopMemory {}
+
+impl ControlStep {
+    pub(crate) fn compile(c: &Control, opts: &CompileOptions) -> Result<ControlStep, CpuError> {
+        Ok(match c {
+            Control::Call { body } => ControlStep::Call(Box::new(compile_program(body, opts)?)),
+            Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
+                let (nc, nk) = (*num_consts, *num_carry);
+                let ins = body.in_avals();
+                let outs = body.out_avals();
+                let u = (*unroll).min(*length);
+                let unrolled =
+                    if u > 1 { Some((compile_program(&unroll_body(body, nc, nk, u), opts)?, u)) } else { None };
+                ControlStep::Scan(Box::new(ScanStep {
+                    body: compile_program(body, opts)?,
+                    unrolled,
+                    num_consts: nc,
+                    length: *length,
+                    reverse: *reverse,
+                    carry_bytes: ins[nc..nc + nk].iter().map(bytes_of).collect(),
+                    x_bytes: ins[nc + nk..].iter().map(bytes_of).collect(),
+                    y_bytes: outs[nk..].iter().map(bytes_of).collect(),
+                }))
+            }
+            Control::While { cond, body, cond_consts, body_consts } => ControlStep::While(Box::new(WhileStep {
+                cond: compile_program(cond, opts)?,
+                body: compile_program(body, opts)?,
+                cond_consts: *cond_consts,
+                body_consts: *body_consts,
+                carry_bytes: body.out_avals().iter().map(bytes_of).collect(),
+            })),
+            Control::Cond { branches } => {
+                ControlStep::Cond(branches.iter().map(|b| compile_program(b, opts)).collect::<Result<_, _>>()?)
+            }
+        })
+    }
+
+    /// The memory the step keeps between calls.
+    pub(crate) fn memory(&self) -> LoopMemory {
+        let carries = |bytes: &[usize]| bytes.iter().map(|b| vec![0u64; b.div_ceil(8)]).collect();
+        match self {
+            ControlStep::Scan(s) => LoopMemory {
+                carries: carries(&s.carry_bytes),
+                arenas: std::iter::once(&s.body)
+                    .chain(s.unrolled.as_ref().map(|(e, _)| e))
+                    .map(Executable::new_arena)
+                    .collect(),
+                ..LoopMemory::default()
+            },
+            ControlStep::While(w) => LoopMemory {
+                carries: carries(&w.carry_bytes),
+                arenas: vec![w.cond.new_arena(), w.body.new_arena()],
+                ..LoopMemory::default()
+            },
+            ControlStep::Cond(bs) => {
+                LoopMemory { arenas: bs.iter().map(Executable::new_arena).collect(), ..LoopMemory::default() }
+            }
+            ControlStep::Call(e) => LoopMemory { arenas: vec![e.new_arena()], ..LoopMemory::default() },
+        }
+    }
+
+    /// Runs the step on the operands `ins` into the outputs `outs`.
+    ///
+    /// # Safety
+    /// Each pointer must address a live buffer of the type the primitive
+    /// gives it (checked by its shape rule when the schedule was built), and
+    /// no output may overlap an operand.
+    pub(crate) unsafe fn run(&self, ins: &[*mut u8], outs: &[*mut u8], mem: &mut LoopMemory) -> Result<(), CpuError> {
+        // SAFETY (for the whole function): forwarded from the caller; every
+        // pointer computed below stays inside the buffer it is derived from
+        // (slice `i < length` of a stacked buffer of `length` slices), and a
+        // body never writes a buffer it reads (carries alternate between two
+        // distinct buffers; ys go to distinct slices).
+        unsafe {
+            match self {
+                ControlStep::Scan(s) => s.run(ins, outs, mem),
+                ControlStep::While(w) => w.run(ins, outs, mem),
+                ControlStep::Cond(branches) => {
+                    let (index, ops) = ins.split_first().ok_or_else(|| internal("a conditional without an index"))?;
+                    let i = (*(*index as *const i32)).clamp(0, branches.len() as i32 - 1) as usize;
+                    mem.args.clear();
+                    mem.args.extend(ops.iter().map(|p| *p as *const u8));
+                    let LoopMemory { arenas, args, ptrs, outs: scratch, .. } = mem;
+                    branches[i].run_raw(args, outs, &mut arenas[i], scratch, ptrs)
+                }
+                ControlStep::Call(body) => {
+                    mem.args.clear();
+                    mem.args.extend(ins.iter().map(|p| *p as *const u8));
+                    let LoopMemory { arenas, args, ptrs, outs: scratch, .. } = mem;
+                    body.run_raw(args, outs, &mut arenas[0], scratch, ptrs)
+                }
+            }
+        }
+    }
+}
+
+fn internal(message: &str) -> CpuError {
+    CpuError::Step { op: "control", message: message.into() }
+}
+
+impl ScanStep {
+    unsafe fn run(&self, ins: &[*mut u8], outs: &[*mut u8], mem: &mut LoopMemory) -> Result<(), CpuError> {
+        let nc = self.num_consts;
+        let nk = self.carry_bytes.len();
+        let (consts, rest) = ins.split_at(nc);
+        let (init, xs) = rest.split_at(nk);
+        let (finals, ys) = outs.split_at(nk);
+        let length = self.length;
+        if length == 0 {
+            for ((&src, &dst), &n) in init.iter().zip(finals).zip(&self.carry_bytes) {
+                // SAFETY: both address a carry of `n` bytes; they are distinct buffers.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
+            }
+            return Ok(());
+        }
+        let (passes, per) = match &self.unrolled {
+            Some((_, u)) => (length / u, *u),
+            None => (0, 1),
+        };
+        let runs = passes + (length - passes * per);
+        let LoopMemory { carries, arenas, args, dests, ptrs, outs: scratch, .. } = mem;
+        let index = |t: usize| if self.reverse { length - 1 - t } else { t };
+        let mut t = 0;
+        for r in 0..runs {
+            let (exe, arena, n) = match (&self.unrolled, r < passes) {
+                (Some((e, u)), true) => (e, &mut arenas[1], *u),
+                _ => (&self.body, &mut arenas[0], 1),
+            };
+            // The last run writes the step's outputs; runs alternate buffers.
+            let to_out = (runs - 1 - r) % 2 == 0;
+            args.clear();
+            args.extend(consts.iter().map(|p| *p as *const u8));
+            for (k, &init) in init.iter().enumerate() {
+                args.push(if r == 0 {
+                    init as *const u8
+                } else if to_out {
+                    carries[k].as_ptr() as *const u8
+                } else {
+                    finals[k] as *const u8
+                });
+            }
+            dests.clear();
+            for (k, &fin) in finals.iter().enumerate() {
+                dests.push(if to_out { fin } else { carries[k].as_mut_ptr() as *mut u8 });
+            }
+            for j in 0..n {
+                let i = index(t + j);
+                args.extend(xs.iter().zip(&self.x_bytes).map(|(&x, &b)| x.wrapping_add(i * b) as *const u8));
+                dests.extend(ys.iter().zip(&self.y_bytes).map(|(&y, &b)| y.wrapping_add(i * b)));
+            }
+            // SAFETY: see `ControlStep::run`.
+            unsafe { exe.run_raw(args, dests, arena, scratch, ptrs)? };
+            t += n;
+        }
+        Ok(())
+    }
+}
+
+impl WhileStep {
+    unsafe fn run(&self, ins: &[*mut u8], outs: &[*mut u8], mem: &mut LoopMemory) -> Result<(), CpuError> {
+        let (cc, rest) = ins.split_at(self.cond_consts);
+        let (bc, init) = rest.split_at(self.body_consts);
+        let LoopMemory { carries, arenas, args, dests, ptrs, outs: scratch, flag } = mem;
+        let (cond_arena, rest) = arenas.split_at_mut(1);
+        // Where the carry is now: 0 the initial operands, 1 the outputs, 2 the temporaries.
+        let mut at = 0;
+        let carry = |at: usize, k: usize, carries: &mut [Vec<u64>]| -> *mut u8 {
+            match at {
+                0 => init[k],
+                1 => outs[k],
+                _ => carries[k].as_mut_ptr() as *mut u8,
+            }
+        };
+        loop {
+            args.clear();
+            args.extend(cc.iter().map(|p| *p as *const u8));
+            for k in 0..init.len() {
+                args.push(carry(at, k, carries));
+            }
+            dests.clear();
+            dests.push(flag.as_mut_ptr() as *mut u8);
+            // SAFETY: see `ControlStep::run`; the flag holds one bool.
+            unsafe { self.cond.run_raw(args, dests, &mut cond_arena[0], scratch, ptrs)? };
+            if flag[0] as u8 & 1 == 0 {
+                break;
+            }
+            let next = if at == 1 { 2 } else { 1 };
+            args.clear();
+            args.extend(bc.iter().map(|p| *p as *const u8));
+            for k in 0..init.len() {
+                args.push(carry(at, k, carries));
+            }
+            dests.clear();
+            for k in 0..init.len() {
+                dests.push(carry(next, k, carries));
+            }
+            // SAFETY: see `ControlStep::run`.
+            unsafe { self.body.run_raw(args, dests, &mut rest[0], scratch, ptrs)? };
+            at = next;
+        }
+        if at != 1 {
+            for (k, &n) in self.carry_bytes.iter().enumerate() {
+                // SAFETY: distinct buffers of `n` bytes each.
+                unsafe { std::ptr::copy_nonoverlapping(carry(at, k, carries), outs[k], n) };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The body of `u` consecutive iterations: inputs are the constants, the
+/// carries, then each iteration's x slices in turn; outputs the carries,
+/// then each iteration's y slices in turn.
+fn unroll_body(body: &Program, nc: usize, nk: usize, u: usize) -> Program {
+    let ins = body.in_avals();
+    let mut b = ProgramBuilder::new();
+    let consts: Vec<Atom> = ins[..nc].iter().map(|a| b.add_input(a.clone()).into()).collect();
+    let mut carry: Vec<Atom> = ins[nc..nc + nk].iter().map(|a| b.add_input(a.clone()).into()).collect();
+    let xs: Vec<Vec<Atom>> =
+        (0..u).map(|_| ins[nc + nk..].iter().map(|a| b.add_input(a.clone()).into()).collect()).collect();
+    let mut ys = Vec::new();
+    for x in xs {
+        let mut args = consts.clone();
+        args.extend(carry.iter().copied());
+        args.extend(x);
+        let mut outs = inline(body, &mut b, &args);
+        ys.extend(outs.split_off(nk));
+        carry = outs;
+    }
+    carry.extend(ys);
+    b.finish(carry)
+}
+
+/// Emits `p`'s equations into `b` on operands `args`; returns its outputs.
+fn inline(p: &Program, b: &mut ProgramBuilder, args: &[Atom]) -> Vec<Atom> {
+    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
+    for (v, value) in &p.consts {
+        map[v.index()] = Some(b.add_const(value.clone()).into());
+    }
+    for (v, a) in p.inputs.iter().zip(args) {
+        map[v.index()] = Some(*a);
+    }
+    let get = |map: &[Option<Atom>], a: &Atom| match a {
+        Atom::Var(v) => map[v.index()].unwrap_or(*a),
+        lit => *lit,
+    };
+    for e in &p.eqns {
+        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
+        let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+        for (o, n) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
+            map[o.index()] = Some(n.into());
+        }
+    }
+    p.outputs.iter().map(|a| get(&map, a)).collect()
+}
