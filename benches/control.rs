@@ -18,9 +18,7 @@ fn per_iteration(c: &mut Criterion) {
     let mut g = c.benchmark_group("scan_per_iteration");
     g.measurement_time(Duration::from_secs(4));
     for unroll in [1usize, 4] {
-        let f = jit(move |xs: Array| {
-            scan_with(step, Array::scalar(0.0f32), xs, ScanOptions::default().unroll(unroll))
-        });
+        let f = jit(move |xs: Array| scan_with(step, Array::scalar(0.0f32), xs, ScanOptions::default().unroll(unroll)));
         f.call(xs.clone()).unwrap();
         g.bench_with_input(BenchmarkId::new("scan_10000_iterations_unroll", unroll), &xs, |b, xs| {
             b.iter(|| black_box(f.call(xs.clone()).unwrap()))
@@ -105,13 +103,18 @@ fn pln_scan_compile(c: &mut Criterion) {
     };
     let compiled = jit(fit(d.clone())).lower(&state).unwrap().compile().unwrap();
     let t = compiled.timings();
-    eprintln!("pln_step_scan: trace {:?}, optimize {:?}, fuse {:?}, codegen {:?}", t.trace, t.optimize, t.fuse, t.codegen);
+    eprintln!(
+        "pln_step_scan: trace {:?}, optimize {:?}, fuse {:?}, codegen {:?}",
+        t.trace, t.optimize, t.fuse, t.codegen
+    );
     let out = compiled.call(state.clone()).unwrap();
     assert!(out.3.to_vec::<f32>().iter().all(|v| v.is_finite()));
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    g.bench_function("pln_step_scan", |b| b.iter(|| black_box(jit(fit(d.clone())).lower(&state).unwrap().compile().unwrap())));
+    g.bench_function("pln_step_scan", |b| {
+        b.iter(|| black_box(jit(fit(d.clone())).lower(&state).unwrap().compile().unwrap()))
+    });
     g.finish();
 }
 

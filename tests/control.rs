@@ -215,3 +215,32 @@ fn a_carry_that_changes_type_names_the_leaf_the_types_and_the_line() {
     assert!(err.contains("carry leaf .1") && err.contains("f32[]") && err.contains("f64[]"), "{err}");
     assert!(err.contains(&format!("control.rs:{line}")), "{err}");
 }
+
+#[test]
+fn loop_programs_print_and_parse_back() {
+    let f = |(w, xs): (Array, Array)| -> arrayjit::Result<Array> {
+        let (c, ys): (Array, Array) = scan_with(
+            |c: Array, x: Array| -> arrayjit::Result<(Array, Array)> {
+                let c2 = cond(&x.gt(0.0f32), |c: Array| &c * &w, |c: Array| c.sin(), c.clone())?;
+                Ok((c2.clone(), &c2 + &x))
+            },
+            Array::scalar(1.0f32),
+            xs,
+            ScanOptions::default().reverse(true).unroll(2),
+        )?;
+        let c = while_loop(|c: Array| c.lt(10.0f32), |c: Array| &c * 2.0f32 + 1.0f32, c.abs())?;
+        Ok(&c + &ys.sum(..))
+    };
+    let p = make_jaxpr(f, &(Array::scalar(0.5f32), seq(4, 1, 9).reshape([4]))).unwrap();
+    let text = p.to_string();
+    assert!(text.contains("scan[") && text.contains("while[") && text.contains("cond["), "{text}");
+    let back = arrayjit::parse(&text).unwrap();
+    assert_eq!(back, p, "{text}");
+    arrayjit::typecheck(&back).unwrap();
+    // `w` is closed over: a constant operand of the scan, not a copy per iteration.
+    let scan_eqn = p.eqns.iter().find(|e| e.prim.name() == "scan").unwrap();
+    match &scan_eqn.prim {
+        arrayjit::ir::Prim::Control(arrayjit::ir::prim::Control::Scan { num_consts, .. }) => assert_eq!(*num_consts, 1),
+        other => panic!("{other:?}"),
+    }
+}
