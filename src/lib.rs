@@ -51,6 +51,8 @@ pub use arrayjit_interp as interp;
 pub use arrayjit_ir as ir;
 /// Optimisation passes, fusion and schedules.
 pub use arrayjit_lower as lower;
+/// Gradient transformations (optimizers), an optax analogue.
+pub use arrayjit_optim as optim;
 
 /// Paths used by `#[derive(Tree)]`'s generated code; not part of the public API.
 #[doc(hidden)]
