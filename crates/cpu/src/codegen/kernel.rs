@@ -156,15 +156,11 @@ fn choose_lanes(k: &Kernel) -> u32 {
         if !agree(n.dtype) {
             return 1;
         }
-        match &n.node {
-            Node::Load { .. } | Node::Gather { .. } if n.dtype == DType::Bool => return 1,
-            Node::Op { op, args } => {
-                let arg = arg_dtype(k, *op, args);
-                if !agree(arg) || !ops::vectorizable(*op, arg, n.dtype) {
-                    return 1;
-                }
+        if let Node::Op { op, args } = &n.node {
+            let arg = arg_dtype(k, *op, args);
+            if !agree(arg) || !ops::vectorizable(*op, arg, n.dtype) {
+                return 1;
             }
-            _ => {}
         }
     }
     if k.outputs.iter().any(|o| o.aval.dtype == DType::Bool) {
@@ -175,6 +171,12 @@ fn choose_lanes(k: &Kernel) -> u32 {
         Some(&n) if n >= l as usize => l,
         _ => 1,
     }
+}
+
+/// A boolean byte as one lane of a mask register (all ones or zero).
+fn bool_mask(b: &mut FunctionBuilder, byte: Value, lanes: u32) -> Value {
+    let lane = if lanes == 4 { types::I32 } else { types::I64 };
+    b.ins().bmask(lane, byte)
 }
 
 fn data_flags() -> MemFlagsData {
@@ -468,6 +470,20 @@ impl<'k> Emitter<'k> {
             return b.ins().load(mt, data_flags(), addr, 0);
         }
         let vt = reg_type(d, lanes);
+        if d == DType::Bool {
+            // Booleans are bytes in memory and lane masks in registers.
+            let first = b.ins().load(mt, data_flags(), addr, 0);
+            let first = bool_mask(b, first, lanes);
+            let mut v = b.ins().splat(vt, first);
+            if c != 0 {
+                for lane in 1..lanes {
+                    let x = b.ins().load(mt, data_flags(), addr, (lane as i64 * c * size) as i32);
+                    let x = bool_mask(b, x, lanes);
+                    v = b.ins().insertlane(v, x, lane as u8);
+                }
+            }
+            return v;
+        }
         match c {
             1 => b.ins().load(vt, data_flags(), addr, 0),
             0 => {
@@ -508,12 +524,15 @@ impl<'k> Emitter<'k> {
         if lanes == 1 {
             return at(b, index);
         }
+        let lane_value = |b: &mut FunctionBuilder, x: Value| if d == DType::Bool { bool_mask(b, x, lanes) } else { x };
         let first_pos = b.ins().extractlane(index, 0u8);
         let first = at(b, first_pos);
+        let first = lane_value(b, first);
         let mut v = b.ins().splat(reg_type(d, lanes), first);
         for lane in 1..lanes {
             let p = b.ins().extractlane(index, lane as u8);
             let x = at(b, p);
+            let x = lane_value(b, x);
             v = b.ins().insertlane(v, x, lane as u8);
         }
         v

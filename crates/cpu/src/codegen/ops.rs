@@ -45,7 +45,15 @@ pub(crate) fn vectorizable(op: E, arg: DType, out: DType) -> bool {
         E::Rem => false,
         E::Sign if arg == DType::I32 => false,
         E::IntegerPow { .. } if arg == DType::I32 => false,
-        E::Convert { to } => matches!((arg, to), (DType::F32, DType::I32) | (DType::I32, DType::F32)) || arg == to,
+        E::Convert { to } => {
+            matches!(
+                (arg, to),
+                (DType::F32, DType::I32)
+                    | (DType::I32, DType::F32)
+                    | (DType::Bool, _)
+                    | (DType::F32 | DType::F64 | DType::I32, DType::Bool)
+            ) || arg == to
+        }
         E::Not | E::And | E::Or => arg == DType::Bool,
         E::Lt | E::Le | E::Gt | E::Ge | E::Eq | E::Ne => arg != DType::Bool && out == DType::Bool,
         E::Exp | E::Log | E::Log1p | E::Expm1 | E::Tanh | E::Logistic | E::Sin | E::Cos | E::Pow => arg.is_float(),
@@ -312,6 +320,28 @@ fn convert(b: &mut FunctionBuilder, x: Value, from: DType, to: DType, lanes: u32
         (DType::Bool, t) if t.is_float() && lanes == 1 => {
             let i = b.ins().uextend(types::I32, x);
             b.ins().fcvt_from_sint(reg_type(t, 1), i)
+        }
+        // Vector booleans are lane masks (all ones or zero): keep the bits of one.
+        (DType::Bool, t) => {
+            let one = match t {
+                DType::F32 => 1f32.to_bits() as i64,
+                DType::F64 => 1f64.to_bits() as i64,
+                _ => 1,
+            };
+            let lane = if lanes == 4 { types::I32 } else { types::I64 };
+            let ones = b.ins().iconst(lane, one);
+            let ones = b.ins().splat(reg_type(DType::Bool, lanes), ones);
+            let bits = b.ins().band(x, ones);
+            bitcast(b, reg_type(t, lanes), bits)
+        }
+        (f, DType::Bool) if f.is_float() => {
+            let zero = constant(b, f, lanes, 0.0);
+            let m = b.ins().fcmp(FloatCC::NotEqual, x, zero);
+            bitcast(b, reg_type(DType::Bool, lanes), m)
+        }
+        (DType::I32, DType::Bool) => {
+            let zero = constant(b, DType::I32, lanes, 0.0);
+            b.ins().icmp(IntCC::NotEqual, x, zero)
         }
         _ => return None,
     };

@@ -2,17 +2,36 @@
 //! parameters and operands compute the same values (every primitive is pure).
 
 use super::rebuild::Rebuild;
-use arrayjit_ir::{Atom, Program, Var};
+use arrayjit_ir::prim::Param;
+use arrayjit_ir::{Atom, Prim, Program, Var};
 use std::collections::HashMap;
+use std::fmt::Write;
+
+/// A key equal for equal primitives: the name and parameters, with
+/// sub-programs named by address (two loops are merged only when they hold
+/// the very same body; formatting bodies, with their constants, would cost
+/// more than any saving).
+fn prim_key(prim: &Prim) -> String {
+    let mut key = prim.name().to_string();
+    for (name, value) in prim.params() {
+        let _ = match value {
+            Param::Program(p) => write!(key, " {name}=@{:p}", std::sync::Arc::as_ptr(&p)),
+            Param::Programs(ps) => write!(key, " {name}=[")
+                .and_then(|_| ps.iter().try_for_each(|p| write!(key, "@{:p} ", std::sync::Arc::as_ptr(p)))),
+            other => write!(key, " {name}={other:?}"),
+        };
+    }
+    key
+}
 
 /// The program with duplicate equations removed.
 pub fn cse(p: &Program) -> Program {
     let mut r = Rebuild::new(p);
-    // Keyed by the primitive's debug text (params included) and the operands.
+    // Keyed by the primitive with its parameters, and the operands.
     let mut seen: HashMap<(String, Vec<Atom>), Vec<Var>> = HashMap::new();
     for e in &p.eqns {
         let ins = r.inputs(e);
-        let key = (format!("{:?}", e.prim), ins.clone());
+        let key = (prim_key(&e.prim), ins.clone());
         let outs = match seen.get(&key) {
             Some(prev) => prev.clone(),
             None => {

@@ -4,7 +4,9 @@
 pub mod arg_reduce;
 pub mod cse;
 pub mod diagonal;
+pub mod hoist;
 pub mod inline;
+pub mod products;
 pub mod rebuild;
 pub mod simplify;
 
@@ -22,11 +24,14 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "arg-reductions", run: arg_reduce::expand_arg_reductions },
     Pass { name: "diagonal", run: diagonal::diagonal_products },
     Pass { name: "simplify", run: simplify::simplify },
+    Pass { name: "transpose-products", run: products::transpose_products },
+    Pass { name: "distribute-products", run: products::distribute_products },
     Pass { name: "cse", run: cse::cse },
     Pass { name: "dce", run: dce },
     Pass { name: "simplify-2", run: simplify::simplify },
     Pass { name: "cse-2", run: cse::cse },
     Pass { name: "dce-2", run: dce },
+    Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants },
 ];
 
 /// The program after each pass, by pass name.

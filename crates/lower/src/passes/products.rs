@@ -1,0 +1,141 @@
+//! Rewrites of matrix products that reverse mode produces:
+//! - `transpose(dot_general(a, b))` of a plain product (no batch axes, one
+//!   free axis per operand) becomes `dot_general(b, a)`, since (A·B)ᵀ = Bᵀ·Aᵀ
+//!   (the cotangent of a product's right operand comes out transposed; left
+//!   in place, the kernel reading it would read it column by column);
+//! - `A·B + A·C` (the same left operand, square right operands, possibly one
+//!   of them transposed) becomes `A·(B + C)`: one large product instead of
+//!   two (the gradient of tr(MᵀM·Ω) in M is M·Ω + M·Ωᵀ).
+
+use super::rebuild::Rebuild;
+use arrayjit_ir::prim::{DotDims, Linalg, ShapeOp};
+use arrayjit_ir::{Atom, Prim, Program};
+
+/// How many times each variable is read, and the equation defining it.
+fn uses_and_defs(p: &Program) -> (Vec<usize>, Vec<Option<usize>>) {
+    let mut uses = vec![0usize; p.num_vars()];
+    for e in &p.eqns {
+        for a in &e.inputs {
+            if let Atom::Var(v) = a {
+                uses[v.index()] += 1;
+            }
+        }
+    }
+    for a in &p.outputs {
+        if let Atom::Var(v) = a {
+            uses[v.index()] += 1;
+        }
+    }
+    let mut def = vec![None; p.num_vars()];
+    for (i, e) in p.eqns.iter().enumerate() {
+        for o in &e.outputs {
+            def[o.index()] = Some(i);
+        }
+    }
+    (uses, def)
+}
+
+/// The program with transposed products computed in the transposed order.
+pub fn transpose_products(p: &Program) -> Program {
+    let (uses, def) = uses_and_defs(p);
+    let mut r = Rebuild::new(p);
+    for e in &p.eqns {
+        let swapped = match (&e.prim, e.inputs.as_slice()) {
+            (Prim::Shape(ShapeOp::Transpose { perm }), [Atom::Var(x)]) if perm == &[1, 0] && uses[x.index()] == 1 => {
+                def[x.index()].and_then(|d| {
+                    let de = &p.eqns[d];
+                    match &de.prim {
+                        Prim::Linalg(Linalg::DotGeneral(dims))
+                            if dims.lhs_batch.is_empty()
+                                && p.aval(de.outputs[0]).rank() == 2
+                                && p.atom_aval(&de.inputs[0]).rank() == dims.lhs_contract.len() + 1 =>
+                        {
+                            let flipped = DotDims {
+                                lhs_contract: dims.rhs_contract.clone(),
+                                rhs_contract: dims.lhs_contract.clone(),
+                                lhs_batch: vec![],
+                                rhs_batch: vec![],
+                            };
+                            Some((flipped, de.inputs[1], de.inputs[0]))
+                        }
+                        _ => None,
+                    }
+                })
+            }
+            _ => None,
+        };
+        match swapped {
+            Some((dims, lhs, rhs)) => {
+                let ins = vec![r.get(&lhs), r.get(&rhs)];
+                let avals = r.out_avals(e);
+                let outs = r.b.add_eqn(Prim::Linalg(Linalg::DotGeneral(dims)), ins, avals, e.loc);
+                r.set_all(&e.outputs, outs);
+            }
+            None => {
+                let ins = r.inputs(e);
+                r.copy(e, ins);
+            }
+        }
+    }
+    r.finish()
+}
+
+/// The program with sums of products sharing their left operand computed as one product.
+pub fn distribute_products(p: &Program) -> Program {
+    let (uses, def) = uses_and_defs(p);
+    let mut r = Rebuild::new(p);
+    for e in &p.eqns {
+        match distribute(p, e, &def, &uses, &mut r) {
+            Some(outs) => r.set_all(&e.outputs, outs),
+            None => {
+                let ins = r.inputs(e);
+                r.copy(e, ins);
+            }
+        }
+    }
+    r.finish()
+}
+
+/// `add(A·B, A·C)` → `A·(B + C)` when both products are used only there,
+/// share their left operand and its contracted axis, and B, C are square.
+fn distribute(
+    p: &Program,
+    e: &arrayjit_ir::Eqn,
+    def: &[Option<usize>],
+    uses: &[usize],
+    r: &mut Rebuild<'_>,
+) -> Option<Vec<arrayjit_ir::Var>> {
+    use arrayjit_ir::prim::Elementwise;
+    let (Prim::Elementwise(Elementwise::Add), [Atom::Var(x), Atom::Var(y)]) = (&e.prim, e.inputs.as_slice()) else {
+        return None;
+    };
+    let product = |v: &arrayjit_ir::Var| -> Option<(&DotDims, Atom, Atom)> {
+        if uses[v.index()] != 1 {
+            return None;
+        }
+        let de = &p.eqns[def[v.index()]?];
+        match &de.prim {
+            Prim::Linalg(Linalg::DotGeneral(d))
+                if d.lhs_batch.is_empty() && d.rhs_contract.len() == 1 && p.atom_aval(&de.inputs[1]).rank() == 2 =>
+            {
+                let b = p.atom_aval(&de.inputs[1]);
+                (b.shape.dims()[0] == b.shape.dims()[1]).then_some((d, de.inputs[0], de.inputs[1]))
+            }
+            _ => None,
+        }
+    };
+    let ((d1, a1, b1), (d2, a2, b2)) = (product(x)?, product(y)?);
+    if a1 != a2 || d1.lhs_contract != d2.lhs_contract || p.atom_aval(&b1) != p.atom_aval(&b2) {
+        return None;
+    }
+    let aval = p.atom_aval(&b1);
+    let b2 = if d1.rhs_contract == d2.rhs_contract {
+        r.get(&b2)
+    } else {
+        let t = ShapeOp::Transpose { perm: vec![1, 0] };
+        Atom::Var(r.b.add_eqn(t.into(), vec![r.get(&b2)], vec![aval.clone()], e.loc)[0])
+    };
+    let sum = r.b.add_eqn(Elementwise::Add.into(), vec![r.get(&b1), b2], vec![aval], e.loc)[0];
+    let avals = r.out_avals(e);
+    Some(r.b.add_eqn(Prim::Linalg(Linalg::DotGeneral(d1.clone())), vec![r.get(&a1), Atom::Var(sum)], avals, e.loc))
+}

@@ -1,0 +1,272 @@
+//! The fit at the tutorial's JIT levels. Every level runs the same model
+//! code ([`crate::model`]); what changes is how much of the loop is
+//! compiled, and how the state is held:
+//!
+//! - 0: eager. Each step traces the loss for its gradient and runs every
+//!   operation as a cached single-op kernel.
+//! - 1: `jit` of the loss-and-gradient, the optimizer update, the parameter
+//!   update, the Σ update and the inverse, called from a Rust loop.
+//! - 2: the whole loop in one `scan` under `jit`, the state in tuples.
+//! - 3: as 2, the state a struct with `#[derive(Tree)]`.
+//! - 4: as 2, a model struct with methods and static fields.
+//!
+//! Compilation is timed apart from the run where a level compiles: levels 2
+//! to 4 compile ahead of time (`lower().compile()`); levels 0 and 1 compile
+//! during their first step, which is run once before timing (and reported as
+//! their compile time).
+
+use crate::data::Dataset;
+use crate::model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Params};
+use arrayjit::optim::{apply_updates, GradientTransformation};
+use arrayjit::{jit, scan_with, value_and_grad, Array, Result, ScanOptions, Tree};
+use std::time::{Duration, Instant};
+
+/// The outcome of a fit.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    pub level: u8,
+    /// The loss (−ELBO) at each iteration, before its step.
+    pub losses: Vec<f64>,
+    pub params: Params,
+    pub sigma: Array,
+    pub omega: Array,
+    /// Compile time (ahead of time for levels 2–4; the first step's extra time for 0 and 1).
+    pub compile: Duration,
+    /// The timed run: all iterations for levels 2–4, all but the first for 0 and 1.
+    pub run: Duration,
+    /// How many iterations `run` covers.
+    pub timed_iters: usize,
+}
+
+impl Fit {
+    /// Milliseconds per timed iteration.
+    pub fn ms_per_iter(&self) -> f64 {
+        self.run.as_secs_f64() * 1e3 / self.timed_iters.max(1) as f64
+    }
+}
+
+fn losses_of(x: &Array) -> Vec<f64> {
+    x.astype(arrayjit::DType::F64).to_vec::<f64>()
+}
+
+/// Fits `data` for `iters` iterations at `level` (0 to 4). `progress` is
+/// called with the number of iterations done where the level has a Rust loop.
+pub fn fit(level: u8, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+    match level {
+        0 => level0(data, iters, progress),
+        1 => level1(data, iters, progress),
+        2 => level2(data, iters),
+        3 => level3(data, iters),
+        4 => level4(data, iters),
+        _ => Err(arrayjit::Error::Invalid {
+            message: format!("there is no level {level} (0 to 4)"),
+            loc: Default::default(),
+        }),
+    }
+}
+
+fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+    let (mut params, mut sigma, mut omega) = init(data);
+    let mut opt = optimizer().init_tree(&params)?;
+    let mut losses = Vec::with_capacity(iters);
+    let mut compile = Duration::ZERO;
+    let mut started = Instant::now();
+    for i in 0..iters {
+        let t = Instant::now();
+        let (p, sg, om, o, loss) = step(data, params, &omega, opt)?;
+        (params, sigma, omega, opt) = (p, sg, om, o);
+        losses.push(crate::model::scalar(&loss));
+        if i == 0 {
+            // The first step compiles every single-op kernel it meets
+            // (and, at level 1, each jitted piece).
+            compile = t.elapsed();
+            started = Instant::now();
+        }
+        progress(i + 1);
+    }
+    let run = started.elapsed();
+    Ok(Fit { level: 0, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
+}
+
+fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+    let opt_t = optimizer();
+    let loss_and_grad =
+        jit(|(params, omega): (Params, Array)| value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(params));
+    let update = jit(|(grads, state, params): (Params, OptState, Params)| opt_t.update_tree(grads, state, &params));
+    let apply = jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates));
+    let get_sigma = jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s));
+    let inv = jit(|sigma: Array| sigma.try_inv_spd());
+    let (mut params, mut sigma, mut omega) = init(data);
+    let mut opt = opt_t.init_tree(&params)?;
+    let mut losses = Vec::with_capacity(iters);
+    let mut compile = Duration::ZERO;
+    let mut started = Instant::now();
+    for i in 0..iters {
+        let t = Instant::now();
+        let (loss, grads) = loss_and_grad.call((params.clone(), omega))?;
+        let (updates, o) = update.call((grads, opt, params.clone()))?;
+        params = apply.call((params, updates))?;
+        sigma = get_sigma.call((params.m.clone(), params.s.clone()))?;
+        omega = inv.call(sigma.clone())?;
+        opt = o;
+        losses.push(crate::model::scalar(&loss));
+        if i == 0 {
+            compile = t.elapsed();
+            started = Instant::now();
+        }
+        progress(i + 1);
+    }
+    let run = started.elapsed();
+    Ok(Fit { level: 1, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
+}
+
+/// Compiles `f` for `state` ahead of time, then runs it once, timing both.
+fn compiled_fit<S: Tree + Clone, R: Tree>(f: impl Fn(S) -> Result<R>, state: S) -> Result<(R, Duration, Duration)> {
+    let t = Instant::now();
+    let compiled = jit(f).lower(&state)?.compile()?;
+    let compile = t.elapsed();
+    let t = Instant::now();
+    let out = compiled.call(state)?;
+    Ok((out, compile, t.elapsed()))
+}
+
+fn scan_opts(iters: usize) -> ScanOptions {
+    ScanOptions::default().length(iters)
+}
+
+fn level2(data: &Dataset, iters: usize) -> Result<Fit> {
+    type State = (Params, Array, Array, OptState);
+    let (params, sigma, omega) = init(data);
+    let opt = optimizer().init_tree(&params)?;
+    let fit2 = |state: State| {
+        scan_with(
+            |(params, _sigma, omega, opt): State, (): ()| -> Result<(State, Array)> {
+                let (params, sigma, omega, opt, loss) = step(data, params, &omega, opt)?;
+                Ok(((params, sigma, omega, opt), loss))
+            },
+            state,
+            (),
+            scan_opts(iters),
+        )
+    };
+    let (((params, sigma, omega, _), losses), compile, run) = compiled_fit(fit2, (params, sigma, omega, opt))?;
+    Ok(Fit { level: 2, losses: losses_of(&losses), params, sigma, omega, compile, run, timed_iters: iters })
+}
+
+/// The fit's state as a struct.
+#[derive(Clone, Debug, Tree)]
+pub struct FitState {
+    pub params: Params,
+    pub sigma: Array,
+    pub omega: Array,
+    pub opt: OptState,
+}
+
+fn level3(data: &Dataset, iters: usize) -> Result<Fit> {
+    let (params, sigma, omega) = init(data);
+    let opt = optimizer().init_tree(&params)?;
+    let fit3 = |state: FitState| {
+        scan_with(
+            |s: FitState, (): ()| -> Result<(FitState, Array)> {
+                let (params, sigma, omega, opt, loss) = step(data, s.params, &s.omega, s.opt)?;
+                Ok((FitState { params, sigma, omega, opt }, loss))
+            },
+            state,
+            (),
+            scan_opts(iters),
+        )
+    };
+    let ((s, losses), compile, run) = compiled_fit(fit3, FitState { params, sigma, omega, opt })?;
+    Ok(Fit {
+        level: 3,
+        losses: losses_of(&losses),
+        params: s.params,
+        sigma: s.sigma,
+        omega: s.omega,
+        compile,
+        run,
+        timed_iters: iters,
+    })
+}
+
+/// The model as a struct with methods: its parameters and covariance are
+/// array fields, its sizes static fields (part of the compile-cache key).
+#[derive(Clone, Debug, Tree)]
+pub struct PlnModel {
+    pub b: Array,
+    pub m: Array,
+    pub s: Array,
+    pub sigma: Array,
+    pub omega: Array,
+    #[tree(static)]
+    pub n: usize,
+    #[tree(static)]
+    pub p: usize,
+}
+
+impl PlnModel {
+    pub fn new(data: &Dataset) -> PlnModel {
+        let (params, sigma, omega) = init(data);
+        PlnModel { b: params.b, m: params.m, s: params.s, sigma, omega, n: data.n, p: data.p }
+    }
+
+    pub fn params(&self) -> Params {
+        Params { b: self.b.clone(), m: self.m.clone(), s: self.s.clone() }
+    }
+
+    pub fn with_params(self, p: Params) -> PlnModel {
+        PlnModel { b: p.b, m: p.m, s: p.s, ..self }
+    }
+
+    pub fn loss(&self, data: &Dataset) -> Array {
+        neg_elbo(&self.params(), &self.omega, data)
+    }
+
+    pub fn update_sigma(self) -> PlnModel {
+        let sigma = sigma_closed_form(&self.m, &self.s);
+        PlnModel { sigma, ..self }
+    }
+
+    pub fn update_omega(self) -> Result<PlnModel> {
+        let omega = self.sigma.try_inv_spd()?;
+        Ok(PlnModel { omega, ..self })
+    }
+
+    /// One gradient step on (B, M, S), then Σ and Ω.
+    pub fn step(self, opt: OptState, data: &Dataset) -> Result<(PlnModel, OptState, Array)> {
+        let omega = self.omega.clone();
+        let (loss, grads) = value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(self.params())?;
+        let params = self.params();
+        let (updates, opt) = optimizer().update_tree(grads, opt, &params)?;
+        let model = self.with_params(apply_updates(&params, &updates)?).update_sigma().update_omega()?;
+        Ok((model, opt, loss))
+    }
+}
+
+fn level4(data: &Dataset, iters: usize) -> Result<Fit> {
+    let model = PlnModel::new(data);
+    let opt = optimizer().init_tree(&model.params())?;
+    let fit4 = |(model, opt): (PlnModel, OptState)| {
+        scan_with(
+            |(model, opt): (PlnModel, OptState), (): ()| -> Result<((PlnModel, OptState), Array)> {
+                let (model, opt, loss) = model.step(opt, data)?;
+                Ok(((model, opt), loss))
+            },
+            (model, opt),
+            (),
+            scan_opts(iters),
+        )
+    };
+    let (((m, _), losses), compile, run) = compiled_fit(fit4, (model, opt))?;
+    let params = m.params();
+    Ok(Fit {
+        level: 4,
+        losses: losses_of(&losses),
+        params,
+        sigma: m.sigma,
+        omega: m.omega,
+        compile,
+        run,
+        timed_iters: iters,
+    })
+}
