@@ -26,6 +26,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "simplify", run: simplify::simplify },
     Pass { name: "transpose-products", run: products::transpose_products },
     Pass { name: "distribute-products", run: products::distribute_products },
+    Pass { name: "transpose-products-2", run: products::transpose_products },
     Pass { name: "cse", run: cse::cse },
     Pass { name: "dce", run: dce },
     Pass { name: "simplify-2", run: simplify::simplify },
