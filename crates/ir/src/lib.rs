@@ -16,6 +16,7 @@ pub mod dce;
 pub mod dtype;
 pub mod error;
 pub mod parse;
+mod pool;
 pub mod prim;
 pub mod print;
 pub mod program;

@@ -220,7 +220,19 @@ impl HostArray {
     }
 
     pub fn zeros(aval: &AVal) -> HostArray {
-        HostArray::full(aval.shape.clone(), Scalar::from_f64(0.0, aval.dtype))
+        let n = aval.numel();
+        match crate::pool::take(aval.dtype, n) {
+            Some(mut data) => {
+                match &mut data {
+                    Data::Bool(v) => v.fill(false),
+                    Data::I32(v) => v.fill(0),
+                    Data::F32(v) => v.fill(0.0),
+                    Data::F64(v) => v.fill(0.0),
+                }
+                HostArray { shape: aval.shape.clone(), data }
+            }
+            None => HostArray::full(aval.shape.clone(), Scalar::from_f64(0.0, aval.dtype)),
+        }
     }
 
     pub fn shape(&self) -> &Shape {
@@ -239,8 +251,8 @@ impl HostArray {
         &self.data
     }
 
-    pub fn into_data(self) -> Data {
-        self.data
+    pub fn into_data(mut self) -> Data {
+        std::mem::replace(&mut self.data, Data::Bool(Vec::new()))
     }
 
     /// The address of the first element, for compiled code that reads the
@@ -277,7 +289,16 @@ impl HostArray {
 
     /// The same data under another shape with the same element count.
     pub fn reshaped(self, shape: impl Into<Shape>) -> Result<HostArray, ShapeDataMismatch> {
-        HostArray::new(shape, self.data)
+        HostArray::new(shape, self.into_data())
+    }
+}
+
+impl Drop for HostArray {
+    /// Large buffers go back to the pool for the next array of their size.
+    fn drop(&mut self) {
+        if self.data.len() * self.data.dtype().size_bytes() >= 1 << 16 {
+            crate::pool::give(std::mem::replace(&mut self.data, Data::Bool(Vec::new())));
+        }
     }
 }
 
