@@ -9,7 +9,7 @@ fn count(p: &arrayjit::Program, name: &str) -> usize {
 }
 
 fn ramp(n: usize, m: usize, k: f64) -> Array {
-    Array::from_vec((0..n * m).map(|i| ((i as f64 * k).sin())).collect(), [n, m])
+    Array::from_vec((0..n * m).map(|i| (i as f64 * k).sin()).collect(), [n, m])
 }
 
 fn same(a: &Array, b: &Array) {

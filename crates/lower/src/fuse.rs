@@ -635,7 +635,7 @@ pub fn fuse(p: &Program) -> Schedule {
         steps.push((i, Step::Prim { prim: e.prim.clone(), inputs, outputs }));
     }
     let steps = topological(steps, buffers.len());
-    let outputs = p
+    let outputs: Vec<OutputSource> = p
         .outputs
         .iter()
         .map(|a| match a {
@@ -643,7 +643,42 @@ pub fn fuse(p: &Program) -> Schedule {
             Atom::Var(v) => OutputSource::Buffer(buffer(&mut buffers, &mut buf_of, *v)),
         })
         .collect();
+    let mut steps = steps;
+    drop_dead_stores(&mut steps, &outputs, &mut notes);
     Schedule { buffers, steps, outputs, notes }
+}
+
+/// Removes kernel outputs that no step reads and the program does not
+/// return: a value materialised for readers that fusion later merged into
+/// its own kernel.
+fn drop_dead_stores(steps: &mut [Step], outputs: &[OutputSource], notes: &mut Vec<String>) {
+    let mut read: BTreeSet<BufferId> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputSource::Buffer(b) => Some(*b),
+            OutputSource::Literal(_) => None,
+        })
+        .collect();
+    for s in steps.iter() {
+        read.extend(s.inputs().iter().copied());
+    }
+    for (si, s) in steps.iter_mut().enumerate() {
+        if let Step::Kernel { kernel, outputs, .. } = s {
+            if outputs.len() < 2 {
+                continue;
+            }
+            let keep: Vec<bool> = outputs.iter().map(|b| read.contains(b)).collect();
+            if keep.iter().all(|k| *k) || !keep.iter().any(|k| *k) {
+                continue;
+            }
+            let dead: Vec<BufferId> = outputs.iter().zip(&keep).filter(|(_, k)| !**k).map(|(b, _)| *b).collect();
+            notes.push(format!("step {si}: dropped outputs nothing reads: {dead:?}"));
+            let mut k = keep.iter();
+            kernel.outputs.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            outputs.retain(|_| *k.next().unwrap_or(&true));
+        }
+    }
 }
 
 /// The kernels (groups) a buffer's value depends on, looking through library steps.

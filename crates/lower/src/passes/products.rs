@@ -1,4 +1,7 @@
-//! Rewrites of matrix products that reverse mode produces:
+//! Rewrites of matrix products:
+//! - a product whose contracted axes all have size 1 is an outer product:
+//!   elementwise, so it fuses into its readers instead of being written out
+//!   (`X·B` with X a column of ones is a broadcast of B);
 //! - `transpose(dot_general(a, b))` of a plain product (no batch axes, one
 //!   free axis per operand) becomes `dot_general(b, a)`, since (A·B)ᵀ = Bᵀ·Aᵀ
 //!   (the cotangent of a product's right operand comes out transposed; left
@@ -138,4 +141,41 @@ fn distribute(
     let sum = r.b.add_eqn(Elementwise::Add.into(), vec![r.get(&b1), b2], vec![aval], e.loc)[0];
     let avals = r.out_avals(e);
     Some(r.b.add_eqn(Prim::Linalg(Linalg::DotGeneral(d1.clone())), vec![r.get(&a1), Atom::Var(sum)], avals, e.loc))
+}
+
+/// The program with products over size-1 axes written as broadcast multiplications.
+pub fn outer_products(p: &Program) -> Program {
+    use arrayjit_ir::prim::Elementwise;
+    let mut r = Rebuild::new(p);
+    for e in &p.eqns {
+        let ins = r.inputs(e);
+        let Prim::Linalg(Linalg::DotGeneral(d)) = &e.prim else {
+            r.copy(e, ins);
+            continue;
+        };
+        let la = p.atom_aval(&e.inputs[0]);
+        let ones = |aval: &arrayjit_ir::AVal, axes: &[usize]| axes.iter().all(|&k| aval.shape.dims()[k] == 1);
+        let float = la.dtype.is_float() || la.dtype == arrayjit_ir::DType::I32;
+        if !d.lhs_batch.is_empty() || d.lhs_contract.is_empty() || !ones(&la, &d.lhs_contract) || !float {
+            r.copy(e, ins);
+            continue;
+        }
+        let out = r.out_avals(e).remove(0);
+        let free = |aval: &arrayjit_ir::AVal, contract: &[usize]| -> Vec<usize> {
+            (0..aval.rank()).filter(|k| !contract.contains(k)).map(|k| aval.shape.dims()[k]).collect()
+        };
+        let (lf, rf) = (free(&la, &d.lhs_contract), free(&p.atom_aval(&e.inputs[1]), &d.rhs_contract));
+        let nl = lf.len();
+        let side = |r: &mut Rebuild<'_>, x: Atom, dims: Vec<usize>, at: Vec<usize>| -> Atom {
+            let shaped = arrayjit_ir::AVal::new(out.dtype, dims.clone());
+            let v = r.b.add_eqn(ShapeOp::Reshape { shape: dims.into() }.into(), vec![x], vec![shaped], e.loc)[0];
+            let bc = ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: at };
+            Atom::Var(r.b.add_eqn(bc.into(), vec![Atom::Var(v)], vec![out.clone()], e.loc)[0])
+        };
+        let a = side(&mut r, ins[0], lf, (0..nl).collect());
+        let b = side(&mut r, ins[1], rf.clone(), (nl..nl + rf.len()).collect());
+        let outs = r.b.add_eqn(Elementwise::Mul.into(), vec![a, b], vec![out], e.loc);
+        r.set_all(&e.outputs, outs);
+    }
+    r.finish()
 }

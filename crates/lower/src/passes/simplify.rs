@@ -40,7 +40,7 @@ pub fn simplify(p: &Program) -> Program {
             map[e.outputs[0].index()] = Some(a);
             continue;
         }
-        let (prim, ins) = ctx.rewrite_eqn(&e.prim, &ins).unwrap_or((e.prim.clone(), ins));
+        let (prim, ins) = ctx.rewrite_eqn(&e.prim, &ins, &out_avals).unwrap_or((e.prim.clone(), ins));
         let outs = b.add_eqn(prim.clone(), ins.clone(), out_avals, e.loc);
         for (o, n) in e.outputs.iter().zip(&outs) {
             def_of(&mut defs, *n, Some((prim.clone(), ins.clone())));
@@ -127,9 +127,48 @@ impl Ctx<'_> {
         }
     }
 
+    /// Elementwise equations on constants: all-constant operands fold into
+    /// a broadcast literal; a broadcast literal beside a full-shaped operand
+    /// becomes a literal operand (fusion then sees a constant); `x·(−1)` is `−x`.
+    fn rewrite_elementwise(&self, op: E, ins: &[Atom], out: &AVal) -> Option<(Prim, Vec<Atom>)> {
+        let consts: Vec<Option<Scalar>> = ins.iter().map(|a| self.constant(a)).collect();
+        if consts.iter().all(Option::is_some) && out.rank() > 0 {
+            let args: Vec<HostArray> = consts.iter().flatten().map(|s| HostArray::scalar(*s)).collect();
+            let r = arrayjit_interp::eval_prim(&Prim::Elementwise(op), &args).ok()?;
+            let lit = r.first()?.as_scalar()?;
+            return Some((
+                ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: vec![] }.into(),
+                vec![Atom::Lit(lit)],
+            ));
+        }
+        if matches!(op, E::Mul) {
+            for (x, c) in [(0, 1), (1, 0)] {
+                if self.is_value(&ins[c], -1.0) && self.aval(&ins[x]) == *out {
+                    return Some((E::Neg.into(), vec![ins[x]]));
+                }
+            }
+        }
+        let full = ins.iter().any(|a| self.aval(a) == *out);
+        let mut changed = false;
+        let new: Vec<Atom> = ins
+            .iter()
+            .zip(&consts)
+            .map(|(a, c)| match (a, c) {
+                (Atom::Var(_), Some(s)) if full && self.aval(a).rank() > 0 => {
+                    changed = true;
+                    Atom::Lit(*s)
+                }
+                _ => *a,
+            })
+            .collect();
+        // Keep at least one operand of the output's shape.
+        (changed && new.iter().any(|a| self.aval(a) == *out)).then(|| (Prim::Elementwise(op), new))
+    }
+
     /// Equations replaced by a cheaper equation.
-    fn rewrite_eqn(&self, prim: &Prim, ins: &[Atom]) -> Option<(Prim, Vec<Atom>)> {
+    fn rewrite_eqn(&self, prim: &Prim, ins: &[Atom], outs: &[AVal]) -> Option<(Prim, Vec<Atom>)> {
         match prim {
+            Prim::Elementwise(op) if outs.len() == 1 => self.rewrite_elementwise(*op, ins, &outs[0]),
             Prim::Shape(ShapeOp::Transpose { perm }) => match self.def(&ins[0])? {
                 (Prim::Shape(ShapeOp::Transpose { perm: inner }), x) => {
                     let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
