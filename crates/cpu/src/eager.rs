@@ -2,6 +2,14 @@
 //! primitive applied to concrete arrays runs a single-operation executable,
 //! compiled on first use and cached by the primitive (with its parameters)
 //! and the operand types.
+//!
+//! Whole programs evaluated eagerly (what `grad` and the other
+//! transformations derive, traced anew at each call) run equation by
+//! equation the first time; a program seen again with the same structure
+//! (by [`fingerprint`](arrayjit_ir::fingerprint::fingerprint)) is compiled
+//! whole, fused like `jit` would, and its code reused from then on. A
+//! gradient taken eagerly in a loop thus runs compiled from the second
+//! iteration, without the user writing `jit`.
 
 use crate::exec::{CompileOptions, CpuError, Executable};
 use arrayjit_ir::prim::{Control, Elementwise, Linalg, Reduction, ShapeOp};
@@ -59,7 +67,7 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     let avals: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
     let Some(op) = OpKey::of(prim) else {
         return match prim {
-            Prim::Control(Control::Call { body }) => execute_program(body, args),
+            Prim::Control(Control::Call { body }) => execute_equations(body, args),
             Prim::Control(Control::Cond { branches }) => {
                 let (index, ops) = args.split_first().ok_or_else(|| CpuError::Signature {
                     want: "an index and the operands".into(),
@@ -69,7 +77,7 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
                     Some(arrayjit_ir::Scalar::I32(i)) => i.clamp(0, branches.len() as i32 - 1) as usize,
                     _ => return Err(CpuError::Step { op: "cond", message: "the index is not an i32 scalar".into() }),
                 };
-                execute_program(&branches[i], ops)
+                execute_equations(&branches[i], ops)
             }
             // A loop runs as one compiled executable (its body fused), as
             // under `jit`; it is compiled per call, since bodies are new
@@ -103,9 +111,64 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     exe.run(args)
 }
 
+/// How many times each program structure was run, and its compiled code once hot.
+type ProgramCache = Mutex<HashMap<u64, (u32, Option<Arc<Executable>>)>>;
+
+fn programs() -> &'static ProgramCache {
+    static CACHE: OnceLock<ProgramCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Programs kept compiled at most (the cache starts over beyond).
+const MAX_PROGRAMS: usize = 256;
+
+/// The number of whole programs compiled by eager evaluation so far.
+pub fn cached_programs() -> usize {
+    match programs().lock() {
+        Ok(c) => c.values().filter(|(_, e)| e.is_some()).count(),
+        Err(p) => p.into_inner().values().filter(|(_, e)| e.is_some()).count(),
+    }
+}
+
+/// Runs a program eagerly: equation by equation the first time its
+/// structure is seen, compiled whole from the second time on.
+pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+    // Constants count by type: the code takes their values as arguments, so
+    // a program closing over values that change from call to call (the
+    // current parameters) still finds it.
+    let key = arrayjit_ir::fingerprint::fingerprint_without_consts(p);
+    let with_consts =
+        || -> Vec<&HostArray> { p.consts.iter().map(|(_, c)| c.as_ref()).chain(args.iter().copied()).collect() };
+    let (seen, exe) = {
+        let mut c = match programs().lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if c.len() >= MAX_PROGRAMS && !c.contains_key(&key) {
+            c.clear();
+        }
+        let entry = c.entry(key).or_insert((0, None));
+        entry.0 = entry.0.saturating_add(1);
+        (entry.0, entry.1.clone())
+    };
+    if let Some(exe) = exe {
+        return exe.run(&with_consts());
+    }
+    if seen < 2 || p.eqns.len() < 2 {
+        return execute_equations(p, args);
+    }
+    let exe = Arc::new(crate::control::compile_program(&p.consts_as_inputs(), &CompileOptions::default())?);
+    if let Ok(mut c) = programs().lock() {
+        if let Some(entry) = c.get_mut(&key) {
+            entry.1 = Some(exe.clone());
+        }
+    }
+    exe.run(&with_consts())
+}
+
 /// Runs a program equation by equation, each through [`execute_prim`] (eager
 /// semantics: no fusion across equations).
-pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+pub fn execute_equations(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
     let want = p.in_avals();
     let got: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
     if want != got {

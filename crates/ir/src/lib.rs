@@ -15,6 +15,7 @@
 pub mod dce;
 pub mod dtype;
 pub mod error;
+pub mod fingerprint;
 pub mod parse;
 mod pool;
 pub mod prim;

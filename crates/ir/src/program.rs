@@ -161,6 +161,23 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The same computation with its constants as leading inputs (in order),
+    /// so that code compiled for it serves any values of those constants.
+    pub fn consts_as_inputs(&self) -> Program {
+        let mut inputs: Vec<Var> = self.consts.iter().map(|(v, _)| *v).collect();
+        inputs.extend_from_slice(&self.inputs);
+        let p = Program {
+            avals: self.avals.clone(),
+            consts: Vec::new(),
+            inputs,
+            eqns: self.eqns.clone(),
+            outputs: self.outputs.clone(),
+        };
+        p.canonicalize()
+    }
+}
+
 /// Builds a program, numbering variables in definition order.
 #[derive(Clone, Debug, Default)]
 pub struct ProgramBuilder {
