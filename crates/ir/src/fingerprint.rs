@@ -91,7 +91,7 @@ fn control(c: &Control, h: &mut impl Hasher) {
 mod tests {
     use super::*;
     use crate::prim::Elementwise;
-    use crate::{AVal, DType, Loc, ProgramBuilder};
+    use crate::{AVal, Atom, DType, Loc, ProgramBuilder};
 
     fn exp_plus(c: f32) -> Program {
         let mut b = ProgramBuilder::new();
