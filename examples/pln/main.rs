@@ -6,6 +6,8 @@
 //! cargo run --release --example pln -- --level 2 --repeat 1 --iters 200 --dtype f64 --json
 //! ```
 
+mod plot;
+
 use arrayjit::DType;
 use arrayjit_pln::{fit, simulate, Dataset, Fit};
 use std::io::Write;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype f32|f64] [--device cpu|cuda]
-           [--elbo-csv PATH] [--seed S] [--simulate n,p] [--data DIR] [--json]
+           [--elbo-csv PATH] [--plot PATH] [--seed S] [--simulate n,p] [--data DIR] [--json]
 
   --level N       run level N (0 eager, 1 jit per function, 2 scan, 3 scan with a derived
                   state struct, 4 scan with a model struct); repeat the flag for several;
@@ -23,6 +25,7 @@ const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype
   --dtype D       f32 (default) or f64
   --device D      cpu (default); cuda is not available in this build
   --elbo-csv P    write `level,iteration,loss` lines to P
+  --plot P        draw the loss curves of the levels run into the PNG file P
   --seed S        seed of --simulate (default 0)
   --simulate n,p  fit data drawn from the model (B = 1, Σ = 0.5^|i-j|) instead of oaks
   --data DIR      read counts.csv and offsets.csv from DIR (default: the shipped oaks data)
@@ -34,6 +37,7 @@ struct Opts {
     iters: usize,
     dtype: DType,
     elbo_csv: Option<String>,
+    plot: Option<String>,
     seed: u64,
     simulate: Option<(usize, usize)>,
     data: Option<String>,
@@ -47,6 +51,7 @@ fn parse() -> Result<Opts, String> {
         iters: 1000,
         dtype: DType::F32,
         elbo_csv: None,
+        plot: None,
         seed: 0,
         simulate: None,
         data: None,
@@ -78,6 +83,7 @@ fn parse() -> Result<Opts, String> {
                 other => return Err(format!("--device: `{other}` is not available in this build (cpu only)")),
             },
             "--elbo-csv" => o.elbo_csv = Some(value("--elbo-csv")?),
+            "--plot" => o.plot = Some(value("--plot")?),
             "--seed" => o.seed = value("--seed")?.parse().map_err(|_| "--seed: not a number".to_string())?,
             "--simulate" => {
                 let v = value("--simulate")?;
@@ -211,6 +217,13 @@ fn main() -> ExitCode {
             }
         }
         if let Err(e) = std::fs::write(path, text) {
+            eprintln!("pln: cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &o.plot {
+        let curves: Vec<(u8, Vec<f64>)> = fits.iter().map(|f| (f.level, f.losses.clone())).collect();
+        if let Err(e) = plot::write_png(path, &curves) {
             eprintln!("pln: cannot write {path}: {e}");
             return ExitCode::FAILURE;
         }
