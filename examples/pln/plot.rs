@@ -98,7 +98,8 @@ pub fn write_png(path: &str, curves: &[(u8, Vec<f64>)]) -> std::io::Result<()> {
     let grey = [200, 200, 200];
     let finite = curves.iter().flat_map(|(_, l)| l.iter()).filter(|v| v.is_finite() && **v > 0.0);
     let (lo, hi) = finite.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(*v), b.max(*v)));
-    let (lo, hi) = if lo <= hi { (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0)) } else { (0.0, 1.0) };
+    let (lo, hi) =
+        if lo <= hi { (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0)) } else { (0.0, 1.0) };
     let n = curves.iter().map(|(_, l)| l.len()).max().unwrap_or(1).max(2);
     let (pw, ph) = ((W - LEFT - RIGHT) as f64, (H - TOP - BOTTOM) as f64);
     let px = |i: f64| LEFT as f64 + pw * i / (n - 1) as f64;

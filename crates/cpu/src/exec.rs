@@ -584,7 +584,7 @@ impl Executable {
         let mut outs: Vec<HostArray> = outs
             .into_iter()
             .zip(&self.output_buffers)
-            .map(|(o, &b)| o.unwrap_or_else(|| HostArray::zeros(&s.buffers[b].aval)))
+            .map(|(o, &b)| o.unwrap_or_else(|| HostArray::for_overwrite(&s.buffers[b].aval)))
             .collect();
         let mut arena = self.take_arena();
         let out_ptrs: Vec<*mut u8> = outs.iter_mut().map(HostArray::as_mut_ptr).collect();

@@ -235,6 +235,17 @@ impl HostArray {
         }
     }
 
+    /// An array whose every element the caller is about to overwrite: a
+    /// pooled buffer of the right size keeps whatever values it held (all
+    /// valid values of the dtype), saving the zeroing pass; otherwise a fresh
+    /// zeroed one.
+    pub fn for_overwrite(aval: &AVal) -> HostArray {
+        match crate::pool::take(aval.dtype, aval.numel()) {
+            Some(data) => HostArray { shape: aval.shape.clone(), data },
+            None => HostArray::zeros(aval),
+        }
+    }
+
     pub fn shape(&self) -> &Shape {
         &self.shape
     }
