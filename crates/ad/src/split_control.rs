@@ -295,31 +295,15 @@ fn p_aval(p: &Program, e: &Eqn, i: usize) -> AVal {
 /// branch's residuals: its own, and zeros in the other branches' places.
 fn pad_residuals(known: &Program, n_out: usize, res: &[Vec<AVal>], mine: usize) -> Program {
     let mut b = ProgramBuilder::new();
-    let mut map: Vec<Option<Atom>> = vec![None; known.num_vars()];
-    for (v, value) in &known.consts {
-        map[v.index()] = Some(b.add_const(value.clone()).into());
-    }
-    for v in &known.inputs {
-        map[v.index()] = Some(b.add_input(known.aval(*v).clone()).into());
-    }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or(*a),
-        lit => *lit,
-    };
-    for e in &known.eqns {
-        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
-        let avals = e.outputs.iter().map(|v| known.aval(*v).clone()).collect();
-        for (o, n) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
-            map[o.index()] = Some(n.into());
-        }
-    }
-    let mut outs: Vec<Atom> = known.outputs[..n_out].iter().map(|a| get(&map, a)).collect();
-    let mut own = known.outputs[n_out..].iter();
+    let args: Vec<Atom> = known.inputs.iter().map(|v| b.add_input(known.aval(*v).clone()).into()).collect();
+    let all = b.inline(known, &args);
+    let mut outs: Vec<Atom> = all[..n_out].to_vec();
+    let mut own = all[n_out..].iter();
     for (i, avals) in res.iter().enumerate() {
         for a in avals {
             if i == mine {
                 if let Some(r) = own.next() {
-                    outs.push(get(&map, r));
+                    outs.push(*r);
                 }
                 continue;
             }

@@ -296,33 +296,10 @@ fn unroll_body(body: &Program, nc: usize, nk: usize, u: usize) -> Program {
         let mut args = consts.clone();
         args.extend(carry.iter().copied());
         args.extend(x);
-        let mut outs = inline(body, &mut b, &args);
+        let mut outs = b.inline(body, &args);
         ys.extend(outs.split_off(nk));
         carry = outs;
     }
     carry.extend(ys);
     b.finish(carry)
-}
-
-/// Emits `p`'s equations into `b` on operands `args`; returns its outputs.
-fn inline(p: &Program, b: &mut ProgramBuilder, args: &[Atom]) -> Vec<Atom> {
-    let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
-    for (v, value) in &p.consts {
-        map[v.index()] = Some(b.add_const(value.clone()).into());
-    }
-    for (v, a) in p.inputs.iter().zip(args) {
-        map[v.index()] = Some(*a);
-    }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or(*a),
-        lit => *lit,
-    };
-    for e in &p.eqns {
-        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
-        let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
-        for (o, n) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
-            map[o.index()] = Some(n.into());
-        }
-    }
-    p.outputs.iter().map(|a| get(&map, a)).collect()
 }

@@ -226,6 +226,30 @@ impl ProgramBuilder {
         self.eqns.len()
     }
 
+    /// Appends `p`'s equations applied to `args` (one per input of `p`;
+    /// its constants become constants here) and returns its outputs.
+    pub fn inline(&mut self, p: &Program, args: &[Atom]) -> Vec<Atom> {
+        let mut map: Vec<Option<Atom>> = vec![None; p.num_vars()];
+        for (v, value) in &p.consts {
+            map[v.index()] = Some(self.add_const(value.clone()).into());
+        }
+        for (v, a) in p.inputs.iter().zip(args) {
+            map[v.index()] = Some(*a);
+        }
+        let get = |map: &[Option<Atom>], a: &Atom| match a {
+            Atom::Var(v) => map[v.index()].unwrap_or(*a),
+            lit => *lit,
+        };
+        for e in &p.eqns {
+            let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
+            let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+            for (o, n) in e.outputs.iter().zip(self.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
+                map[o.index()] = Some(n.into());
+            }
+        }
+        p.outputs.iter().map(|a| get(&map, a)).collect()
+    }
+
     /// Finishes the program. The numbering is canonical when constants were
     /// added before inputs and inputs before equations; otherwise it is
     /// renumbered so that it is.

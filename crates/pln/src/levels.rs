@@ -65,7 +65,15 @@ pub fn fit(level: u8, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usi
     }
 }
 
-fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+/// Runs `iters` steps from a Rust loop, timing the first (which compiles
+/// what it meets) apart from the rest.
+fn rust_loop(
+    level: u8,
+    data: &Dataset,
+    iters: usize,
+    progress: &mut dyn FnMut(usize),
+    mut step: impl FnMut(Params, Array, OptState) -> Result<(Params, Array, Array, OptState, Array)>,
+) -> Result<Fit> {
     let (mut params, mut sigma, mut omega) = init(data);
     let mut opt = optimizer().init_tree(&params)?;
     let mut losses = Vec::with_capacity(iters);
@@ -73,7 +81,7 @@ fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Resu
     let mut started = Instant::now();
     for i in 0..iters {
         let t = Instant::now();
-        let (p, sg, om, o, loss) = step(data, params, &omega, opt)?;
+        let (p, sg, om, o, loss) = step(params, omega, opt)?;
         (params, sigma, omega, opt) = (p, sg, om, o);
         losses.push(crate::model::scalar(&loss));
         if i == 0 {
@@ -85,7 +93,11 @@ fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Resu
         progress(i + 1);
     }
     let run = started.elapsed();
-    Ok(Fit { level: 0, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
+    Ok(Fit { level, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
+}
+
+fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+    rust_loop(0, data, iters, progress, |params, omega, opt| step(data, params, &omega, opt))
 }
 
 fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
@@ -96,28 +108,14 @@ fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Resu
     let apply = jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates));
     let get_sigma = jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s));
     let inv = jit(|sigma: Array| sigma.try_inv_spd());
-    let (mut params, mut sigma, mut omega) = init(data);
-    let mut opt = opt_t.init_tree(&params)?;
-    let mut losses = Vec::with_capacity(iters);
-    let mut compile = Duration::ZERO;
-    let mut started = Instant::now();
-    for i in 0..iters {
-        let t = Instant::now();
+    rust_loop(1, data, iters, progress, |params, omega, opt| {
         let (loss, grads) = loss_and_grad.call((params.clone(), omega))?;
-        let (updates, o) = update.call((grads, opt, params.clone()))?;
-        params = apply.call((params, updates))?;
-        sigma = get_sigma.call((params.m.clone(), params.s.clone()))?;
-        omega = inv.call(sigma.clone())?;
-        opt = o;
-        losses.push(crate::model::scalar(&loss));
-        if i == 0 {
-            compile = t.elapsed();
-            started = Instant::now();
-        }
-        progress(i + 1);
-    }
-    let run = started.elapsed();
-    Ok(Fit { level: 1, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
+        let (updates, opt) = update.call((grads, opt, params.clone()))?;
+        let params = apply.call((params, updates))?;
+        let sigma = get_sigma.call((params.m.clone(), params.s.clone()))?;
+        let omega = inv.call(sigma.clone())?;
+        Ok((params, sigma, omega, opt, loss))
+    })
 }
 
 /// Compiles `f` for `state` ahead of time, then runs it once, timing both.

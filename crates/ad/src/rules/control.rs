@@ -303,6 +303,18 @@ fn join_branches(traced: Vec<(Arc<Program>, Vec<Array>)>, avals: &[AVal]) -> (Ve
     (programs, captured)
 }
 
+/// `body` with its inputs reordered: those at `known` first, then those at `linear`.
+fn known_first(body: &Program, known: &[usize], linear: &[usize]) -> Program {
+    let ins = body.in_avals();
+    let order: Vec<usize> = known.iter().chain(linear).copied().collect();
+    let mut map = vec![0; ins.len()];
+    for (new, &old) in order.iter().enumerate() {
+        map[old] = new;
+    }
+    let reordered: Vec<AVal> = order.iter().map(|&i| ins[i].clone()).collect();
+    body.rebind_inputs(&reordered, &map)
+}
+
 /// The transpose of a scan linear in some operands. Carries are always
 /// treated as linear (a known initial carry of a linear scan is a zero
 /// tangent that was materialised); known constants and xs are residuals.
@@ -331,13 +343,7 @@ fn transpose_scan(
         .chain(nc..nc + nk)
         .chain((0..nx).filter(|&j| x_lin[j]).map(|j| nc + nk + j))
         .collect();
-    let order: Vec<usize> = known_idx.iter().chain(&lin_idx).copied().collect();
-    let mut map = vec![0; bins.len()];
-    for (new, &old) in order.iter().enumerate() {
-        map[old] = new;
-    }
-    let reordered: Vec<AVal> = order.iter().map(|&i| bins[i].clone()).collect();
-    let rbody = body.rebind_inputs(&reordered, &map);
+    let rbody = known_first(body, &known_idx, &lin_idx);
     let n_known_c = (0..nc).filter(|&i| !c_lin[i]).count();
     let n_known_x = known_idx.len() - n_known_c;
     let lin_c_avals: Vec<AVal> = (0..nc).filter(|&i| c_lin[i]).map(|i| bins[i].clone()).collect();
@@ -410,18 +416,13 @@ fn transpose_cond(branches: &[Arc<Program>], cts: &[Tangent], ins: &[LinIn]) -> 
     let ct_mask: Vec<bool> = cts.iter().map(Option::is_some).collect();
     let known_idx: Vec<usize> = (0..ops.len()).filter(|&i| !lin[i]).collect();
     let lin_idx: Vec<usize> = (0..ops.len()).filter(|&i| lin[i]).collect();
-    let order: Vec<usize> = known_idx.iter().chain(&lin_idx).copied().collect();
-    let mut map = vec![0; bins.len()];
-    for (new, &old) in order.iter().enumerate() {
-        map[old] = new;
-    }
-    let reordered: Vec<AVal> = order.iter().map(|&i| bins[i].clone()).collect();
+
     let mut tavals: Vec<AVal> = known_idx.iter().map(|&i| bins[i].clone()).collect();
     tavals.extend(masked(&outs, &ct_mask));
     let nk = known_idx.len();
     let mut traced = Vec::with_capacity(branches.len());
     for b in branches {
-        let rb = b.rebind_inputs(&reordered, &map);
+        let rb = known_first(b, &known_idx, &lin_idx);
         traced.push(trace_body(&tavals, |args: Vec<Array>| {
             let (known, rest) = args.split_at(nk);
             let mut rest = rest.iter();

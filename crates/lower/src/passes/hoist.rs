@@ -26,31 +26,21 @@ pub fn hoist_loop_invariants(p: &Program) -> Program {
             Prim::Control(Control::Scan { body, num_consts, num_carry, length, reverse, unroll }) if *length > 0 => {
                 let body = hoist_loop_invariants(body);
                 let plan = Plan::of(&body, *num_consts);
-                if plan.hoisted.iter().all(|h| !h) {
-                    let prim = Control::Scan {
-                        body: Arc::new(body),
-                        num_consts: *num_consts,
-                        num_carry: *num_carry,
-                        length: *length,
-                        reverse: *reverse,
-                        unroll: *unroll,
-                    };
-                    let avals = r.out_avals(e);
-                    let outs = r.b.add_eqn(prim.into(), ins, avals, e.loc);
-                    r.set_all(&e.outputs, outs);
-                    continue;
-                }
-                let (new_consts, new_body) = plan.apply(&body, &ins[..*num_consts], &mut r.b);
-                let mut operands = new_consts.clone();
-                operands.extend_from_slice(&ins);
+                let (new_consts, body) = if plan.hoisted.iter().any(|h| *h) {
+                    plan.apply(&body, &ins[..*num_consts], &mut r.b)
+                } else {
+                    (Vec::new(), body)
+                };
                 let prim = Control::Scan {
-                    body: Arc::new(new_body),
+                    body: Arc::new(body),
                     num_consts: num_consts + new_consts.len(),
                     num_carry: *num_carry,
                     length: *length,
                     reverse: *reverse,
                     unroll: *unroll,
                 };
+                let mut operands = new_consts;
+                operands.extend_from_slice(&ins);
                 let avals = r.out_avals(e);
                 let outs = r.b.add_eqn(prim.into(), operands, avals, e.loc);
                 r.set_all(&e.outputs, outs);
