@@ -23,7 +23,9 @@ pub(crate) fn jvp(op: &Control, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> 
     match op {
         Control::Call { body } => jvp_eval(body, xs, ts),
         Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
-            jvp_scan(body, *num_consts, *num_carry, *length, *reverse, *unroll, xs, ts)
+            let s =
+                ScanOf { body, nc: *num_consts, nk: *num_carry, length: *length, reverse: *reverse, unroll: *unroll };
+            jvp_scan(&s, xs, ts)
         }
         Control::While { cond, body, cond_consts, body_consts } => {
             jvp_while(cond, body, *cond_consts, *body_consts, xs, ts)
@@ -35,7 +37,9 @@ pub(crate) fn jvp(op: &Control, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> 
 pub(crate) fn transpose(op: &Control, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Tangent>> {
     match op {
         Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
-            transpose_scan(body, *num_consts, *num_carry, *length, *reverse, *unroll, cts, ins)
+            let s =
+                ScanOf { body, nc: *num_consts, nk: *num_carry, length: *length, reverse: *reverse, unroll: *unroll };
+            transpose_scan(&s, cts, ins)
         }
         Control::Cond { branches } => transpose_cond(branches, cts, ins),
         Control::Call { .. } => Err(transform_error("call", "has no transpose rule (calls are differentiated inline)")),
@@ -78,17 +82,18 @@ fn is_float(a: &AVal) -> bool {
     a.dtype.is_float()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn jvp_scan(
-    body: &Arc<Program>,
+/// A scan's parameters, as its rules read them.
+struct ScanOf<'a> {
+    body: &'a Arc<Program>,
     nc: usize,
     nk: usize,
     length: usize,
     reverse: bool,
     unroll: usize,
-    xs: &[Array],
-    ts: &[Tangent],
-) -> Result<JvpOut> {
+}
+
+fn jvp_scan(s: &ScanOf<'_>, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
+    let ScanOf { body, nc, nk, length, reverse, unroll } = *s;
     let ins = body.in_avals();
     let nx = ins.len() - nc - nk;
     let c_nz: Vec<bool> = ts[..nc].iter().map(Option::is_some).collect();
@@ -318,17 +323,8 @@ fn known_first(body: &Program, known: &[usize], linear: &[usize]) -> Program {
 /// The transpose of a scan linear in some operands. Carries are always
 /// treated as linear (a known initial carry of a linear scan is a zero
 /// tangent that was materialised); known constants and xs are residuals.
-#[allow(clippy::too_many_arguments)]
-fn transpose_scan(
-    body: &Arc<Program>,
-    nc: usize,
-    nk: usize,
-    length: usize,
-    reverse: bool,
-    unroll: usize,
-    cts: &[Tangent],
-    ins: &[LinIn],
-) -> Result<Vec<Tangent>> {
+fn transpose_scan(s: &ScanOf<'_>, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Tangent>> {
+    let ScanOf { body, nc, nk, length, reverse, unroll } = *s;
     let bins = body.in_avals();
     let nx = bins.len() - nc - nk;
     let c_lin: Vec<bool> = ins[..nc].iter().map(LinIn::is_linear).collect();
