@@ -80,10 +80,26 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
                 execute_equations(&branches[i], ops)
             }
             // A loop runs as one compiled executable (its body fused), as
-            // under `jit`; it is compiled per call, since bodies are new
-            // programs each time they are traced.
+            // under `jit`, cached by the loop's structure (its body is a new
+            // program each time it is traced).
             Prim::Control(_) => {
-                crate::control::compile_program(&one_op_program(prim, &avals)?, &CompileOptions::default())?.run(args)
+                let p = one_op_program(prim, &avals)?;
+                let key = arrayjit_ir::fingerprint::fingerprint(&p);
+                let hit = match programs().lock() {
+                    Ok(c) => c.get(&key).and_then(|(_, e)| e.clone()),
+                    Err(p) => p.into_inner().get(&key).and_then(|(_, e)| e.clone()),
+                };
+                let exe = match hit {
+                    Some(e) => e,
+                    None => {
+                        let e = Arc::new(crate::control::compile_program(&p, &CompileOptions::default())?);
+                        if let Ok(mut c) = programs().lock() {
+                            c.insert(key, (1, Some(e.clone())));
+                        }
+                        e
+                    }
+                };
+                exe.run(args)
             }
             _ => Err(CpuError::Step { op: prim.name(), message: "has no eager implementation".into() }),
         };
