@@ -36,7 +36,7 @@ use crate::control::{ControlStep, LoopMemory};
 use crate::linalg::{DotPlan, LinalgError};
 use crate::parallel::Table;
 use crate::rows::{dot_rows, RowFusion};
-use crate::steps::{dot, read_host, run_prim};
+use crate::steps::{dot, read_host, run_prim, FactorStep};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, HostArray, Prim};
@@ -160,6 +160,8 @@ enum Action {
     DotRows(Box<DotPlan>, RowFusion),
     /// A loop or a conditional, with its compiled sub-programs.
     Control(Box<ControlStep>),
+    /// A factorization on the buffers in place.
+    Factor(FactorStep),
     Host,
 }
 
@@ -174,6 +176,8 @@ pub(crate) struct Arena {
     row_blocks: Vec<Vec<u64>>,
     /// The memory of each loop or conditional step.
     control: Vec<Option<LoopMemory>>,
+    /// The scratch of each factorization step.
+    factor: Vec<Option<crate::linalg::MemBuffer>>,
 }
 
 /// An argument of [`Executable::run_with`]: borrowed, or handed over so that
@@ -393,7 +397,13 @@ impl Executable {
                 Step::Prim { prim: Prim::Control(c), .. } => {
                     actions.push(Action::Control(Box::new(ControlStep::compile(c, opts)?)))
                 }
-                Step::Prim { .. } => actions.push(Action::Host),
+                Step::Prim { prim, inputs, outputs } => {
+                    let avals: Vec<AVal> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
+                    match FactorStep::plan(prim, &avals) {
+                        Some(f) if outputs.len() == 1 => actions.push(Action::Factor(f)),
+                        _ => actions.push(Action::Host),
+                    }
+                }
             }
             scratch_len.push(scratch);
         }
@@ -539,6 +549,14 @@ impl Executable {
                     _ => None,
                 })
                 .collect(),
+            factor: self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Factor(f) => Some(f.scratch()),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -649,6 +667,14 @@ impl Executable {
                 // Already run, block by block, with the product before it.
                 Action::Kernel(k) if k.fused => {}
                 Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
+                Action::Factor(f) => {
+                    let scratch =
+                        arena.factor[si].as_mut().ok_or_else(|| internal(format!("step {si} has no scratch")))?;
+                    // SAFETY: the step's buffers have the types it was planned
+                    // for, and its output is a fresh buffer or a slot distinct
+                    // from its operands.
+                    unsafe { f.run(ins, outputs[0], scratch)? };
+                }
                 Action::Control(c) => {
                     let mem = arena.control[si].as_mut().ok_or_else(|| internal(format!("step {si} has no memory")))?;
                     // SAFETY: the step's buffers have the types its shape rule

@@ -1,8 +1,13 @@
 //! Library steps on the raw buffers of an executable: planned matrix
-//! products in place, and the other library primitives on host-array copies.
+//! products and factorizations in place, and the other library primitives
+//! on host-array copies.
 
 use crate::exec::CpuError;
-use crate::linalg::{eval_linalg, DotElem, DotPlan};
+use crate::linalg::{
+    cholesky, cholesky_scratch, eval_linalg, triangular_solve, DotElem, DotPlan, MatDims, MemBuffer, MemStack,
+    TriangularSolve,
+};
+use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
 
 /// Runs a planned matrix product on raw buffers.
@@ -63,5 +68,93 @@ pub(crate) fn run_prim(prim: &Prim, ins: &[&HostArray]) -> Result<Vec<HostArray>
             arrayjit_interp::eval_prim(prim, &owned)
                 .map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })
         }
+    }
+}
+
+/// A factorization run on the executable's buffers with scratch planned at
+/// compile time (no copies, no allocation): Cholesky and triangular solves.
+pub(crate) enum FactorStep {
+    Cholesky { dims: MatDims, dtype: DType },
+    Solve { dims: MatDims, flags: TriangularSolve, dtype: DType },
+}
+
+impl FactorStep {
+    /// The plan for `prim` on operands of types `ins`, if it runs in place.
+    pub(crate) fn plan(prim: &Prim, ins: &[AVal]) -> Option<FactorStep> {
+        let float = |a: &AVal| a.dtype.is_float();
+        match (prim, ins) {
+            (Prim::Linalg(Linalg::Cholesky), [a]) if float(a) => {
+                Some(FactorStep::Cholesky { dims: MatDims::of(a.shape.dims()), dtype: a.dtype })
+            }
+            (&Prim::Linalg(Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal }), [a, b])
+                if float(a) && a.dtype == b.dtype =>
+            {
+                let flags = TriangularSolve { left_side, lower, transpose_a, unit_diagonal };
+                Some(FactorStep::Solve { dims: MatDims::of(b.shape.dims()), flags, dtype: a.dtype })
+            }
+            _ => None,
+        }
+    }
+
+    /// Scratch memory the step needs.
+    pub(crate) fn scratch(&self) -> MemBuffer {
+        match self {
+            FactorStep::Cholesky { dims, dtype: DType::F32 } => MemBuffer::new(cholesky_scratch::<f32>(dims.rows)),
+            FactorStep::Cholesky { dims, .. } => MemBuffer::new(cholesky_scratch::<f64>(dims.rows)),
+            FactorStep::Solve { .. } => MemBuffer::new(faer::dyn_stack::StackReq::EMPTY),
+        }
+    }
+
+    /// Runs the step.
+    ///
+    /// # Safety
+    /// `ins` and `out` must address buffers of the operand and result types
+    /// the step was planned for; `out` must not overlap an operand.
+    pub(crate) unsafe fn run(&self, ins: &[*mut u8], out: *mut u8, scratch: &mut MemBuffer) -> Result<(), CpuError> {
+        // SAFETY (for the slices below): guaranteed by the caller; each
+        // length is the element count of the planned operand or result.
+        unsafe {
+            match *self {
+                FactorStep::Cholesky { dims, dtype } => {
+                    let n = dims.len();
+                    match dtype {
+                        DType::F32 => cholesky(
+                            std::slice::from_raw_parts(ins[0] as *const f32, n),
+                            std::slice::from_raw_parts_mut(out as *mut f32, n),
+                            dims,
+                            MemStack::new(scratch),
+                        )?,
+                        _ => cholesky(
+                            std::slice::from_raw_parts(ins[0] as *const f64, n),
+                            std::slice::from_raw_parts_mut(out as *mut f64, n),
+                            dims,
+                            MemStack::new(scratch),
+                        )?,
+                    }
+                }
+                FactorStep::Solve { dims, flags, dtype } => {
+                    let n = if flags.left_side { dims.rows } else { dims.cols };
+                    let an = dims.batch * n * n;
+                    let bn = dims.len();
+                    match dtype {
+                        DType::F32 => triangular_solve(
+                            std::slice::from_raw_parts(ins[0] as *const f32, an),
+                            std::slice::from_raw_parts(ins[1] as *const f32, bn),
+                            std::slice::from_raw_parts_mut(out as *mut f32, bn),
+                            dims,
+                            flags,
+                        )?,
+                        _ => triangular_solve(
+                            std::slice::from_raw_parts(ins[0] as *const f64, an),
+                            std::slice::from_raw_parts(ins[1] as *const f64, bn),
+                            std::slice::from_raw_parts_mut(out as *mut f64, bn),
+                            dims,
+                            flags,
+                        )?,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
