@@ -2,8 +2,9 @@
 //!
 //! Each body (and condition, and branch) is optimised, fused and compiled
 //! once into its own [`Executable`]; the step runs it in a loop over raw
-//! buffer pointers. Nothing is allocated per iteration and nothing is
-//! copied that the body does not compute: loop-invariant operands are
+//! buffer pointers. Nothing is allocated per iteration (except by the one
+//! library step still run on host copies, the LU factorization) and nothing
+//! is copied that the body does not compute: loop-invariant operands are
 //! passed by pointer, each `x` slice is a pointer into the stacked input,
 //! each `y` is written straight into its slot of the stacked output, and a
 //! carry is double-buffered between the step's output buffer and one
