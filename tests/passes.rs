@@ -59,3 +59,20 @@ fn loop_invariant_work_runs_once_before_the_loop() {
     same(&a, &b);
     same(&ys, &zs);
 }
+
+#[test]
+fn products_by_uniform_operands_become_sums() {
+    let ones = Array::ones([6, 1], arrayjit::DType::F64);
+    let f = |(r, b): (Array, Array)| {
+        let ones = ones.clone();
+        // Xᵀ·R with X a column of ones, and X·B: a column sum and a broadcast.
+        (ones.t().matmul(&r), ones.matmul(&b))
+    };
+    let args = (ramp(6, 4, 0.3), ramp(1, 4, 0.9));
+    let lowered = jit(&f).lower(&args).unwrap();
+    assert_eq!(count(lowered.optimized(), "dot_general"), 0, "{}", lowered.optimized());
+    let (a, b) = jit(&f).call(args.clone()).unwrap();
+    let (c, d) = f(args);
+    same(&a, &c);
+    same(&b, &d);
+}

@@ -25,6 +25,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "diagonal", run: diagonal::diagonal_products },
     Pass { name: "simplify", run: simplify::simplify },
     Pass { name: "outer-products", run: products::outer_products },
+    Pass { name: "uniform-products", run: products::uniform_products },
     Pass { name: "transpose-products", run: products::transpose_products },
     Pass { name: "distribute-products", run: products::distribute_products },
     Pass { name: "transpose-products-2", run: products::transpose_products },

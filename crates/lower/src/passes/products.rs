@@ -1,4 +1,7 @@
 //! Rewrites of matrix products:
+//! - a product with an operand whose elements are all equal (a constant like
+//!   a column of ones, or a broadcast scalar) is that value times a sum of
+//!   the other operand over the contracted axes: a reduction, which fuses;
 //! - a product whose contracted axes all have size 1 is an outer product:
 //!   elementwise, so it fuses into its readers instead of being written out
 //!   (`X·B` with X a column of ones is a broadcast of B);
@@ -175,6 +178,72 @@ pub fn outer_products(p: &Program) -> Program {
         let a = side(&mut r, ins[0], lf, (0..nl).collect());
         let b = side(&mut r, ins[1], rf.clone(), (nl..nl + rf.len()).collect());
         let outs = r.b.add_eqn(Elementwise::Mul.into(), vec![a, b], vec![out], e.loc);
+        r.set_all(&e.outputs, outs);
+    }
+    r.finish()
+}
+
+/// The value every element of `a` holds, if `a` is a literal, a constant
+/// with all elements equal, or a broadcast of a literal.
+fn uniform(p: &Program, def: &[Option<usize>], a: &Atom) -> Option<arrayjit_ir::Scalar> {
+    match a {
+        Atom::Lit(s) => Some(*s),
+        Atom::Var(v) => {
+            if let Some((_, value)) = p.consts.iter().find(|(c, _)| c == v) {
+                let n = value.numel();
+                if n == 0 {
+                    return None;
+                }
+                let first = value.data().get(0);
+                return (1..n).all(|i| value.data().get(i) == first).then_some(first);
+            }
+            let e = &p.eqns[def[v.index()]?];
+            match &e.prim {
+                Prim::Shape(ShapeOp::BroadcastInDim { .. }) => uniform(p, def, &e.inputs[0]),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The program with products by uniform operands written as scaled sums.
+pub fn uniform_products(p: &Program) -> Program {
+    use arrayjit_ir::prim::{Elementwise, Reduction};
+    let (_, def) = uses_and_defs(p);
+    let mut r = Rebuild::new(p);
+    for e in &p.eqns {
+        let ins = r.inputs(e);
+        let Prim::Linalg(Linalg::DotGeneral(d)) = &e.prim else {
+            r.copy(e, ins);
+            continue;
+        };
+        let la = p.atom_aval(&e.inputs[0]);
+        let ra = p.atom_aval(&e.inputs[1]);
+        let float = la.dtype.is_float();
+        let side = if !d.lhs_batch.is_empty() || !float {
+            None
+        } else if let Some(c) = uniform(p, &def, &e.inputs[0]) {
+            Some((c, 1))
+        } else {
+            uniform(p, &def, &e.inputs[1]).map(|c| (c, 0))
+        };
+        let Some((c, other)) = side else {
+            r.copy(e, ins);
+            continue;
+        };
+        let out = r.out_avals(e).remove(0);
+        let (oa, contract) = if other == 1 { (&ra, &d.rhs_contract) } else { (&la, &d.lhs_contract) };
+        let nl = la.rank() - d.lhs_contract.len();
+        let nr = ra.rank() - d.rhs_contract.len();
+        let kept: Vec<usize> = (0..oa.rank()).filter(|k| !contract.contains(k)).map(|k| oa.shape.dims()[k]).collect();
+        let summed_aval = arrayjit_ir::AVal::new(out.dtype, kept);
+        let sum =
+            r.b.add_eqn(Reduction::Sum { axes: contract.clone() }.into(), vec![ins[other]], vec![summed_aval], e.loc)
+                [0];
+        let at: Vec<usize> = if other == 1 { (nl..nl + nr).collect() } else { (0..nl).collect() };
+        let bc = ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: at };
+        let spread = r.b.add_eqn(bc.into(), vec![Atom::Var(sum)], vec![out.clone()], e.loc)[0];
+        let outs = r.b.add_eqn(Elementwise::Mul.into(), vec![Atom::Var(spread), Atom::Lit(c)], vec![out], e.loc);
         r.set_all(&e.outputs, outs);
     }
     r.finish()
