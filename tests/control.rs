@@ -232,7 +232,7 @@ fn loop_programs_print_and_parse_back() {
         Ok(&c + &ys.sum(..))
     };
     let p = make_jaxpr(f, &(Array::scalar(0.5f32), seq(4, 1, 9).reshape([4]))).unwrap();
-    let text = p.to_string();
+    let text = format!("{p:#}");
     assert!(text.contains("scan[") && text.contains("while[") && text.contains("cond["), "{text}");
     let back = arrayjit::parse(&text).unwrap();
     assert_eq!(back, p, "{text}");

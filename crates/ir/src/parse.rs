@@ -48,7 +48,7 @@ impl ParseError {
 
 /// Reads a program written by `Display` for [`Program`]. Variables are
 /// numbered canonically (constants, inputs, then equation outputs), so
-/// `parse(&p.to_string()) == Ok(p)` for every well-typed program `p`.
+/// `parse(&format!("{p:#}")) == Ok(p)` for every well-typed program `p`.
 pub fn parse(text: &str) -> Result<Program, ParseError> {
     let mut parser = Parser { tokens: lex::lex(text)?, pos: 0 };
     let program = parser.program(0)?;

@@ -11,8 +11,11 @@
 //!   in (g, 1:i32) }
 //! ```
 //!
-//! Constants come before the `;` with every element written out (so the text is
-//! a complete description of the program), inputs after it. Variables are named
+//! Constants come before the `;`, inputs after it. The alternate form
+//! (`{:#}`) writes every element of every constant, so that the text is a
+//! complete description of the program that [`crate::parse()`] reads back;
+//! the plain form (`{}`, what `make_jaxpr` shows) writes constants of more
+//! than 64 elements as `{…}` (data a function closes over can be megabytes). Variables are named
 //! `a`..`z`, `ba`, `bb`, ... in definition order, each nested program starting
 //! afresh at `a`. Words the parser treats specially (`in`, `inf`, ...) are never
 //! used as names. Equations holding a sub-program put each parameter on its own
@@ -90,7 +93,13 @@ fn write_literal<W: Write>(w: &mut W, s: Scalar) -> fmt::Result {
 }
 
 /// Writes a constant's elements, `{1.0, 2.0}`.
-fn write_elements<W: Write>(w: &mut W, value: &HostArray) -> fmt::Result {
+/// Constants with more elements than this are elided in the plain form.
+const ELIDE_ABOVE: usize = 64;
+
+fn write_elements<W: Write>(w: &mut W, value: &HostArray, full: bool) -> fmt::Result {
+    if !full && value.numel() > ELIDE_ABOVE {
+        return w.write_str("{…}");
+    }
     w.write_str("{")?;
     let data: &Data = value.data();
     for i in 0..data.len() {
@@ -162,7 +171,7 @@ impl Names {
 
 /// Writes a parameter value; a sub-program starts on the current line and is
 /// indented by `indent`.
-fn write_param<W: Write>(w: &mut W, value: &Param, indent: usize) -> fmt::Result {
+fn write_param<W: Write>(w: &mut W, value: &Param, indent: usize, full: bool) -> fmt::Result {
     match value {
         Param::Int(v) => write!(w, "{v}"),
         Param::Ints(vs) => {
@@ -177,12 +186,12 @@ fn write_param<W: Write>(w: &mut W, value: &Param, indent: usize) -> fmt::Result
         }
         Param::Bool(v) => write!(w, "{v}"),
         Param::DType(d) => write!(w, "{d}"),
-        Param::Program(p) => write_program(w, p, indent),
+        Param::Program(p) => write_program(w, p, indent, full),
         Param::Programs(ps) => {
             w.write_str("[")?;
             for p in ps {
                 write!(w, "\n{:1$}", "", indent + 2)?;
-                write_program(w, p, indent + 2)?;
+                write_program(w, p, indent + 2, full)?;
             }
             write!(w, "\n{:1$}]", "", indent)
         }
@@ -191,12 +200,12 @@ fn write_param<W: Write>(w: &mut W, value: &Param, indent: usize) -> fmt::Result
 
 /// Writes a program whose first line continues the current one and whose
 /// equations are indented by `indent + 4` (the closing `in` by `indent + 2`).
-pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize) -> fmt::Result {
+pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize, full: bool) -> fmt::Result {
     let names = Names::new(p);
     w.write_str("{ lambda ")?;
     for (v, value) in &p.consts {
         names.write_binder(w, p, *v)?;
-        write_elements(w, value)?;
+        write_elements(w, value, full)?;
         w.write_str(" ")?;
     }
     w.write_str("; ")?;
@@ -222,7 +231,7 @@ pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize) -> 
             w.write_str("[\n")?;
             for (key, value) in &params {
                 write!(w, "{:param_indent$}{key}=", "")?;
-                write_param(w, value, param_indent)?;
+                write_param(w, value, param_indent, full)?;
                 w.write_str("\n")?;
             }
             write!(w, "{:eqn_indent$}]", "")?;
@@ -233,7 +242,7 @@ pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize) -> 
                     w.write_str(" ")?;
                 }
                 write!(w, "{key}=")?;
-                write_param(w, value, eqn_indent)?;
+                write_param(w, value, eqn_indent, full)?;
             }
             w.write_str("]")?;
         }
@@ -256,7 +265,7 @@ pub(crate) fn write_program<W: Write>(w: &mut W, p: &Program, indent: usize) -> 
 impl fmt::Display for Program {
     /// The jaxpr-like text form; see the [module documentation](crate::print).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_program(f, self, 0)
+        write_program(f, self, 0, f.alternate())
     }
 }
 

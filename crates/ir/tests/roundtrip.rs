@@ -46,10 +46,10 @@ proptest! {
 
     #[test]
     fn text_round_trips(p in arb_program_with(GenConfig::new(16).with_special_floats())) {
-        let text = p.to_string();
+        let text = format!("{p:#}");
         let back = parse(&text);
         prop_assert_eq!(back.as_ref(), Ok(&p), "{}", text);
-        prop_assert_eq!(back.map(|q| q.to_string()), Ok(text));
+        prop_assert_eq!(back.map(|q| format!("{q:#}")), Ok(text));
     }
 
     #[test]
@@ -98,6 +98,6 @@ fn any_tape_gives_a_program() {
     for tape in [vec![], vec![0; 10], vec![u32::MAX; 5000]] {
         let p = program_from_tape(&tape, &config);
         assert_eq!(typecheck(&p), Ok(()));
-        assert_eq!(parse(&p.to_string()), Ok(p));
+        assert_eq!(parse(&format!("{p:#}")), Ok(p));
     }
 }

@@ -259,3 +259,24 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     }
     assert!(error(&text).contains("programs are nested more than 64 deep"), "{}", error(&text));
 }
+
+#[test]
+fn large_constants_are_elided_unless_asked_for_in_full() {
+    use arrayjit_ir::{AVal, Data, HostArray, Loc, ProgramBuilder};
+    use std::sync::Arc;
+    let mut b = ProgramBuilder::new();
+    let c = b.add_const(Arc::new(HostArray::new([100], Data::F32((0..100).map(|i| i as f32).collect())).unwrap()));
+    let x = b.add_input(AVal::new(arrayjit_ir::DType::F32, [100]));
+    let y = b.add_eqn(
+        arrayjit_ir::prim::Elementwise::Add.into(),
+        vec![x.into(), c.into()],
+        vec![AVal::new(arrayjit_ir::DType::F32, [100])],
+        Loc::default(),
+    );
+    let p = b.finish(vec![y[0].into()]);
+    let short = p.to_string();
+    assert!(short.contains("a:f32[100]{…}"), "{short}");
+    let e = parse(&short).unwrap_err().to_string();
+    assert!(e.contains("elided") && e.contains("{:#}"), "{e}");
+    assert_eq!(parse(&format!("{p:#}")), Ok(p));
+}

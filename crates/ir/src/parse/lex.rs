@@ -63,6 +63,12 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
             (Some(Tok::Number(chars[i..end].iter().collect())), end)
         } else if PUNCT.contains(c) {
             (Some(Tok::Punct(c)), i + 1)
+        } else if c == '…' {
+            return Err(ParseError::new(
+                line,
+                column,
+                "a constant's elements were elided (`{…}`): print the program with `{:#}` for a form that parses",
+            ));
         } else {
             return Err(ParseError::new(line, column, format!("unexpected character `{c}`")));
         };
