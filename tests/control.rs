@@ -244,3 +244,30 @@ fn loop_programs_print_and_parse_back() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn control_flow_errors_say_what_is_wrong() {
+    let msg = |r: arrayjit::Result<Array>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let x = Array::from_vec(vec![1.0f32, 2.0], [2]);
+    let e = msg(while_loop(|x: Array| x.sum(..), |x: Array| x, x.clone()));
+    assert!(e.contains("while_loop") && e.contains("bool[]") && e.contains("f32[]"), "{e}");
+    let e = msg(cond(&Array::scalar(1.0f32), |x: Array| x, |x: Array| x, x.clone()));
+    assert!(e.contains("cond") && e.contains("predicate") && e.contains("f32[]"), "{e}");
+    let e = msg(cond(&Array::scalar(true), |x: Array| x.sum(..), |x: Array| x, x.clone()));
+    assert!(e.contains("branch true") && e.contains("f32[]") && e.contains("f32[2]"), "{e}");
+    let no_branches: Vec<Box<dyn FnOnce(Array) -> Array>> = Vec::new();
+    let e = msg(switch(&Array::scalar(0i32), no_branches, x.clone()));
+    assert!(e.contains("no branches"), "{e}");
+    let e = scan(
+        |c: Array, (a, b): (Array, Array)| (&c + &a + &b, ()),
+        Array::scalar(0.0f32),
+        (x.clone(), Array::ones([3], arrayjit::DType::F32)),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("xs leaf .1") && e.contains("leading axis 3") && e.contains("length is 2"), "{e}");
+    let e =
+        scan(|c: Array, (): ()| (c, ()), Array::scalar(0.0f32), ()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("length must be given"), "{e}");
+}
