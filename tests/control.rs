@@ -271,3 +271,13 @@ fn control_flow_errors_say_what_is_wrong() {
         scan(|c: Array, (): ()| (c, ()), Array::scalar(0.0f32), ()).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("length must be given"), "{e}");
 }
+
+#[test]
+fn lowered_text_shows_the_loop_body_kernels() {
+    let f = jit(|xs: Array| scan(cumsum, Array::scalar(0.0f32), xs));
+    let text = f.lower(&Array::from_vec(vec![1.0f32, 2.0], [2])).unwrap().as_text();
+    assert!(
+        text.contains("= scan(") && text.contains("sub-program 0 of scan") && text.contains("| kernel over"),
+        "{text}"
+    );
+}

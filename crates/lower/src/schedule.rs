@@ -128,6 +128,20 @@ impl fmt::Display for Schedule {
                 }
                 Step::Prim { prim, inputs, outputs } => {
                     writeln!(f, "\nstep {i}: ({}) = {}({})", list(outputs), prim.name(), list(inputs))?;
+                    if let Prim::Control(c) = prim {
+                        // A loop's or branch's own schedule, as the backend
+                        // compiles it (optimised and fused on its own).
+                        for (k, body) in c.sub_programs().into_iter().enumerate() {
+                            let text = match crate::passes::optimize(body) {
+                                Ok((opt, _)) => crate::fuse(&opt).to_string(),
+                                Err(e) => format!("(the body does not optimise: {e})\n"),
+                            };
+                            writeln!(f, "  sub-program {k} of {}:", c.name())?;
+                            for line in text.lines() {
+                                writeln!(f, "  | {line}")?;
+                            }
+                        }
+                    }
                 }
             }
         }
