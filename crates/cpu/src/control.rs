@@ -13,18 +13,14 @@
 //! (fused across iterations) for `length / u` passes, then the original for
 //! the rest.
 
-use crate::exec::{Arena, CompileOptions, CpuError, Executable};
+use crate::exec::{bytes_of, Arena, CompileOptions, CpuError, Executable};
 use arrayjit_ir::prim::Control;
-use arrayjit_ir::{AVal, Atom, Program, ProgramBuilder};
+use arrayjit_ir::{Atom, Program, ProgramBuilder};
 
 /// Compiles a sub-program on its own: passes, fusion, code.
 pub(crate) fn compile_program(p: &Program, opts: &CompileOptions) -> Result<Executable, CpuError> {
     let (p, _) = arrayjit_lower::optimize(p).map_err(|e| CpuError::Step { op: "control", message: e.to_string() })?;
     Executable::compile(&arrayjit_lower::fuse(&p), opts)
-}
-
-fn bytes_of(a: &AVal) -> usize {
-    a.numel() * a.dtype.size_bytes()
 }
 
 /// A compiled loop or conditional.

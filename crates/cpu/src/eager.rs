@@ -85,21 +85,10 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
             Prim::Control(_) => {
                 let p = one_op_program(prim, &avals)?;
                 let key = arrayjit_ir::fingerprint::fingerprint(&p);
-                let hit = match programs().lock() {
-                    Ok(c) => c.get(&key).and_then(|(_, e)| e.clone()),
-                    Err(p) => p.into_inner().get(&key).and_then(|(_, e)| e.clone()),
-                };
-                let exe = match hit {
-                    Some(e) => e,
-                    None => {
-                        let e = Arc::new(crate::control::compile_program(&p, &CompileOptions::default())?);
-                        if let Ok(mut c) = programs().lock() {
-                            c.insert(key, (1, Some(e.clone())));
-                        }
-                        e
-                    }
-                };
-                exe.run(args)
+                match program_code(key, 1, || crate::control::compile_program(&p, &CompileOptions::default()))? {
+                    Some(exe) => exe.run(args),
+                    None => Err(CpuError::Step { op: prim.name(), message: "the loop was not compiled".into() }),
+                }
             }
             _ => Err(CpuError::Step { op: prim.name(), message: "has no eager implementation".into() }),
         };
@@ -146,15 +135,14 @@ pub fn cached_programs() -> usize {
     }
 }
 
-/// Runs a program eagerly: equation by equation the first time its
-/// structure is seen, compiled whole from the second time on.
-pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
-    // Constants count by type: the code takes their values as arguments, so
-    // a program closing over values that change from call to call (the
-    // current parameters) still finds it.
-    let key = arrayjit_ir::fingerprint::fingerprint_without_consts(p);
-    let with_consts =
-        || -> Vec<&HostArray> { p.consts.iter().map(|(_, c)| c.as_ref()).chain(args.iter().copied()).collect() };
+/// Counts a run of the program with fingerprint `key` and returns its
+/// compiled code, compiling it with `compile` on its `hot_after`-th run
+/// (`None` before).
+fn program_code(
+    key: u64,
+    hot_after: u32,
+    compile: impl FnOnce() -> Result<Executable, CpuError>,
+) -> Result<Option<Arc<Executable>>, CpuError> {
     let (seen, exe) = {
         let mut c = match programs().lock() {
             Ok(c) => c,
@@ -167,19 +155,37 @@ pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray
         entry.0 = entry.0.saturating_add(1);
         (entry.0, entry.1.clone())
     };
-    if let Some(exe) = exe {
-        return exe.run(&with_consts());
+    if exe.is_some() || seen < hot_after {
+        return Ok(exe);
     }
-    if seen < 2 || p.eqns.len() < 2 {
-        return execute_equations(p, args);
-    }
-    let exe = Arc::new(crate::control::compile_program(&p.consts_as_inputs(), &CompileOptions::default())?);
+    let exe = Arc::new(compile()?);
     if let Ok(mut c) = programs().lock() {
         if let Some(entry) = c.get_mut(&key) {
             entry.1 = Some(exe.clone());
         }
     }
-    exe.run(&with_consts())
+    Ok(Some(exe))
+}
+
+/// Runs a program eagerly: equation by equation the first time its
+/// structure is seen, compiled whole from the second time on.
+pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
+    if p.eqns.len() < 2 {
+        return execute_equations(p, args);
+    }
+    // Constants count by type: the code takes their values as arguments, so
+    // a program closing over values that change from call to call (the
+    // current parameters) still finds it.
+    let key = arrayjit_ir::fingerprint::fingerprint_without_consts(p);
+    let compile = || crate::control::compile_program(&p.consts_as_inputs(), &CompileOptions::default());
+    match program_code(key, 2, compile)? {
+        Some(exe) => {
+            let with_consts: Vec<&HostArray> =
+                p.consts.iter().map(|(_, c)| c.as_ref()).chain(args.iter().copied()).collect();
+            exe.run(&with_consts)
+        }
+        None => execute_equations(p, args),
+    }
 }
 
 /// Runs a program equation by equation, each through [`execute_prim`] (eager

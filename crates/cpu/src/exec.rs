@@ -232,7 +232,8 @@ impl std::fmt::Debug for Executable {
     }
 }
 
-fn bytes_of(a: &AVal) -> usize {
+/// Bytes of a dense buffer of type `a`.
+pub(crate) fn bytes_of(a: &AVal) -> usize {
     a.numel() * a.dtype.size_bytes()
 }
 

@@ -83,7 +83,7 @@ impl Executable {
         self.run_steps(args, outs, arena, ptrs)?;
         for (j, how) in self.raw_outputs.iter().enumerate() {
             let n = match &s.outputs[j] {
-                OutputSource::Buffer(b) => s.buffers[*b].aval.numel() * s.buffers[*b].aval.dtype.size_bytes(),
+                OutputSource::Buffer(b) => crate::exec::bytes_of(&s.buffers[*b].aval),
                 OutputSource::Literal(x) => x.dtype().size_bytes(),
             };
             let src: *const u8 = match how {

@@ -307,9 +307,7 @@ impl HostArray {
 impl Drop for HostArray {
     /// Large buffers go back to the pool for the next array of their size.
     fn drop(&mut self) {
-        if self.data.len() * self.data.dtype().size_bytes() >= 1 << 16 {
-            crate::pool::give(std::mem::replace(&mut self.data, Data::Bool(Vec::new())));
-        }
+        crate::pool::give(std::mem::replace(&mut self.data, Data::Bool(Vec::new())));
     }
 }
 

@@ -146,28 +146,47 @@ fn distribute(
     Some(r.b.add_eqn(Prim::Linalg(Linalg::DotGeneral(d1.clone())), vec![r.get(&a1), Atom::Var(sum)], avals, e.loc))
 }
 
-/// The program with products over size-1 axes written as broadcast multiplications.
-pub fn outer_products(p: &Program) -> Program {
-    use arrayjit_ir::prim::Elementwise;
+/// Rebuilds `p`, letting `rewrite` replace each plain `dot_general` (no
+/// batch axes, float operands): it returns the new outputs, or `None` to
+/// keep the equation.
+fn rewrite_products(
+    p: &Program,
+    mut rewrite: impl FnMut(&mut Rebuild<'_>, &arrayjit_ir::Eqn, &DotDims, &[Atom]) -> Option<Vec<arrayjit_ir::Var>>,
+) -> Program {
     let mut r = Rebuild::new(p);
     for e in &p.eqns {
         let ins = r.inputs(e);
-        let Prim::Linalg(Linalg::DotGeneral(d)) = &e.prim else {
-            r.copy(e, ins);
-            continue;
+        let done = match &e.prim {
+            Prim::Linalg(Linalg::DotGeneral(d))
+                if d.lhs_batch.is_empty() && p.atom_aval(&e.inputs[0]).dtype.is_float() =>
+            {
+                rewrite(&mut r, e, d, &ins)
+            }
+            _ => None,
         };
+        match done {
+            Some(outs) => r.set_all(&e.outputs, outs),
+            None => r.copy(e, ins),
+        }
+    }
+    r.finish()
+}
+
+/// The sizes of `aval`'s axes that are not contracted, in order.
+fn free_dims(aval: &arrayjit_ir::AVal, contract: &[usize]) -> Vec<usize> {
+    (0..aval.rank()).filter(|k| !contract.contains(k)).map(|k| aval.shape.dims()[k]).collect()
+}
+
+/// The program with products over size-1 axes written as broadcast multiplications.
+pub fn outer_products(p: &Program) -> Program {
+    use arrayjit_ir::prim::Elementwise;
+    rewrite_products(p, |r, e, d, ins| {
         let la = p.atom_aval(&e.inputs[0]);
-        let ones = |aval: &arrayjit_ir::AVal, axes: &[usize]| axes.iter().all(|&k| aval.shape.dims()[k] == 1);
-        let float = la.dtype.is_float() || la.dtype == arrayjit_ir::DType::I32;
-        if !d.lhs_batch.is_empty() || d.lhs_contract.is_empty() || !ones(&la, &d.lhs_contract) || !float {
-            r.copy(e, ins);
-            continue;
+        if d.lhs_contract.is_empty() || !d.lhs_contract.iter().all(|&k| la.shape.dims()[k] == 1) {
+            return None;
         }
         let out = r.out_avals(e).remove(0);
-        let free = |aval: &arrayjit_ir::AVal, contract: &[usize]| -> Vec<usize> {
-            (0..aval.rank()).filter(|k| !contract.contains(k)).map(|k| aval.shape.dims()[k]).collect()
-        };
-        let (lf, rf) = (free(&la, &d.lhs_contract), free(&p.atom_aval(&e.inputs[1]), &d.rhs_contract));
+        let (lf, rf) = (free_dims(&la, &d.lhs_contract), free_dims(&p.atom_aval(&e.inputs[1]), &d.rhs_contract));
         let nl = lf.len();
         let side = |r: &mut Rebuild<'_>, x: Atom, dims: Vec<usize>, at: Vec<usize>| -> Atom {
             let shaped = arrayjit_ir::AVal::new(out.dtype, dims.clone());
@@ -175,12 +194,10 @@ pub fn outer_products(p: &Program) -> Program {
             let bc = ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: at };
             Atom::Var(r.b.add_eqn(bc.into(), vec![Atom::Var(v)], vec![out.clone()], e.loc)[0])
         };
-        let a = side(&mut r, ins[0], lf, (0..nl).collect());
-        let b = side(&mut r, ins[1], rf.clone(), (nl..nl + rf.len()).collect());
-        let outs = r.b.add_eqn(Elementwise::Mul.into(), vec![a, b], vec![out], e.loc);
-        r.set_all(&e.outputs, outs);
-    }
-    r.finish()
+        let a = side(r, ins[0], lf, (0..nl).collect());
+        let b = side(r, ins[1], rf.clone(), (nl..nl + rf.len()).collect());
+        Some(r.b.add_eqn(Elementwise::Mul.into(), vec![a, b], vec![out.clone()], e.loc))
+    })
 }
 
 /// The value every element of `a` holds, if `a` is a literal, a constant
@@ -210,41 +227,22 @@ fn uniform(p: &Program, def: &[Option<usize>], a: &Atom) -> Option<arrayjit_ir::
 pub fn uniform_products(p: &Program) -> Program {
     use arrayjit_ir::prim::{Elementwise, Reduction};
     let (_, def) = uses_and_defs(p);
-    let mut r = Rebuild::new(p);
-    for e in &p.eqns {
-        let ins = r.inputs(e);
-        let Prim::Linalg(Linalg::DotGeneral(d)) = &e.prim else {
-            r.copy(e, ins);
-            continue;
+    rewrite_products(p, |r, e, d, ins| {
+        let (c, other) = match uniform(p, &def, &e.inputs[0]) {
+            Some(c) => (c, 1),
+            None => (uniform(p, &def, &e.inputs[1])?, 0),
         };
-        let la = p.atom_aval(&e.inputs[0]);
-        let ra = p.atom_aval(&e.inputs[1]);
-        let float = la.dtype.is_float();
-        let side = if !d.lhs_batch.is_empty() || !float {
-            None
-        } else if let Some(c) = uniform(p, &def, &e.inputs[0]) {
-            Some((c, 1))
-        } else {
-            uniform(p, &def, &e.inputs[1]).map(|c| (c, 0))
-        };
-        let Some((c, other)) = side else {
-            r.copy(e, ins);
-            continue;
-        };
+        let (la, ra) = (p.atom_aval(&e.inputs[0]), p.atom_aval(&e.inputs[1]));
         let out = r.out_avals(e).remove(0);
         let (oa, contract) = if other == 1 { (&ra, &d.rhs_contract) } else { (&la, &d.lhs_contract) };
         let nl = la.rank() - d.lhs_contract.len();
         let nr = ra.rank() - d.rhs_contract.len();
-        let kept: Vec<usize> = (0..oa.rank()).filter(|k| !contract.contains(k)).map(|k| oa.shape.dims()[k]).collect();
-        let summed_aval = arrayjit_ir::AVal::new(out.dtype, kept);
-        let sum =
-            r.b.add_eqn(Reduction::Sum { axes: contract.clone() }.into(), vec![ins[other]], vec![summed_aval], e.loc)
-                [0];
+        let summed_aval = arrayjit_ir::AVal::new(out.dtype, free_dims(oa, contract));
+        let sum = Reduction::Sum { axes: contract.clone() };
+        let sum = r.b.add_eqn(sum.into(), vec![ins[other]], vec![summed_aval], e.loc)[0];
         let at: Vec<usize> = if other == 1 { (nl..nl + nr).collect() } else { (0..nl).collect() };
         let bc = ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: at };
         let spread = r.b.add_eqn(bc.into(), vec![Atom::Var(sum)], vec![out.clone()], e.loc)[0];
-        let outs = r.b.add_eqn(Elementwise::Mul.into(), vec![Atom::Var(spread), Atom::Lit(c)], vec![out], e.loc);
-        r.set_all(&e.outputs, outs);
-    }
-    r.finish()
+        Some(r.b.add_eqn(Elementwise::Mul.into(), vec![Atom::Var(spread), Atom::Lit(c)], vec![out], e.loc))
+    })
 }
