@@ -76,3 +76,44 @@ fn products_by_uniform_operands_become_sums() {
     same(&a, &c);
     same(&b, &d);
 }
+
+#[test]
+fn loop_bodies_are_optimised_before_hoisting() {
+    let y = ramp(40, 6, 0.21);
+    let f = |(c0, w0): (Array, Array)| {
+        let y = y.clone();
+        scan_with(
+            move |(c, w): (Array, Array), (): ()| {
+                // diag(½)·W is a scaling once the body is simplified; hoisted
+                // raw, the diagonal matrix would be a constant operand of a
+                // product in every iteration.
+                let half = Array::from_vec(vec![0.5f64; 6], [6]).diag();
+                let g = half.matmul(&w);
+                // -Y is as cheap as reading Y: it stays in the loop's kernel.
+                let c = (c.matmul(&g) - &y).tanh();
+                let s = c.sum(..);
+                ((c, &w * 0.9), s)
+            },
+            (c0, w0),
+            (),
+            ScanOptions::default().length(4),
+        )
+    };
+    let args = (ramp(40, 6, 0.05), ramp(6, 6, 0.4));
+    let lowered = jit(&f).lower(&args).unwrap();
+    let p = lowered.optimized();
+    let scan = p.eqns.iter().find(|e| e.prim.name() == "scan").unwrap();
+    let arrayjit::ir::Prim::Control(c) = &scan.prim else { unreachable!() };
+    let body = c.sub_programs()[0];
+    assert_eq!(count(body, "dot_general") + count(p, "dot_general"), 1, "one product, c·(½W): {p}");
+    let numel = |a: &arrayjit::ir::Atom| match a {
+        arrayjit::ir::Atom::Var(v) => p.aval(*v).shape.numel(),
+        arrayjit::ir::Atom::Lit(_) => 1,
+    };
+    let big = scan.inputs.iter().filter(|a| numel(a) == 240).count();
+    assert_eq!(big, 1, "the initial carry only; -Y is not hoisted: {p}");
+    let ((a, _), ys): ((Array, Array), Array) = jit(&f).call(args.clone()).unwrap();
+    let ((b, _), zs) = f(args).unwrap();
+    same(&a, &b);
+    same(&ys, &zs);
+}

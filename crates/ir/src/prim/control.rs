@@ -99,6 +99,27 @@ impl Control {
         }
     }
 
+    /// The same control primitive with each sub-program replaced by `f` of
+    /// it (which must keep its signature), for passes that rewrite bodies.
+    pub fn map_programs<E>(&self, mut f: impl FnMut(&Program) -> Result<Program, E>) -> Result<Control, E> {
+        let mut g = |p: &Arc<Program>| f(p).map(Arc::new);
+        Ok(match self {
+            Control::Call { body } => Control::Call { body: g(body)? },
+            Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => Control::Scan {
+                body: g(body)?,
+                num_consts: *num_consts,
+                num_carry: *num_carry,
+                length: *length,
+                reverse: *reverse,
+                unroll: *unroll,
+            },
+            Control::While { cond, body, cond_consts, body_consts } => {
+                Control::While { cond: g(cond)?, body: g(body)?, cond_consts: *cond_consts, body_consts: *body_consts }
+            }
+            Control::Cond { branches } => Control::Cond { branches: branches.iter().map(g).collect::<Result<_, _>>()? },
+        })
+    }
+
     /// The shape/dtype rule. (The bodies themselves are checked by the typechecker.)
     pub fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>, TypeError> {
         let err = |m: String| Err(TypeError::new(self.name(), m));

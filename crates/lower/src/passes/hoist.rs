@@ -56,14 +56,39 @@ struct Plan {
     hoisted: Vec<bool>,
 }
 
-/// Cheap to recompute where read, and fused there: never materialised just to be hoisted.
-fn cheap(e: &Eqn) -> bool {
-    matches!(
-        e.prim,
+/// Cheap to recompute where read, and fused there: never materialised just
+/// to be hoisted. Besides index maps, that is arithmetic as cheap as a load
+/// on at most one array (`-Y`, `0.5·Y`, `Y == 0`): hoisting it would have
+/// the loop read a second array (or the same one twice) to save one
+/// instruction per element.
+fn cheap(e: &Eqn, body: &Program) -> bool {
+    use Elementwise as E;
+    match &e.prim {
         Prim::Shape(
-            ShapeOp::BroadcastInDim { .. } | ShapeOp::Iota { .. } | ShapeOp::Reshape { .. } | ShapeOp::Transpose { .. }
-        ) | Prim::Elementwise(Elementwise::Convert { .. })
-    )
+            ShapeOp::BroadcastInDim { .. } | ShapeOp::Iota { .. } | ShapeOp::Reshape { .. } | ShapeOp::Transpose { .. },
+        ) => true,
+        Prim::Elementwise(op) => {
+            let arrays = e.inputs.iter().filter(|a| matches!(a, Atom::Var(v) if body.aval(*v).shape.numel() > 1));
+            let light = !matches!(
+                op,
+                E::Exp
+                    | E::Log
+                    | E::Log1p
+                    | E::Expm1
+                    | E::Tanh
+                    | E::Logistic
+                    | E::Sin
+                    | E::Cos
+                    | E::Pow
+                    | E::Div
+                    | E::Sqrt
+                    | E::Rsqrt
+                    | E::Rem
+            );
+            matches!(op, E::Convert { .. }) || (light && arrays.count() <= 1)
+        }
+        _ => false,
+    }
 }
 
 impl Plan {
@@ -103,7 +128,7 @@ impl Plan {
             let mut changed = false;
             for v in plan.boundary(body) {
                 if let Some(d) = def[v] {
-                    if cheap(&body.eqns[d]) {
+                    if cheap(&body.eqns[d], body) {
                         hoisted[d] = false;
                         changed = true;
                     }

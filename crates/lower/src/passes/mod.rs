@@ -10,7 +10,7 @@ pub mod products;
 pub mod rebuild;
 pub mod simplify;
 
-use arrayjit_ir::{dce, typecheck, Program, TypeError};
+use arrayjit_ir::{dce, typecheck, Prim, Program, TypeError};
 
 /// A pass: a name and a program-to-program function.
 pub struct Pass {
@@ -42,9 +42,15 @@ pub type Stages = Vec<(&'static str, Program)>;
 
 /// Runs every pass; returns the result and the program after each pass.
 /// Each result is typechecked, so a pass that breaks a program is caught here.
+///
+/// Loop bodies, conditions and branches are optimised first, on their own
+/// (stage `bodies`): the outer passes, loop-invariant hoisting above all,
+/// then see bodies in which constants are folded, diagonal products are
+/// scalings and duplicates are merged, rather than the raw trace.
 pub fn optimize(p: &Program) -> Result<(Program, Stages), TypeError> {
-    let mut cur = p.clone();
-    let mut stages = Vec::with_capacity(PASSES.len());
+    let mut cur = optimize_bodies(p)?;
+    let mut stages = Vec::with_capacity(PASSES.len() + 1);
+    stages.push(("bodies", cur.clone()));
     for pass in PASSES {
         cur = (pass.run)(&cur);
         typecheck(&cur)
@@ -52,4 +58,18 @@ pub fn optimize(p: &Program) -> Result<(Program, Stages), TypeError> {
         stages.push((pass.name, cur.clone()));
     }
     Ok((cur, stages))
+}
+
+/// `p` with the sub-programs of its control equations optimised.
+fn optimize_bodies(p: &Program) -> Result<Program, TypeError> {
+    if !p.eqns.iter().any(|e| matches!(e.prim, Prim::Control(_))) {
+        return Ok(p.clone());
+    }
+    let mut q = p.clone();
+    for e in &mut q.eqns {
+        if let Prim::Control(c) = &e.prim {
+            e.prim = Prim::Control(c.map_programs(|b| optimize(b).map(|(b, _)| b))?);
+        }
+    }
+    Ok(q)
 }
