@@ -117,3 +117,35 @@ fn loop_bodies_are_optimised_before_hoisting() {
     same(&a, &b);
     same(&ys, &zs);
 }
+
+#[test]
+fn a_product_of_the_next_carry_is_carried_to_the_next_iteration() {
+    // The loss reads MᵀM of M as it enters; the update reads MᵀM of M as it
+    // leaves, which is next iteration's M: one product per iteration, not two.
+    let f = |(m0, s0): (Array, Array)| {
+        scan_with(
+            |(m, s): (Array, Array), (): ()| {
+                let loss = m.t().matmul(&m).sum(..);
+                let m = (&m * 0.9 + m.matmul(&s) * 0.01).tanh();
+                let s = m.t().matmul(&m) / 20.0;
+                ((m, s), loss)
+            },
+            (m0, s0),
+            (),
+            ScanOptions::default().length(5),
+        )
+    };
+    let args = (ramp(20, 4, 0.3), ramp(4, 4, 0.2));
+    let lowered = jit(&f).lower(&args).unwrap();
+    let p = lowered.optimized();
+    let scan = p.eqns.iter().find(|e| e.prim.name() == "scan").unwrap();
+    let arrayjit::ir::Prim::Control(c) = &scan.prim else { unreachable!() };
+    let body = c.sub_programs()[0];
+    assert_eq!(count(p, "dot_general"), 1, "MᵀM of the initial M, before the loop: {p}");
+    assert_eq!(count(body, "dot_general"), 2, "M·S and the new MᵀM; the loss's is carried over: {p}");
+    let ((a, s1), ys): ((Array, Array), Array) = jit(&f).call(args.clone()).unwrap();
+    let ((b, s2), zs) = f(args).unwrap();
+    same(&a, &b);
+    same(&s1, &s2);
+    same(&ys, &zs);
+}

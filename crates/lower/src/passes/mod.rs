@@ -2,6 +2,7 @@
 //! them in order and records the program after each one (for dumps).
 
 pub mod arg_reduce;
+pub mod carry;
 pub mod cse;
 pub mod diagonal;
 pub mod hoist;
@@ -34,6 +35,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "simplify-2", run: simplify::simplify },
     Pass { name: "cse-2", run: cse::cse },
     Pass { name: "dce-2", run: dce },
+    Pass { name: "loop-carried-reuse", run: carry::reuse_carried },
     Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants },
 ];
 

@@ -1,0 +1,188 @@
+//! Loop-carried reuse for `scan`: when a loop body applies the same product
+//! (or factorization) to a carry as it enters the iteration and to the value
+//! the iteration leaves in that carry, the second result is the first one of
+//! the next iteration. The pass carries it over instead of computing it
+//! twice: the value for the first iteration is computed once before the
+//! loop, and the loop gains a carry.
+//!
+//! The PLN step is the case in point: its loss reads MᵀM of the variational
+//! means M, and its closed-form Σ update reads MᵀM of the updated M, which
+//! is the next iteration's M. One of the step's three large products goes.
+//!
+//! Only library operations qualify (their cost is far above that of a small
+//! extra carry); both applications must be the same primitive, with the same
+//! parameters, on operands that correspond carry for carry (everything else
+//! loop-invariant). Results are bit-for-bit unchanged: the carried value is
+//! computed by the same operation on the same operands.
+
+use super::rebuild::Rebuild;
+use arrayjit_ir::prim::Control;
+use arrayjit_ir::{Atom, Prim, Program, ProgramBuilder};
+use std::sync::Arc;
+
+/// The program with every scan's recomputed carried products carried instead (inner loops first).
+pub fn reuse_carried(p: &Program) -> Program {
+    if !p.eqns.iter().any(|e| matches!(e.prim, Prim::Control(Control::Scan { .. }))) {
+        return p.clone();
+    }
+    let mut r = Rebuild::new(p);
+    for e in &p.eqns {
+        let ins = r.inputs(e);
+        let Prim::Control(Control::Scan { body, num_consts, num_carry, length, reverse, unroll }) = &e.prim else {
+            r.copy(e, ins);
+            continue;
+        };
+        let body = reuse_carried(body);
+        let (nc, nk) = (*num_consts, *num_carry);
+        let pairs = if *length > 0 { matches(&body, nc, nk) } else { Vec::new() };
+        let extra: Vec<_> =
+            pairs.iter().flat_map(|&(i, _)| body.eqns[i].outputs.iter().map(|v| body.aval(*v).clone())).collect();
+        let (body, inits) = if pairs.is_empty() {
+            (body, Vec::new())
+        } else {
+            let inits = initial_values(&body, &pairs, &ins, &mut r.b, e.loc);
+            (carry_over(&body, nc, nk, &pairs), inits)
+        };
+        let added = inits.len();
+        let prim = Control::Scan {
+            body: Arc::new(body),
+            num_consts: nc,
+            num_carry: nk + added,
+            length: *length,
+            reverse: *reverse,
+            unroll: *unroll,
+        };
+        let mut operands = ins[..nc + nk].to_vec();
+        operands.extend(inits);
+        operands.extend_from_slice(&ins[nc + nk..]);
+        let mut avals = r.out_avals(e);
+        let ys = avals.split_off(nk);
+        avals.extend(extra);
+        avals.extend(ys);
+        let outs = r.b.add_eqn(prim.into(), operands, avals, e.loc);
+        // The final values of the added carries are not read.
+        let kept: Vec<_> = outs[..nk].iter().chain(&outs[nk + added..]).copied().collect();
+        r.set_all(&e.outputs, kept);
+    }
+    r.finish()
+}
+
+/// Pairs `(i, j)` of body equations: `i` reads carries as they enter (and
+/// loop-invariant values), `j` is the same operation on the values those
+/// carries leave with.
+fn matches(body: &Program, nc: usize, nk: usize) -> Vec<(usize, usize)> {
+    let n = body.num_vars();
+    let mut carry_in: Vec<Option<usize>> = vec![None; n];
+    for (k, v) in body.inputs[nc..nc + nk].iter().enumerate() {
+        carry_in[v.index()] = Some(k);
+    }
+    let mut invariant = vec![false; n];
+    for v in body.consts.iter().map(|(v, _)| v).chain(&body.inputs[..nc]) {
+        invariant[v.index()] = true;
+    }
+    let mut pairs = Vec::new();
+    for (i, e) in body.eqns.iter().enumerate() {
+        if !matches!(e.prim, Prim::Linalg(_)) {
+            continue;
+        }
+        let mut reads_carry = false;
+        let mut next = Vec::with_capacity(e.inputs.len());
+        for a in &e.inputs {
+            match a {
+                Atom::Var(v) => match carry_in[v.index()] {
+                    Some(k) => {
+                        reads_carry = true;
+                        next.push(body.outputs[k]);
+                    }
+                    None if invariant[v.index()] => next.push(*a),
+                    None => break,
+                },
+                Atom::Lit(_) => next.push(*a),
+            }
+        }
+        if !reads_carry || next.len() != e.inputs.len() {
+            continue;
+        }
+        if let Some(j) = body.eqns.iter().position(|f| f.prim == e.prim && f.inputs == next) {
+            if j != i {
+                pairs.push((i, j));
+            }
+        }
+    }
+    pairs
+}
+
+/// Emits each pair's first operation before the loop, on the scan's initial
+/// carries and constant operands (`ins`); returns its results.
+fn initial_values(
+    body: &Program,
+    pairs: &[(usize, usize)],
+    ins: &[Atom],
+    outer: &mut ProgramBuilder,
+    loc: arrayjit_ir::Loc,
+) -> Vec<Atom> {
+    let mut out = Vec::new();
+    for &(i, _) in pairs {
+        let e = &body.eqns[i];
+        let operands = e
+            .inputs
+            .iter()
+            .map(|a| match a {
+                Atom::Var(v) => match body.inputs.iter().position(|u| u == v) {
+                    Some(pos) => ins[pos],
+                    None => {
+                        let value = body.consts.iter().find(|(u, _)| u == v).map(|(_, c)| c.clone());
+                        // `matches` admits only inputs and constants.
+                        value.map(|c| Atom::Var(outer.add_const(c))).unwrap_or(*a)
+                    }
+                },
+                lit => *lit,
+            })
+            .collect();
+        let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
+        out.extend(outer.add_eqn(e.prim.clone(), operands, avals, loc).into_iter().map(Atom::Var));
+    }
+    out
+}
+
+/// The body with each pair's first operation replaced by new carries (after
+/// the old ones), whose next values are the second operation's results.
+fn carry_over(body: &Program, nc: usize, nk: usize, pairs: &[(usize, usize)]) -> Program {
+    let mut b = ProgramBuilder::new();
+    let mut map: Vec<Option<Atom>> = vec![None; body.num_vars()];
+    for (v, value) in &body.consts {
+        map[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
+    }
+    for v in &body.inputs[..nc + nk] {
+        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
+    }
+    for &(i, _) in pairs {
+        for v in &body.eqns[i].outputs {
+            map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
+        }
+    }
+    for v in &body.inputs[nc + nk..] {
+        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
+    }
+    let get = |map: &[Option<Atom>], a: &Atom| match a {
+        Atom::Var(v) => map[v.index()].unwrap_or(*a),
+        lit => *lit,
+    };
+    let replaced: Vec<bool> = (0..body.eqns.len()).map(|i| pairs.iter().any(|&(p, _)| p == i)).collect();
+    for (e, skip) in body.eqns.iter().zip(&replaced) {
+        if *skip {
+            continue;
+        }
+        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
+        let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
+        for (o, x) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
+            map[o.index()] = Some(Atom::Var(x));
+        }
+    }
+    let mut outputs: Vec<Atom> = body.outputs[..nk].iter().map(|a| get(&map, a)).collect();
+    for &(_, j) in pairs {
+        outputs.extend(body.eqns[j].outputs.iter().map(|v| get(&map, &Atom::Var(*v))));
+    }
+    outputs.extend(body.outputs[nk..].iter().map(|a| get(&map, a)));
+    arrayjit_ir::dce(&b.finish(outputs))
+}
