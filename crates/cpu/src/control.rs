@@ -105,6 +105,22 @@ impl ControlStep {
         })
     }
 
+    /// The compiled sub-programs, each with a name for listings.
+    pub(crate) fn executables(&self) -> Vec<(String, &Executable)> {
+        match self {
+            ControlStep::Scan(s) => {
+                let mut v = vec![("scan body".to_string(), &s.body)];
+                if let Some((u, n)) = &s.unrolled {
+                    v.push((format!("scan body unrolled {n} times"), u));
+                }
+                v
+            }
+            ControlStep::While(w) => vec![("while condition".into(), &w.cond), ("while body".into(), &w.body)],
+            ControlStep::Cond(bs) => bs.iter().enumerate().map(|(i, b)| (format!("cond branch {i}"), b)).collect(),
+            ControlStep::Call(b) => vec![("call body".into(), &**b)],
+        }
+    }
+
     /// The memory the step keeps between calls.
     pub(crate) fn memory(&self) -> LoopMemory {
         let carries = |bytes: &[usize]| bytes.iter().map(|b| vec![0u64; b.div_ceil(8)]).collect();

@@ -503,6 +503,28 @@ impl Executable {
         &self.clif
     }
 
+    /// Every kernel's Cranelift IR as one text, the kernels of loop bodies,
+    /// conditions and branches included (under a heading naming the step
+    /// and the sub-program); empty unless compiled with `keep_clif`.
+    pub fn clif_text(&self) -> String {
+        let mut out = String::new();
+        self.write_clif("", &mut out);
+        out
+    }
+
+    fn write_clif(&self, prefix: &str, out: &mut String) {
+        for (i, (text, lanes)) in self.clif.iter().zip(&self.lanes).enumerate() {
+            out.push_str(&format!("; {prefix}kernel {i} ({lanes} lanes)\n{text}\n"));
+        }
+        for (si, a) in self.actions.iter().enumerate() {
+            if let Action::Control(c) = a {
+                for (name, exe) in c.executables() {
+                    exe.write_clif(&format!("{prefix}step {si} {name}, "), out);
+                }
+            }
+        }
+    }
+
     /// Each kernel's vector width (1: scalar).
     pub fn lanes(&self) -> &[u32] {
         &self.lanes

@@ -243,3 +243,30 @@ fn arg_reductions_run_as_kernels() {
     let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&x)).unwrap();
     assert_eq!(exe.run(&[&x]).unwrap(), want);
 }
+
+#[test]
+fn max_and_min_against_constants_keep_ieee_semantics() {
+    // Bounds that are neither zero nor NaN take the compare-and-select path;
+    // a zero bound keeps the general one (which orders -0 below +0). NaN
+    // passes through either way, in vector lanes and the scalar tail.
+    let p = parse(
+        "{ lambda ; x:f32[11] . let
+            a:f32[11] = max x -0.1:f32
+            b:f32[11] = min a 0.1:f32
+            c:f32[11] = max 2.5:f32 x
+            d:f32[11] = min -3.0:f32 x
+            e:f32[11] = max x 0.0:f32
+          in (b, c, d, e) }",
+    )
+    .unwrap();
+    let xs = vec![f32::NAN, -0.0, 0.0, -0.1, 0.1, 2.5, -3.0, f32::INFINITY, f32::NEG_INFINITY, 0.05, f32::NAN];
+    let exe = compile(&p);
+    let got = exe.run(&[&f32s(&[11], xs.clone())]).unwrap();
+    let want = arrayjit_interp::eval_program(&p, &[f32s(&[11], xs)]).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        for i in 0..11 {
+            let (g, w) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "element {i}: {g} vs {w}");
+        }
+    }
+}

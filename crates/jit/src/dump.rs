@@ -58,9 +58,6 @@ pub(crate) fn compiled<In, Out>(c: &Compiled<In, Out>) {
         return;
     }
     let stem = file_stem(&c.name);
-    let mut text = format!("; {}: {}\n", c.name, c.timings);
-    for (i, (clif, lanes)) in c.exe.clif().iter().zip(c.exe.lanes()).enumerate() {
-        text.push_str(&format!("\n; kernel {i} ({lanes} lanes)\n{clif}"));
-    }
+    let text = format!("; {}: {}\n\n{}", c.name, c.timings, c.exe.clif_text());
     write(vec![(format!("{stem}.clif.txt"), text)]);
 }

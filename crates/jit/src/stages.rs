@@ -167,11 +167,7 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
 
     /// Each kernel's Cranelift IR.
     pub fn clif(&self) -> String {
-        let mut s = String::new();
-        for (i, (text, lanes)) in self.exe.clif().iter().zip(self.exe.lanes()).enumerate() {
-            let _ = writeln!(s, "; kernel {i} ({lanes} lanes)\n{text}");
-        }
-        s
+        self.exe.clif_text()
     }
 
     /// Every stage's time, code generation included.

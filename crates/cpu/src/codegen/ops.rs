@@ -347,3 +347,12 @@ fn convert(b: &mut FunctionBuilder, x: Value, from: DType, to: DType, lanes: u32
     };
     Some(v)
 }
+
+/// `max(x, c)` (or `min`) against a bound `c` that is neither zero nor NaN:
+/// `x < c ? c : x` (or `x > c ? c : x`). A NaN `x` fails the compare and is
+/// returned, as IEEE `maximum` requires.
+pub(super) fn clamp_by(b: &mut FunctionBuilder, max: bool, x: Value, c: Value) -> Value {
+    let cc = if max { FloatCC::LessThan } else { FloatCC::GreaterThan };
+    let m = fcmp(b, cc, x, c);
+    select(b, m, c, x)
+}
