@@ -1,0 +1,47 @@
+//! A whole program's kernels as one CUDA module: every fused kernel of its
+//! schedule, and of the schedules of its loop bodies, conditions and
+//! branches (optimised and fused on their own, as the CPU backend does),
+//! rendered into one source so that NVRTC compiles a program once.
+
+use crate::error::CudaError;
+use crate::render::{module_source, render_kernel, RenderedKernel};
+use arrayjit_ir::Prim;
+use arrayjit_lower::{Schedule, Step};
+
+/// The rendered kernels of a schedule and of its sub-programs.
+#[derive(Clone, Debug)]
+pub struct RenderedProgram {
+    /// Each kernel with where it comes from: `s3` is step 3, `s2b0s1` step 1
+    /// of sub-program 0 of step 2.
+    pub kernels: Vec<(String, RenderedKernel)>,
+    /// The module: the prelude and every kernel's functions.
+    pub source: String,
+}
+
+/// Renders every kernel of `s`, recursively through control flow.
+pub fn render_schedule(s: &Schedule) -> Result<RenderedProgram, CudaError> {
+    let mut kernels = Vec::new();
+    collect(s, "", &mut kernels)?;
+    let source = module_source(&kernels.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>());
+    Ok(RenderedProgram { kernels, source })
+}
+
+fn collect(s: &Schedule, prefix: &str, out: &mut Vec<(String, RenderedKernel)>) -> Result<(), CudaError> {
+    for (i, step) in s.steps.iter().enumerate() {
+        let here = format!("{prefix}s{i}");
+        match step {
+            Step::Kernel { kernel, .. } => {
+                let r = render_kernel(kernel, &format!("k_{here}"))?;
+                out.push((here, r));
+            }
+            Step::Prim { prim: Prim::Control(c), .. } => {
+                for (b, body) in c.sub_programs().into_iter().enumerate() {
+                    let (p, _) = arrayjit_lower::optimize(body).map_err(|e| CudaError::Lowering(e.to_string()))?;
+                    collect(&arrayjit_lower::fuse(&p), &format!("{here}b{b}"), out)?;
+                }
+            }
+            Step::Prim { .. } => {}
+        }
+    }
+    Ok(())
+}
