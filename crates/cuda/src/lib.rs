@@ -16,4 +16,4 @@ pub mod spelling;
 
 pub use device::{device, devices, DeviceInfo};
 pub use error::CudaError;
-pub use program::{render_schedule, RenderedProgram};
+pub use program::{render_schedule, ProgramKernel, RenderedProgram};

@@ -6,14 +6,21 @@
 use crate::error::CudaError;
 use crate::render::{module_source, render_kernel, RenderedKernel};
 use arrayjit_ir::Prim;
-use arrayjit_lower::{Schedule, Step};
+use arrayjit_lower::{Kernel, Schedule, Step};
+
+/// One kernel of a program, rendered.
+#[derive(Clone, Debug)]
+pub struct ProgramKernel {
+    /// Where it comes from: `s3` is step 3, `s2b0s1` step 1 of sub-program 0 of step 2.
+    pub at: String,
+    pub kernel: Kernel,
+    pub rendered: RenderedKernel,
+}
 
 /// The rendered kernels of a schedule and of its sub-programs.
 #[derive(Clone, Debug)]
 pub struct RenderedProgram {
-    /// Each kernel with where it comes from: `s3` is step 3, `s2b0s1` step 1
-    /// of sub-program 0 of step 2.
-    pub kernels: Vec<(String, RenderedKernel)>,
+    pub kernels: Vec<ProgramKernel>,
     /// The module: the prelude and every kernel's functions.
     pub source: String,
 }
@@ -22,17 +29,17 @@ pub struct RenderedProgram {
 pub fn render_schedule(s: &Schedule) -> Result<RenderedProgram, CudaError> {
     let mut kernels = Vec::new();
     collect(s, "", &mut kernels)?;
-    let source = module_source(&kernels.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>());
+    let source = module_source(&kernels.iter().map(|k| k.rendered.clone()).collect::<Vec<_>>());
     Ok(RenderedProgram { kernels, source })
 }
 
-fn collect(s: &Schedule, prefix: &str, out: &mut Vec<(String, RenderedKernel)>) -> Result<(), CudaError> {
+fn collect(s: &Schedule, prefix: &str, out: &mut Vec<ProgramKernel>) -> Result<(), CudaError> {
     for (i, step) in s.steps.iter().enumerate() {
         let here = format!("{prefix}s{i}");
         match step {
             Step::Kernel { kernel, .. } => {
-                let r = render_kernel(kernel, &format!("k_{here}"))?;
-                out.push((here, r));
+                let rendered = render_kernel(kernel, &format!("k_{here}"))?;
+                out.push(ProgramKernel { at: here, kernel: kernel.coalesced(), rendered });
             }
             Step::Prim { prim: Prim::Control(c), .. } => {
                 for (b, body) in c.sub_programs().into_iter().enumerate() {

@@ -291,8 +291,12 @@ impl Renderer<'_> {
         let kept: Vec<usize> = (0..rank).filter(|a| !axes.contains(a)).collect();
         let kn: usize = kept.iter().map(|&a| k.domain[a]).product();
         let qn: usize = axes.iter().map(|&a| k.domain[a]).product();
-        // Coalesced reads: threads of a warp along the innermost axis when it is kept.
-        let (tx, ty) = if kept.last() == Some(&(rank - 1)) { (32u32, 8u32) } else { (1u32, 256u32) };
+        // Threads down the reduced points: a power of two (for the tree), as
+        // many as give each a few points, at most a block's worth. Across the
+        // kept elements: a warp when the innermost axis is kept (coalesced
+        // reads), else the rest of the block.
+        let ty = (qn / MIN_PER_THREAD).clamp(1, 256).next_power_of_two().min(256) as u32;
+        let (tx, ty) = if kept.last() == Some(&(rank - 1)) { (32u32, ty.min(8)) } else { ((256 / ty).max(1), ty) };
         let ty_us = ty as usize;
         let chunk = qn.div_ceil(MAX_CHUNKS).max(ty_us * MIN_PER_THREAD).div_ceil(ty_us) * ty_us;
         let chunks = qn.div_ceil(chunk).max(1);
@@ -440,7 +444,11 @@ mod tests {
             outputs: vec![
                 KOutput { node: 1, kind: OutputKind::Reduce { op: ReduceOp::Sum, axes: vec![0] }, aval: f32s(vec![8]) },
                 KOutput { node: 1, kind: OutputKind::Store, aval: f32s(vec![rows, 8]) },
-                KOutput { node: 1, kind: OutputKind::Reduce { op: ReduceOp::Max, axes: vec![0, 1] }, aval: f32s(vec![]) },
+                KOutput {
+                    node: 1,
+                    kind: OutputKind::Reduce { op: ReduceOp::Max, axes: vec![0, 1] },
+                    aval: f32s(vec![]),
+                },
             ],
         }
     }
@@ -453,10 +461,10 @@ mod tests {
         assert!(r.partials.is_empty());
         assert!(r.launches[0].params.contains(&Param::Output(1)), "the store is in the column sums' function");
         assert!(!r.launches[1].params.contains(&Param::Output(1)));
-        // Column sums: 32 threads along the kept columns, 8 down the rows.
+        // Column sums: 32 threads along the kept columns, 8 down the 40 rows.
         assert_eq!(r.launches[0].block, [32, 8, 1]);
-        // The whole maximum: every thread on the one kept element.
-        assert_eq!(r.launches[1].block, [1, 256, 1]);
+        // The whole maximum (320 points): 64 threads down, 4 across.
+        assert_eq!(r.launches[1].block, [4, 64, 1]);
         assert!(r.source.contains("aj_max(acc0, v1)"), "{}", r.source);
     }
 

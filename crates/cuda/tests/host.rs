@@ -1,0 +1,243 @@
+//! The generated CUDA C computes what the reference interpreter computes.
+//! Without a GPU, the module is compiled as C++ for the host (with
+//! `tests/host/shim.h`: threads of a block are OS threads meeting at a
+//! barrier) and every launch of every kernel runs there, in the rendered
+//! order, on random inputs; each output must match the kernel's reference
+//! evaluation. This checks the renderer's indexing, its reductions (the
+//! per-thread walks, the shared-memory tree, the chunk combining) and its
+//! spelling of every primitive, on any machine with `g++`.
+
+use arrayjit::{jit, scan_with, Array, DType, ScanOptions};
+use arrayjit_cuda::render::Param;
+use arrayjit_cuda::{render_schedule, RenderedProgram};
+use arrayjit_ir::{Data, HostArray};
+use arrayjit_pln::{init, optimizer, step, Dataset, OptState, Params};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cxx() -> Option<&'static str> {
+    let ok = Command::new("g++").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("skipped: g++ is not available, the generated CUDA C is not run on the host");
+    }
+    ok.then_some("g++")
+}
+
+fn mem(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::I32 => "int",
+        DType::Bool => "unsigned char",
+    }
+}
+
+/// A `main` that runs kernel `argv[1]`'s launches on the files in `argv[2]`.
+fn driver(p: &RenderedProgram) -> String {
+    let mut s = String::from("int main(int argc, char** argv) {\n  if (argc < 3) return 2;\n  const char* dir = argv[2];\n  switch (std::atoi(argv[1])) {\n");
+    for (i, pk) in p.kernels.iter().enumerate() {
+        let k = &pk.kernel;
+        let _ = writeln!(s, "  case {i}: {{");
+        for (j, a) in k.inputs.iter().enumerate() {
+            let _ = writeln!(s, "    auto in{j} = load<{}>(dir, \"in{j}\", {});", mem(a.dtype), a.numel());
+        }
+        for (j, o) in k.outputs.iter().enumerate() {
+            let _ = writeln!(s, "    std::vector<{}> out{j}({});", mem(o.aval.dtype), o.aval.numel());
+        }
+        for (j, part) in pk.rendered.partials.iter().enumerate() {
+            let t = if part.dtype == DType::Bool { "bool" } else { mem(part.dtype) };
+            let _ = writeln!(s, "    std::vector<{t}> part{j}({});", part.len);
+        }
+        for l in &pk.rendered.launches {
+            let args: Vec<String> = l
+                .params
+                .iter()
+                .map(|p| match p {
+                    Param::Input(j) => format!("in{j}.data()"),
+                    Param::Output(j) => format!("out{j}.data()"),
+                    Param::Partial(j) => format!("part{j}.data()"),
+                })
+                .collect();
+            let body = pk.rendered.source.split(&format!(" {}(", l.name)).nth(1).unwrap_or("");
+            let body = body.split("extern \"C\"").next().unwrap_or("");
+            let _ = writeln!(
+                s,
+                "    launch({{{}, {}, {}}}, {{{}, {}, {}}}, {}, [&] {{ {}({}); }});",
+                l.grid[0],
+                l.grid[1],
+                l.grid[2],
+                l.block[0],
+                l.block[1],
+                l.block[2],
+                body.contains("__syncthreads"),
+                l.name,
+                args.join(", ")
+            );
+        }
+        for j in 0..k.outputs.len() {
+            let _ = writeln!(s, "    save(dir, \"out{j}\", out{j});");
+        }
+        s.push_str("  } break;\n");
+    }
+    s.push_str("  default: return 2;\n  }\n  return 0;\n}\n");
+    s
+}
+
+fn bytes(h: &HostArray) -> Vec<u8> {
+    match h.data() {
+        Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::Bool(v) => v.iter().map(|&b| b as u8).collect(),
+    }
+}
+
+fn from_bytes(d: DType, b: &[u8]) -> Vec<f64> {
+    match d {
+        DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
+        DType::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+        DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
+        DType::Bool => b.iter().map(|&x| x as f64).collect(),
+    }
+}
+
+/// Deterministic inputs: floats in [-2, 2], small integers, mixed booleans.
+fn input(a: &arrayjit_ir::AVal, seed: usize) -> HostArray {
+    let n = a.numel();
+    let x = |i: usize| (((i * 7919 + seed * 104_729) % 1009) as f64 / 1009.0) * 4.0 - 2.0;
+    let data = match a.dtype {
+        DType::F32 => Data::F32((0..n).map(|i| x(i) as f32).collect()),
+        DType::F64 => Data::F64((0..n).map(x).collect()),
+        DType::I32 => Data::I32((0..n).map(|i| (x(i) * 3.0).round() as i32).collect()),
+        DType::Bool => Data::Bool((0..n).map(|i| x(i) > 0.0).collect()),
+    };
+    HostArray::new(a.shape.clone(), data).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// Compiles the program for the host and checks every kernel against its reference.
+fn run(name: &str, p: &RenderedProgram, tol: f64) {
+    let Some(cxx) = cxx() else { return };
+    let dir = std::env::temp_dir().join(format!("arrayjit-host-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/host/shim.h");
+    let src = format!("#include \"{}\"\n{}\n{}", shim.display(), p.source, driver(p));
+    let file = dir.join("module.cpp");
+    std::fs::write(&file, src).unwrap();
+    let exe: PathBuf = dir.join("module");
+    let out = Command::new(cxx)
+        .args(["-std=c++20", "-O1", "-pthread", "-w", "-o"])
+        .arg(&exe)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{cxx}: {e}"));
+    assert!(out.status.success(), "{name}: the host build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    for (i, pk) in p.kernels.iter().enumerate() {
+        let k = &pk.kernel;
+        let inputs: Vec<HostArray> = k.inputs.iter().enumerate().map(|(j, a)| input(a, j + i)).collect();
+        for (j, h) in inputs.iter().enumerate() {
+            std::fs::write(dir.join(format!("in{j}")), bytes(h)).unwrap();
+        }
+        let status = Command::new(&exe).arg(i.to_string()).arg(&dir).status().unwrap();
+        assert!(status.success(), "{name}: kernel {} failed on the host", pk.at);
+        let refs: Vec<&HostArray> = inputs.iter().collect();
+        let want = k.eval_reference(&refs).unwrap_or_else(|e| panic!("{name} {}: {e}", pk.at));
+        for (j, (o, w)) in k.outputs.iter().zip(&want).enumerate() {
+            let got = from_bytes(o.aval.dtype, &std::fs::read(dir.join(format!("out{j}"))).unwrap());
+            assert_eq!(got.len(), w.numel(), "{name} {} output {j}", pk.at);
+            for (e, g) in got.iter().enumerate() {
+                let x = w.data().get(e).as_f64();
+                assert!(
+                    close(*g, x, tol),
+                    "{name} {} output {j} element {e}: {g} vs {x}\n{}",
+                    pk.at,
+                    pk.rendered.source
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn ramp(shape: &[usize], dtype: DType) -> Array {
+    let n: usize = shape.iter().product();
+    Array::from_vec((0..n).map(|i| ((i % 17) as f64 - 8.0) * 0.25).collect::<Vec<f64>>(), shape.to_vec()).astype(dtype)
+}
+
+fn render<In: arrayjit::Tree, Out: arrayjit::Tree>(f: impl Fn(In) -> Out, args: &In) -> RenderedProgram {
+    render_schedule(jit(f).lower(args).unwrap().schedule()).unwrap()
+}
+
+#[test]
+fn reductions_of_every_shape_match_the_reference() {
+    for dtype in [DType::F32, DType::F64] {
+        // 300 rows: several chunks, so the combining pass runs too.
+        let x = ramp(&[300, 5], dtype);
+        let v = ramp(&[5], dtype);
+        let p = render(
+            |(x, v): (Array, Array)| {
+                let y = (&x * &v + 1.0).exp() - x.tanh();
+                (y.clone(), y.sum(0), y.sum(1), y.sum(..), x.max(0), x.min(..), x.prod(1))
+            },
+            &(x, v),
+        );
+        run(&format!("reductions_{dtype}"), &p, 1e-5);
+    }
+}
+
+#[test]
+fn every_primitive_is_spelled_as_the_reference_computes_it() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = ramp(&[9, 7], dtype);
+        let p = render(
+            |x: Array| {
+                let a = x.abs() + 0.5;
+                let t = a.log() + a.log1p() + x.expm1() + x.logistic() + x.sin() * x.cos() + a.sqrt() + a.rsqrt();
+                let t = t + a.pow(&x) + x.floor() - x.ceil() + x.sign() + x.rem(0.75) + x.powi(3) + x.powi(-2);
+                let m = x.maximum(&a).minimum(2.0);
+                (x.gt(0.0).select(&t, &m), x.is_finite(), x.astype(DType::I32))
+            },
+            &x,
+        );
+        run(&format!("primitives_{dtype}"), &p, 1e-5);
+    }
+    let i = ramp(&[64], DType::F32).astype(DType::I32);
+    let p = render(
+        |i: Array| {
+            let j = Array::iota(DType::I32, [64], 0) - 7;
+            let q = i.div_raw(&j) + i.rem(&j) + i.powi(2) - i.abs().neg();
+            let b = q.gt(&j).and(i.ne(0)).not();
+            (q.clone(), b.select(&q, &i), q.astype(DType::F32).sum(..), b.astype(DType::I32).max(..), b.clone())
+        },
+        &i,
+    );
+    run("integers", &p, 0.0);
+    let x = ramp(&[6, 4], DType::F32);
+    let p = render(|x: Array| (arrayjit::concatenate(&[x.clone(), x.exp()], 0).sum(1), x.t().exp(), x.exp()), &x);
+    run("gathers", &p, 1e-6);
+}
+
+#[test]
+fn the_pln_step_runs_as_the_reference_says() {
+    let data = Dataset::oaks(1, DType::F32).unwrap();
+    let (params, sigma, omega) = init(&data);
+    let opt = arrayjit::optim::GradientTransformation::init_tree(&optimizer(), &params).unwrap();
+    type State = (Params, Array, Array, OptState);
+    let fit = |state: State| {
+        scan_with(
+            |(params, _sigma, omega, opt): State, (): ()| -> arrayjit::Result<(State, Array)> {
+                let (params, sigma, omega, opt, loss) = step(&data, params, &omega, opt)?;
+                Ok(((params, sigma, omega, opt), loss))
+            },
+            state,
+            (),
+            ScanOptions::default().length(2),
+        )
+    };
+    let p = render_schedule(jit(fit).lower(&(params, sigma, omega, opt)).unwrap().schedule()).unwrap();
+    run("pln_step", &p, 1e-4);
+}
