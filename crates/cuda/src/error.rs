@@ -25,6 +25,12 @@ pub enum CudaError {
     /// A call into the driver failed.
     #[error("CUDA driver call failed: {0}")]
     Driver(String),
+    /// Arguments that do not match the executable's signature.
+    #[error("the executable takes ({want}) but was given ({got})")]
+    Signature { want: String, got: String },
+    /// A step run on the host failed.
+    #[error("{op} (run on the host) failed: {message}")]
+    Host { op: String, message: String },
     #[error("a lock was poisoned by a panic in another thread")]
     Poisoned,
 }

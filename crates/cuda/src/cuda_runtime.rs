@@ -1,0 +1,219 @@
+//! The [`Runtime`] of a real GPU: the CUDA driver through cudarc (one
+//! context and stream per device; memory from the stream's pool), kernels
+//! compiled by NVRTC for the device's architecture, products by cuBLAS.
+//! Work is queued on the stream; [`CudaRuntime::synchronize`] waits for it,
+//! and every download waits for the writes before it.
+
+use crate::device::{device, DeviceInfo};
+use crate::error::CudaError;
+use crate::gemm::Gemm;
+use crate::render::Launch;
+use crate::runtime::Runtime;
+use arrayjit_ir::DType;
+use cudarc::cublas::sys::cublasOperation_t as Op;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A CUDA device ready to run executables.
+pub struct CudaRuntime {
+    info: DeviceInfo,
+    _ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: cudarc::cublas::CudaBlas,
+}
+
+/// A loaded module and its functions by name.
+pub struct CudaKernels {
+    _module: Arc<CudaModule>,
+    functions: HashMap<String, CudaFunction>,
+}
+
+fn driver(e: cudarc::driver::DriverError) -> CudaError {
+    CudaError::Driver(e.to_string())
+}
+
+impl CudaRuntime {
+    /// Device `ordinal`: an error (not a panic) without a driver, a device, or cuBLAS.
+    pub fn new(ordinal: usize) -> Result<CudaRuntime, CudaError> {
+        let info = device(ordinal)?;
+        // SAFETY: only tries to open the library by its usual names.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(CudaError::Driver("cuBLAS (libcublas) could not be loaded".into()));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(driver)?;
+        let stream = ctx.default_stream();
+        let blas = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| CudaError::Driver(e.to_string()))?;
+        Ok(CudaRuntime { info, _ctx: ctx, stream, blas })
+    }
+
+    /// The device this runtime runs on.
+    pub fn device(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// Waits until everything queued has run (JAX's `block_until_ready`).
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(driver)
+    }
+
+    fn ptr(&self, buf: &CudaSlice<u8>) -> u64 {
+        let (p, _sync) = buf.device_ptr(&self.stream);
+        p
+    }
+}
+
+impl Runtime for CudaRuntime {
+    type Buf = CudaSlice<u8>;
+    type Module = CudaKernels;
+
+    fn alloc(&self, bytes: usize) -> Result<CudaSlice<u8>, CudaError> {
+        // SAFETY: the memory is uninitialised; every executor step writes
+        // what it allocates before anything reads it.
+        unsafe { self.stream.alloc::<u8>(bytes.max(1)) }.map_err(driver)
+    }
+
+    fn upload(&self, data: &[u8]) -> Result<CudaSlice<u8>, CudaError> {
+        if data.is_empty() {
+            return self.alloc(1);
+        }
+        self.stream.clone_htod(data).map_err(driver)
+    }
+
+    fn download(&self, buf: &CudaSlice<u8>, bytes: usize) -> Result<Vec<u8>, CudaError> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        self.stream.clone_dtoh(&buf.slice(0..bytes)).map_err(driver)
+    }
+
+    fn copy(
+        &self,
+        src: &CudaSlice<u8>,
+        so: usize,
+        dst: &CudaSlice<u8>,
+        d: usize,
+        bytes: usize,
+    ) -> Result<(), CudaError> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        if so + bytes > src.len() || d + bytes > dst.len() {
+            return Err(CudaError::Driver(format!("a copy of {bytes} bytes falls outside its buffers")));
+        }
+        let (s, dd) = (self.ptr(src), self.ptr(dst));
+        // SAFETY: both ranges lie within live allocations (checked above), on this stream.
+        unsafe {
+            cudarc::driver::result::memcpy_dtod_async(dd + d as u64, s + so as u64, bytes, self.stream.cu_stream())
+        }
+        .map_err(driver)
+    }
+
+    fn address(&self, buf: &CudaSlice<u8>) -> u64 {
+        self.ptr(buf)
+    }
+
+    fn load(&self, source: &str) -> Result<CudaKernels, CudaError> {
+        let compiled = crate::nvrtc::compile(source, &self.info.arch())?;
+        let module = self._ctx.load_module(cudarc::nvrtc::Ptx::from_src(compiled.ptx.to_string())).map_err(driver)?;
+        let mut functions = HashMap::new();
+        for part in source.split("extern \"C\" __global__ void ").skip(1) {
+            if let Some(name) = part.split('(').next() {
+                functions.insert(name.to_string(), module.load_function(name).map_err(driver)?);
+            }
+        }
+        Ok(CudaKernels { _module: module, functions })
+    }
+
+    fn launch(&self, m: &CudaKernels, l: &Launch, params: &[u64]) -> Result<(), CudaError> {
+        let f = m
+            .functions
+            .get(&l.name)
+            .ok_or_else(|| CudaError::Driver(format!("no function {} in the module", l.name)))?;
+        let cfg = LaunchConfig {
+            grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
+            block_dim: (l.block[0], l.block[1], l.block[2]),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.stream.launch_builder(f);
+        for p in params {
+            b.arg(p);
+        }
+        // SAFETY: the parameters are the addresses of live device buffers of
+        // the sizes the kernel was rendered for, in the order it declares them.
+        unsafe { b.launch(cfg) }.map_err(driver)?;
+        Ok(())
+    }
+
+    fn gemm(&self, g: &Gemm, a: &CudaSlice<u8>, b: &CudaSlice<u8>, c: &CudaSlice<u8>) -> Result<(), CudaError> {
+        if g.batch == 0 || g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        let cm = g.column_major();
+        let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+        let int = |x: usize| {
+            i32::try_from(x).map_err(|_| CudaError::Driver(format!("a product dimension {x} exceeds cuBLAS's range")))
+        };
+        let (x, y, z) = (self.ptr(b), self.ptr(a), self.ptr(c));
+        let h = *self.blas.handle();
+        let blas = |e: cudarc::cublas::result::CublasError| CudaError::Driver(e.to_string());
+        // SAFETY: the operands hold the matrices the plan describes (the
+        // executor sized them from the same types), `c` holds `batch·m·n`
+        // elements, and cuBLAS runs on this runtime's stream.
+        unsafe {
+            match g.dtype {
+                DType::F32 => {
+                    let (one, zero) = (1.0f32, 0.0f32);
+                    cudarc::cublas::result::sgemm_strided_batched(
+                        h,
+                        op(cm.first.0),
+                        op(cm.second.0),
+                        int(cm.m)?,
+                        int(cm.n)?,
+                        int(cm.k)?,
+                        &one,
+                        x as *const f32,
+                        int(cm.first.1)?,
+                        cm.first.2 as i64,
+                        y as *const f32,
+                        int(cm.second.1)?,
+                        cm.second.2 as i64,
+                        &zero,
+                        z as *mut f32,
+                        int(cm.ldc)?,
+                        cm.stride_c as i64,
+                        int(g.batch)?,
+                    )
+                    .map_err(blas)
+                }
+                DType::F64 => {
+                    let (one, zero) = (1.0f64, 0.0f64);
+                    cudarc::cublas::result::dgemm_strided_batched(
+                        h,
+                        op(cm.first.0),
+                        op(cm.second.0),
+                        int(cm.m)?,
+                        int(cm.n)?,
+                        int(cm.k)?,
+                        &one,
+                        x as *const f64,
+                        int(cm.first.1)?,
+                        cm.first.2 as i64,
+                        y as *const f64,
+                        int(cm.second.1)?,
+                        cm.second.2 as i64,
+                        &zero,
+                        z as *mut f64,
+                        int(cm.ldc)?,
+                        cm.stride_c as i64,
+                        int(g.batch)?,
+                    )
+                    .map_err(blas)
+                }
+                d => Err(CudaError::Driver(format!("no cuBLAS product for {d}"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Executables on a device: a schedule's kernels compiled into one module,
+//! its products as GEMMs, its loops and conditionals run from the host over
+//! device buffers, and what the device does not do (factorizations, LU,
+//! arg-reductions, products that need packing) run by the reference
+//! interpreter on host copies.
+//!
+//! Everything stays on the device between steps and between iterations of a
+//! loop; the host reads back only a `while` condition's flag and a `cond`'s
+//! branch index, and the results.
+
+use crate::bytes::{from_bytes, to_bytes};
+use crate::error::CudaError;
+use crate::gemm::Gemm;
+use crate::render::{Param, Partial, RenderedKernel};
+use crate::runtime::Runtime;
+use arrayjit_ir::prim::{Control, Linalg};
+use arrayjit_ir::{AVal, HostArray, Prim, Program};
+use arrayjit_lower::{BufferKind, OutputSource, Schedule, Step};
+
+/// How one step runs.
+enum Plan<R: Runtime> {
+    Kernel(RenderedKernel),
+    Gemm(Gemm),
+    /// On host copies, by the interpreter.
+    Host(Prim),
+    Scan {
+        body: Box<Executable<R>>,
+        num_consts: usize,
+        num_carry: usize,
+        length: usize,
+        reverse: bool,
+    },
+    While {
+        cond: Box<Executable<R>>,
+        body: Box<Executable<R>>,
+        cond_consts: usize,
+        body_consts: usize,
+    },
+    Cond(Vec<Executable<R>>),
+    Call(Box<Executable<R>>),
+}
+
+/// A compiled schedule for runtime `R`.
+pub struct Executable<R: Runtime> {
+    schedule: Schedule,
+    module: Option<R::Module>,
+    plans: Vec<Plan<R>>,
+    consts: Vec<Option<R::Buf>>,
+    in_avals: Vec<AVal>,
+}
+
+fn bytes_of(a: &AVal) -> usize {
+    a.numel() * a.dtype.size_bytes()
+}
+
+/// Optimises, fuses and compiles a sub-program.
+fn compile_program<R: Runtime>(rt: &R, p: &Program) -> Result<Executable<R>, CudaError> {
+    let (p, _) = arrayjit_lower::optimize(p).map_err(|e| CudaError::Lowering(e.to_string()))?;
+    Executable::compile(rt, &arrayjit_lower::fuse(&p))
+}
+
+impl<R: Runtime> Executable<R> {
+    /// Renders, compiles and loads `s`'s kernels, plans its other steps and
+    /// uploads its constants.
+    pub fn compile(rt: &R, s: &Schedule) -> Result<Executable<R>, CudaError> {
+        let mut rendered = render_steps(s)?;
+        let module = if rendered.iter().any(Option::is_some) {
+            let kernels: Vec<RenderedKernel> = rendered.iter().flatten().cloned().collect();
+            Some(rt.load(&crate::render::module_source(&kernels))?)
+        } else {
+            None
+        };
+        let mut plans = Vec::with_capacity(s.steps.len());
+        for (i, step) in s.steps.iter().enumerate() {
+            plans.push(match step {
+                Step::Kernel { .. } => {
+                    Plan::Kernel(rendered[i].take().ok_or_else(|| CudaError::Lowering(format!("step {i}: no kernel")))?)
+                }
+                Step::Prim { prim, inputs, .. } => match prim {
+                    Prim::Linalg(Linalg::DotGeneral(dims)) if inputs.len() == 2 => {
+                        let (l, r) = (&s.buffers[inputs[0]].aval, &s.buffers[inputs[1]].aval);
+                        match Gemm::plan(dims, l, r) {
+                            Some(g) => Plan::Gemm(g),
+                            None => Plan::Host(prim.clone()),
+                        }
+                    }
+                    Prim::Control(c) => Self::control(rt, c)?,
+                    other => Plan::Host(other.clone()),
+                },
+            });
+        }
+        let consts = s
+            .buffers
+            .iter()
+            .map(|b| match &b.kind {
+                BufferKind::Const(c) => rt.upload(&to_bytes(c)).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut in_avals: Vec<(usize, AVal)> = s
+            .buffers
+            .iter()
+            .filter_map(|b| match b.kind {
+                BufferKind::Input(i) => Some((i, b.aval.clone())),
+                _ => None,
+            })
+            .collect();
+        in_avals.sort_by_key(|(i, _)| *i);
+        Ok(Executable {
+            schedule: s.clone(),
+            module,
+            plans,
+            consts,
+            in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
+        })
+    }
+
+    fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {
+        Ok(match c {
+            Control::Call { body } => Plan::Call(Box::new(compile_program(rt, body)?)),
+            Control::Scan { body, num_consts, num_carry, length, reverse, .. } => Plan::Scan {
+                body: Box::new(compile_program(rt, body)?),
+                num_consts: *num_consts,
+                num_carry: *num_carry,
+                length: *length,
+                reverse: *reverse,
+            },
+            Control::While { cond, body, cond_consts, body_consts } => Plan::While {
+                cond: Box::new(compile_program(rt, cond)?),
+                body: Box::new(compile_program(rt, body)?),
+                cond_consts: *cond_consts,
+                body_consts: *body_consts,
+            },
+            Control::Cond { branches } => {
+                Plan::Cond(branches.iter().map(|b| compile_program(rt, b)).collect::<Result<_, _>>()?)
+            }
+        })
+    }
+
+    /// The argument types, in order.
+    pub fn in_avals(&self) -> &[AVal] {
+        &self.in_avals
+    }
+
+    /// Runs on host arrays: uploads them, runs, and downloads the results.
+    pub fn run(&self, rt: &R, args: &[&HostArray]) -> Result<Vec<HostArray>, CudaError> {
+        let avals: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+        if avals.len() < self.in_avals.len() || avals[..self.in_avals.len()] != self.in_avals[..] {
+            return Err(CudaError::Signature {
+                want: self.in_avals.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+                got: avals.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        let bufs: Vec<R::Buf> = args.iter().map(|a| rt.upload(&to_bytes(a))).collect::<Result<_, _>>()?;
+        let refs: Vec<&R::Buf> = bufs.iter().collect();
+        let outs = self.run_device(rt, &refs)?;
+        let out_avals = self.out_avals();
+        outs.iter().zip(&out_avals).map(|(b, a)| from_bytes(a, &rt.download(b, bytes_of(a))?)).collect()
+    }
+
+    fn out_avals(&self) -> Vec<AVal> {
+        self.schedule
+            .outputs
+            .iter()
+            .map(|o| match o {
+                OutputSource::Buffer(b) => self.schedule.buffers[*b].aval.clone(),
+                OutputSource::Literal(s) => AVal::scalar(s.dtype()),
+            })
+            .collect()
+    }
+
+    /// Runs on device buffers (the inputs, in order); returns new buffers.
+    pub fn run_device(&self, rt: &R, inputs: &[&R::Buf]) -> Result<Vec<R::Buf>, CudaError> {
+        let s = &self.schedule;
+        let mut temps: Vec<Option<R::Buf>> = (0..s.buffers.len()).map(|_| None).collect();
+        for (i, (step, plan)) in s.steps.iter().zip(&self.plans).enumerate() {
+            let mut outs: Vec<R::Buf> = Vec::with_capacity(step.outputs().len());
+            {
+                let get = |b: usize| -> Result<&R::Buf, CudaError> {
+                    match &s.buffers[b].kind {
+                        BufferKind::Input(k) => inputs.get(*k).copied(),
+                        BufferKind::Const(_) => self.consts[b].as_ref(),
+                        BufferKind::Temp => temps[b].as_ref(),
+                    }
+                    .ok_or_else(|| CudaError::Lowering(format!("step {i}: buffer {b} is read before it is written")))
+                };
+                let ins: Vec<&R::Buf> = step.inputs().iter().map(|&b| get(b)).collect::<Result<_, _>>()?;
+                match plan {
+                    Plan::Kernel(k) => {
+                        for &b in step.outputs() {
+                            outs.push(rt.alloc(bytes_of(&s.buffers[b].aval))?);
+                        }
+                        self.launch(rt, k, &ins, &outs)?;
+                    }
+                    Plan::Gemm(g) => {
+                        let c = rt.alloc(bytes_of(&s.buffers[step.outputs()[0]].aval))?;
+                        rt.gemm(g, ins[0], ins[1], &c)?;
+                        outs.push(c);
+                    }
+                    Plan::Host(prim) => {
+                        let hosts: Vec<HostArray> = step
+                            .inputs()
+                            .iter()
+                            .zip(&ins)
+                            .map(|(&b, buf)| {
+                                let a = &s.buffers[b].aval;
+                                from_bytes(a, &rt.download(buf, bytes_of(a))?)
+                            })
+                            .collect::<Result<_, _>>()?;
+                        let results = arrayjit_interp::eval_prim(prim, &hosts)
+                            .map_err(|e| CudaError::Host { op: prim.name().to_string(), message: e.to_string() })?;
+                        for r in &results {
+                            outs.push(rt.upload(&to_bytes(r))?);
+                        }
+                    }
+                    Plan::Scan { body, num_consts, num_carry, length, reverse } => {
+                        outs = scan(rt, body, &ins, *num_consts, *num_carry, *length, *reverse)?;
+                    }
+                    Plan::While { cond, body, cond_consts, body_consts } => {
+                        let (cc, bc) = (*cond_consts, *body_consts);
+                        let mut carry = copies(rt, &ins[cc + bc..], body.in_avals())?;
+                        loop {
+                            let mut args: Vec<&R::Buf> = ins[..cc].to_vec();
+                            args.extend(carry.iter());
+                            let flag = cond.run_device(rt, &args)?;
+                            let go = rt.download(&flag[0], 1)?.first().is_some_and(|&b| b != 0);
+                            if !go {
+                                break;
+                            }
+                            let mut args: Vec<&R::Buf> = ins[cc..cc + bc].to_vec();
+                            args.extend(carry.iter());
+                            carry = body.run_device(rt, &args)?;
+                        }
+                        outs = carry;
+                    }
+                    Plan::Cond(branches) => {
+                        let raw = rt.download(ins[0], 4)?;
+                        let index = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+                        let last = branches.len().saturating_sub(1);
+                        let b = (index.max(0) as usize).min(last);
+                        outs = branches[b].run_device(rt, &ins[1..])?;
+                    }
+                    Plan::Call(body) => outs = body.run_device(rt, &ins)?,
+                }
+            }
+            for (&b, buf) in step.outputs().iter().zip(outs) {
+                temps[b] = Some(buf);
+            }
+        }
+        let mut results = Vec::with_capacity(s.outputs.len());
+        for o in &s.outputs {
+            results.push(match o {
+                OutputSource::Literal(v) => rt.upload(&to_bytes(&HostArray::scalar(*v)))?,
+                OutputSource::Buffer(b) => {
+                    let src = match &s.buffers[*b].kind {
+                        BufferKind::Input(k) => inputs.get(*k).copied(),
+                        BufferKind::Const(_) => self.consts[*b].as_ref(),
+                        BufferKind::Temp => temps[*b].as_ref(),
+                    }
+                    .ok_or_else(|| CudaError::Lowering(format!("output buffer {b} is never written")))?;
+                    let n = bytes_of(&s.buffers[*b].aval);
+                    let out = rt.alloc(n)?;
+                    rt.copy(src, 0, &out, 0, n)?;
+                    out
+                }
+            });
+        }
+        Ok(results)
+    }
+
+    /// Queues a kernel's launches, with its partial buffers.
+    fn launch(&self, rt: &R, k: &RenderedKernel, ins: &[&R::Buf], outs: &[R::Buf]) -> Result<(), CudaError> {
+        let module = self.module.as_ref().ok_or_else(|| CudaError::Lowering("a kernel without a module".into()))?;
+        let partials: Vec<R::Buf> = k
+            .partials
+            .iter()
+            .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
+            .collect::<Result<_, _>>()?;
+        for l in &k.launches {
+            let params: Vec<u64> = l
+                .params
+                .iter()
+                .map(|p| match *p {
+                    Param::Input(j) => rt.address(ins[j]),
+                    Param::Output(j) => rt.address(&outs[j]),
+                    Param::Partial(j) => rt.address(&partials[j]),
+                })
+                .collect();
+            rt.launch(module, l, &params)?;
+        }
+        Ok(())
+    }
+}
+
+/// Owned copies of `bufs` (of types `avals`).
+fn copies<R: Runtime>(rt: &R, bufs: &[&R::Buf], avals: &[AVal]) -> Result<Vec<R::Buf>, CudaError> {
+    let offset = avals.len() - bufs.len();
+    bufs.iter()
+        .zip(&avals[offset..])
+        .map(|(b, a)| {
+            let n = bytes_of(a);
+            let out = rt.alloc(n)?;
+            rt.copy(b, 0, &out, 0, n)?;
+            Ok(out)
+        })
+        .collect()
+}
+
+/// A scan: the body over slices of the stacked `xs`, carries threaded
+/// through, each iteration's `ys` copied into place in the stacked outputs.
+fn scan<R: Runtime>(
+    rt: &R,
+    body: &Executable<R>,
+    ins: &[&R::Buf],
+    nc: usize,
+    nk: usize,
+    length: usize,
+    reverse: bool,
+) -> Result<Vec<R::Buf>, CudaError> {
+    let in_avals = body.in_avals().to_vec();
+    let out_avals = body.out_avals();
+    let mut carry = copies(rt, &ins[nc..nc + nk], &in_avals[..nc + nk])?;
+    let x_bytes: Vec<usize> = in_avals[nc + nk..].iter().map(bytes_of).collect();
+    let y_bytes: Vec<usize> = out_avals[nk..].iter().map(bytes_of).collect();
+    let ys: Vec<R::Buf> = y_bytes.iter().map(|b| rt.alloc(b * length)).collect::<Result<_, _>>()?;
+    let xs: Vec<R::Buf> = x_bytes.iter().map(|&b| rt.alloc(b)).collect::<Result<_, _>>()?;
+    for step in 0..length {
+        let t = if reverse { length - 1 - step } else { step };
+        for (j, (x, &b)) in xs.iter().zip(&x_bytes).enumerate() {
+            rt.copy(ins[nc + nk + j], t * b, x, 0, b)?;
+        }
+        let mut args: Vec<&R::Buf> = ins[..nc].to_vec();
+        args.extend(carry.iter());
+        args.extend(xs.iter());
+        let mut outs = body.run_device(rt, &args)?;
+        let rest = outs.split_off(nk.min(outs.len()));
+        for ((y, out), &b) in rest.iter().zip(&ys).zip(&y_bytes) {
+            rt.copy(y, 0, out, t * b, b)?;
+        }
+        carry = outs;
+    }
+    carry.extend(ys);
+    Ok(carry)
+}
+
+/// The top-level kernels of `s`, one per kernel step.
+fn render_steps(s: &Schedule) -> Result<Vec<Option<RenderedKernel>>, CudaError> {
+    s.steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Kernel { kernel, .. } => {
+                crate::render::render_kernel(kernel, &format!("k{i}")).map(Some).map_err(Into::into)
+            }
+            Step::Prim { .. } => Ok(None),
+        })
+        .collect()
+}

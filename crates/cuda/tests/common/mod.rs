@@ -1,0 +1,174 @@
+//! A host runtime for the executor's tests: the generated CUDA C is compiled
+//! as C++ into a shared library (with `tests/host/shim.h`) and its launches
+//! run on the CPU; buffers are host memory and products are plain loops.
+//! Everything the executor does above the runtime is then tested on any
+//! machine with `g++`.
+
+use arrayjit_cuda::gemm::Gemm;
+use arrayjit_cuda::render::Launch;
+use arrayjit_cuda::{CudaError, Runtime};
+use arrayjit_ir::DType;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Host memory standing for device memory (8-byte aligned).
+pub struct HostBuf {
+    ptr: *mut u8,
+    _mem: Vec<u64>,
+}
+
+pub struct HostModule {
+    lib: libloading::Library,
+}
+
+pub struct HostRuntime;
+
+type LaunchFn = unsafe extern "C" fn(*const std::ffi::c_char, *const u32, *const u64) -> i32;
+
+pub fn available() -> bool {
+    let ok = Command::new("g++").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("skipped: g++ is not available, the executor is not run on the host");
+    }
+    ok
+}
+
+fn err(m: impl Into<String>) -> CudaError {
+    CudaError::Driver(m.into())
+}
+
+/// The dispatcher the shared library exports: launches a function by name.
+fn dispatcher(source: &str) -> String {
+    let mut s = String::from(
+        r#"
+#include <cstring>
+#include <utility>
+template <typename... A, std::size_t... I>
+void aj_call_impl(void (*f)(A...), const unsigned long long* p, std::index_sequence<I...>) {
+  f(reinterpret_cast<A>(p[I])...);
+}
+template <typename... A> void aj_call(void (*f)(A...), const unsigned long long* p) {
+  aj_call_impl(f, p, std::index_sequence_for<A...>{});
+}
+extern "C" int aj_launch(const char* name, const unsigned* d, const unsigned long long* p) {
+  dim3 grid = {d[0], d[1], d[2]}, block = {d[3], d[4], d[5]};
+"#,
+    );
+    for part in source.split("extern \"C\" __global__ void ").skip(1) {
+        let Some(name) = part.split('(').next() else { continue };
+        let body = part.split("extern \"C\"").next().unwrap_or(part);
+        let sync = body.contains("__syncthreads");
+        s.push_str(&format!(
+            "  if (!std::strcmp(name, \"{name}\")) {{ launch(grid, block, {sync}, [&] {{ aj_call({name}, p); }}); return 0; }}\n"
+        ));
+    }
+    s.push_str("  return 1;\n}\n");
+    s
+}
+
+impl Runtime for HostRuntime {
+    type Buf = HostBuf;
+    type Module = HostModule;
+
+    fn alloc(&self, bytes: usize) -> Result<HostBuf, CudaError> {
+        let mut mem = vec![0u64; bytes.div_ceil(8).max(1)];
+        let ptr = mem.as_mut_ptr() as *mut u8;
+        Ok(HostBuf { ptr, _mem: mem })
+    }
+
+    fn upload(&self, data: &[u8]) -> Result<HostBuf, CudaError> {
+        let b = self.alloc(data.len())?;
+        // SAFETY: `b` holds at least `data.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), b.ptr, data.len()) };
+        Ok(b)
+    }
+
+    fn download(&self, buf: &HostBuf, bytes: usize) -> Result<Vec<u8>, CudaError> {
+        let mut out = vec![0u8; bytes];
+        // SAFETY: the executor reads at most a buffer's size.
+        unsafe { std::ptr::copy_nonoverlapping(buf.ptr, out.as_mut_ptr(), bytes) };
+        Ok(out)
+    }
+
+    fn copy(&self, src: &HostBuf, so: usize, dst: &HostBuf, d: usize, bytes: usize) -> Result<(), CudaError> {
+        // SAFETY: offsets and lengths stay within the buffers (the executor's sizes).
+        unsafe { std::ptr::copy(src.ptr.add(so), dst.ptr.add(d), bytes) };
+        Ok(())
+    }
+
+    fn address(&self, buf: &HostBuf) -> u64 {
+        buf.ptr as u64
+    }
+
+    fn load(&self, source: &str) -> Result<HostModule, CudaError> {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("arrayjit-hostrt-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/host/shim.h");
+        let text = format!("#include \"{}\"\n{source}\n{}", shim.display(), dispatcher(source));
+        let file = dir.join("module.cpp");
+        std::fs::write(&file, text).map_err(|e| err(e.to_string()))?;
+        let so = dir.join("module.so");
+        let out = Command::new("g++")
+            .args(["-std=c++20", "-O1", "-pthread", "-w", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&file)
+            .output()
+            .map_err(|e| err(e.to_string()))?;
+        if !out.status.success() {
+            return Err(err(format!("g++: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        // SAFETY: the library is ours, built just now; its initialisers are the C++ runtime's.
+        let lib = unsafe { libloading::Library::new(&so) }.map_err(|e| err(e.to_string()))?;
+        Ok(HostModule { lib })
+    }
+
+    fn launch(&self, m: &HostModule, l: &Launch, params: &[u64]) -> Result<(), CudaError> {
+        let dims = [l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2]];
+        let name = std::ffi::CString::new(l.name.clone()).map_err(|e| err(e.to_string()))?;
+        // SAFETY: the symbol is the dispatcher `load` generated, with this signature;
+        // the parameters are the addresses of live buffers of the kernel's sizes.
+        let r = unsafe {
+            let f: libloading::Symbol<LaunchFn> = m.lib.get(b"aj_launch").map_err(|e| err(e.to_string()))?;
+            f(name.as_ptr(), dims.as_ptr(), params.as_ptr())
+        };
+        if r != 0 {
+            return Err(err(format!("no function {} in the module", l.name)));
+        }
+        Ok(())
+    }
+
+    fn gemm(&self, g: &Gemm, a: &HostBuf, b: &HostBuf, c: &HostBuf) -> Result<(), CudaError> {
+        let len = |l: &arrayjit_cuda::gemm::Layout, rows: usize, cols: usize| {
+            (g.batch.max(1) - 1) * l.batch + (rows.max(1) - 1) * l.rs + (cols.max(1) - 1) * l.cs + 1
+        };
+        let (la, lb, lc) = (len(&g.a, g.m, g.k), len(&g.b, g.k, g.n), g.batch * g.m * g.n);
+        let mut out = vec![0.0f64; lc];
+        // SAFETY: the buffers hold the operands the plan describes.
+        unsafe {
+            match g.dtype {
+                DType::F32 => {
+                    let (x, y) = (
+                        std::slice::from_raw_parts(a.ptr as *const f32, la),
+                        std::slice::from_raw_parts(b.ptr as *const f32, lb),
+                    );
+                    g.reference(x, y, &mut out);
+                    let c = std::slice::from_raw_parts_mut(c.ptr as *mut f32, lc);
+                    c.iter_mut().zip(&out).for_each(|(c, o)| *c = *o as f32);
+                }
+                DType::F64 => {
+                    let (x, y) = (
+                        std::slice::from_raw_parts(a.ptr as *const f64, la),
+                        std::slice::from_raw_parts(b.ptr as *const f64, lb),
+                    );
+                    g.reference(x, y, &mut out);
+                    std::slice::from_raw_parts_mut(c.ptr as *mut f64, lc).copy_from_slice(&out);
+                }
+                d => return Err(err(format!("no {d} product"))),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The executor, end to end: programs with products, reductions, host-run
+//! factorizations, `scan` (forward and reverse, with stacked inputs and
+//! outputs), `while_loop` and `cond`, and the PLN fit itself, each checked
+//! against the CPU backend. One body per case runs on every runtime: the
+//! host runtime (`tests/common`, any machine with `g++`) and the GPU (where
+//! there is one; `ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
+
+mod common;
+
+use arrayjit::{cond, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
+use arrayjit_cuda::{CudaError, CudaRuntime, Executable, Runtime};
+use common::HostRuntime;
+
+/// The GPU's runtime, or `None` after saying why there is none.
+fn gpu() -> Option<CudaRuntime> {
+    match CudaRuntime::new(0) {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            let required = std::env::var("ARRAYJIT_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(!required, "ARRAYJIT_REQUIRE_GPU=1 but: {e}");
+            assert!(matches!(e, CudaError::NoDriver | CudaError::NoDevice { .. }), "{e}");
+            eprintln!("skipped on the GPU: {e}");
+            None
+        }
+    }
+}
+
+/// Each case as two tests: on the host runtime and on the GPU.
+macro_rules! on_every_runtime {
+    ($($case:ident),* $(,)?) => {
+        mod host {
+            $(#[test] fn $case() { if crate::common::available() { super::$case(&crate::HostRuntime) } })*
+        }
+        mod gpu {
+            $(#[test] fn $case() { if let Some(rt) = super::gpu() { super::$case(&rt) } })*
+        }
+    };
+}
+
+on_every_runtime!(products_reductions_and_host_steps, loops_and_conditionals, pln_fit_at_level_2);
+
+fn ramp(shape: &[usize], k: f64) -> Array {
+    let n: usize = shape.iter().product();
+    Array::from_vec((0..n).map(|i| (i as f64 * k).sin()).collect::<Vec<f64>>(), shape.to_vec())
+}
+
+/// Runs `f` on the host runtime and on the CPU backend; they must agree.
+fn check<R: Runtime, In: arrayjit::Tree + Clone, Out: arrayjit::Tree>(
+    rt: &R,
+    name: &str,
+    f: impl Fn(In) -> Out + Clone,
+    args: In,
+    tol: f64,
+) {
+    let lowered = jit(f.clone()).lower(&args).unwrap();
+    let exe = Executable::compile(rt, lowered.schedule()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let hosts: Vec<HostArray> = arrayjit::tree_leaves(&args).iter().map(|a| a.to_host()).collect();
+    let refs: Vec<&HostArray> = hosts.iter().collect();
+    let got = exe.run(rt, &refs).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let want: Vec<HostArray> = arrayjit::tree_leaves(&jit(f).call(args).unwrap()).iter().map(|a| a.to_host()).collect();
+    assert_eq!(got.len(), want.len(), "{name}");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.aval(), w.aval(), "{name} output {k}");
+        for e in 0..w.numel() {
+            let (x, y) = (g.data().get(e).as_f64(), w.data().get(e).as_f64());
+            let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * (1.0 + y.abs());
+            assert!(ok, "{name} output {k} element {e}: {x} vs {y}");
+        }
+    }
+}
+
+fn products_reductions_and_host_steps<R: Runtime>(rt: &R) {
+    let (a, b) = (ramp(&[7, 5], 0.3), ramp(&[5, 4], 0.7));
+    check(rt, "matmul", |(a, b): (Array, Array)| (a.matmul(&b).exp().sum(0), a.t().matmul(&a)), (a.clone(), b), 1e-12);
+    let batch = (ramp(&[3, 4, 5], 0.2), ramp(&[3, 5, 2], 0.9));
+    check(rt, "batched", |(x, y): (Array, Array)| x.matmul(&y).tanh(), batch, 1e-12);
+    // Cholesky and a triangular solve run on the host, between device steps.
+    check(
+        rt,
+        "factorizations",
+        |a: Array| {
+            let s = a.t().matmul(&a) + Array::eye(5, DType::F64);
+            let l = s.cholesky();
+            (l.clone(), s.inv_spd().sum(..), l.diag_part().log().sum(..))
+        },
+        a,
+        1e-10,
+    );
+}
+
+fn loops_and_conditionals<R: Runtime>(rt: &R) {
+    let xs = ramp(&[6, 3], 0.4);
+    for reverse in [false, true] {
+        check(
+            rt,
+            &format!("scan reverse={reverse}"),
+            move |(c0, xs): (Array, Array)| {
+                scan_with(
+                    |c: Array, x: Array| {
+                        let c = (&c * 0.9 + &x).tanh();
+                        (c.clone(), c.sum(..))
+                    },
+                    c0,
+                    xs,
+                    ScanOptions::default().reverse(reverse),
+                )
+                .unwrap()
+            },
+            (ramp(&[3], 1.1), xs.clone()),
+            1e-12,
+        );
+    }
+    check(
+        rt,
+        "while",
+        |x: Array| {
+            while_loop(
+                |(i, _): (Array, Array)| i.lt(5),
+                |(i, x): (Array, Array)| (&i + 1, x.exp() * 0.5),
+                (Array::scalar(0i32), x),
+            )
+            .unwrap()
+        },
+        ramp(&[4], 0.5),
+        1e-12,
+    );
+    check(
+        rt,
+        "cond",
+        |(p, x): (Array, Array)| cond(&p, |x: Array| x.sin(), |x: Array| x.cos() * 2.0, x).unwrap(),
+        (Array::scalar(true), ramp(&[4], 0.5)),
+        1e-12,
+    );
+}
+
+fn pln_fit_at_level_2<R: Runtime>(rt: &R) {
+    use arrayjit::optim::GradientTransformation;
+    use arrayjit_pln::{init, optimizer, step, Dataset, OptState, Params};
+    let data = Dataset::oaks(1, DType::F64).unwrap();
+    let (params, sigma, omega) = init(&data);
+    let opt = optimizer().init_tree(&params).unwrap();
+    type State = (Params, Array, Array, OptState);
+    let fit = |state: State| {
+        scan_with(
+            |(params, _sigma, omega, opt): State, (): ()| -> arrayjit::Result<(State, Array)> {
+                let (params, sigma, omega, opt, loss) = step(&data, params, &omega, opt)?;
+                Ok(((params, sigma, omega, opt), loss))
+            },
+            state,
+            (),
+            ScanOptions::default().length(3),
+        )
+        .unwrap()
+    };
+    check(rt, "pln level 2", fit, (params, sigma, omega, opt), 1e-9);
+}
