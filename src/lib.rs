@@ -33,7 +33,7 @@ pub use arrayjit_ad::{
 };
 pub use arrayjit_derive::Tree;
 pub use arrayjit_ir::{parse, typecheck, AVal, DType, Data, HostArray, Program, Scalar, Shape};
-pub use arrayjit_jit::{jit, Compiled, Jit, Lowered, Static, Timings};
+pub use arrayjit_jit::{jit, Compiled, CompiledOn, Jit, Lowered, Static, Timings};
 pub use arrayjit_trace::{
     concatenate, is_tracing, make_jaxpr, stack, trace, tree_flatten, tree_leaves, tree_map, tree_unflatten,
     triangular_solve, try_concatenate, try_stack, try_triangular_solve, try_where, where_, Array, Axes, Element, Error,
@@ -45,6 +45,9 @@ pub use arrayjit_trace::{cond, fori_loop, scan, scan_with, switch, while_loop, S
 pub use arrayjit_ad as ad;
 /// The CPU backend: executables, eager kernels, linear algebra.
 pub use arrayjit_cpu as cpu;
+
+/// The CUDA backend: devices, the GPU runtime, code generation.
+pub use arrayjit_cuda as cuda;
 /// The reference interpreter.
 pub use arrayjit_interp as interp;
 /// The IR: primitives, programs, typecheck, print and parse.

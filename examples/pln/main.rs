@@ -8,10 +8,12 @@
 
 mod plot;
 
+use arrayjit::cuda::CudaRuntime;
 use arrayjit::DType;
-use arrayjit_pln::{fit, simulate, Dataset, Fit};
+use arrayjit_pln::{fit_on, simulate, Cpu, Dataset, Fit};
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype f32|f64] [--device cpu|cuda]
@@ -19,11 +21,12 @@ const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype
 
   --level N       run level N (0 eager, 1 jit per function, 2 scan, 3 scan with a derived
                   state struct, 4 scan with a model struct); repeat the flag for several;
-                  default: all five
+                  default: all five (on cuda: 2, 3 and 4)
   --repeat K      stack the oaks rows K times (default 100: n = 11600)
   --iters N       iterations (default 1000)
   --dtype D       f32 (default) or f64
-  --device D      cpu (default); cuda is not available in this build
+  --device D      cpu (default) or cuda (GPU 0; levels 2 to 4, whose whole loop is one
+                  compiled program)
   --elbo-csv P    write `level,iteration,loss` lines to P
   --plot P        draw the loss curves of the levels run into the PNG file P
   --seed S        seed of --simulate (default 0)
@@ -33,6 +36,7 @@ const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype
 
 struct Opts {
     levels: Vec<u8>,
+    cuda: bool,
     repeat: usize,
     iters: usize,
     dtype: DType,
@@ -47,6 +51,7 @@ struct Opts {
 fn parse() -> Result<Opts, String> {
     let mut o = Opts {
         levels: Vec::new(),
+        cuda: false,
         repeat: 100,
         iters: 1000,
         dtype: DType::F32,
@@ -79,8 +84,9 @@ fn parse() -> Result<Opts, String> {
                 }
             }
             "--device" => match value("--device")?.as_str() {
-                "cpu" => {}
-                other => return Err(format!("--device: `{other}` is not available in this build (cpu only)")),
+                "cpu" => o.cuda = false,
+                "cuda" => o.cuda = true,
+                other => return Err(format!("--device: `{other}` is not cpu or cuda")),
             },
             "--elbo-csv" => o.elbo_csv = Some(value("--elbo-csv")?),
             "--plot" => o.plot = Some(value("--plot")?),
@@ -100,7 +106,7 @@ fn parse() -> Result<Opts, String> {
         }
     }
     if o.levels.is_empty() {
-        o.levels = vec![0, 1, 2, 3, 4];
+        o.levels = if o.cuda { vec![2, 3, 4] } else { vec![0, 1, 2, 3, 4] };
     }
     Ok(o)
 }
@@ -158,14 +164,24 @@ fn main() -> ExitCode {
         }
     };
     let dtype = if o.dtype == DType::F32 { "f32" } else { "f64" };
+    let gpu = if o.cuda {
+        match CudaRuntime::new(0) {
+            Ok(rt) => Some(Arc::new(rt)),
+            Err(e) => {
+                eprintln!("pln: --device cuda: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let device = if gpu.is_some() { "cuda" } else { "cpu" };
     if !o.json {
-        println!(
-            "PLN fit: n = {}, p = {}, {} iterations, {dtype}, cpu ({} threads)",
-            data.n,
-            data.p,
-            o.iters,
-            arrayjit::cpu::parallel::threads()
-        );
+        let on = match &gpu {
+            Some(rt) => format!("cuda ({}, {})", rt.device().name, rt.device().arch()),
+            None => format!("cpu ({} threads)", arrayjit::cpu::parallel::threads()),
+        };
+        println!("PLN fit: n = {}, p = {}, {} iterations, {dtype}, {on}", data.n, data.p, o.iters);
         println!(
             "{:>5} {:>12} {:>10} {:>10} {:>16} {:>9}",
             "level", "compile ms", "run ms", "ms/iter", "final loss", "speed-up"
@@ -174,7 +190,11 @@ fn main() -> ExitCode {
     let mut fits: Vec<Fit> = Vec::new();
     for &level in &o.levels {
         let mut bar = Progress { start: Instant::now(), total: o.iters, shown: false };
-        let f = match fit(level, &data, o.iters, &mut |d| bar.tick(d)) {
+        let result = match &gpu {
+            Some(rt) => fit_on(rt, level, &data, o.iters, &mut |d| bar.tick(d)),
+            None => fit_on(&Cpu, level, &data, o.iters, &mut |d| bar.tick(d)),
+        };
+        let f = match result {
             Ok(f) => f,
             Err(e) => {
                 bar.finish();
@@ -187,7 +207,7 @@ fn main() -> ExitCode {
         let base = fits.iter().find(|g| g.level == 0).map(|g| g.ms_per_iter());
         if o.json {
             println!(
-                "{{\"level\": {level}, \"n\": {}, \"p\": {}, \"iters\": {}, \"dtype\": \"{dtype}\", \"device\": \"cpu\", \
+                "{{\"level\": {level}, \"n\": {}, \"p\": {}, \"iters\": {}, \"dtype\": \"{dtype}\", \"device\": \"{device}\", \
                  \"compile_ms\": {:.3}, \"run_ms\": {:.3}, \"ms_per_iter\": {:.4}, \"final_loss\": {last}}}",
                 data.n,
                 data.p,

@@ -13,6 +13,7 @@
 pub mod bytes;
 pub mod cuda_runtime;
 pub mod device;
+pub mod emulator;
 pub mod error;
 pub mod exec;
 pub mod gemm;

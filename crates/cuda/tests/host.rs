@@ -1,7 +1,7 @@
 //! The generated CUDA C computes what the reference interpreter computes.
 //! Without a GPU, the module is compiled as C++ for the host (with
-//! `tests/host/shim.h`: threads of a block are OS threads meeting at a
-//! barrier) and every launch of every kernel runs there, in the rendered
+//! `arrayjit_cuda::emulator::SHIM`: threads of a block are OS threads meeting
+//! at a barrier) and every launch of every kernel runs there, in the rendered
 //! order, on random inputs; each output must match the kernel's reference
 //! evaluation. This checks the renderer's indexing, its reductions (the
 //! per-thread walks, the shared-memory tree, the chunk combining) and its
@@ -13,7 +13,7 @@ use arrayjit_cuda::{render_schedule, RenderedProgram};
 use arrayjit_ir::{Data, HostArray};
 use arrayjit_pln::{init, optimizer, step, Dataset, OptState, Params};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn cxx() -> Option<&'static str> {
@@ -124,8 +124,7 @@ fn run(name: &str, p: &RenderedProgram, tol: f64) {
     let Some(cxx) = cxx() else { return };
     let dir = std::env::temp_dir().join(format!("arrayjit-host-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/host/shim.h");
-    let src = format!("#include \"{}\"\n{}\n{}", shim.display(), p.source, driver(p));
+    let src = format!("{}\n{}\n{}", arrayjit_cuda::emulator::SHIM, p.source, driver(p));
     let file = dir.join("module.cpp");
     std::fs::write(&file, src).unwrap();
     let exe: PathBuf = dir.join("module");

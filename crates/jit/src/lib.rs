@@ -22,12 +22,14 @@
 //! # Ok::<(), arrayjit_trace::Error>(())
 //! ```
 
+mod device;
 mod dump;
 mod explain;
 mod jit;
 mod stages;
 mod static_arg;
 
+pub use device::CompiledOn;
 pub use jit::{jit, Jit};
 pub use stages::{Compiled, Lowered, Timings};
 pub use static_arg::Static;

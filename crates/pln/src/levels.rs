@@ -17,9 +17,68 @@
 
 use crate::data::Dataset;
 use crate::model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Params};
+use arrayjit::cuda::Runtime;
 use arrayjit::optim::{apply_updates, GradientTransformation};
 use arrayjit::{jit, scan_with, value_and_grad, Array, Result, ScanOptions, Tree};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Where the compiled loop of levels 2 to 4 runs: the CPU ([`Cpu`]), or a
+/// device runtime (`Arc<CudaRuntime>` for a GPU).
+pub trait Target {
+    /// Compiles `f` for `state` ahead of time, then runs it once; returns the
+    /// result, the compile time and the run time.
+    fn compiled_fit<S: Tree + Clone, R: Tree>(
+        &self,
+        f: impl Fn(S) -> Result<R>,
+        state: S,
+    ) -> Result<(R, Duration, Duration)>;
+    /// Whether this is the CPU (levels 0 and 1 run there only).
+    fn is_cpu(&self) -> bool;
+}
+
+/// The CPU backend.
+pub struct Cpu;
+
+impl Target for Cpu {
+    fn compiled_fit<S: Tree + Clone, R: Tree>(
+        &self,
+        f: impl Fn(S) -> Result<R>,
+        state: S,
+    ) -> Result<(R, Duration, Duration)> {
+        let t = Instant::now();
+        let compiled = jit(f).lower(&state)?.compile()?;
+        let compile = t.elapsed();
+        let t = Instant::now();
+        let out = compiled.call(state)?;
+        Ok((out, compile, t.elapsed()))
+    }
+
+    fn is_cpu(&self) -> bool {
+        true
+    }
+}
+
+impl<Rt: Runtime> Target for Arc<Rt> {
+    fn compiled_fit<S: Tree + Clone, R: Tree>(
+        &self,
+        f: impl Fn(S) -> Result<R>,
+        state: S,
+    ) -> Result<(R, Duration, Duration)> {
+        let t = Instant::now();
+        let compiled = jit(f).lower(&state)?.compile_on(self.clone())?;
+        let compile = t.elapsed();
+        // The run includes copying the state in and the results back, which
+        // waits for the device to finish.
+        let t = Instant::now();
+        let out = compiled.call(state)?;
+        Ok((out, compile, t.elapsed()))
+    }
+
+    fn is_cpu(&self) -> bool {
+        false
+    }
+}
 
 /// The outcome of a fit.
 #[derive(Clone, Debug)]
@@ -49,15 +108,38 @@ fn losses_of(x: &Array) -> Vec<f64> {
     x.astype(arrayjit::DType::F64).to_vec::<f64>()
 }
 
-/// Fits `data` for `iters` iterations at `level` (0 to 4). `progress` is
-/// called with the number of iterations done where the level has a Rust loop.
+/// Fits `data` for `iters` iterations at `level` (0 to 4) on the CPU.
+/// `progress` is called with the number of iterations done where the level
+/// has a Rust loop.
 pub fn fit(level: u8, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+    fit_on(&Cpu, level, data, iters, progress)
+}
+
+/// [`fit`] on `target`. On a device, levels 2 to 4 (one compiled loop) run;
+/// levels 0 and 1, whose loop is Rust code calling operations or compiled
+/// pieces one by one, are an error there.
+pub fn fit_on(
+    target: &impl Target,
+    level: u8,
+    data: &Dataset,
+    iters: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Fit> {
+    if level < 2 && !target.is_cpu() {
+        return Err(arrayjit::Error::Invalid {
+            message: format!(
+                "level {level} runs its loop in Rust, an operation or a compiled piece at a time, and runs on the \
+                 CPU only; levels 2 to 4 run on a device"
+            ),
+            loc: Default::default(),
+        });
+    }
     match level {
         0 => level0(data, iters, progress),
         1 => level1(data, iters, progress),
-        2 => level2(data, iters),
-        3 => level3(data, iters),
-        4 => level4(data, iters),
+        2 => level2(target, data, iters),
+        3 => level3(target, data, iters),
+        4 => level4(target, data, iters),
         _ => Err(arrayjit::Error::Invalid {
             message: format!("there is no level {level} (0 to 4)"),
             loc: Default::default(),
@@ -118,21 +200,11 @@ fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Resu
     })
 }
 
-/// Compiles `f` for `state` ahead of time, then runs it once, timing both.
-fn compiled_fit<S: Tree + Clone, R: Tree>(f: impl Fn(S) -> Result<R>, state: S) -> Result<(R, Duration, Duration)> {
-    let t = Instant::now();
-    let compiled = jit(f).lower(&state)?.compile()?;
-    let compile = t.elapsed();
-    let t = Instant::now();
-    let out = compiled.call(state)?;
-    Ok((out, compile, t.elapsed()))
-}
-
 fn scan_opts(iters: usize) -> ScanOptions {
     ScanOptions::default().length(iters)
 }
 
-fn level2(data: &Dataset, iters: usize) -> Result<Fit> {
+fn level2(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
     type State = (Params, Array, Array, OptState);
     let (params, sigma, omega) = init(data);
     let opt = optimizer().init_tree(&params)?;
@@ -147,7 +219,7 @@ fn level2(data: &Dataset, iters: usize) -> Result<Fit> {
             scan_opts(iters),
         )
     };
-    let (((params, sigma, omega, _), losses), compile, run) = compiled_fit(fit2, (params, sigma, omega, opt))?;
+    let (((params, sigma, omega, _), losses), compile, run) = target.compiled_fit(fit2, (params, sigma, omega, opt))?;
     Ok(Fit { level: 2, losses: losses_of(&losses), params, sigma, omega, compile, run, timed_iters: iters })
 }
 
@@ -160,7 +232,7 @@ pub struct FitState {
     pub opt: OptState,
 }
 
-fn level3(data: &Dataset, iters: usize) -> Result<Fit> {
+fn level3(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
     let (params, sigma, omega) = init(data);
     let opt = optimizer().init_tree(&params)?;
     let fit3 = |state: FitState| {
@@ -174,7 +246,7 @@ fn level3(data: &Dataset, iters: usize) -> Result<Fit> {
             scan_opts(iters),
         )
     };
-    let ((s, losses), compile, run) = compiled_fit(fit3, FitState { params, sigma, omega, opt })?;
+    let ((s, losses), compile, run) = target.compiled_fit(fit3, FitState { params, sigma, omega, opt })?;
     Ok(Fit {
         level: 3,
         losses: losses_of(&losses),
@@ -241,7 +313,7 @@ impl PlnModel {
     }
 }
 
-fn level4(data: &Dataset, iters: usize) -> Result<Fit> {
+fn level4(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
     let model = PlnModel::new(data);
     let opt = optimizer().init_tree(&model.params())?;
     let fit4 = |(model, opt): (PlnModel, OptState)| {
@@ -255,7 +327,7 @@ fn level4(data: &Dataset, iters: usize) -> Result<Fit> {
             scan_opts(iters),
         )
     };
-    let (((m, _), losses), compile, run) = compiled_fit(fit4, (model, opt))?;
+    let (((m, _), losses), compile, run) = target.compiled_fit(fit4, (model, opt))?;
     let params = m.params();
     Ok(Fit {
         level: 4,

@@ -1,16 +1,22 @@
-//! A host runtime for the executor's tests: the generated CUDA C is compiled
-//! as C++ into a shared library (with `tests/host/shim.h`) and its launches
-//! run on the CPU; buffers are host memory and products are plain loops.
-//! Everything the executor does above the runtime is then tested on any
-//! machine with `g++`.
+//! A [`Runtime`] that runs the generated CUDA C on the CPU, for testing the
+//! CUDA backend on machines without a GPU: each module is compiled as C++
+//! into a shared library by the system's `g++` (with [`SHIM`], which runs a
+//! block's threads as OS threads meeting at a barrier and gives the device
+//! intrinsics their PTX semantics), buffers are host memory, and products
+//! are plain loops. It is slow and meant for tests: everything the executor
+//! does above the runtime (memory, launch order, loops, products) is then
+//! checked on any machine.
 
-use arrayjit_cuda::gemm::Gemm;
-use arrayjit_cuda::render::Launch;
-use arrayjit_cuda::{CudaError, Runtime};
+use crate::error::CudaError;
+use crate::gemm::Gemm;
+use crate::render::Launch;
+use crate::runtime::Runtime;
 use arrayjit_ir::DType;
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The header that makes generated CUDA C compile and run as host C++.
+pub const SHIM: &str = include_str!("emulator_shim.h");
 
 /// Host memory standing for device memory (8-byte aligned).
 pub struct HostBuf {
@@ -18,20 +24,25 @@ pub struct HostBuf {
     _mem: Vec<u64>,
 }
 
+/// A module built into a shared library.
 pub struct HostModule {
     lib: libloading::Library,
 }
 
+/// The host runtime.
 pub struct HostRuntime;
+
+// SAFETY: a buffer owns its memory; the pointer is only an address into it.
+unsafe impl Send for HostBuf {}
+unsafe impl Sync for HostBuf {}
 
 type LaunchFn = unsafe extern "C" fn(*const std::ffi::c_char, *const u32, *const u64) -> i32;
 
-pub fn available() -> bool {
-    let ok = Command::new("g++").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        eprintln!("skipped: g++ is not available, the executor is not run on the host");
+impl HostRuntime {
+    /// Whether `g++` is there to build modules.
+    pub fn available() -> bool {
+        Command::new("g++").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
     }
-    ok
 }
 
 fn err(m: impl Into<String>) -> CudaError {
@@ -106,8 +117,7 @@ impl Runtime for HostRuntime {
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("arrayjit-hostrt-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-        let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/host/shim.h");
-        let text = format!("#include \"{}\"\n{source}\n{}", shim.display(), dispatcher(source));
+        let text = format!("{SHIM}\n{source}\n{}", dispatcher(source));
         let file = dir.join("module.cpp");
         std::fs::write(&file, text).map_err(|e| err(e.to_string()))?;
         let so = dir.join("module.so");
@@ -122,6 +132,8 @@ impl Runtime for HostRuntime {
         }
         // SAFETY: the library is ours, built just now; its initialisers are the C++ runtime's.
         let lib = unsafe { libloading::Library::new(&so) }.map_err(|e| err(e.to_string()))?;
+        // The loaded library stays mapped without its files.
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(HostModule { lib })
     }
 
@@ -141,7 +153,7 @@ impl Runtime for HostRuntime {
     }
 
     fn gemm(&self, g: &Gemm, a: &HostBuf, b: &HostBuf, c: &HostBuf) -> Result<(), CudaError> {
-        let len = |l: &arrayjit_cuda::gemm::Layout, rows: usize, cols: usize| {
+        let len = |l: &crate::gemm::Layout, rows: usize, cols: usize| {
             (g.batch.max(1) - 1) * l.batch + (rows.max(1) - 1) * l.rs + (cols.max(1) - 1) * l.cs + 1
         };
         let (la, lb, lc) = (len(&g.a, g.m, g.k), len(&g.b, g.k, g.n), g.batch * g.m * g.n);
