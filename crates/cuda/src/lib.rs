@@ -27,5 +27,5 @@ pub use cuda_runtime::CudaRuntime;
 pub use device::{device, devices, DeviceInfo};
 pub use error::CudaError;
 pub use exec::Executable;
-pub use program::{render_schedule, ProgramKernel, RenderedProgram};
+pub use program::{render_schedule, render_schedule_named, ProgramKernel, RenderedProgram};
 pub use runtime::Runtime;

@@ -27,24 +27,30 @@ pub struct RenderedProgram {
 
 /// Renders every kernel of `s`, recursively through control flow.
 pub fn render_schedule(s: &Schedule) -> Result<RenderedProgram, CudaError> {
+    render_schedule_named(s, "k_")
+}
+
+/// [`render_schedule`] with function names starting with `prefix` (a C
+/// identifier), so that several programs can share a module.
+pub fn render_schedule_named(s: &Schedule, prefix: &str) -> Result<RenderedProgram, CudaError> {
     let mut kernels = Vec::new();
-    collect(s, "", &mut kernels)?;
+    collect(s, prefix, "", &mut kernels)?;
     let source = module_source(&kernels.iter().map(|k| k.rendered.clone()).collect::<Vec<_>>());
     Ok(RenderedProgram { kernels, source })
 }
 
-fn collect(s: &Schedule, prefix: &str, out: &mut Vec<ProgramKernel>) -> Result<(), CudaError> {
+fn collect(s: &Schedule, name: &str, prefix: &str, out: &mut Vec<ProgramKernel>) -> Result<(), CudaError> {
     for (i, step) in s.steps.iter().enumerate() {
         let here = format!("{prefix}s{i}");
         match step {
             Step::Kernel { kernel, .. } => {
-                let rendered = render_kernel(kernel, &format!("k_{here}"))?;
+                let rendered = render_kernel(kernel, &format!("{name}{here}"))?;
                 out.push(ProgramKernel { at: here, kernel: kernel.coalesced(), rendered });
             }
             Step::Prim { prim: Prim::Control(c), .. } => {
                 for (b, body) in c.sub_programs().into_iter().enumerate() {
                     let (p, _) = arrayjit_lower::optimize(body).map_err(|e| CudaError::Lowering(e.to_string()))?;
-                    collect(&arrayjit_lower::fuse(&p), &format!("{here}b{b}"), out)?;
+                    collect(&arrayjit_lower::fuse(&p), name, &format!("{here}b{b}"), out)?;
                 }
             }
             Step::Prim { .. } => {}

@@ -296,7 +296,8 @@ impl Renderer<'_> {
         // kept elements: a warp when the innermost axis is kept (coalesced
         // reads), else the rest of the block.
         let ty = (qn / MIN_PER_THREAD).clamp(1, 256).next_power_of_two().min(256) as u32;
-        let (tx, ty) = if kept.last() == Some(&(rank - 1)) { (32u32, ty.min(8)) } else { ((256 / ty).max(1), ty) };
+        let (tx, ty) =
+            if rank > 0 && kept.last() == Some(&(rank - 1)) { (32u32, ty.min(8)) } else { ((256 / ty).max(1), ty) };
         let ty_us = ty as usize;
         let chunk = qn.div_ceil(MAX_CHUNKS).max(ty_us * MIN_PER_THREAD).div_ceil(ty_us) * ty_us;
         let chunks = qn.div_ceil(chunk).max(1);

@@ -121,6 +121,11 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 
 /// Compiles the program for the host and checks every kernel against its reference.
 fn run(name: &str, p: &RenderedProgram, tol: f64) {
+    run_with(name, p, &|_| tol)
+}
+
+/// [`run`] with a tolerance chosen per kernel.
+fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kernel) -> f64) {
     let Some(cxx) = cxx() else { return };
     let dir = std::env::temp_dir().join(format!("arrayjit-host-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -151,7 +156,7 @@ fn run(name: &str, p: &RenderedProgram, tol: f64) {
             for (e, g) in got.iter().enumerate() {
                 let x = w.data().get(e).as_f64();
                 assert!(
-                    close(*g, x, tol),
+                    close(*g, x, tol(k)),
                     "{name} {} output {j} element {e}: {g} vs {x}\n{}",
                     pk.at,
                     pk.rendered.source
@@ -239,4 +244,55 @@ fn the_pln_step_runs_as_the_reference_says() {
     };
     let p = render_schedule(jit(fit).lower(&(params, sigma, omega, opt)).unwrap().schedule()).unwrap();
     run("pln_step", &p, 1e-4);
+}
+
+/// Kernels of random well-typed programs (every fusible primitive, every
+/// dtype, sizes 0 and 1, transposes, pads, gathers), all in one module:
+/// `ARRAYJIT_SOAK=N` renders N fresh programs instead of the fixed 60.
+#[test]
+fn kernels_of_random_programs_match_the_reference() {
+    use arrayjit_ir::random::{arb_program_and_inputs, GenConfig};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let soak = std::env::var("ARRAYJIT_SOAK").ok().and_then(|s| s.parse::<usize>().ok());
+    let seed: [u8; 32] = match soak {
+        Some(_) => std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8)),
+        None => [7; 32],
+    };
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    // As the CPU's differential tests: no integer division by zero or float
+    // remainder by tiny values (noise on both sides), no factorizations (not
+    // kernels), and no floor, ceil or sign of values a few ulp apart.
+    let config = GenConfig::default().without(&[
+        "div",
+        "rem",
+        "cholesky",
+        "triangular_solve",
+        "lu",
+        "floor",
+        "ceil",
+        "sign",
+        "reduce_prod",
+    ]);
+    let strategy = arb_program_and_inputs(config);
+    let mut kernels = Vec::new();
+    for c in 0..soak.unwrap_or(60) {
+        let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
+        let (p, _) = tree.current();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let r = arrayjit_cuda::render_schedule_named(&arrayjit_lower::fuse(&q), &format!("p{c}_")).unwrap();
+        kernels.extend(r.kernels);
+    }
+    assert!(kernels.len() >= 30, "only {} kernels", kernels.len());
+    let rendered: Vec<_> = kernels.iter().map(|k| k.rendered.clone()).collect();
+    let program = RenderedProgram { source: arrayjit_cuda::render::module_source(&rendered), kernels };
+    let f32_tol = |k: &arrayjit_lower::Kernel| {
+        let any_f32 = k.nodes.iter().any(|n| n.dtype == DType::F32) || k.inputs.iter().any(|a| a.dtype == DType::F32);
+        if any_f32 {
+            2e-4
+        } else {
+            1e-9
+        }
+    };
+    run_with("random", &program, &f32_tol);
 }
