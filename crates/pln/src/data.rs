@@ -38,9 +38,16 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
-/// The directory of the oaks data shipped with the repository.
+/// The directory of the oaks data shipped with the repository: where the
+/// build found it, or (for a binary carried to another machine) `data/oaks`
+/// under the current directory.
 pub fn oaks_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/oaks")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/oaks");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("data/oaks")
+    }
 }
 
 /// A numeric CSV table with a header row: `(rows, columns, values row-major)`.
