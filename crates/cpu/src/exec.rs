@@ -461,15 +461,6 @@ impl Executable {
                 },
             })
             .collect();
-        let mut in_avals: Vec<(usize, AVal)> = s
-            .buffers
-            .iter()
-            .filter_map(|b| match b.kind {
-                BufferKind::Input(i) => Some((i, b.aval.clone())),
-                _ => None,
-            })
-            .collect();
-        in_avals.sort_by_key(|(i, _)| *i);
         let raw_outputs = crate::raw::plan_outputs(s, &places, &output_buffers);
         Ok(Executable {
             schedule: s.clone(),
@@ -481,7 +472,7 @@ impl Executable {
             raw_outputs,
             output_buffers,
             donors,
-            in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
+            in_avals: s.input_avals(),
             clif,
             lanes,
             arena: Mutex::new(None),

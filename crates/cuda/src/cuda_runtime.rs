@@ -162,56 +162,37 @@ impl Runtime for CudaRuntime {
         // SAFETY: the operands hold the matrices the plan describes (the
         // executor sized them from the same types), `c` holds `batch·m·n`
         // elements, and cuBLAS runs on this runtime's stream.
+        // One call, spelled for each precision.
+        macro_rules! strided_batched {
+            ($f:path, $t:ty) => {{
+                let (one, zero): ($t, $t) = (1.0, 0.0);
+                $f(
+                    h,
+                    op(cm.first.0),
+                    op(cm.second.0),
+                    int(cm.m)?,
+                    int(cm.n)?,
+                    int(cm.k)?,
+                    &one,
+                    x as *const $t,
+                    int(cm.first.1)?,
+                    cm.first.2 as i64,
+                    y as *const $t,
+                    int(cm.second.1)?,
+                    cm.second.2 as i64,
+                    &zero,
+                    z as *mut $t,
+                    int(cm.ldc)?,
+                    cm.stride_c as i64,
+                    int(g.batch)?,
+                )
+                .map_err(blas)
+            }};
+        }
         unsafe {
             match g.dtype {
-                DType::F32 => {
-                    let (one, zero) = (1.0f32, 0.0f32);
-                    cudarc::cublas::result::sgemm_strided_batched(
-                        h,
-                        op(cm.first.0),
-                        op(cm.second.0),
-                        int(cm.m)?,
-                        int(cm.n)?,
-                        int(cm.k)?,
-                        &one,
-                        x as *const f32,
-                        int(cm.first.1)?,
-                        cm.first.2 as i64,
-                        y as *const f32,
-                        int(cm.second.1)?,
-                        cm.second.2 as i64,
-                        &zero,
-                        z as *mut f32,
-                        int(cm.ldc)?,
-                        cm.stride_c as i64,
-                        int(g.batch)?,
-                    )
-                    .map_err(blas)
-                }
-                DType::F64 => {
-                    let (one, zero) = (1.0f64, 0.0f64);
-                    cudarc::cublas::result::dgemm_strided_batched(
-                        h,
-                        op(cm.first.0),
-                        op(cm.second.0),
-                        int(cm.m)?,
-                        int(cm.n)?,
-                        int(cm.k)?,
-                        &one,
-                        x as *const f64,
-                        int(cm.first.1)?,
-                        cm.first.2 as i64,
-                        y as *const f64,
-                        int(cm.second.1)?,
-                        cm.second.2 as i64,
-                        &zero,
-                        z as *mut f64,
-                        int(cm.ldc)?,
-                        cm.stride_c as i64,
-                        int(g.batch)?,
-                    )
-                    .map_err(blas)
-                }
+                DType::F32 => strided_batched!(cudarc::cublas::result::sgemm_strided_batched, f32),
+                DType::F64 => strided_batched!(cudarc::cublas::result::dgemm_strided_batched, f64),
                 d => Err(CudaError::Driver(format!("no cuBLAS product for {d}"))),
             }
         }

@@ -97,22 +97,7 @@ impl<R: Runtime> Executable<R> {
                 _ => Ok(None),
             })
             .collect::<Result<_, _>>()?;
-        let mut in_avals: Vec<(usize, AVal)> = s
-            .buffers
-            .iter()
-            .filter_map(|b| match b.kind {
-                BufferKind::Input(i) => Some((i, b.aval.clone())),
-                _ => None,
-            })
-            .collect();
-        in_avals.sort_by_key(|(i, _)| *i);
-        Ok(Executable {
-            schedule: s.clone(),
-            module,
-            plans,
-            consts,
-            in_avals: in_avals.into_iter().map(|(_, a)| a).collect(),
-        })
+        Ok(Executable { schedule: s.clone(), module, plans, consts, in_avals: s.input_avals() })
     }
 
     fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {

@@ -140,23 +140,9 @@ fn loops_and_conditionals<R: Runtime>(rt: &R) {
 }
 
 fn pln_fit_at_level_2<R: Runtime>(rt: &R) {
-    use arrayjit::optim::GradientTransformation;
-    use arrayjit_pln::{init, optimizer, step, Dataset, OptState, Params};
+    use arrayjit_pln::{scan_fit, scan_start, Dataset};
     let data = Dataset::oaks(1, DType::F64).unwrap();
-    let (params, sigma, omega) = init(&data);
-    let opt = optimizer().init_tree(&params).unwrap();
-    type State = (Params, Array, Array, OptState);
-    let fit = |state: State| {
-        scan_with(
-            |(params, _sigma, omega, opt): State, (): ()| -> arrayjit::Result<(State, Array)> {
-                let (params, sigma, omega, opt, loss) = step(&data, params, &omega, opt)?;
-                Ok(((params, sigma, omega, opt), loss))
-            },
-            state,
-            (),
-            ScanOptions::default().length(3),
-        )
-        .unwrap()
-    };
-    check(rt, "pln level 2", fit, (params, sigma, omega, opt), 1e-9);
+    let fit = scan_fit(&data, 3);
+    let fit = move |state| fit(state).unwrap();
+    check(rt, "pln level 2", fit, scan_start(&data).unwrap(), 1e-9);
 }

@@ -7,11 +7,12 @@
 //! per-thread walks, the shared-memory tree, the chunk combining) and its
 //! spelling of every primitive, on any machine with `g++`.
 
-use arrayjit::{jit, scan_with, Array, DType, ScanOptions};
+mod corpus;
+
+use arrayjit::DType;
 use arrayjit_cuda::render::Param;
-use arrayjit_cuda::{render_schedule, RenderedProgram};
+use arrayjit_cuda::RenderedProgram;
 use arrayjit_ir::{Data, HostArray};
-use arrayjit_pln::{init, optimizer, step, Dataset, OptState, Params};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -167,83 +168,11 @@ fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kerne
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn ramp(shape: &[usize], dtype: DType) -> Array {
-    let n: usize = shape.iter().product();
-    Array::from_vec((0..n).map(|i| ((i % 17) as f64 - 8.0) * 0.25).collect::<Vec<f64>>(), shape.to_vec()).astype(dtype)
-}
-
-fn render<In: arrayjit::Tree, Out: arrayjit::Tree>(f: impl Fn(In) -> Out, args: &In) -> RenderedProgram {
-    render_schedule(jit(f).lower(args).unwrap().schedule()).unwrap()
-}
-
 #[test]
-fn reductions_of_every_shape_match_the_reference() {
-    for dtype in [DType::F32, DType::F64] {
-        // 300 rows: several chunks, so the combining pass runs too.
-        let x = ramp(&[300, 5], dtype);
-        let v = ramp(&[5], dtype);
-        let p = render(
-            |(x, v): (Array, Array)| {
-                let y = (&x * &v + 1.0).exp() - x.tanh();
-                (y.clone(), y.sum(0), y.sum(1), y.sum(..), x.max(0), x.min(..), x.prod(1))
-            },
-            &(x, v),
-        );
-        run(&format!("reductions_{dtype}"), &p, 1e-5);
+fn the_corpus_runs_as_the_reference_says() {
+    for c in corpus::cases() {
+        run(&c.name, &c.program, c.tol);
     }
-}
-
-#[test]
-fn every_primitive_is_spelled_as_the_reference_computes_it() {
-    for dtype in [DType::F32, DType::F64] {
-        let x = ramp(&[9, 7], dtype);
-        let p = render(
-            |x: Array| {
-                let a = x.abs() + 0.5;
-                let t = a.log() + a.log1p() + x.expm1() + x.logistic() + x.sin() * x.cos() + a.sqrt() + a.rsqrt();
-                let t = t + a.pow(&x) + x.floor() - x.ceil() + x.sign() + x.rem(0.75) + x.powi(3) + x.powi(-2);
-                let m = x.maximum(&a).minimum(2.0);
-                (x.gt(0.0).select(&t, &m), x.is_finite(), x.astype(DType::I32))
-            },
-            &x,
-        );
-        run(&format!("primitives_{dtype}"), &p, 1e-5);
-    }
-    let i = ramp(&[64], DType::F32).astype(DType::I32);
-    let p = render(
-        |i: Array| {
-            let j = Array::iota(DType::I32, [64], 0) - 7;
-            let q = i.div_raw(&j) + i.rem(&j) + i.powi(2) - i.abs().neg();
-            let b = q.gt(&j).and(i.ne(0)).not();
-            (q.clone(), b.select(&q, &i), q.astype(DType::F32).sum(..), b.astype(DType::I32).max(..), b.clone())
-        },
-        &i,
-    );
-    run("integers", &p, 0.0);
-    let x = ramp(&[6, 4], DType::F32);
-    let p = render(|x: Array| (arrayjit::concatenate(&[x.clone(), x.exp()], 0).sum(1), x.t().exp(), x.exp()), &x);
-    run("gathers", &p, 1e-6);
-}
-
-#[test]
-fn the_pln_step_runs_as_the_reference_says() {
-    let data = Dataset::oaks(1, DType::F32).unwrap();
-    let (params, sigma, omega) = init(&data);
-    let opt = arrayjit::optim::GradientTransformation::init_tree(&optimizer(), &params).unwrap();
-    type State = (Params, Array, Array, OptState);
-    let fit = |state: State| {
-        scan_with(
-            |(params, _sigma, omega, opt): State, (): ()| -> arrayjit::Result<(State, Array)> {
-                let (params, sigma, omega, opt, loss) = step(&data, params, &omega, opt)?;
-                Ok(((params, sigma, omega, opt), loss))
-            },
-            state,
-            (),
-            ScanOptions::default().length(2),
-        )
-    };
-    let p = render_schedule(jit(fit).lower(&(params, sigma, omega, opt)).unwrap().schedule()).unwrap();
-    run("pln_step", &p, 1e-4);
 }
 
 /// Kernels of random well-typed programs (every fusible primitive, every

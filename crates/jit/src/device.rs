@@ -15,10 +15,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::stages::{compile_error, Lowered, Timings};
+use crate::stages::{compile_error, leaves_of, Lowered, Timings};
 use arrayjit_cuda::{Executable, Runtime};
 use arrayjit_ir::{AVal, HostArray, Loc};
-use arrayjit_trace::{tree_flatten, tree_unflatten, Array, Error, Result, Tree, TreeDef};
+use arrayjit_trace::{tree_unflatten, Array, Error, Result, Tree, TreeDef};
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -62,13 +62,7 @@ impl<R: Runtime, In: Tree, Out: Tree> CompiledOn<R, In, Out> {
     #[track_caller]
     pub fn call(&self, args: In) -> Result<Out> {
         let loc = Loc(Some(Location::caller()));
-        let (leaves, def) = tree_flatten(&args);
-        if def != self.in_def {
-            return Err(Error::Tree(format!(
-                "`{}` was compiled for arguments {} but was given {def}",
-                self.name, self.in_def
-            )));
-        }
+        let leaves = leaves_of(&self.name, &self.in_def, &args)?;
         let hosts: Vec<Arc<HostArray>> = leaves
             .iter()
             .map(|a| {

@@ -154,13 +154,7 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
     #[track_caller]
     pub fn call(&self, args: In) -> Result<Out> {
         let loc = Loc(Some(Location::caller()));
-        let (leaves, def) = tree_flatten(&args);
-        if def != self.in_def {
-            return Err(Error::Tree(format!(
-                "`{}` was compiled for arguments {} but was given {def}",
-                self.name, self.in_def
-            )));
-        }
+        let leaves = leaves_of(&self.name, &self.in_def, &args)?;
         drop(args);
         run(&self.exe, &self.name, leaves, &self.out_def, loc)
     }
@@ -183,6 +177,15 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
     pub fn in_avals(&self) -> &[AVal] {
         self.exe.in_avals()
     }
+}
+
+/// The leaves of `args`, which must have the structure `want` that `name` was compiled for.
+pub(crate) fn leaves_of<In: Tree>(name: &str, want: &TreeDef, args: &In) -> Result<Vec<Array>> {
+    let (leaves, def) = tree_flatten(args);
+    if def != *want {
+        return Err(Error::Tree(format!("`{name}` was compiled for arguments {want} but was given {def}")));
+    }
+    Ok(leaves)
 }
 
 /// Runs an executable on the leaves of the arguments and rebuilds the result

@@ -103,6 +103,20 @@ impl Schedule {
             .collect()
     }
 
+    /// The types of the arguments, in order (those the schedule reads).
+    pub fn input_avals(&self) -> Vec<AVal> {
+        let mut ins: Vec<(usize, AVal)> = self
+            .buffers
+            .iter()
+            .filter_map(|b| match b.kind {
+                BufferKind::Input(i) => Some((i, b.aval.clone())),
+                _ => None,
+            })
+            .collect();
+        ins.sort_by_key(|(i, _)| *i);
+        ins.into_iter().map(|(_, a)| a).collect()
+    }
+
     /// Number of fused kernels.
     pub fn num_kernels(&self) -> usize {
         self.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count()

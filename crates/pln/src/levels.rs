@@ -37,6 +37,21 @@ pub trait Target {
     fn is_cpu(&self) -> bool;
 }
 
+/// Compiles for `state`, then runs what was compiled on it; returns the
+/// result and both durations.
+fn timed<S, C, R>(
+    state: S,
+    compile: impl FnOnce(&S) -> Result<C>,
+    run: impl FnOnce(C, S) -> Result<R>,
+) -> Result<(R, Duration, Duration)> {
+    let t = Instant::now();
+    let compiled = compile(&state)?;
+    let compile = t.elapsed();
+    let t = Instant::now();
+    let out = run(compiled, state)?;
+    Ok((out, compile, t.elapsed()))
+}
+
 /// The CPU backend.
 pub struct Cpu;
 
@@ -46,12 +61,7 @@ impl Target for Cpu {
         f: impl Fn(S) -> Result<R>,
         state: S,
     ) -> Result<(R, Duration, Duration)> {
-        let t = Instant::now();
-        let compiled = jit(f).lower(&state)?.compile()?;
-        let compile = t.elapsed();
-        let t = Instant::now();
-        let out = compiled.call(state)?;
-        Ok((out, compile, t.elapsed()))
+        timed(state, |s| jit(f).lower(s)?.compile(), |c, s| c.call(s))
     }
 
     fn is_cpu(&self) -> bool {
@@ -65,14 +75,9 @@ impl<Rt: Runtime> Target for Arc<Rt> {
         f: impl Fn(S) -> Result<R>,
         state: S,
     ) -> Result<(R, Duration, Duration)> {
-        let t = Instant::now();
-        let compiled = jit(f).lower(&state)?.compile_on(self.clone())?;
-        let compile = t.elapsed();
         // The run includes copying the state in and the results back, which
         // waits for the device to finish.
-        let t = Instant::now();
-        let out = compiled.call(state)?;
-        Ok((out, compile, t.elapsed()))
+        timed(state, |s| jit(f).lower(s)?.compile_on(self.clone()), |c, s| c.call(s))
     }
 
     fn is_cpu(&self) -> bool {
@@ -204,13 +209,22 @@ fn scan_opts(iters: usize) -> ScanOptions {
     ScanOptions::default().length(iters)
 }
 
-fn level2(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
-    type State = (Params, Array, Array, OptState);
+/// Level 2's state: the parameters, Σ, Ω and the optimizer's state, in a tuple.
+pub type ScanState = (Params, Array, Array, OptState);
+
+/// Level 2's starting state for `data`.
+pub fn scan_start(data: &Dataset) -> Result<ScanState> {
     let (params, sigma, omega) = init(data);
     let opt = optimizer().init_tree(&params)?;
-    let fit2 = |state: State| {
+    Ok((params, sigma, omega, opt))
+}
+
+/// Level 2's program: `iters` steps in one `scan`, returning the final state
+/// and the loss before each step.
+pub fn scan_fit(data: &Dataset, iters: usize) -> impl Fn(ScanState) -> Result<(ScanState, Array)> + Clone + '_ {
+    move |state: ScanState| {
         scan_with(
-            |(params, _sigma, omega, opt): State, (): ()| -> Result<(State, Array)> {
+            |(params, _sigma, omega, opt): ScanState, (): ()| -> Result<(ScanState, Array)> {
                 let (params, sigma, omega, opt, loss) = step(data, params, &omega, opt)?;
                 Ok(((params, sigma, omega, opt), loss))
             },
@@ -218,8 +232,12 @@ fn level2(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
             (),
             scan_opts(iters),
         )
-    };
-    let (((params, sigma, omega, _), losses), compile, run) = target.compiled_fit(fit2, (params, sigma, omega, opt))?;
+    }
+}
+
+fn level2(target: &impl Target, data: &Dataset, iters: usize) -> Result<Fit> {
+    let (((params, sigma, omega, _), losses), compile, run) =
+        target.compiled_fit(scan_fit(data, iters), scan_start(data)?)?;
     Ok(Fit { level: 2, losses: losses_of(&losses), params, sigma, omega, compile, run, timed_iters: iters })
 }
 

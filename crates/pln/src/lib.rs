@@ -17,5 +17,5 @@ pub mod levels;
 pub mod model;
 
 pub use data::{simulate, DataError, Dataset};
-pub use levels::{fit, fit_on, Cpu, Fit, FitState, PlnModel, Target};
+pub use levels::{fit, fit_on, scan_fit, scan_start, Cpu, Fit, FitState, PlnModel, ScanState, Target};
 pub use model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Params};
