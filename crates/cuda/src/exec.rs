@@ -76,6 +76,10 @@ impl<R: Runtime> Executable<R> {
                 Step::Kernel { .. } => {
                     Plan::Kernel(rendered[i].take().ok_or_else(|| CudaError::Lowering(format!("step {i}: no kernel")))?)
                 }
+                // Factorizations with a device version run as kernels.
+                Step::Prim { .. } if rendered[i].is_some() => {
+                    Plan::Kernel(rendered[i].take().ok_or_else(|| CudaError::Lowering(format!("step {i}: no kernel")))?)
+                }
                 Step::Prim { prim, inputs, .. } => match prim {
                     Prim::Linalg(Linalg::DotGeneral(dims)) if inputs.len() == 2 => {
                         let (l, r) = (&s.buffers[inputs[0]].aval, &s.buffers[inputs[1]].aval);
@@ -328,7 +332,8 @@ fn scan<R: Runtime>(
     Ok(carry)
 }
 
-/// The top-level kernels of `s`, one per kernel step.
+/// The top-level kernels of `s`: one per kernel step, and one per
+/// factorization that has a device version.
 fn render_steps(s: &Schedule) -> Result<Vec<Option<RenderedKernel>>, CudaError> {
     s.steps
         .iter()
@@ -336,6 +341,10 @@ fn render_steps(s: &Schedule) -> Result<Vec<Option<RenderedKernel>>, CudaError> 
         .map(|(i, step)| match step {
             Step::Kernel { kernel, .. } => {
                 crate::render::render_kernel(kernel, &format!("k{i}")).map(Some).map_err(Into::into)
+            }
+            Step::Prim { prim: Prim::Linalg(l), inputs, .. } => {
+                let avals: Vec<AVal> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
+                Ok(crate::library::render_library(l, &avals, &format!("k{i}")))
             }
             Step::Prim { .. } => Ok(None),
         })

@@ -17,6 +17,7 @@ pub mod emulator;
 pub mod error;
 pub mod exec;
 pub mod gemm;
+pub mod library;
 pub mod nvrtc;
 pub mod program;
 pub mod render;

@@ -21,6 +21,8 @@ pub struct ProgramKernel {
 #[derive(Clone, Debug)]
 pub struct RenderedProgram {
     pub kernels: Vec<ProgramKernel>,
+    /// The factorizations that run on the device, with where they come from.
+    pub library: Vec<(String, RenderedKernel)>,
     /// The module: the prelude and every kernel's functions.
     pub source: String,
 }
@@ -33,13 +35,20 @@ pub fn render_schedule(s: &Schedule) -> Result<RenderedProgram, CudaError> {
 /// [`render_schedule`] with function names starting with `prefix` (a C
 /// identifier), so that several programs can share a module.
 pub fn render_schedule_named(s: &Schedule, prefix: &str) -> Result<RenderedProgram, CudaError> {
-    let mut kernels = Vec::new();
-    collect(s, prefix, "", &mut kernels)?;
-    let source = module_source(&kernels.iter().map(|k| k.rendered.clone()).collect::<Vec<_>>());
-    Ok(RenderedProgram { kernels, source })
+    let (mut kernels, mut library) = (Vec::new(), Vec::new());
+    collect(s, prefix, "", &mut kernels, &mut library)?;
+    let all: Vec<RenderedKernel> =
+        kernels.iter().map(|k| k.rendered.clone()).chain(library.iter().map(|(_, k)| k.clone())).collect();
+    Ok(RenderedProgram { kernels, library, source: module_source(&all) })
 }
 
-fn collect(s: &Schedule, name: &str, prefix: &str, out: &mut Vec<ProgramKernel>) -> Result<(), CudaError> {
+fn collect(
+    s: &Schedule,
+    name: &str,
+    prefix: &str,
+    out: &mut Vec<ProgramKernel>,
+    library: &mut Vec<(String, RenderedKernel)>,
+) -> Result<(), CudaError> {
     for (i, step) in s.steps.iter().enumerate() {
         let here = format!("{prefix}s{i}");
         match step {
@@ -50,7 +59,13 @@ fn collect(s: &Schedule, name: &str, prefix: &str, out: &mut Vec<ProgramKernel>)
             Step::Prim { prim: Prim::Control(c), .. } => {
                 for (b, body) in c.sub_programs().into_iter().enumerate() {
                     let (p, _) = arrayjit_lower::optimize(body).map_err(|e| CudaError::Lowering(e.to_string()))?;
-                    collect(&arrayjit_lower::fuse(&p), name, &format!("{here}b{b}"), out)?;
+                    collect(&arrayjit_lower::fuse(&p), name, &format!("{here}b{b}"), out, library)?;
+                }
+            }
+            Step::Prim { prim: Prim::Linalg(l), inputs, .. } => {
+                let avals: Vec<_> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
+                if let Some(r) = crate::library::render_library(l, &avals, &format!("{name}{here}")) {
+                    library.push((here, r));
                 }
             }
             Step::Prim { .. } => {}

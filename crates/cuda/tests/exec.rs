@@ -43,7 +43,12 @@ macro_rules! on_every_runtime {
     };
 }
 
-on_every_runtime!(products_reductions_and_host_steps, loops_and_conditionals, pln_fit_at_level_2);
+on_every_runtime!(
+    products_reductions_and_host_steps,
+    factorizations_on_the_device,
+    loops_and_conditionals,
+    pln_fit_at_level_2
+);
 
 fn ramp(shape: &[usize], k: f64) -> Array {
     let n: usize = shape.iter().product();
@@ -92,6 +97,35 @@ fn products_reductions_and_host_steps<R: Runtime>(rt: &R) {
         a,
         1e-10,
     );
+}
+
+/// Every triangular solve (left and right, lower and upper, transposed or
+/// not, unit diagonal or not) on a batch, and Cholesky factors of a batch
+/// holding a matrix that is not positive definite (all NaN, as on the CPU).
+fn factorizations_on_the_device<R: Runtime>(rt: &R) {
+    use arrayjit::{triangular_solve, TriangularSolve};
+    let a = ramp(&[2, 5, 5], 0.37) + Array::eye(5, DType::F64) * 3.0;
+    for left_side in [true, false] {
+        let b = if left_side { ramp(&[2, 5, 3], 0.9) } else { ramp(&[2, 3, 5], 0.9) };
+        for lower in [true, false] {
+            for transpose_a in [true, false] {
+                for unit_diagonal in [true, false] {
+                    let o = TriangularSolve { left_side, lower, transpose_a, unit_diagonal };
+                    let name = format!("{o:?}");
+                    check(
+                        rt,
+                        &name,
+                        move |(a, b): (Array, Array)| triangular_solve(&a, &b, o),
+                        (a.clone(), b.clone()),
+                        1e-10,
+                    );
+                }
+            }
+        }
+    }
+    let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
+    let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
+    check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);
 }
 
 fn loops_and_conditionals<R: Runtime>(rt: &R) {

@@ -214,7 +214,8 @@ fn kernels_of_random_programs_match_the_reference() {
     }
     assert!(kernels.len() >= 30, "only {} kernels", kernels.len());
     let rendered: Vec<_> = kernels.iter().map(|k| k.rendered.clone()).collect();
-    let program = RenderedProgram { source: arrayjit_cuda::render::module_source(&rendered), kernels };
+    let program =
+        RenderedProgram { source: arrayjit_cuda::render::module_source(&rendered), kernels, library: Vec::new() };
     let f32_tol = |k: &arrayjit_lower::Kernel| {
         let any_f32 = k.nodes.iter().any(|n| n.dtype == DType::F32) || k.inputs.iter().any(|a| a.dtype == DType::F32);
         if any_f32 {
