@@ -90,6 +90,28 @@ pub(super) fn log_positive(m: &mut Em, a: Value) -> Value {
 }
 
 pub(super) fn log(m: &mut Em, x: Value) -> Value {
+    // Positive, normal and finite in every lane (NaN fails the compares):
+    // no prescaling and no special values.
+    let (min, max) = if m.is64() { (f64::MIN_POSITIVE, f64::MAX) } else { (f32::MIN_POSITIVE as f64, f32::MAX as f64) };
+    let (min, max) = (m.f(min), m.f(max));
+    let above = m.fcmp(FloatCC::GreaterThanOrEqual, x, min);
+    let below = m.fcmp(FloatCC::LessThanOrEqual, x, max);
+    let ordinary = m.and(above, below);
+    m.when_all(
+        ordinary,
+        |m| {
+            let off = exponent_offset(m);
+            let off = m.f(off);
+            let (f, e) = split(m, x, off);
+            let zero = m.f(0.0);
+            log_reduced(m, f, e, zero)
+        },
+        |m| log_special(m, x),
+    )
+}
+
+/// `log` for any input: subnormals prescaled, then ±0, +inf, negatives and NaN fixed up.
+fn log_special(m: &mut Em, x: Value) -> Value {
     let r = log_positive(m, x);
     let inf = m.f(f64::INFINITY);
     let is_inf = m.fcmp(FloatCC::Equal, x, inf);

@@ -1,8 +1,10 @@
 //! Inline polynomial transcendental functions emitted as straight-line Cranelift IR.
 //!
 //! Each function takes a value of type `F32`, `F64`, `F32X4` or `F64X2` and returns one of the same
-//! type, with no calls and no new blocks, so the code generator can use it inside a loop body for
-//! scalars and vectors alike. The recipe is the same throughout: a range reduction done with
+//! type, with no calls, so the code generator can use it inside a loop body for scalars and vectors
+//! alike. `exp` and `log` branch once: when every lane is an ordinary input (a result in the normal
+//! range; a positive normal argument) they skip the clamping, two-step scaling, subnormal
+//! prescaling and special-value fix-ups, whose results for such inputs are the same bits. The recipe is the same throughout: a range reduction done with
 //! integer bit tricks and `fma` (the round-to-integer and the `2^n` scaling use the 1.5·2^23 /
 //! 1.5·2^52 "shifter" so no float/int conversion instruction is needed), a minimax polynomial
 //! whose coefficients `remez.py` derives (see `coeffs.rs`), and special values fixed up at the end
@@ -47,7 +49,7 @@ mod tests;
 mod trig;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, BlockArg, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
 /// `e^x`.
@@ -279,6 +281,34 @@ impl<'a, 'f> Em<'a, 'f> {
         } else {
             self.b.ins().select(mask, t, f)
         }
+    }
+
+    /// `fast` when `mask` holds in every lane, else `slow`: two code paths
+    /// joined by a block parameter. For functions whose special inputs (out of
+    /// range, subnormal, NaN) need work that ordinary inputs do not: the
+    /// common case skips it, at the price of one well-predicted branch.
+    fn when_all(
+        &mut self,
+        mask: Value,
+        fast: impl FnOnce(&mut Self) -> Value,
+        slow: impl FnOnce(&mut Self) -> Value,
+    ) -> Value {
+        let cond = if self.ty.is_vector() { self.b.ins().vall_true(mask) } else { mask };
+        let (fast_block, slow_block, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let ty = self.ty;
+        self.b.append_block_param(join, ty);
+        self.b.ins().brif(cond, fast_block, &[], slow_block, &[]);
+        self.b.seal_block(fast_block);
+        self.b.seal_block(slow_block);
+        self.b.switch_to_block(fast_block);
+        let v = fast(self);
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(slow_block);
+        let v = slow(self);
+        self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        self.b.seal_block(join);
+        self.b.switch_to_block(join);
+        self.b.block_params(join)[0]
     }
 
     /// `a > hi ? hi : a < lo ? lo : a`, letting NaN through.
