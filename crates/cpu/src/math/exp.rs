@@ -161,9 +161,7 @@ pub(super) fn logistic(m: &mut Em, x: Value) -> Value {
     // its subnormal bits.
     let a = m.abs(x);
     let na = m.neg(a);
-    let lim = exp_limit(m);
-    let na = m.clamp_below(na, -lim);
-    let e = exp_clamped(m, na);
+    let e = exp(m, na);
     let one = m.f(1.0);
     let d = m.add(one, e);
     let zero = m.f(0.0);

@@ -2,7 +2,7 @@
 //!
 //! Each function takes a value of type `F32`, `F64`, `F32X4` or `F64X2` and returns one of the same
 //! type, with no calls, so the code generator can use it inside a loop body for scalars and vectors
-//! alike. `exp` and `log` branch once: when every lane is an ordinary input (a result in the normal
+//! alike. `exp` and `log` (and `logistic`, through `exp`) branch once: when every lane is an ordinary input (a result in the normal
 //! range; a positive normal argument) they skip the clamping, two-step scaling, subnormal
 //! prescaling and special-value fix-ups, whose results for such inputs are the same bits. The recipe is the same throughout: a range reduction done with
 //! integer bit tricks and `fma` (the round-to-integer and the `2^n` scaling use the 1.5·2^23 /
