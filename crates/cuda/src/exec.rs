@@ -47,6 +47,8 @@ pub struct Executable<R: Runtime> {
     plans: Vec<Plan<R>>,
     consts: Vec<Option<R::Buf>>,
     in_avals: Vec<AVal>,
+    /// The temporaries of the last run, reused by the next.
+    spare: std::sync::Mutex<Option<Vec<Option<R::Buf>>>>,
 }
 
 fn bytes_of(a: &AVal) -> usize {
@@ -101,7 +103,14 @@ impl<R: Runtime> Executable<R> {
                 _ => Ok(None),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Executable { schedule: s.clone(), module, plans, consts, in_avals: s.input_avals() })
+        Ok(Executable {
+            schedule: s.clone(),
+            module,
+            plans,
+            consts,
+            in_avals: s.input_avals(),
+            spare: std::sync::Mutex::new(None),
+        })
     }
 
     fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {
@@ -162,6 +171,17 @@ impl<R: Runtime> Executable<R> {
     pub fn run_device(&self, rt: &R, inputs: &[&R::Buf]) -> Result<Vec<R::Buf>, CudaError> {
         let s = &self.schedule;
         let mut temps: Vec<Option<R::Buf>> = (0..s.buffers.len()).map(|_| None).collect();
+        // The previous run's buffers, for kernels and products to write into
+        // again (a loop body runs once per iteration). One stream orders every
+        // use, so a buffer is rewritten only after what read it has run.
+        let mut spare = self.spare.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+        spare.resize_with(s.buffers.len(), || None);
+        let mut fresh = |b: usize| -> Result<R::Buf, CudaError> {
+            match spare[b].take() {
+                Some(buf) => Ok(buf),
+                None => rt.alloc(bytes_of(&s.buffers[b].aval)),
+            }
+        };
         for (i, (step, plan)) in s.steps.iter().zip(&self.plans).enumerate() {
             let mut outs: Vec<R::Buf> = Vec::with_capacity(step.outputs().len());
             {
@@ -177,12 +197,12 @@ impl<R: Runtime> Executable<R> {
                 match plan {
                     Plan::Kernel(k) => {
                         for &b in step.outputs() {
-                            outs.push(rt.alloc(bytes_of(&s.buffers[b].aval))?);
+                            outs.push(fresh(b)?);
                         }
                         self.launch(rt, k, &ins, &outs)?;
                     }
                     Plan::Gemm(g) => {
-                        let c = rt.alloc(bytes_of(&s.buffers[step.outputs()[0]].aval))?;
+                        let c = fresh(step.outputs()[0])?;
                         rt.gemm(g, ins[0], ins[1], &c)?;
                         outs.push(c);
                     }
@@ -253,6 +273,9 @@ impl<R: Runtime> Executable<R> {
                     out
                 }
             });
+        }
+        if let Ok(mut pool) = self.spare.lock() {
+            *pool = Some(temps);
         }
         Ok(results)
     }
