@@ -48,7 +48,13 @@ pub struct Executable<R: Runtime> {
     consts: Vec<Option<R::Buf>>,
     in_avals: Vec<AVal>,
     /// The temporaries of the last run, reused by the next.
-    spare: std::sync::Mutex<Option<Vec<Option<R::Buf>>>>,
+    spare: std::sync::Mutex<Option<Spare<R>>>,
+}
+
+/// A run's temporaries: a buffer per schedule buffer, partial-result buffers per step.
+struct Spare<R: Runtime> {
+    temps: Vec<Option<R::Buf>>,
+    partials: Vec<Vec<R::Buf>>,
 }
 
 fn bytes_of(a: &AVal) -> usize {
@@ -174,8 +180,12 @@ impl<R: Runtime> Executable<R> {
         // The previous run's buffers, for kernels and products to write into
         // again (a loop body runs once per iteration). One stream orders every
         // use, so a buffer is rewritten only after what read it has run.
-        let mut spare = self.spare.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+        let (mut spare, mut partials) = match self.spare.lock().ok().and_then(|mut p| p.take()) {
+            Some(Spare { temps, partials }) => (temps, partials),
+            None => (Vec::new(), Vec::new()),
+        };
         spare.resize_with(s.buffers.len(), || None);
+        partials.resize_with(s.steps.len(), Vec::new);
         let mut fresh = |b: usize| -> Result<R::Buf, CudaError> {
             match spare[b].take() {
                 Some(buf) => Ok(buf),
@@ -199,7 +209,14 @@ impl<R: Runtime> Executable<R> {
                         for &b in step.outputs() {
                             outs.push(fresh(b)?);
                         }
-                        self.launch(rt, k, &ins, &outs)?;
+                        if partials[i].len() != k.partials.len() {
+                            partials[i] = k
+                                .partials
+                                .iter()
+                                .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
+                                .collect::<Result<_, _>>()?;
+                        }
+                        self.launch(rt, k, &ins, &outs, &partials[i])?;
                     }
                     Plan::Gemm(g) => {
                         let c = fresh(step.outputs()[0])?;
@@ -275,19 +292,21 @@ impl<R: Runtime> Executable<R> {
             });
         }
         if let Ok(mut pool) = self.spare.lock() {
-            *pool = Some(temps);
+            *pool = Some(Spare { temps, partials });
         }
         Ok(results)
     }
 
-    /// Queues a kernel's launches, with its partial buffers.
-    fn launch(&self, rt: &R, k: &RenderedKernel, ins: &[&R::Buf], outs: &[R::Buf]) -> Result<(), CudaError> {
+    /// Queues a kernel's launches, with its partial-result buffers.
+    fn launch(
+        &self,
+        rt: &R,
+        k: &RenderedKernel,
+        ins: &[&R::Buf],
+        outs: &[R::Buf],
+        partials: &[R::Buf],
+    ) -> Result<(), CudaError> {
         let module = self.module.as_ref().ok_or_else(|| CudaError::Lowering("a kernel without a module".into()))?;
-        let partials: Vec<R::Buf> = k
-            .partials
-            .iter()
-            .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
-            .collect::<Result<_, _>>()?;
         for l in &k.launches {
             let params: Vec<u64> = l
                 .params
