@@ -8,6 +8,7 @@
 //! loop; the host reads back only a `while` condition's flag and a `cond`'s
 //! branch index, and the results.
 
+use crate::array::DeviceArray;
 use crate::bytes::{from_bytes, to_bytes};
 use crate::error::CudaError;
 use crate::gemm::Gemm;
@@ -149,17 +150,32 @@ impl<R: Runtime> Executable<R> {
     /// Runs on host arrays: uploads them, runs, and downloads the results.
     pub fn run(&self, rt: &R, args: &[&HostArray]) -> Result<Vec<HostArray>, CudaError> {
         let avals: Vec<AVal> = args.iter().map(|a| a.aval()).collect();
+        self.check(&avals)?;
+        let bufs: Vec<R::Buf> = args.iter().map(|a| rt.upload(&to_bytes(a))).collect::<Result<_, _>>()?;
+        let refs: Vec<&R::Buf> = bufs.iter().collect();
+        let outs = self.run_device(rt, &refs)?;
+        let out_avals = self.out_avals();
+        outs.iter().zip(&out_avals).map(|(b, a)| from_bytes(a, &rt.download(b, bytes_of(a))?)).collect()
+    }
+
+    /// Runs on arrays already on the device; the results stay there.
+    pub fn run_arrays(&self, rt: &R, args: &[&DeviceArray<R>]) -> Result<Vec<DeviceArray<R>>, CudaError> {
+        let avals: Vec<AVal> = args.iter().map(|a| a.aval().clone()).collect();
+        self.check(&avals)?;
+        let bufs: Vec<&R::Buf> = args.iter().map(|a| a.buf()).collect();
+        let outs = self.run_device(rt, &bufs)?;
+        Ok(outs.into_iter().zip(self.out_avals()).map(|(b, a)| DeviceArray::from_buf(b, a)).collect())
+    }
+
+    /// Arguments of the types `avals` match the signature.
+    fn check(&self, avals: &[AVal]) -> Result<(), CudaError> {
         if avals.len() < self.in_avals.len() || avals[..self.in_avals.len()] != self.in_avals[..] {
             return Err(CudaError::Signature {
                 want: self.in_avals.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
                 got: avals.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
             });
         }
-        let bufs: Vec<R::Buf> = args.iter().map(|a| rt.upload(&to_bytes(a))).collect::<Result<_, _>>()?;
-        let refs: Vec<&R::Buf> = bufs.iter().collect();
-        let outs = self.run_device(rt, &refs)?;
-        let out_avals = self.out_avals();
-        outs.iter().zip(&out_avals).map(|(b, a)| from_bytes(a, &rt.download(b, bytes_of(a))?)).collect()
+        Ok(())
     }
 
     fn out_avals(&self) -> Vec<AVal> {

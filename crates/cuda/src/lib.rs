@@ -10,6 +10,7 @@
 //! installation: the driver and NVRTC are loaded when first asked for, and
 //! their absence is an error ([`CudaError::NoDriver`], [`CudaError::NoNvrtc`]).
 
+pub mod array;
 pub mod bytes;
 pub mod cuda_runtime;
 pub mod device;
@@ -24,6 +25,7 @@ pub mod render;
 pub mod runtime;
 pub mod spelling;
 
+pub use array::DeviceArray;
 pub use cuda_runtime::CudaRuntime;
 pub use device::{device, devices, DeviceInfo};
 pub use error::CudaError;

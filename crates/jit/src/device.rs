@@ -16,7 +16,7 @@
 //! ```
 
 use crate::stages::{compile_error, leaves_of, Lowered, Timings};
-use arrayjit_cuda::{Executable, Runtime};
+use arrayjit_cuda::{DeviceArray, Executable, Runtime};
 use arrayjit_ir::{AVal, HostArray, Loc};
 use arrayjit_trace::{tree_unflatten, Array, Error, Result, Tree, TreeDef};
 use std::marker::PhantomData;
@@ -79,6 +79,15 @@ impl<R: Runtime, In: Tree, Out: Tree> CompiledOn<R, In, Out> {
             .map_err(|e| Error::Eval { message: format!("`{}`: {e}", self.name), loc })?;
         tree_unflatten(&self.out_def, outs.into_iter().map(Array::from_host).collect())
             .map_err(|e| Error::Tree(e.to_string()))
+    }
+
+    /// Runs on the leaves of the arguments (in tree order) already on the
+    /// device; the leaves of the result stay there. A loop of such calls
+    /// moves nothing between host and device.
+    #[track_caller]
+    pub fn call_device(&self, args: &[&DeviceArray<R>]) -> Result<Vec<DeviceArray<R>>> {
+        let loc = Loc(Some(Location::caller()));
+        self.exe.run_arrays(&*self.rt, args).map_err(|e| Error::Eval { message: format!("`{}`: {e}", self.name), loc })
     }
 
     /// Every stage's time; `codegen` is the device compile.

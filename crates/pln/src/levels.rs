@@ -33,7 +33,9 @@ pub trait Target {
         f: impl Fn(S) -> Result<R>,
         state: S,
     ) -> Result<(R, Duration, Duration)>;
-    /// Whether this is the CPU (levels 0 and 1 run there only).
+    /// Level 1: the five jitted pieces called from a Rust loop.
+    fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit>;
+    /// Whether this is the CPU (level 0, operation by operation, runs there only).
     fn is_cpu(&self) -> bool;
 }
 
@@ -64,6 +66,10 @@ impl Target for Cpu {
         timed(state, |s| jit(f).lower(s)?.compile(), |c, s| c.call(s))
     }
 
+    fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+        level1(data, iters, progress)
+    }
+
     fn is_cpu(&self) -> bool {
         true
     }
@@ -80,9 +86,83 @@ impl<Rt: Runtime> Target for Arc<Rt> {
         timed(state, |s| jit(f).lower(s)?.compile_on(self.clone()), |c, s| c.call(s))
     }
 
+    fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+        level1_on_device(self, data, iters, progress)
+    }
+
     fn is_cpu(&self) -> bool {
         false
     }
+}
+
+/// Level 1 on a device: the five pieces compiled for it ahead of time, the
+/// state placed there once and passed from call to call as device arrays
+/// (leaves in tree order); the losses and the final state come back at the end.
+fn level1_on_device<Rt: Runtime>(
+    rt: &Arc<Rt>,
+    data: &Dataset,
+    iters: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Fit> {
+    use arrayjit::cuda::DeviceArray;
+    let dev = |e: arrayjit::cuda::CudaError| arrayjit::Error::Eval { message: e.to_string(), loc: Default::default() };
+    let opt_t = optimizer();
+    let (params, sigma, omega) = init(data);
+    let opt = opt_t.init_tree(&params)?;
+    let t = Instant::now();
+    let loss_and_grad =
+        jit(|(params, omega): (Params, Array)| value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(params))
+            .lower(&(params.clone(), omega.clone()))?
+            .compile_on(rt.clone())?;
+    let update = jit(|(grads, state, params): (Params, OptState, Params)| opt_t.update_tree(grads, state, &params))
+        .lower(&(params.clone(), opt.clone(), params.clone()))?
+        .compile_on(rt.clone())?;
+    let apply = jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates))
+        .lower(&(params.clone(), params.clone()))?
+        .compile_on(rt.clone())?;
+    let get_sigma = jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s))
+        .lower(&(params.m.clone(), params.s.clone()))?
+        .compile_on(rt.clone())?;
+    let inv = jit(|sigma: Array| sigma.try_inv_spd()).lower(&sigma)?.compile_on(rt.clone())?;
+    let compile = t.elapsed();
+    let put = |leaves: Vec<Array>| -> Result<Vec<DeviceArray<Rt>>> {
+        leaves.iter().map(|a| DeviceArray::put(&**rt, a.try_host()?.as_ref()).map_err(dev)).collect()
+    };
+    let t = Instant::now();
+    let mut p = put(arrayjit::tree_leaves(&params))?;
+    let mut o = put(arrayjit::tree_leaves(&opt))?;
+    let mut om = put(vec![omega.clone()])?.remove(0);
+    let mut sg = None;
+    let mut losses = Vec::with_capacity(iters);
+    for i in 0..iters {
+        let args: Vec<&DeviceArray<Rt>> = p.iter().chain(std::iter::once(&om)).collect();
+        let mut out = loss_and_grad.call_device(&args)?;
+        losses.push(out.remove(0));
+        let grads = out;
+        let args: Vec<&DeviceArray<Rt>> = grads.iter().chain(&o).chain(&p).collect();
+        let mut out = update.call_device(&args)?;
+        o = out.split_off(p.len());
+        let updates = out;
+        let args: Vec<&DeviceArray<Rt>> = p.iter().chain(&updates).collect();
+        p = apply.call_device(&args)?;
+        // Params' leaves are b, m, s in that order.
+        let sigma = get_sigma.call_device(&[&p[1], &p[2]])?.remove(0);
+        om = inv.call_device(&[&sigma])?.remove(0);
+        sg = Some(sigma);
+        progress(i + 1);
+    }
+    let host = |a: &DeviceArray<Rt>| -> Result<Array> { Ok(Array::from_host(a.get(&**rt).map_err(dev)?)) };
+    let losses: Vec<f64> = losses.iter().map(|l| host(l).map(|a| crate::model::scalar(&a))).collect::<Result<_>>()?;
+    let run = t.elapsed();
+    let leaves = p.iter().map(host).collect::<Result<Vec<_>>>()?;
+    let params: Params = arrayjit::tree_unflatten(&arrayjit::tree_flatten(&params).1, leaves)
+        .map_err(|e| arrayjit::Error::Tree(e.to_string()))?;
+    let sigma = match &sg {
+        Some(s) => host(s)?,
+        None => sigma,
+    };
+    let omega = host(&om)?;
+    Ok(Fit { level: 1, losses, params, sigma, omega, compile, run, timed_iters: iters })
 }
 
 /// The outcome of a fit.
@@ -120,9 +200,9 @@ pub fn fit(level: u8, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usi
     fit_on(&Cpu, level, data, iters, progress)
 }
 
-/// [`fit`] on `target`. On a device, levels 2 to 4 (one compiled loop) run;
-/// levels 0 and 1, whose loop is Rust code calling operations or compiled
-/// pieces one by one, are an error there.
+/// [`fit`] on `target`. On a device, levels 1 to 4 run (level 1 keeps its
+/// state on the device between the calls of its Rust loop); level 0, one
+/// operation at a time, is an error there.
 pub fn fit_on(
     target: &impl Target,
     level: u8,
@@ -130,18 +210,15 @@ pub fn fit_on(
     iters: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Fit> {
-    if level < 2 && !target.is_cpu() {
+    if level == 0 && !target.is_cpu() {
         return Err(arrayjit::Error::Invalid {
-            message: format!(
-                "level {level} runs its loop in Rust, an operation or a compiled piece at a time, and runs on the \
-                 CPU only; levels 2 to 4 run on a device"
-            ),
+            message: "level 0 runs operation by operation on the CPU only; levels 1 to 4 run on a device".into(),
             loc: Default::default(),
         });
     }
     match level {
         0 => level0(data, iters, progress),
-        1 => level1(data, iters, progress),
+        1 => target.level1(data, iters, progress),
         2 => level2(target, data, iters),
         3 => level3(target, data, iters),
         4 => level4(target, data, iters),
