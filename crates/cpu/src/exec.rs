@@ -367,7 +367,8 @@ impl Executable {
                         }
                     }
                     let code = define_kernel(&mut m, kernel, opts.keep_clif)?;
-                    let ranges = crate::parallel::blocks(code.outer, kernel.points());
+                    let ranges =
+                        crate::parallel::blocks(code.outer, kernel.points(), crate::parallel::point_cost(kernel));
                     let partial = kernel
                         .outputs
                         .iter()

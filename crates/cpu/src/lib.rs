@@ -9,6 +9,7 @@ pub mod exec;
 pub mod linalg;
 pub(crate) mod math;
 pub mod parallel;
+mod pool;
 mod raw;
 mod rows;
 mod steps;

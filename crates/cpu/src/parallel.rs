@@ -11,10 +11,12 @@ use arrayjit_lower::ReduceOp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-/// Kernels with fewer domain points run as one block.
-const MIN_POINTS: usize = 1 << 17;
-/// Points per block, roughly.
-const BLOCK_POINTS: usize = 1 << 16;
+/// Kernels with less work (domain points × operations per point) run as one block.
+const MIN_WORK: usize = 1 << 19;
+/// Work per block, roughly.
+const BLOCK_WORK: usize = 1 << 18;
+/// Domain points per block, at least.
+const MIN_BLOCK_POINTS: usize = 64;
 /// Blocks at most.
 const MAX_BLOCKS: usize = 32;
 
@@ -44,15 +46,42 @@ pub fn set_threads(n: usize) {
     OVERRIDE.store(n, Ordering::Relaxed);
 }
 
+/// The work of one domain point of `k`: a unit per load and store, more for
+/// operations that take longer (polynomial functions, divisions). Heavy
+/// kernels split into blocks at fewer points than light ones.
+pub fn point_cost(k: &arrayjit_lower::Kernel) -> usize {
+    use arrayjit_ir::prim::Elementwise as E;
+    use arrayjit_lower::Node;
+    let nodes: usize = k
+        .nodes
+        .iter()
+        .map(|n| match &n.node {
+            Node::Load { .. } | Node::Gather { .. } => 1,
+            Node::Const(_) | Node::Index(_) => 0,
+            Node::Op { op, .. } => match op {
+                E::Exp | E::Log | E::Log1p | E::Expm1 | E::Tanh | E::Logistic | E::Sin | E::Cos | E::Pow => 8,
+                E::Div | E::Sqrt | E::Rsqrt | E::Rem => 3,
+                _ => 1,
+            },
+        })
+        .sum();
+    nodes + k.outputs.len()
+}
+
 /// The ranges of the outermost axis (of size `outer`) a kernel of `points`
-/// domain points runs as.
-pub fn blocks(outer: usize, points: usize) -> Vec<(usize, usize)> {
-    let n = if points < MIN_POINTS { 1 } else { (points / BLOCK_POINTS).clamp(1, MAX_BLOCKS).min(outer.max(1)) };
+/// domain points, `cost` work each (see [`point_cost`]), runs as.
+pub fn blocks(outer: usize, points: usize, cost: usize) -> Vec<(usize, usize)> {
+    let work = points.saturating_mul(cost.max(1));
+    let n = if work < MIN_WORK {
+        1
+    } else {
+        (work / BLOCK_WORK).clamp(1, MAX_BLOCKS).min(outer.max(1)).min((points / MIN_BLOCK_POINTS).max(1))
+    };
     // Boundaries on multiples of 64 rows (when there are that many) keep
     // vector loops aligned within long rank-1 domains. Kernels rely on it:
     // a rank-1 kernel whose size is a multiple of its vector width has no
     // scalar tail. A rank-1 domain always has that many rows here, since
-    // `outer == points >= 64 * n`.
+    // `outer == points >= 64 * n` (blocks hold at least 64 points).
     let align = if outer >= 64 * n { 64 } else { 1 };
     let cut = |i: usize| if i == n { outer } else { outer * i / n / align * align };
     (0..n).map(|i| (cut(i), cut(i + 1))).filter(|(lo, hi)| lo < hi || n == 1).collect()
@@ -93,19 +122,14 @@ pub(crate) unsafe fn run_blocks(f: KernelFn, tables: &[Table], ranges: &[(usize,
         return;
     }
     let next = AtomicUsize::new(0);
-    let work = || loop {
+    let work = |_: usize| loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= ranges.len() {
             break;
         }
         call(i);
     };
-    std::thread::scope(|s| {
-        for _ in 1..workers {
-            s.spawn(work);
-        }
-        work();
-    });
+    crate::pool::run(workers, &work);
 }
 
 /// Calls `f(worker, i)` for every `i < count` on `workers` threads; each
@@ -123,13 +147,7 @@ pub(crate) fn for_each_by_worker(count: usize, workers: usize, f: impl Fn(usize,
         }
         f(w, i);
     };
-    std::thread::scope(|s| {
-        for w in 1..workers {
-            let work = &work;
-            s.spawn(move || work(w));
-        }
-        work(0);
-    });
+    crate::pool::run(workers, &work);
 }
 
 /// Calls `f(i, &mut items[i])` for every item, on up to [`threads`] threads.
@@ -141,7 +159,7 @@ pub(crate) fn for_each_mut<T: Send, F: Fn(usize, &mut T) + Sync>(items: &mut [T]
     }
     let cells: Vec<std::sync::Mutex<&mut T>> = items.iter_mut().map(std::sync::Mutex::new).collect();
     let next = AtomicUsize::new(0);
-    let work = || loop {
+    let work = |_: usize| loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(cell) = cells.get(i) else { break };
         // Each item is taken by exactly one worker, so the lock never waits.
@@ -151,12 +169,7 @@ pub(crate) fn for_each_mut<T: Send, F: Fn(usize, &mut T) + Sync>(items: &mut [T]
         };
         f(i, &mut item);
     };
-    std::thread::scope(|s| {
-        for _ in 1..workers {
-            s.spawn(work);
-        }
-        work();
-    });
+    crate::pool::run(workers, &work);
 }
 
 /// `dst[i] = dst[i] ⊕ src[i]` for `n` elements of `dtype`, with the
@@ -216,10 +229,15 @@ mod tests {
 
     #[test]
     fn blocks_cover_the_axis_in_order() {
-        assert_eq!(blocks(10, 100), vec![(0, 10)]);
-        assert_eq!(blocks(0, 0), vec![(0, 0)]);
-        for (outer, points) in [(11600, 11600 * 114), (1 << 20, 1 << 20), (5, 5 << 17), (3000, 3000 * 100)] {
-            let b = blocks(outer, points);
+        assert_eq!(blocks(10, 100, 4), vec![(0, 10)]);
+        assert_eq!(blocks(0, 0, 4), vec![(0, 0)]);
+        // A heavy kernel splits at fewer points than a light one.
+        assert_eq!(blocks(116, 116 * 114, 4).len(), 1);
+        assert!(blocks(116, 116 * 114, 40).len() > 1);
+        for (outer, points, cost) in
+            [(11600, 11600 * 114, 4), (1 << 20, 1 << 20, 4), (5, 5 << 17, 4), (3000, 3000 * 100, 4), (9000, 9000, 100)]
+        {
+            let b = blocks(outer, points, cost);
             assert!(b.len() > 1, "{outer} {points}");
             assert_eq!(b[0].0, 0);
             assert_eq!(b[b.len() - 1].1, outer);

@@ -1,0 +1,172 @@
+//! The worker threads that parallel kernels and products run on: started
+//! once and kept, so that a parallel step costs a wake-up (spinning briefly
+//! first, then sleeping) rather than a thread spawn per step, which made
+//! splitting anything but the largest kernels a loss.
+//!
+//! One job runs at a time. A call made while the workers are busy (from
+//! another thread, or from inside a job) runs its work on the calling thread
+//! alone, so nothing waits on itself.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+/// A job: called once per worker index.
+type Job = dyn Fn(usize) + Sync;
+
+struct Pool {
+    /// The current job, lifetime erased: `run` waits for every worker to
+    /// finish with it before returning, so the borrow it came from outlives it.
+    job: Mutex<Option<(&'static Job, usize)>>,
+    /// Bumped for each job; workers watch it.
+    generation: AtomicU64,
+    /// Workers still running the current job.
+    running: AtomicUsize,
+    busy: AtomicBool,
+    panicked: AtomicBool,
+    wake: Condvar,
+    done_lock: Mutex<()>,
+    done: Condvar,
+    workers: usize,
+}
+
+thread_local! {
+    static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How many spins a waiting thread makes before it sleeps.
+const SPINS: u32 = 2_000;
+
+fn pool(workers: usize) -> &'static Pool {
+    static POOL: OnceLock<&'static Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let p: &'static Pool = Box::leak(Box::new(Pool {
+            job: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            busy: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            wake: Condvar::new(),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
+            workers,
+        }));
+        for w in 1..workers {
+            let spawned = std::thread::Builder::new().name(format!("arrayjit-worker-{w}")).spawn(move || p.serve(w));
+            if spawned.is_err() {
+                // Fewer workers than hoped: `run` still completes, since it
+                // only waits for the workers that took the job.
+                break;
+            }
+        }
+        p
+    })
+}
+
+impl Pool {
+    fn serve(&self, w: usize) {
+        IS_WORKER.with(|c| c.set(true));
+        let mut seen = 0u64;
+        loop {
+            // Spin for a new generation, then sleep on the condition variable.
+            let mut spins = 0;
+            while self.generation.load(Ordering::Acquire) == seen && spins < SPINS {
+                std::hint::spin_loop();
+                spins += 1;
+            }
+            let job = {
+                let mut guard = match self.job.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                while self.generation.load(Ordering::Acquire) == seen {
+                    guard = match self.wake.wait(guard) {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                }
+                seen = self.generation.load(Ordering::Acquire);
+                *guard
+            };
+            if let Some((job, count)) = job {
+                if w < count && catch_unwind(AssertUnwindSafe(|| job(w))).is_err() {
+                    self.panicked.store(true, Ordering::Release);
+                }
+            }
+            if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _guard = self.done_lock.lock();
+                self.done.notify_all();
+            }
+        }
+    }
+
+    /// Runs `job(w)` for every `w < count` (worker 0 is the caller); returns when all are done.
+    fn run(&'static self, count: usize, job: &(dyn Fn(usize) + Sync)) {
+        // SAFETY: the reference is only used by workers until `running`
+        // reaches zero, which this function waits for before returning.
+        let erased: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job) };
+        let helpers = self.workers - 1;
+        self.running.store(helpers, Ordering::Release);
+        {
+            let mut guard = match self.job.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            *guard = Some((erased, count));
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let mut spins = 0;
+        while self.running.load(Ordering::Acquire) != 0 {
+            if spins < SPINS {
+                std::hint::spin_loop();
+                spins += 1;
+                continue;
+            }
+            let guard = match self.done_lock.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if self.running.load(Ordering::Acquire) != 0 {
+                let _ = self.done.wait_timeout(guard, std::time::Duration::from_millis(1));
+            }
+        }
+        if let Ok(mut guard) = self.job.lock() {
+            *guard = None;
+        }
+        if let Err(p) = mine {
+            std::panic::resume_unwind(p);
+        }
+        if self.panicked.swap(false, Ordering::AcqRel) {
+            panic!("a worker thread panicked while running a kernel");
+        }
+    }
+}
+
+/// Runs `job(w)` for `w` in `0..workers` at once (worker 0 on the calling
+/// thread), or `job(0)` alone on the calling thread when there is one
+/// worker, when the pool is busy, or when called from inside a job. Jobs
+/// take their items from a shared counter, so any number of workers
+/// completes them.
+pub(crate) fn run(workers: usize, job: &(dyn Fn(usize) + Sync)) {
+    // Every job takes its items from a shared counter, so worker 0 alone
+    // does all of the work when it runs alone.
+    let nested = IS_WORKER.with(|c| c.get());
+    if workers <= 1 || nested {
+        job(0);
+        return;
+    }
+    let p = pool(crate::parallel::threads().max(workers));
+    if p.workers <= 1 || p.busy.swap(true, Ordering::AcqRel) {
+        job(0);
+        return;
+    }
+    IS_WORKER.with(|c| c.set(true));
+    let result = catch_unwind(AssertUnwindSafe(|| p.run(workers.min(p.workers), job)));
+    IS_WORKER.with(|c| c.set(false));
+    p.busy.store(false, Ordering::Release);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
