@@ -27,7 +27,8 @@ struct Pool {
     wake: Condvar,
     done_lock: Mutex<()>,
     done: Condvar,
-    workers: usize,
+    /// Threads serving jobs, the caller included (those that did start).
+    workers: AtomicUsize,
 }
 
 thread_local! {
@@ -49,15 +50,15 @@ fn pool(workers: usize) -> &'static Pool {
             wake: Condvar::new(),
             done_lock: Mutex::new(()),
             done: Condvar::new(),
-            workers,
+            workers: AtomicUsize::new(1),
         }));
         for w in 1..workers {
             let spawned = std::thread::Builder::new().name(format!("arrayjit-worker-{w}")).spawn(move || p.serve(w));
             if spawned.is_err() {
-                // Fewer workers than hoped: `run` still completes, since it
-                // only waits for the workers that took the job.
+                // Fewer workers than hoped: jobs wait only for those that started.
                 break;
             }
+            p.workers.store(w + 1, Ordering::Release);
         }
         p
     })
@@ -105,7 +106,7 @@ impl Pool {
         // SAFETY: the reference is only used by workers until `running`
         // reaches zero, which this function waits for before returning.
         let erased: &'static Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job) };
-        let helpers = self.workers - 1;
+        let helpers = self.workers.load(Ordering::Acquire) - 1;
         self.running.store(helpers, Ordering::Release);
         {
             let mut guard = match self.job.lock() {
@@ -158,12 +159,13 @@ pub(crate) fn run(workers: usize, job: &(dyn Fn(usize) + Sync)) {
         return;
     }
     let p = pool(crate::parallel::threads().max(workers));
-    if p.workers <= 1 || p.busy.swap(true, Ordering::AcqRel) {
+    let available = p.workers.load(Ordering::Acquire);
+    if available <= 1 || p.busy.swap(true, Ordering::AcqRel) {
         job(0);
         return;
     }
     IS_WORKER.with(|c| c.set(true));
-    let result = catch_unwind(AssertUnwindSafe(|| p.run(workers.min(p.workers), job)));
+    let result = catch_unwind(AssertUnwindSafe(|| p.run(workers.min(available), job)));
     IS_WORKER.with(|c| c.set(false));
     p.busy.store(false, Ordering::Release);
     if let Err(e) = result {
