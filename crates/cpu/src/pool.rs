@@ -172,3 +172,36 @@ pub(crate) fn run(workers: usize, job: &(dyn Fn(usize) + Sync)) {
         std::panic::resume_unwind(e);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum_on(workers: usize, n: usize) -> usize {
+        let next = AtomicUsize::new(0);
+        let total = AtomicUsize::new(0);
+        run(workers, &|_| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            total.fetch_add(i, Ordering::Relaxed);
+        });
+        total.into_inner()
+    }
+
+    #[test]
+    fn jobs_complete_nested_and_after_a_panic() {
+        assert_eq!(sum_on(2, 1000), 999 * 1000 / 2);
+        // A job that runs another job: the inner one runs on its own thread.
+        let inner = AtomicUsize::new(0);
+        run(2, &|_| {
+            inner.fetch_add(sum_on(2, 10), Ordering::Relaxed);
+        });
+        assert!(inner.into_inner() >= 45);
+        // A panic in a job reaches the caller, and the pool still works after.
+        let r = catch_unwind(|| run(2, &|w| assert!(w != 0, "worker 0 fails")));
+        assert!(r.is_err());
+        assert_eq!(sum_on(2, 100), 99 * 100 / 2);
+    }
+}
