@@ -126,6 +126,22 @@ fn log_special(m: &mut Em, x: Value) -> Value {
 }
 
 pub(super) fn log1p(m: &mut Em, x: Value) -> Value {
+    // Ordinary in every lane: x ≥ -1/2 (so 1 + x is normal), finite, and not
+    // so small that the result is x itself. No special values to fix up.
+    let tiny = if m.is64() { 2f64.powi(-53) } else { 2f64.powi(-24) };
+    let max = if m.is64() { f64::MAX } else { f32::MAX as f64 };
+    let (lo, hi, tiny_v) = (m.f(-0.5), m.f(max), m.f(tiny));
+    let above = m.fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+    let below = m.fcmp(FloatCC::LessThanOrEqual, x, hi);
+    let a = m.abs(x);
+    let big = m.fcmp(FloatCC::GreaterThanOrEqual, a, tiny_v);
+    let in_range = m.and(above, below);
+    let ordinary = m.and(in_range, big);
+    m.when_all(ordinary, |m| log1p_reduced(m, x), |m| log1p_special(m, x))
+}
+
+/// log1p(x) for any x whose 1 + x is positive and normal, without special cases.
+fn log1p_reduced(m: &mut Em, x: Value) -> Value {
     let one = m.f(1.0);
     let u = m.add(x, one);
     let off = exponent_offset(m);
@@ -135,7 +151,12 @@ pub(super) fn log1p(m: &mut Em, x: Value) -> Value {
     let um1 = m.sub(u, one);
     let c = m.sub(x, um1);
     let c = m.div(c, u);
-    let r = log_reduced(m, f, e, c);
+    log_reduced(m, f, e, c)
+}
+
+/// `log1p` for any input: ±inf, -1, below -1, NaN and tiny values fixed up.
+fn log1p_special(m: &mut Em, x: Value) -> Value {
+    let r = log1p_reduced(m, x);
     let inf = m.f(f64::INFINITY);
     let is_inf = m.fcmp(FloatCC::Equal, x, inf);
     let r = m.sel(is_inf, x, r);

@@ -1,14 +1,15 @@
-//! Inline polynomial transcendental functions emitted as straight-line Cranelift IR.
+//! Inline polynomial transcendental functions emitted as Cranelift IR, with no calls.
 //!
 //! Each function takes a value of type `F32`, `F64`, `F32X4` or `F64X2` and returns one of the same
-//! type, with no calls, so the code generator can use it inside a loop body for scalars and vectors
-//! alike. `exp` and `log` (and `logistic`, through `exp`) branch once: when every lane is an ordinary input (a result in the normal
-//! range; a positive normal argument) they skip the clamping, two-step scaling, subnormal
-//! prescaling and special-value fix-ups, whose results for such inputs are the same bits. The recipe is the same throughout: a range reduction done with
-//! integer bit tricks and `fma` (the round-to-integer and the `2^n` scaling use the 1.5·2^23 /
-//! 1.5·2^52 "shifter" so no float/int conversion instruction is needed), a minimax polynomial
-//! whose coefficients `remez.py` derives (see `coeffs.rs`), and special values fixed up at the end
-//! with `fcmp` + `select`/`bitselect`.
+//! type, so the code generator can use it inside a loop body for scalars and vectors
+//! alike. `exp`, `log` and `log1p` (and `logistic`, through `exp`) branch once: when every lane is
+//! an ordinary input (a result in the normal range; a positive normal argument; for `log1p` one of
+//! at least -1/2 and not tiny) they skip the clamping, two-step scaling, subnormal prescaling and
+//! special-value fix-ups, whose results for such inputs are the same bits. The recipe is the same
+//! throughout: a range reduction done with integer bit tricks and `fma` (the round-to-integer and
+//! the `2^n` scaling use the 1.5·2^23 / 1.5·2^52 "shifter" so no float/int conversion instruction
+//! is needed), a minimax polynomial whose coefficients `remez.py` derives (see `coeffs.rs`), and
+//! special values fixed up at the end with `fcmp` + `select`/`bitselect`.
 //!
 //! Measured maximum errors in ulps of the exact result. f32: over all 2^32 inputs (the ignored test
 //! `exhaustive_f32`), against the f64 function's value before rounding; pow over the random and

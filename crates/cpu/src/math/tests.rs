@@ -887,14 +887,14 @@ fn pow_exact_integer_powers() {
     }
 }
 
-/// `exp` and `log` (and `logistic`, through `exp`) take a shorter path when
+/// `exp`, `log` and `log1p` (and `logistic`, through `exp`) take a shorter path when
 /// every lane of a vector is an ordinary input: each lane's result must not
 /// depend on its neighbours.
 /// Every special value is put in each lane position among ordinary inputs,
 /// and the results compared bit for bit with the scalar code's.
 #[test]
 fn vector_lanes_do_not_depend_on_their_neighbours() {
-    for case in [&EXP, &LOG, &LOGISTIC] {
+    for case in [&EXP, &LOG, &LOG1P, &LOGISTIC] {
         let specials = specials32();
         let ordinary = [0.75f32, 1.5, 2.25, 3.0];
         let mut xs = Vec::new();
