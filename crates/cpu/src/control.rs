@@ -1,8 +1,8 @@
 //! Loops and conditionals in an executable: `scan`, `while` and `cond` steps.
 //!
-//! Each body (and condition, and branch) is optimised, fused and compiled
-//! once into its own [`Executable`]; the step runs it in a loop over raw
-//! buffer pointers. Nothing is allocated per iteration (except by the one
+//! Each body (and condition, and branch), optimised with the enclosing
+//! program, is fused and compiled once into its own [`Executable`]; the step
+//! runs it in a loop over raw buffer pointers. Nothing is allocated per iteration (except by the one
 //! library step still run on host copies, the LU factorization) and nothing
 //! is copied that the body does not compute: loop-invariant operands are
 //! passed by pointer, each `x` slice is a pointer into the stacked input,
@@ -20,7 +20,13 @@ use arrayjit_ir::{Atom, Program, ProgramBuilder};
 /// Compiles a sub-program on its own: passes, fusion, code.
 pub(crate) fn compile_program(p: &Program, opts: &CompileOptions) -> Result<Executable, CpuError> {
     let (p, _) = arrayjit_lower::optimize(p).map_err(|e| CpuError::Step { op: "control", message: e.to_string() })?;
-    Executable::compile(&arrayjit_lower::fuse(&p), opts)
+    compile_body(&p, opts)
+}
+
+/// Compiles a loop body, condition or branch: the passes already ran on it
+/// with the enclosing program (their `bodies` stage), so fusion and code only.
+fn compile_body(p: &Program, opts: &CompileOptions) -> Result<Executable, CpuError> {
+    Executable::compile(&arrayjit_lower::fuse(p), opts)
 }
 
 /// A compiled loop or conditional.
@@ -73,7 +79,7 @@ unsafe impl Send for LoopMemory {}
 impl ControlStep {
     pub(crate) fn compile(c: &Control, opts: &CompileOptions) -> Result<ControlStep, CpuError> {
         Ok(match c {
-            Control::Call { body } => ControlStep::Call(Box::new(compile_program(body, opts)?)),
+            Control::Call { body } => ControlStep::Call(Box::new(compile_body(body, opts)?)),
             Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
                 let (nc, nk) = (*num_consts, *num_carry);
                 let ins = body.in_avals();
@@ -82,7 +88,7 @@ impl ControlStep {
                 let unrolled =
                     if u > 1 { Some((compile_program(&unroll_body(body, nc, nk, u), opts)?, u)) } else { None };
                 ControlStep::Scan(Box::new(ScanStep {
-                    body: compile_program(body, opts)?,
+                    body: compile_body(body, opts)?,
                     unrolled,
                     num_consts: nc,
                     length: *length,
@@ -93,14 +99,14 @@ impl ControlStep {
                 }))
             }
             Control::While { cond, body, cond_consts, body_consts } => ControlStep::While(Box::new(WhileStep {
-                cond: compile_program(cond, opts)?,
-                body: compile_program(body, opts)?,
+                cond: compile_body(cond, opts)?,
+                body: compile_body(body, opts)?,
                 cond_consts: *cond_consts,
                 body_consts: *body_consts,
                 carry_bytes: body.out_avals().iter().map(bytes_of).collect(),
             })),
             Control::Cond { branches } => {
-                ControlStep::Cond(branches.iter().map(|b| compile_program(b, opts)).collect::<Result<_, _>>()?)
+                ControlStep::Cond(branches.iter().map(|b| compile_body(b, opts)).collect::<Result<_, _>>()?)
             }
         })
     }

@@ -119,10 +119,8 @@ impl Runtime for CudaRuntime {
         let compiled = crate::nvrtc::compile(source, &self.info.arch())?;
         let module = self._ctx.load_module(cudarc::nvrtc::Ptx::from_src(compiled.ptx.to_string())).map_err(driver)?;
         let mut functions = HashMap::new();
-        for part in source.split("extern \"C\" __global__ void ").skip(1) {
-            if let Some(name) = part.split('(').next() {
-                functions.insert(name.to_string(), module.load_function(name).map_err(driver)?);
-            }
+        for (name, _) in crate::render::functions(source) {
+            functions.insert(name.to_string(), module.load_function(name).map_err(driver)?);
         }
         Ok(CudaKernels { _module: module, functions })
     }

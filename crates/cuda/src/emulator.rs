@@ -66,10 +66,8 @@ extern "C" int aj_launch(const char* name, const unsigned* d, const unsigned lon
   dim3 grid = {d[0], d[1], d[2]}, block = {d[3], d[4], d[5]};
 "#,
     );
-    for part in source.split("extern \"C\" __global__ void ").skip(1) {
-        let Some(name) = part.split('(').next() else { continue };
-        let body = part.split("extern \"C\"").next().unwrap_or(part);
-        let sync = body.contains("__syncthreads");
+    for (name, text) in crate::render::functions(source) {
+        let sync = text.contains("__syncthreads");
         s.push_str(&format!(
             "  if (!std::strcmp(name, \"{name}\")) {{ launch(grid, block, {sync}, [&] {{ aj_call({name}, p); }}); return 0; }}\n"
         ));

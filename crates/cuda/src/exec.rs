@@ -62,10 +62,10 @@ fn bytes_of(a: &AVal) -> usize {
     a.numel() * a.dtype.size_bytes()
 }
 
-/// Optimises, fuses and compiles a sub-program.
+/// Fuses and compiles a loop body, condition or branch (the passes already
+/// ran on it with the enclosing program).
 fn compile_program<R: Runtime>(rt: &R, p: &Program) -> Result<Executable<R>, CudaError> {
-    let (p, _) = arrayjit_lower::optimize(p).map_err(|e| CudaError::Lowering(e.to_string()))?;
-    Executable::compile(rt, &arrayjit_lower::fuse(&p))
+    Executable::compile(rt, &arrayjit_lower::fuse(p))
 }
 
 impl<R: Runtime> Executable<R> {
@@ -260,7 +260,7 @@ impl<R: Runtime> Executable<R> {
                     }
                     Plan::While { cond, body, cond_consts, body_consts } => {
                         let (cc, bc) = (*cond_consts, *body_consts);
-                        let mut carry = copies(rt, &ins[cc + bc..], body.in_avals())?;
+                        let mut carry = copies(rt, &ins[cc + bc..], &body.in_avals()[bc..])?;
                         loop {
                             let mut args: Vec<&R::Buf> = ins[..cc].to_vec();
                             args.extend(carry.iter());
@@ -341,9 +341,8 @@ impl<R: Runtime> Executable<R> {
 
 /// Owned copies of `bufs` (of types `avals`).
 fn copies<R: Runtime>(rt: &R, bufs: &[&R::Buf], avals: &[AVal]) -> Result<Vec<R::Buf>, CudaError> {
-    let offset = avals.len() - bufs.len();
     bufs.iter()
-        .zip(&avals[offset..])
+        .zip(avals)
         .map(|(b, a)| {
             let n = bytes_of(a);
             let out = rt.alloc(n)?;
@@ -366,7 +365,7 @@ fn scan<R: Runtime>(
 ) -> Result<Vec<R::Buf>, CudaError> {
     let in_avals = body.in_avals().to_vec();
     let out_avals = body.out_avals();
-    let mut carry = copies(rt, &ins[nc..nc + nk], &in_avals[..nc + nk])?;
+    let mut carry = copies(rt, &ins[nc..nc + nk], &in_avals[nc..nc + nk])?;
     let x_bytes: Vec<usize> = in_avals[nc + nk..].iter().map(bytes_of).collect();
     let y_bytes: Vec<usize> = out_avals[nk..].iter().map(bytes_of).collect();
     let ys: Vec<R::Buf> = y_bytes.iter().map(|b| rt.alloc(b * length)).collect::<Result<_, _>>()?;
@@ -390,21 +389,7 @@ fn scan<R: Runtime>(
     Ok(carry)
 }
 
-/// The top-level kernels of `s`: one per kernel step, and one per
-/// factorization that has a device version.
+/// The device functions of `s`'s own steps, one per step (or none).
 fn render_steps(s: &Schedule) -> Result<Vec<Option<RenderedKernel>>, CudaError> {
-    s.steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| match step {
-            Step::Kernel { kernel, .. } => {
-                crate::render::render_kernel(kernel, &format!("k{i}")).map(Some).map_err(Into::into)
-            }
-            Step::Prim { prim: Prim::Linalg(l), inputs, .. } => {
-                let avals: Vec<AVal> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
-                Ok(crate::library::render_library(l, &avals, &format!("k{i}")))
-            }
-            Step::Prim { .. } => Ok(None),
-        })
-        .collect()
+    (0..s.steps.len()).map(|i| crate::program::render_step(s, i, &format!("k{i}"))).collect()
 }

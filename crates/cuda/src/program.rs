@@ -1,6 +1,6 @@
 //! A whole program's kernels as one CUDA module: every fused kernel of its
 //! schedule, and of the schedules of its loop bodies, conditions and
-//! branches (optimised and fused on their own, as the CPU backend does),
+//! branches (optimised with the program, fused on their own),
 //! rendered into one source so that NVRTC compiles a program once.
 
 use crate::error::CudaError;
@@ -42,6 +42,20 @@ pub fn render_schedule_named(s: &Schedule, prefix: &str) -> Result<RenderedProgr
     Ok(RenderedProgram { kernels, library, source: module_source(&all) })
 }
 
+/// The device functions of step `i` of `s`, named from `name`: a fused
+/// kernel, or a factorization with a device version; `None` for the steps
+/// that run otherwise (products, control flow, host steps).
+pub(crate) fn render_step(s: &Schedule, i: usize, name: &str) -> Result<Option<RenderedKernel>, CudaError> {
+    Ok(match &s.steps[i] {
+        Step::Kernel { kernel, .. } => Some(render_kernel(kernel, name)?),
+        Step::Prim { prim: Prim::Linalg(l), inputs, .. } => {
+            let avals: Vec<_> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
+            crate::library::render_library(l, &avals, name)
+        }
+        Step::Prim { .. } => None,
+    })
+}
+
 fn collect(
     s: &Schedule,
     name: &str,
@@ -51,24 +65,16 @@ fn collect(
 ) -> Result<(), CudaError> {
     for (i, step) in s.steps.iter().enumerate() {
         let here = format!("{prefix}s{i}");
+        if let Step::Prim { prim: Prim::Control(c), .. } = step {
+            for (b, body) in c.sub_programs().into_iter().enumerate() {
+                collect(&arrayjit_lower::fuse(body), name, &format!("{here}b{b}"), out, library)?;
+            }
+            continue;
+        }
+        let Some(rendered) = render_step(s, i, &format!("{name}{here}"))? else { continue };
         match step {
-            Step::Kernel { kernel, .. } => {
-                let rendered = render_kernel(kernel, &format!("{name}{here}"))?;
-                out.push(ProgramKernel { at: here, kernel: kernel.coalesced(), rendered });
-            }
-            Step::Prim { prim: Prim::Control(c), .. } => {
-                for (b, body) in c.sub_programs().into_iter().enumerate() {
-                    let (p, _) = arrayjit_lower::optimize(body).map_err(|e| CudaError::Lowering(e.to_string()))?;
-                    collect(&arrayjit_lower::fuse(&p), name, &format!("{here}b{b}"), out, library)?;
-                }
-            }
-            Step::Prim { prim: Prim::Linalg(l), inputs, .. } => {
-                let avals: Vec<_> = inputs.iter().map(|&b| s.buffers[b].aval.clone()).collect();
-                if let Some(r) = crate::library::render_library(l, &avals, &format!("{name}{here}")) {
-                    library.push((here, r));
-                }
-            }
-            Step::Prim { .. } => {}
+            Step::Kernel { kernel, .. } => out.push(ProgramKernel { at: here, kernel: kernel.coalesced(), rendered }),
+            Step::Prim { .. } => library.push((here, rendered)),
         }
     }
     Ok(())

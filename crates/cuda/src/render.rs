@@ -83,6 +83,15 @@ pub fn module_source(kernels: &[RenderedKernel]) -> String {
     s
 }
 
+/// The marker every rendered function starts with.
+const ENTRY: &str = "extern \"C\" __global__ void ";
+
+/// The functions of a module's source, in order: each name with its text
+/// (signature and body), as loaders and tests need them.
+pub fn functions(source: &str) -> impl Iterator<Item = (&str, &str)> {
+    source.split(ENTRY).skip(1).filter_map(|text| Some((text.split('(').next()?, text)))
+}
+
 /// Renders `k` as functions whose names start with `name` (a C identifier).
 pub fn render_kernel(k: &Kernel, name: &str) -> Result<RenderedKernel, RenderError> {
     let k = k.coalesced();
@@ -267,7 +276,7 @@ impl Renderer<'_> {
         params.extend(g.stores.iter().map(|&o| Param::Output(o)));
         let axes: Vec<usize> = (0..self.k.domain.len()).collect();
         let mut s = String::new();
-        let _ = writeln!(s, "extern \"C\" __global__ void {name}({}) {{", self.params(&params, &out.partials));
+        let _ = writeln!(s, "{ENTRY}{name}({}) {{", self.params(&params, &out.partials));
         let _ = writeln!(
             s,
             "  for ({t} p = ({t})blockIdx.x * blockDim.x + threadIdx.x; p < ({t}){points}; p += ({t})gridDim.x * blockDim.x) {{",
@@ -331,7 +340,7 @@ impl Renderer<'_> {
         params.extend(dest.iter().copied());
         let t = self.idx;
         let mut s = String::new();
-        let _ = writeln!(s, "extern \"C\" __global__ void {name}({}) {{", self.params(&params, &out.partials));
+        let _ = writeln!(s, "{ENTRY}{name}({}) {{", self.params(&params, &out.partials));
         let _ = writeln!(s, "  const int tx = threadIdx.x, ty = threadIdx.y;");
         let _ = writeln!(s, "  const {t} k = ({t})blockIdx.x * {tx} + tx;");
         let _ = writeln!(s, "  const {t} s = blockIdx.y;");
@@ -406,7 +415,7 @@ impl Renderer<'_> {
         let t = self.idx;
         let mut params: Vec<Param> = dest.to_vec();
         params.extend(g.reduces.iter().map(|&o| Param::Output(o)));
-        let _ = writeln!(s, "extern \"C\" __global__ void {name}({}) {{", self.params(&params, &out.partials));
+        let _ = writeln!(s, "{ENTRY}{name}({}) {{", self.params(&params, &out.partials));
         let _ = writeln!(s, "  const {t} k = ({t})blockIdx.x * blockDim.x + threadIdx.x;");
         let _ = writeln!(s, "  if (k >= ({t}){kn}) return;");
         for (j, (&o, &(op, d))) in g.reduces.iter().zip(ops).enumerate() {

@@ -1,107 +1,20 @@
 //! The generated CUDA C computes what the reference interpreter computes.
-//! Without a GPU, the module is compiled as C++ for the host (with
-//! `arrayjit_cuda::emulator::SHIM`: threads of a block are OS threads meeting
-//! at a barrier) and every launch of every kernel runs there, in the rendered
-//! order, on random inputs; each output must match the kernel's reference
-//! evaluation. This checks the renderer's indexing, its reductions (the
-//! per-thread walks, the shared-memory tree, the chunk combining) and its
-//! spelling of every primitive, on any machine with `g++`.
+//! Without a GPU, each module runs on the emulator runtime (compiled as C++
+//! for the host; threads of a block are OS threads meeting at a barrier):
+//! every launch of every kernel runs in the rendered order, on fixed inputs,
+//! and each output must match the kernel's reference evaluation. This checks
+//! the renderer's indexing, its reductions (the per-thread walks, the
+//! shared-memory tree, the chunk combining) and its spelling of every
+//! primitive, on any machine with `g++`.
 
 mod corpus;
 
 use arrayjit::DType;
+use arrayjit_cuda::bytes::{from_bytes, to_bytes};
+use arrayjit_cuda::emulator::HostRuntime;
 use arrayjit_cuda::render::Param;
-use arrayjit_cuda::RenderedProgram;
+use arrayjit_cuda::{RenderedProgram, Runtime};
 use arrayjit_ir::{Data, HostArray};
-use std::fmt::Write;
-use std::path::PathBuf;
-use std::process::Command;
-
-fn cxx() -> Option<&'static str> {
-    let ok = Command::new("g++").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        eprintln!("skipped: g++ is not available, the generated CUDA C is not run on the host");
-    }
-    ok.then_some("g++")
-}
-
-fn mem(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "float",
-        DType::F64 => "double",
-        DType::I32 => "int",
-        DType::Bool => "unsigned char",
-    }
-}
-
-/// A `main` that runs kernel `argv[1]`'s launches on the files in `argv[2]`.
-fn driver(p: &RenderedProgram) -> String {
-    let mut s = String::from("int main(int argc, char** argv) {\n  if (argc < 3) return 2;\n  const char* dir = argv[2];\n  switch (std::atoi(argv[1])) {\n");
-    for (i, pk) in p.kernels.iter().enumerate() {
-        let k = &pk.kernel;
-        let _ = writeln!(s, "  case {i}: {{");
-        for (j, a) in k.inputs.iter().enumerate() {
-            let _ = writeln!(s, "    auto in{j} = load<{}>(dir, \"in{j}\", {});", mem(a.dtype), a.numel());
-        }
-        for (j, o) in k.outputs.iter().enumerate() {
-            let _ = writeln!(s, "    std::vector<{}> out{j}({});", mem(o.aval.dtype), o.aval.numel());
-        }
-        for (j, part) in pk.rendered.partials.iter().enumerate() {
-            let t = if part.dtype == DType::Bool { "bool" } else { mem(part.dtype) };
-            let _ = writeln!(s, "    std::vector<{t}> part{j}({});", part.len);
-        }
-        for l in &pk.rendered.launches {
-            let args: Vec<String> = l
-                .params
-                .iter()
-                .map(|p| match p {
-                    Param::Input(j) => format!("in{j}.data()"),
-                    Param::Output(j) => format!("out{j}.data()"),
-                    Param::Partial(j) => format!("part{j}.data()"),
-                })
-                .collect();
-            let body = pk.rendered.source.split(&format!(" {}(", l.name)).nth(1).unwrap_or("");
-            let body = body.split("extern \"C\"").next().unwrap_or("");
-            let _ = writeln!(
-                s,
-                "    launch({{{}, {}, {}}}, {{{}, {}, {}}}, {}, [&] {{ {}({}); }});",
-                l.grid[0],
-                l.grid[1],
-                l.grid[2],
-                l.block[0],
-                l.block[1],
-                l.block[2],
-                body.contains("__syncthreads"),
-                l.name,
-                args.join(", ")
-            );
-        }
-        for j in 0..k.outputs.len() {
-            let _ = writeln!(s, "    save(dir, \"out{j}\", out{j});");
-        }
-        s.push_str("  } break;\n");
-    }
-    s.push_str("  default: return 2;\n  }\n  return 0;\n}\n");
-    s
-}
-
-fn bytes(h: &HostArray) -> Vec<u8> {
-    match h.data() {
-        Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::Bool(v) => v.iter().map(|&b| b as u8).collect(),
-    }
-}
-
-fn from_bytes(d: DType, b: &[u8]) -> Vec<f64> {
-    match d {
-        DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DType::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
-        DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DType::Bool => b.iter().map(|&x| x as f64).collect(),
-    }
-}
 
 /// Deterministic inputs: floats in [-2, 2], small integers, mixed booleans.
 fn input(a: &arrayjit_ir::AVal, seed: usize) -> HostArray {
@@ -120,44 +33,47 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
 }
 
-/// Compiles the program for the host and checks every kernel against its reference.
+/// Runs the program's kernels on the host and checks each against its reference.
 fn run(name: &str, p: &RenderedProgram, tol: f64) {
     run_with(name, p, &|_| tol)
 }
 
 /// [`run`] with a tolerance chosen per kernel.
 fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kernel) -> f64) {
-    let Some(cxx) = cxx() else { return };
-    let dir = std::env::temp_dir().join(format!("arrayjit-host-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = format!("{}\n{}\n{}", arrayjit_cuda::emulator::SHIM, p.source, driver(p));
-    let file = dir.join("module.cpp");
-    std::fs::write(&file, src).unwrap();
-    let exe: PathBuf = dir.join("module");
-    let out = Command::new(cxx)
-        .args(["-std=c++20", "-O1", "-pthread", "-w", "-o"])
-        .arg(&exe)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{cxx}: {e}"));
-    assert!(out.status.success(), "{name}: the host build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    if !HostRuntime::available() {
+        eprintln!("skipped: g++ is not available, the generated CUDA C is not run on the host");
+        return;
+    }
+    let rt = HostRuntime;
+    let module = rt.load(&p.source).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (i, pk) in p.kernels.iter().enumerate() {
         let k = &pk.kernel;
         let inputs: Vec<HostArray> = k.inputs.iter().enumerate().map(|(j, a)| input(a, j + i)).collect();
-        for (j, h) in inputs.iter().enumerate() {
-            std::fs::write(dir.join(format!("in{j}")), bytes(h)).unwrap();
+        let ins: Vec<_> = inputs.iter().map(|h| rt.upload(&to_bytes(h)).unwrap()).collect();
+        let size = |a: &arrayjit_ir::AVal| a.numel() * a.dtype.size_bytes();
+        let outs: Vec<_> = k.outputs.iter().map(|o| rt.alloc(size(&o.aval)).unwrap()).collect();
+        let parts: Vec<_> =
+            pk.rendered.partials.iter().map(|q| rt.alloc(q.len * q.dtype.size_bytes()).unwrap()).collect();
+        for l in &pk.rendered.launches {
+            let params: Vec<u64> = l
+                .params
+                .iter()
+                .map(|p| match *p {
+                    Param::Input(j) => rt.address(&ins[j]),
+                    Param::Output(j) => rt.address(&outs[j]),
+                    Param::Partial(j) => rt.address(&parts[j]),
+                })
+                .collect();
+            rt.launch(&module, l, &params).unwrap_or_else(|e| panic!("{name} {}: {e}", pk.at));
         }
-        let status = Command::new(&exe).arg(i.to_string()).arg(&dir).status().unwrap();
-        assert!(status.success(), "{name}: kernel {} failed on the host", pk.at);
         let refs: Vec<&HostArray> = inputs.iter().collect();
         let want = k.eval_reference(&refs).unwrap_or_else(|e| panic!("{name} {}: {e}", pk.at));
-        for (j, (o, w)) in k.outputs.iter().zip(&want).enumerate() {
-            let got = from_bytes(o.aval.dtype, &std::fs::read(dir.join(format!("out{j}"))).unwrap());
-            assert_eq!(got.len(), w.numel(), "{name} {} output {j}", pk.at);
-            for (e, g) in got.iter().enumerate() {
-                let x = w.data().get(e).as_f64();
+        for (j, ((o, w), buf)) in k.outputs.iter().zip(&want).zip(&outs).enumerate() {
+            let got = from_bytes(&o.aval, &rt.download(buf, size(&o.aval)).unwrap()).unwrap();
+            for e in 0..w.numel() {
+                let (g, x) = (got.data().get(e).as_f64(), w.data().get(e).as_f64());
                 assert!(
-                    close(*g, x, tol(k)),
+                    close(g, x, tol(k)),
                     "{name} {} output {j} element {e}: {g} vs {x}\n{}",
                     pk.at,
                     pk.rendered.source
@@ -165,7 +81,6 @@ fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kerne
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 mod corpus;
 
+use arrayjit_cuda::render;
 use arrayjit_cuda::{nvrtc, RenderedProgram};
 use std::path::PathBuf;
 use std::process::Command;
@@ -71,19 +72,12 @@ fn check(name: &str, program: &RenderedProgram, ptxas: &PathBuf) -> usize {
             );
             // CUDA's accurate sin and cos reduce huge arguments (|x| > 1e5)
             // in a small local array: the one stack frame allowed.
-            let uses_trig = function_source(&program.source, function).contains("sin");
+            let uses_trig = render::functions(&program.source).any(|(f, text)| f == function && text.contains("sin"));
             assert!(line.contains(" 0 bytes stack frame") || uses_trig, "{name} ({arch}) {function}: {line}\n{log}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     functions
-}
-
-/// The text of function `name` in a module's source.
-fn function_source<'a>(source: &'a str, name: &str) -> &'a str {
-    let Some(start) = source.find(&format!(" {name}(")) else { return "" };
-    let rest = &source[start..];
-    &rest[..rest[1..].find("extern \"C\"").map_or(rest.len(), |e| e + 1)]
 }
 
 #[test]

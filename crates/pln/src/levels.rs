@@ -16,10 +16,10 @@
 //! their compile time).
 
 use crate::data::Dataset;
-use crate::model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Params};
+use crate::model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Optimizer, Params};
 use arrayjit::cuda::Runtime;
 use arrayjit::optim::{apply_updates, GradientTransformation};
-use arrayjit::{jit, scan_with, value_and_grad, Array, Result, ScanOptions, Tree};
+use arrayjit::{jit, scan_with, value_and_grad, Array, Jit, Result, ScanOptions, Tree};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,20 +110,12 @@ fn level1_on_device<Rt: Runtime>(
     let (params, sigma, omega) = init(data);
     let opt = opt_t.init_tree(&params)?;
     let t = Instant::now();
-    let loss_and_grad =
-        jit(|(params, omega): (Params, Array)| value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(params))
-            .lower(&(params.clone(), omega.clone()))?
-            .compile_on(rt.clone())?;
-    let update = jit(|(grads, state, params): (Params, OptState, Params)| opt_t.update_tree(grads, state, &params))
-        .lower(&(params.clone(), opt.clone(), params.clone()))?
-        .compile_on(rt.clone())?;
-    let apply = jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates))
-        .lower(&(params.clone(), params.clone()))?
-        .compile_on(rt.clone())?;
-    let get_sigma = jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s))
-        .lower(&(params.m.clone(), params.s.clone()))?
-        .compile_on(rt.clone())?;
-    let inv = jit(|sigma: Array| sigma.try_inv_spd()).lower(&sigma)?.compile_on(rt.clone())?;
+    let (loss_and_grad, update, apply, get_sigma, inv) = level1_pieces(data, &opt_t);
+    let loss_and_grad = loss_and_grad.lower(&(params.clone(), omega.clone()))?.compile_on(rt.clone())?;
+    let update = update.lower(&(params.clone(), opt.clone(), params.clone()))?.compile_on(rt.clone())?;
+    let apply = apply.lower(&(params.clone(), params.clone()))?.compile_on(rt.clone())?;
+    let get_sigma = get_sigma.lower(&(params.m.clone(), params.s.clone()))?.compile_on(rt.clone())?;
+    let inv = inv.lower(&sigma)?.compile_on(rt.clone())?;
     let compile = t.elapsed();
     let put = |leaves: Vec<Array>| -> Result<Vec<DeviceArray<Rt>>> {
         leaves.iter().map(|a| DeviceArray::put(&**rt, a.try_host()?.as_ref()).map_err(dev)).collect()
@@ -264,14 +256,35 @@ fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Resu
     rust_loop(0, data, iters, progress, |params, omega, opt| step(data, params, &omega, opt))
 }
 
+/// Level 1's five jitted pieces: the loss and its gradient, the optimizer's
+/// update, the parameter update, Σ, and Ω = Σ⁻¹.
+#[allow(clippy::type_complexity)]
+fn level1_pieces<'a>(
+    data: &'a Dataset,
+    opt: &'a Optimizer,
+) -> (
+    Jit<impl Fn((Params, Array)) -> Result<(Array, Params)> + 'a, (Params, Array), Result<(Array, Params)>>,
+    Jit<
+        impl Fn((Params, OptState, Params)) -> Result<(Params, OptState)> + 'a,
+        (Params, OptState, Params),
+        Result<(Params, OptState)>,
+    >,
+    Jit<impl Fn((Params, Params)) -> Result<Params>, (Params, Params), Result<Params>>,
+    Jit<impl Fn((Array, Array)) -> Array, (Array, Array), Array>,
+    Jit<impl Fn(Array) -> Result<Array>, Array, Result<Array>>,
+) {
+    (
+        jit(move |(params, omega): (Params, Array)| value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(params)),
+        jit(move |(grads, state, params): (Params, OptState, Params)| opt.update_tree(grads, state, &params)),
+        jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates)),
+        jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s)),
+        jit(|sigma: Array| sigma.try_inv_spd()),
+    )
+}
+
 fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
     let opt_t = optimizer();
-    let loss_and_grad =
-        jit(|(params, omega): (Params, Array)| value_and_grad(|p: Params| neg_elbo(&p, &omega, data))(params));
-    let update = jit(|(grads, state, params): (Params, OptState, Params)| opt_t.update_tree(grads, state, &params));
-    let apply = jit(|(params, updates): (Params, Params)| apply_updates(&params, &updates));
-    let get_sigma = jit(|(m, s): (Array, Array)| sigma_closed_form(&m, &s));
-    let inv = jit(|sigma: Array| sigma.try_inv_spd());
+    let (loss_and_grad, update, apply, get_sigma, inv) = level1_pieces(data, &opt_t);
     rust_loop(1, data, iters, progress, |params, omega, opt| {
         let (loss, grads) = loss_and_grad.call((params.clone(), omega))?;
         let (updates, opt) = update.call((grads, opt, params.clone()))?;

@@ -14,7 +14,7 @@ use super::ops::{self, constant, mem_type, reg_type};
 use super::CodegenError;
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{DType, Shape};
-use arrayjit_lower::{Affine, Kernel, Node, OutputKind};
+use arrayjit_lower::{Affine, KNode, Kernel, Node, OutputKind};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Block, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -588,16 +588,13 @@ impl<'k> Emitter<'k> {
                         v
                     }
                 }
-                Node::Op { op: op @ (E::Max | E::Min), args }
-                    if n.dtype.is_float() && clamp_bound(k, args).is_some() =>
-                {
-                    let (x, c) = clamp_bound(k, args).unwrap_or((args[0], args[1]));
-                    ops::clamp_by(b, *op == E::Max, vals[x], vals[c])
-                }
-                Node::Op { op, args } => {
-                    let argv: Vec<Value> = args.iter().map(|&a| vals[a]).collect();
-                    ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
-                }
+                Node::Op { op, args } => match clamp_bound(k, n) {
+                    Some((max, x, c)) => ops::clamp_by(b, max, vals[x], vals[c]),
+                    None => {
+                        let argv: Vec<Value> = args.iter().map(|&a| vals[a]).collect();
+                        ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
+                    }
+                },
                 Node::Gather { input, index } => self.gather(b, *input, vals[*index], n.dtype, lanes),
             };
             vals.push(v);
@@ -632,18 +629,24 @@ impl<'k> Emitter<'k> {
     }
 }
 
-/// For `max`/`min` of a value and a constant that is neither zero nor NaN:
-/// the value's node and the constant's. Against such a bound a compare and
-/// a select give IEEE `maximum`/`minimum` exactly (a NaN operand fails the
-/// compare and passes through; equal operands are the same number, with no
-/// ±0 to order), in two instructions instead of the NaN- and zero-aware
-/// sequence of eight that `fmax`/`fmin` become on x86.
-fn clamp_bound(k: &Kernel, args: &[usize]) -> Option<(usize, usize)> {
+/// For a float `max`/`min` node of a value and a constant that is neither
+/// zero nor NaN: whether it is `max`, the value's node and the constant's.
+/// Against such a bound a compare and a select give IEEE `maximum`/`minimum`
+/// exactly (a NaN operand fails the compare and passes through; equal
+/// operands are the same number, with no ±0 to order), in two instructions
+/// instead of the NaN- and zero-aware sequence of eight that `fmax`/`fmin`
+/// become on x86.
+fn clamp_bound(k: &Kernel, n: &KNode) -> Option<(bool, usize, usize)> {
+    let Node::Op { op: op @ (E::Max | E::Min), args } = &n.node else { return None };
+    if !n.dtype.is_float() {
+        return None;
+    }
     let is_bound =
         |a: usize| matches!(&k.nodes[a].node, Node::Const(s) if { let v = s.as_f64(); v != 0.0 && !v.is_nan() });
-    match args {
-        [x, c] if is_bound(*c) => Some((*x, *c)),
-        [c, x] if is_bound(*c) => Some((*x, *c)),
+    let max = matches!(op, E::Max);
+    match args[..] {
+        [x, c] if is_bound(c) => Some((max, x, c)),
+        [c, x] if is_bound(c) => Some((max, x, c)),
         _ => None,
     }
 }
