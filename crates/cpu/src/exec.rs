@@ -100,6 +100,8 @@ struct KernelStep {
     partial: Vec<Option<(ReduceOp, DType, usize)>>,
     /// Run together with the product before it (see `rows`).
     fused: bool,
+    /// Which inputs each output may be written over (see [`KernelCode`](crate::codegen::KernelCode)).
+    reads_first: Vec<Vec<bool>>,
 }
 
 impl KernelStep {
@@ -293,7 +295,7 @@ fn plan_memory(s: &Schedule, is_output: &[bool], fused: &[usize]) -> (Vec<Option
 /// output's type, is not itself a program output, is read by no later step,
 /// and that kernel reads it only at its own point (each element is read
 /// before the same element is written, in every block and vector lane).
-fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> {
+fn plan_donations(s: &Schedule, actions: &[Action], output_buffers: &[usize]) -> Vec<Option<usize>> {
     let mut last_read = vec![None; s.buffers.len()];
     for (si, step) in s.steps.iter().enumerate() {
         for &b in step.inputs() {
@@ -327,11 +329,10 @@ fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> 
                     && buf.aval == s.buffers[ob].aval
                     && !returned.contains(b)
                     && last_read[*b] == Some(si)
-                    && inputs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &ib)| ib == *b)
-                        .all(|(k, _)| reads_only_at_own_point(&kernel.nodes, k, &kernel.domain))
+                    && inputs.iter().enumerate().filter(|(_, &ib)| ib == *b).all(|(k, _)| {
+                        reads_only_at_own_point(&kernel.nodes, k, &kernel.domain)
+                            && matches!(&actions[si], Action::Kernel(ks) if ks.reads_first[j][k])
+                    })
             })?;
             taken[donor.0] = true;
             match donor.1.kind {
@@ -344,7 +345,21 @@ fn plan_donations(s: &Schedule, output_buffers: &[usize]) -> Vec<Option<usize>> 
 
 impl Executable {
     /// Compiles every kernel of `s` into one module and plans its memory.
+    /// The steps that read only constants run here, once (see
+    /// [`Schedule::constant_part`]); their results are constants of the
+    /// executable.
     pub fn compile(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+        match s.constant_part() {
+            Some(part) => {
+                let values = Executable::compile_steps(&part.schedule, opts)?.run(&[])?;
+                Executable::compile_steps(&part.fold_into(s, values), opts)
+            }
+            None => Executable::compile_steps(s, opts),
+        }
+    }
+
+    /// Compiles every step of `s`.
+    fn compile_steps(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
         crate::linalg::init();
         let mut m = KernelModule::new()?;
         let mut actions = Vec::with_capacity(s.steps.len());
@@ -384,6 +399,7 @@ impl Executable {
                         ranges,
                         partial,
                         fused: false,
+                        reads_first: code.reads_first,
                     }));
                     lanes.push(code.lanes);
                     clif.push(code.clif.unwrap_or_default());
@@ -439,7 +455,7 @@ impl Executable {
             head[d] = Action::DotRows(plan, f);
         }
         let (slot_of, slot_bytes) = plan_memory(s, &is_output, &fused_steps);
-        let mut donors = plan_donations(s, &output_buffers);
+        let mut donors = plan_donations(s, &actions, &output_buffers);
         // A fused product reads its operands while the kernel writes: no donation from them.
         for &d in &fused_steps {
             for &b in s.steps[d].inputs() {

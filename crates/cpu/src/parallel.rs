@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Kernels with less work (domain points × operations per point) run as one block.
-const MIN_WORK: usize = 1 << 19;
+const MIN_WORK: usize = 1 << 18;
 /// Work per block, roughly.
 const BLOCK_WORK: usize = 1 << 18;
 /// Domain points per block, at least.
@@ -72,10 +72,15 @@ pub fn point_cost(k: &arrayjit_lower::Kernel) -> usize {
 /// domain points, `cost` work each (see [`point_cost`]), runs as.
 pub fn blocks(outer: usize, points: usize, cost: usize) -> Vec<(usize, usize)> {
     let work = points.saturating_mul(cost.max(1));
+    // A power of two of blocks divides evenly among the usual thread counts.
     let n = if work < MIN_WORK {
         1
     } else {
-        (work / BLOCK_WORK).clamp(1, MAX_BLOCKS).min(outer.max(1)).min((points / MIN_BLOCK_POINTS).max(1))
+        work.div_ceil(BLOCK_WORK)
+            .next_power_of_two()
+            .clamp(1, MAX_BLOCKS)
+            .min(outer.max(1))
+            .min((points / MIN_BLOCK_POINTS).max(1))
     };
     // Boundaries on multiples of 64 rows (when there are that many) keep
     // vector loops aligned within long rank-1 domains. Kernels rely on it:

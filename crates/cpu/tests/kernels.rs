@@ -180,6 +180,60 @@ fn donated_arguments_hold_results_only_where_safe() {
 }
 
 #[test]
+fn an_input_is_not_donated_to_an_output_written_before_the_input_is_read() {
+    use arrayjit_cpu::Arg;
+    // One kernel; `u` is stored before `b` is loaded (outputs are emitted in
+    // the order of their values), so `b` may hold `v` but not `u`; `a` is
+    // returned, so it holds nothing.
+    let p = parse(
+        "{ lambda ; a:f32[4,6] b:f32[4,6] . let
+            u:f32[4,6] = add a 1.0:f32
+            w:f32[4,6] = mul b 3.0:f32
+            v:f32[4,6] = add w u
+          in (u, v, a) }",
+    )
+    .unwrap();
+    let exe = compile(&p);
+    assert_eq!(exe.donations(), [(1, 1)]);
+    let a = f32s(&[4, 6], (0..24).map(|i| i as f32).collect());
+    let b = f32s(&[4, 6], (0..24).map(|i| 100.0 - i as f32).collect());
+    let want = exe.run(&[&a, &b]).unwrap();
+    let got = exe.run_with(vec![Arg::Donated(a), Arg::Donated(b)]).unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn steps_that_read_only_constants_run_once_when_compiled() {
+    // Σ log(c) over a constant is a constant term: it runs when the
+    // executable is built, in a kernel of its own (not fused with the
+    // elementwise work on `x`, which would then run it on every call).
+    let p = parse(
+        "{ lambda c:f32[4,8]{1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0,
+                              1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0} ;
+            x:f32[4,8] . let
+            l:f32[4,8] = log c
+            t:f32[] = reduce_sum[axes=(0,1)] l
+            y:f32[4,8] = mul x c
+            z:f32[] = reduce_sum[axes=(0,1)] y
+            w:f32[] = add z t
+          in (w, y) }",
+    )
+    .unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let schedule = arrayjit_lower::fuse(&q);
+    let exe = Executable::compile(&schedule, &CompileOptions::default()).unwrap();
+    assert_eq!(exe.schedule().steps.len(), schedule.steps.len() - 1, "{}", exe.schedule());
+    let x = f32s(&[4, 8], (0..32).map(|i| i as f32 * 0.5).collect());
+    let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&x)).unwrap();
+    for _ in 0..2 {
+        let got = exe.run(&[&x]).unwrap();
+        assert_eq!(got[1], want[1]);
+        let (g, w) = (got[0].data().get(0).as_f64(), want[0].data().get(0).as_f64());
+        assert!((g - w).abs() <= 1e-5 * w.abs(), "{g} vs {w}");
+    }
+}
+
+#[test]
 fn pads_concatenations_and_dynamic_slices_are_fused() {
     let p = parse(
         "{ lambda ; x:f32[6,9] y:f32[6,3] i:i32[] j:i32[] . let

@@ -72,6 +72,19 @@ impl<R: Runtime> Executable<R> {
     /// Renders, compiles and loads `s`'s kernels, plans its other steps and
     /// uploads its constants.
     pub fn compile(rt: &R, s: &Schedule) -> Result<Executable<R>, CudaError> {
+        // Steps that read only constants run once, here, on the device; their
+        // results are constants of the executable.
+        match s.constant_part() {
+            Some(part) => {
+                let values = Executable::compile_steps(rt, &part.schedule)?.run(rt, &[])?;
+                Executable::compile_steps(rt, &part.fold_into(s, values))
+            }
+            None => Executable::compile_steps(rt, s),
+        }
+    }
+
+    /// Compiles every step of `s`.
+    fn compile_steps(rt: &R, s: &Schedule) -> Result<Executable<R>, CudaError> {
         let mut rendered = render_steps(s)?;
         let module = if rendered.iter().any(Option::is_some) {
             let kernels: Vec<RenderedKernel> = rendered.iter().flatten().cloned().collect();

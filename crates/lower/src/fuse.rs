@@ -440,6 +440,9 @@ impl Root {
 
 struct Group {
     domain: Vec<usize>,
+    /// Whether the group reads only constants (it then runs once, when the
+    /// executable is built, so it takes no root that reads anything else).
+    constant: bool,
     roots: Vec<Root>,
     /// Groups this one reads from, transitively.
     ancestors: BTreeSet<usize>,
@@ -466,6 +469,21 @@ pub fn fuse(p: &Program) -> Schedule {
                     }
                 }
             }
+        }
+    }
+    // Values computed from constants alone (not through loops or conditionals).
+    let mut is_constant = vec![false; p.num_vars()];
+    for (v, _) in &p.consts {
+        is_constant[v.index()] = true;
+    }
+    for e in &p.eqns {
+        let from_constants = !matches!(e.prim, Prim::Control(_))
+            && e.inputs.iter().all(|a| match a {
+                Atom::Var(u) => is_constant[u.index()],
+                Atom::Lit(_) => true,
+            });
+        for o in &e.outputs {
+            is_constant[o.index()] = from_constants;
         }
     }
     // Grouping, repeated while it discovers values that must be realized.
@@ -516,8 +534,9 @@ pub fn fuse(p: &Program) -> Schedule {
                 }
                 anc
             };
+            let constant = scratch.inputs.iter().all(|v| is_constant[v.index()]);
             let pick = (0..groups.len()).rev().find_map(|g| {
-                if groups[g].domain != domain {
+                if groups[g].domain != domain || groups[g].constant != constant {
                     return None;
                 }
                 let anc = ancestors_if_joined(g);
@@ -530,7 +549,7 @@ pub fn fuse(p: &Program) -> Schedule {
                     g
                 }
                 None => {
-                    groups.push(Group { domain: domain.clone(), roots: vec![r.clone()], ancestors });
+                    groups.push(Group { domain: domain.clone(), constant, roots: vec![r.clone()], ancestors });
                     groups.len() - 1
                 }
             };

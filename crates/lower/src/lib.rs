@@ -2,11 +2,13 @@
 //! into loop kernels, and the schedule (steps over buffers) that a backend
 //! renders and runs.
 
+mod constant_part;
 pub mod fuse;
 pub mod kernel;
 pub mod passes;
 pub mod schedule;
 
+pub use constant_part::ConstantPart;
 pub use fuse::fuse;
 pub use kernel::{reads_only_at_own_point, Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
 pub use passes::optimize;

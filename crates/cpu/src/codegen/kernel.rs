@@ -11,6 +11,7 @@
 
 use super::jit::KernelModule;
 use super::ops::{self, constant, mem_type, reg_type};
+use super::order::{self, Item, Order};
 use super::CodegenError;
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{DType, Shape};
@@ -39,6 +40,10 @@ pub struct KernelCode {
     pub lanes: u32,
     /// The Cranelift IR, when it was asked for.
     pub clif: Option<String>,
+    /// Per output, per input: whether the kernel reads each element of the
+    /// input before it writes the same element of the output, so that the
+    /// output may be written into the input's memory (donation).
+    pub reads_first: Vec<Vec<bool>>,
 }
 
 fn cg_err(message: impl Into<String>) -> CodegenError {
@@ -52,11 +57,12 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Resul
     let k = normalized(&k.coalesced());
     check_bounds(&k)?;
     let lanes = choose_lanes(&k);
+    let order = order::plan(&k);
     let id = m.declare_kernel()?;
     m.ctx.func.signature = m.kernel_signature();
     let built = {
         let mut b = FunctionBuilder::new(&mut m.ctx.func, &mut m.fctx);
-        let r = Emitter::new(&k, lanes, &mut b).and_then(|mut e| e.emit(&mut b, &mut m.module));
+        let r = Emitter::new(&k, lanes, order.clone(), &mut b).and_then(|mut e| e.emit(&mut b, &mut m.module));
         b.finalize(m.module.target_config());
         r
     };
@@ -75,7 +81,7 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Resul
         return Err(CodegenError { message: format!("Cranelift rejected the kernel: {e:?}"), clif: Some(text) });
     }
     m.module.clear_context(&mut m.ctx);
-    Ok(KernelCode { id, outer, reduces_outer, lanes, clif })
+    Ok(KernelCode { id, outer, reduces_outer, lanes, clif, reads_first: order.reads_first })
 }
 
 /// A rank-0 domain becomes `[1]`, so every kernel has an innermost loop.
@@ -215,6 +221,14 @@ fn end_loop(b: &mut FunctionBuilder, l: Loop, i: Value, step: i64) {
     b.seal_block(l.exit);
 }
 
+/// Where a row of a buffer starts at the current outer indices: its base
+/// pointer and the element index of the row's start.
+#[derive(Clone, Copy)]
+struct Row {
+    base: Value,
+    start: Value,
+}
+
 /// An output's accumulators when it reduces along the innermost axis.
 #[derive(Clone, Copy)]
 struct Acc {
@@ -235,13 +249,15 @@ struct Emitter<'k> {
     /// Where each output's element of a domain point lives.
     out_at: Vec<Affine>,
     /// Row pointers (at the current outer indices) of loads and outputs.
-    load_row: Vec<Option<Value>>,
-    out_row: Vec<Value>,
+    load_row: Vec<Option<Row>>,
+    out_row: Vec<Row>,
+    row_starts: std::collections::HashMap<Affine, Value>,
     acc: Vec<Option<Acc>>,
+    order: Order,
 }
 
 impl<'k> Emitter<'k> {
-    fn new(k: &'k Kernel, lanes: u32, b: &mut FunctionBuilder) -> Result<Emitter<'k>, CodegenError> {
+    fn new(k: &'k Kernel, lanes: u32, order: Order, b: &mut FunctionBuilder) -> Result<Emitter<'k>, CodegenError> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -283,7 +299,9 @@ impl<'k> Emitter<'k> {
             out_at,
             load_row: vec![None; k.nodes.len()],
             out_row: Vec::new(),
+            row_starts: Default::default(),
             acc: vec![None; k.outputs.len()],
+            order,
         })
     }
 
@@ -350,38 +368,44 @@ impl<'k> Emitter<'k> {
         }
     }
 
-    /// `ptr + (a.offset + Σ_{outer d} a.coeffs[d]·i_d) · size`.
-    fn row_pointer(&self, b: &mut FunctionBuilder, ptr: Value, a: &Affine, size: i64) -> Value {
+    /// `a.offset + Σ_{outer d} a.coeffs[d]·i_d`: the element of a row's
+    /// start (memoised by the affine's outer part, so that equal offsets are
+    /// one value the whole body indexes from).
+    fn row_start(&mut self, b: &mut FunctionBuilder, a: &Affine) -> Value {
         let r = self.k.domain.len();
-        let mut off = b.ins().iconst(types::I64, a.offset * size);
+        let key = Affine { offset: a.offset, coeffs: a.coeffs[..r - 1].to_vec() };
+        if let Some(&v) = self.row_starts.get(&key) {
+            return v;
+        }
+        let mut off = b.ins().iconst(types::I64, a.offset);
         for d in 0..r - 1 {
             let c = a.coeffs[d];
             if c != 0 {
                 let i = b.use_var(self.idx[d]);
-                let t = b.ins().imul_imm_s(i, c * size);
+                let t = b.ins().imul_imm_s(i, c);
                 off = b.ins().iadd(off, t);
             }
         }
-        b.ins().iadd(ptr, off)
+        self.row_starts.insert(key, off);
+        off
     }
 
     fn innermost(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
         let k = self.k;
         let r = k.domain.len();
-        // Row pointers at the current outer indices.
+        // Where each load's and output's row starts, at the current outer indices.
+        self.row_starts.clear();
         for (i, n) in k.nodes.iter().enumerate() {
             if let Node::Load { input, at } = &n.node {
-                let size = mem_type(n.dtype).bytes() as i64;
-                self.load_row[i] = Some(self.row_pointer(b, self.ptrs[*input], at, size));
+                let start = self.row_start(b, at);
+                self.load_row[i] = Some(Row { base: self.ptrs[*input], start });
             }
         }
         self.out_row = Vec::with_capacity(k.outputs.len());
         for o in 0..k.outputs.len() {
-            let size = mem_type(k.outputs[o].aval.dtype).bytes() as i64;
-            let ptr = self.ptrs[k.inputs.len() + o];
             let at = self.out_at[o].clone();
-            let row = self.row_pointer(b, ptr, &at, size);
-            self.out_row.push(row);
+            let start = self.row_start(b, &at);
+            self.out_row.push(Row { base: self.ptrs[k.inputs.len() + o], start });
         }
         // Accumulators of reductions along this axis start at the identity.
         for o in 0..k.outputs.len() {
@@ -443,7 +467,8 @@ impl<'k> Emitter<'k> {
                 None => s,
                 Some(t) => ops::emit(b, module, combine, &[t, s], d, d, 1)?,
             };
-            let addr = self.out_row[o];
+            let size = mem_type(d).bytes() as i64;
+            let addr = self.element(b, self.out_row[o], self.out_row[o].start, 0, size);
             let old = b.ins().load(mem_type(d), data_flags(), addr, 0);
             let new = ops::emit(b, module, combine, &[old, total], d, d, 1)?;
             b.ins().store(data_flags(), new, addr, 0);
@@ -452,17 +477,23 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
-    /// The address of element `i` (+ lane offsets) of a row: `row + i·c·size`.
-    fn element(&self, b: &mut FunctionBuilder, row: Value, i: Value, c: i64, size: i64) -> Value {
-        if c == 0 {
-            return row;
-        }
-        let off = b.ins().imul_imm_s(i, c * size);
-        b.ins().iadd(row, off)
+    /// The address of element `i` (+ lane offsets) of a row:
+    /// `base + (start + i·c)·size`, in a form x86 addresses in one operand.
+    fn element(&self, b: &mut FunctionBuilder, row: Row, i: Value, c: i64, size: i64) -> Value {
+        let index = match c {
+            0 => row.start,
+            1 => b.ins().iadd(row.start, i),
+            _ => {
+                let t = b.ins().imul_imm_s(i, c);
+                b.ins().iadd(row.start, t)
+            }
+        };
+        let scaled = if size == 1 { index } else { b.ins().ishl_imm_s(index, size.trailing_zeros() as i64) };
+        b.ins().iadd(row.base, scaled)
     }
 
     /// Loads `lanes` elements of stride `c` (vector load, splat or gather).
-    fn load(&self, b: &mut FunctionBuilder, row: Value, i: Value, c: i64, d: DType, lanes: u32) -> Value {
+    fn load(&self, b: &mut FunctionBuilder, row: Row, i: Value, c: i64, d: DType, lanes: u32) -> Value {
         let mt = mem_type(d);
         let size = mt.bytes() as i64;
         let addr = self.element(b, row, i, c, size);
@@ -558,6 +589,89 @@ impl<'k> Emitter<'k> {
         }
     }
 
+    /// The value of node `ni` at inner index `i`, from the values of its arguments.
+    fn node(
+        &self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        ni: usize,
+        i: Value,
+        lanes: u32,
+        vals: &[Option<Value>],
+    ) -> Result<Value, CodegenError> {
+        let k = self.k;
+        let last = k.domain.len() - 1;
+        let n = &k.nodes[ni];
+        let arg = |a: usize| vals[a].ok_or_else(|| cg_err(format!("n{ni} reads n{a} before it is computed")));
+        Ok(match &n.node {
+            Node::Load { at, .. } => {
+                let row = self.load_row[ni].ok_or_else(|| cg_err(format!("n{ni} has no row pointer")))?;
+                self.load(b, row, i, at.coeffs[last], n.dtype, lanes)
+            }
+            Node::Const(s) => constant(b, n.dtype, lanes, s.as_f64()),
+            Node::Index(a) => {
+                let first = self.index_scalar(b, a, i, 0, n.dtype);
+                if lanes == 1 {
+                    first
+                } else {
+                    let mut v = b.ins().splat(reg_type(n.dtype, lanes), first);
+                    for lane in 1..lanes {
+                        let x = self.index_scalar(b, a, i, lane as i64, n.dtype);
+                        v = b.ins().insertlane(v, x, lane as u8);
+                    }
+                    v
+                }
+            }
+            Node::Op { op, args } => match clamp_bound(k, n) {
+                Some((max, x, c)) => ops::clamp_by(b, max, arg(x)?, arg(c)?),
+                None => {
+                    let argv = args.iter().map(|&a| arg(a)).collect::<Result<Vec<Value>, _>>()?;
+                    ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
+                }
+            },
+            Node::Gather { input, index } => self.gather(b, *input, arg(*index)?, n.dtype, lanes),
+        })
+    }
+
+    /// Stores or accumulates output `o`'s value `v` at inner index `i`.
+    fn output(
+        &self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        o: usize,
+        v: Value,
+        i: Value,
+        lanes: u32,
+    ) -> Result<(), CodegenError> {
+        let out = &self.k.outputs[o];
+        let last = self.k.domain.len() - 1;
+        let d = out.aval.dtype;
+        let size = mem_type(d).bytes() as i64;
+        match &out.kind {
+            OutputKind::Store => {
+                let addr = self.element(b, self.out_row[o], i, 1, size);
+                b.ins().store(data_flags(), v, addr, 0);
+            }
+            OutputKind::Reduce { op, .. } => {
+                if let Some(acc) = self.acc[o] {
+                    let var = if lanes == 1 { acc.scalar } else { acc.vector };
+                    let old = b.use_var(var);
+                    let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
+                    b.def_var(var, new);
+                } else {
+                    let c = self.out_at[o].coeffs[last];
+                    let addr = self.element(b, self.out_row[o], i, c, size);
+                    let ty = reg_type(d, lanes);
+                    let old = b.ins().load(ty, data_flags(), addr, 0);
+                    let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
+                    b.ins().store(data_flags(), new, addr, 0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole body at inner index `i`.
     fn body(
         &mut self,
         b: &mut FunctionBuilder,
@@ -565,63 +679,14 @@ impl<'k> Emitter<'k> {
         i: Value,
         lanes: u32,
     ) -> Result<(), CodegenError> {
-        let k = self.k;
-        let last = k.domain.len() - 1;
-        let mut vals: Vec<Value> = Vec::with_capacity(k.nodes.len());
-        for (ni, n) in k.nodes.iter().enumerate() {
-            let v = match &n.node {
-                Node::Load { at, .. } => {
-                    let row = self.load_row[ni].ok_or_else(|| cg_err(format!("n{ni} has no row pointer")))?;
-                    self.load(b, row, i, at.coeffs[last], n.dtype, lanes)
-                }
-                Node::Const(s) => constant(b, n.dtype, lanes, s.as_f64()),
-                Node::Index(a) => {
-                    let first = self.index_scalar(b, a, i, 0, n.dtype);
-                    if lanes == 1 {
-                        first
-                    } else {
-                        let mut v = b.ins().splat(reg_type(n.dtype, lanes), first);
-                        for lane in 1..lanes {
-                            let x = self.index_scalar(b, a, i, lane as i64, n.dtype);
-                            v = b.ins().insertlane(v, x, lane as u8);
-                        }
-                        v
-                    }
-                }
-                Node::Op { op, args } => match clamp_bound(k, n) {
-                    Some((max, x, c)) => ops::clamp_by(b, max, vals[x], vals[c]),
-                    None => {
-                        let argv: Vec<Value> = args.iter().map(|&a| vals[a]).collect();
-                        ops::emit(b, module, *op, &argv, arg_dtype(k, *op, args), n.dtype, lanes)?
-                    }
-                },
-                Node::Gather { input, index } => self.gather(b, *input, vals[*index], n.dtype, lanes),
-            };
-            vals.push(v);
-        }
-        for (o, out) in k.outputs.iter().enumerate() {
-            let v = vals[out.node];
-            let d = out.aval.dtype;
-            let size = mem_type(d).bytes() as i64;
-            match &out.kind {
-                OutputKind::Store => {
-                    let addr = self.element(b, self.out_row[o], i, 1, size);
-                    b.ins().store(data_flags(), v, addr, 0);
-                }
-                OutputKind::Reduce { op, .. } => {
-                    if let Some(acc) = self.acc[o] {
-                        let var = if lanes == 1 { acc.scalar } else { acc.vector };
-                        let old = b.use_var(var);
-                        let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
-                        b.def_var(var, new);
-                    } else {
-                        let c = self.out_at[o].coeffs[last];
-                        let addr = self.element(b, self.out_row[o], i, c, size);
-                        let ty = reg_type(d, lanes);
-                        let old = b.ins().load(ty, data_flags(), addr, 0);
-                        let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
-                        b.ins().store(data_flags(), new, addr, 0);
-                    }
+        let mut vals: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
+        for &item in &self.order.items {
+            match item {
+                Item::Node(ni) => vals[ni] = Some(self.node(b, module, ni, i, lanes, &vals)?),
+                Item::Output(o) => {
+                    let node = self.k.outputs[o].node;
+                    let v = vals[node].ok_or_else(|| cg_err(format!("output {o} has no value")))?;
+                    self.output(b, module, o, v, i, lanes)?;
                 }
             }
         }

@@ -4,6 +4,7 @@
 pub mod jit;
 pub mod kernel;
 pub(crate) mod ops;
+mod order;
 
 pub use jit::{CompiledModule, KernelFn, KernelModule};
 pub use kernel::{define_kernel, KernelCode};

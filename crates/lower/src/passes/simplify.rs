@@ -1,5 +1,5 @@
 //! Algebraic simplification and constant folding: `x·1`, `x+0`, `x−0`, `x/1`,
-//! `−(−x)`, `x¹` become `x`; equations on literals are evaluated; transposes of
+//! `−(−x)`, `x¹` become `x`; `a + (−b)`, `(−a) + b` and `a − (−b)` lose the negation; equations on literals are evaluated; transposes of
 //! transposes, broadcasts of broadcasts and reshapes of reshapes compose;
 //! transposed `dot_general` operands fold into the dimension numbers.
 
@@ -141,6 +141,29 @@ impl Ctx<'_> {
                 vec![Atom::Lit(lit)],
             ));
         }
+        // A negation feeding an addition or subtraction folds into it:
+        // IEEE defines `a − b` as `a + (−b)`, so the results are the same
+        // (bit for bit, but for the sign of a NaN, which IEEE leaves open).
+        let negated = |a: &Atom| match self.def(a) {
+            Some((Prim::Elementwise(E::Neg), inner)) => Some(inner[0]),
+            _ => None,
+        };
+        match op {
+            E::Add => {
+                if let Some(b) = negated(&ins[1]) {
+                    return Some((E::Sub.into(), vec![ins[0], b]));
+                }
+                if let Some(a) = negated(&ins[0]) {
+                    return Some((E::Sub.into(), vec![ins[1], a]));
+                }
+            }
+            E::Sub => {
+                if let Some(b) = negated(&ins[1]) {
+                    return Some((E::Add.into(), vec![ins[0], b]));
+                }
+            }
+            _ => {}
+        }
         if matches!(op, E::Mul) {
             for (x, c) in [(0, 1), (1, 0)] {
                 if self.is_value(&ins[c], -1.0) && self.aval(&ins[x]) == *out {
@@ -228,4 +251,42 @@ fn fold_transpose(d: &DotDims, perm: &[usize], lhs: bool) -> Option<DotDims> {
         nd.rhs_batch = b;
     }
     Some(nd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrayjit_interp::eval_program;
+    use arrayjit_ir::{parse, Data};
+
+    #[test]
+    fn negations_fold_into_additions_and_subtractions_with_the_same_results() {
+        let p = parse(
+            "{ lambda ; a:f32[6] b:f32[6] . let
+                na:f32[6] = neg a
+                nb:f32[6] = neg b
+                x:f32[6] = add na b
+                y:f32[6] = add a nb
+                z:f32[6] = sub a nb
+              in (x, y, z) }",
+        )
+        .unwrap();
+        let q = arrayjit_ir::dce(&simplify(&p));
+        let names: Vec<&str> = q.eqns.iter().map(|e| e.prim.name()).collect();
+        assert_eq!(names, ["sub", "sub", "add"]);
+        let a = HostArray::new([6], Data::F32(vec![0.0, -0.0, 1.5, f32::INFINITY, f32::NAN, 3.0])).unwrap();
+        let b = HostArray::new([6], Data::F32(vec![-0.0, 0.0, 1.5, f32::INFINITY, 2.0, -1e-45])).unwrap();
+        let want = eval_program(&p, &[a.clone(), b.clone()]).unwrap();
+        let got = eval_program(&q, &[a, b]).unwrap();
+        for (w, g) in want.iter().zip(&got) {
+            // Bit for bit, except that IEEE leaves the sign of a NaN open.
+            let bits = |h: &HostArray| {
+                (0..6)
+                    .map(|i| h.data().get(i).as_f64())
+                    .map(|v| if v.is_nan() { 0 } else { v.to_bits() })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(w), bits(g));
+        }
+    }
 }
