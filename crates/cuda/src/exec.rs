@@ -1,8 +1,9 @@
-//! Executables on a device: a schedule's kernels compiled into one module,
-//! its products as GEMMs, its loops and conditionals run from the host over
-//! device buffers, and what the device does not do (factorizations, LU,
-//! arg-reductions, products that need packing) run by the reference
-//! interpreter on host copies.
+//! Executables on a device: a schedule's kernels and factorizations (Cholesky,
+//! LU, triangular solves) compiled into one module, its products as GEMMs,
+//! its loops and conditionals run from the host over device buffers, and
+//! what the device does not do (arg-reductions, products that need packing,
+//! factorizations of integer matrices) run by the reference interpreter on
+//! host copies. Steps that read only constants run once, when compiled.
 //!
 //! Everything stays on the device between steps and between iterations of a
 //! loop; the host reads back only a `while` condition's flag and a `cond`'s

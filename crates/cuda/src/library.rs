@@ -7,6 +7,11 @@
 //!   from the row so far, then the column below it in parallel. A pivot that
 //!   is not positive (or is NaN) makes the whole matrix NaN. Only the lower
 //!   triangle is read; the upper triangle of the result is 0.
+//! - LU with partial pivoting (rectangular too): one block per matrix; per
+//!   column, one thread finds the pivot (the first of the largest magnitudes,
+//!   never a NaN over the current candidate, as the reference), the rows
+//!   swap in parallel, then the rows below are eliminated in parallel, each
+//!   element updated in the reference's order.
 //! - Triangular solve: one thread per right-hand side (a column of `B` when
 //!   solving `op(A) X = B`, a row for `X op(A) = B`), each a substitution in
 //!   a fixed order; only the named triangle of `A` is read.
@@ -21,7 +26,7 @@ use std::fmt::Write;
 const THREADS: u32 = 128;
 
 /// `prim` on operands typed `ins` as functions named from `name`, or `None`
-/// when it has no device version (LU, products, integer operands).
+/// when it has no device version (products, integer operands).
 pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<RenderedKernel> {
     let a = ins.first()?;
     if !a.dtype.is_float() || a.rank() < 2 {
@@ -29,10 +34,16 @@ pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<Rendere
     }
     let r = a.rank();
     let n = a.shape[r - 1];
-    if a.shape[r - 2] != n || a.numel() > i32::MAX as usize {
+    let batch: usize = a.shape[..r - 2].iter().product();
+    if a.numel() > i32::MAX as usize {
         return None;
     }
-    let batch: usize = a.shape[..r - 2].iter().product();
+    if let Linalg::Lu = prim {
+        return Some(lu(name, a.dtype, a.shape[r - 2], n, batch));
+    }
+    if a.shape[r - 2] != n {
+        return None;
+    }
     let t = reg_type(a.dtype);
     match prim {
         Linalg::Cholesky => Some(cholesky(name, a.dtype, n, batch)),
@@ -97,6 +108,62 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
             grid: [batch as u32, 1, 1],
             block: [THREADS, 1, 1],
             params: vec![Param::Input(0), Param::Output(0)],
+        }]
+    };
+    RenderedKernel { source: s, launches, partials: Vec::new() }
+}
+
+fn lu(name: &str, dtype: DType, m: usize, n: usize, batch: usize) -> RenderedKernel {
+    let t = reg_type(dtype);
+    let k = m.min(n);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, {t}* __restrict__ out0, int* __restrict__ out1, int* __restrict__ out2) {{
+  const int m = {m}, n = {n}, kmax = {k};
+  const {t}* a0 = in0 + (long long)blockIdx.x * m * n;
+  {t}* a = out0 + (long long)blockIdx.x * m * n;
+  int* piv = out1 + (long long)blockIdx.x * kmax;
+  int* perm = out2 + (long long)blockIdx.x * m;
+  __shared__ int pivot_row;
+  for (int e = threadIdx.x; e < m * n; e += blockDim.x) a[e] = a0[e];
+  for (int i = threadIdx.x; i < m; i += blockDim.x) perm[i] = i;
+  __syncthreads();
+  for (int j = 0; j < kmax; ++j) {{
+    if (threadIdx.x == 0) {{
+      int p = j;
+      for (int i = j + 1; i < m; ++i)
+        if (fabs(a[i * n + j]) > fabs(a[p * n + j])) p = i;
+      piv[j] = p;
+      if (p != j) {{ int q = perm[j]; perm[j] = perm[p]; perm[p] = q; }}
+      pivot_row = p;
+    }}
+    __syncthreads();
+    const int p = pivot_row;
+    if (p != j)
+      for (int c = threadIdx.x; c < n; c += blockDim.x) {{
+        {t} x = a[j * n + c]; a[j * n + c] = a[p * n + c]; a[p * n + c] = x;
+      }}
+    __syncthreads();
+    const {t} pivot = a[j * n + j];
+    for (int i = j + 1 + threadIdx.x; i < m; i += blockDim.x) {{
+      {t} l = a[i * n + j];
+      if (pivot != ({t})0) {{ l = l / pivot; a[i * n + j] = l; }}
+      for (int c = j + 1; c < n; ++c) a[i * n + c] = a[i * n + c] - l * a[j * n + c];
+    }}
+    __syncthreads();
+  }}
+}}
+"#
+    );
+    let launches = if batch == 0 || m == 0 || n == 0 {
+        Vec::new()
+    } else {
+        vec![Launch {
+            name: name.to_string(),
+            grid: [batch as u32, 1, 1],
+            block: [THREADS, 1, 1],
+            params: vec![Param::Input(0), Param::Output(0), Param::Output(1), Param::Output(2)],
         }]
     };
     RenderedKernel { source: s, launches, partials: Vec::new() }

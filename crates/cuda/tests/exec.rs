@@ -123,6 +123,33 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
             }
         }
     }
+    // LU (partial pivoting, on the device) behind the general inverse,
+    // solve and log-determinant; the second matrix needs a row exchange at
+    // every column and ties in magnitude (the first row is kept).
+    let general = arrayjit::stack(
+        &[
+            ramp(&[5, 5], 0.61) * 3.0 + Array::eye(5, DType::F64),
+            Array::from_vec(
+                vec![
+                    0.0, 1.0, 2.0, 0.5, 1.0, 3.0, -3.0, 1.0, 0.0, 2.0, -3.0, 3.0, 4.0, 1.0, 0.0, 1.0, 2.0, -1.0, 5.0,
+                    1.0, 2.0, 0.0, 1.0, 1.0, -6.0,
+                ],
+                vec![5, 5],
+            ),
+        ],
+        0,
+    );
+    let rhs = ramp(&[2, 5, 3], 0.43);
+    check(
+        rt,
+        "lu",
+        |(a, b): (Array, Array)| {
+            let (sign, logabs) = a.slogdet();
+            (a.inv(), a.solve(&b), sign, logabs, a.det())
+        },
+        (general, rhs),
+        1e-10,
+    );
     let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
     let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);

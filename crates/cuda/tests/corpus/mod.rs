@@ -1,8 +1,8 @@
 //! The programs whose generated CUDA C the tests compile (`ptx.rs`) and run
 //! on the host (`host.rs`): stores with sums over rows, columns and
 //! everything in one kernel (long enough to need chunks), every primitive's
-//! spelling in both float types, integer and boolean arithmetic, gathers, and
-//! the PLN step in a `scan`.
+//! spelling in both float types, the factorizations, integer and boolean
+//! arithmetic, gathers, and the PLN step in a `scan`.
 
 // Each test binary reads the part it needs.
 #![allow(dead_code)]
@@ -56,6 +56,18 @@ pub fn cases() -> Vec<Case> {
             &x,
         );
         out.push(case(format!("primitives_{dtype}"), p, 1e-5));
+        // The factorizations rendered as device kernels: Cholesky, the
+        // triangular solves behind the SPD inverse, and LU behind the
+        // general inverse and log-determinant.
+        let a = ramp(&[6, 6], dtype) + Array::eye(6, dtype) * 4.0;
+        let p = render(
+            |a: Array| {
+                let s = a.matmul(&a.t()) + Array::eye(6, a.dtype());
+                (s.cholesky(), s.inv_spd(), a.inv(), a.slogdet().1)
+            },
+            &a,
+        );
+        out.push(case(format!("factorizations_{dtype}"), p, 1e-4));
     }
     // Division and remainder as XLA defines them, conversions, iota, booleans.
     let i = ramp(&[64], DType::F32).astype(DType::I32);
