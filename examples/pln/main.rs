@@ -21,12 +21,12 @@ const USAGE: &str = "usage: pln [--level N]... [--repeat K] [--iters N] [--dtype
 
   --level N       run level N (0 eager, 1 jit per function, 2 scan, 3 scan with a derived
                   state struct, 4 scan with a model struct); repeat the flag for several;
-                  default: all five (on cuda: 1 to 4)
+                  default: all five
   --repeat K      stack the oaks rows K times (default 100: n = 11600)
   --iters N       iterations (default 1000)
   --dtype D       f32 (default) or f64
-  --device D      cpu (default) or cuda (GPU 0; levels 1 to 4: level 0 runs one
-                  operation at a time on the CPU only)
+  --device D      cpu (default) or cuda (GPU 0: level 0 runs each operation there,
+                  the other levels compile for it)
   --elbo-csv P    write `level,iteration,loss` lines to P
   --plot P        draw the loss curves of the levels run into the PNG file P
   --seed S        seed of --simulate (default 0)
@@ -106,7 +106,7 @@ fn parse() -> Result<Opts, String> {
         }
     }
     if o.levels.is_empty() {
-        o.levels = if o.cuda { vec![1, 2, 3, 4] } else { vec![0, 1, 2, 3, 4] };
+        o.levels = vec![0, 1, 2, 3, 4];
     }
     Ok(o)
 }

@@ -5,9 +5,11 @@
 //! host runtime (`arrayjit_cuda::emulator`, any machine with `g++`) and the GPU (where
 //! there is one; `ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
 
+use arrayjit::value_and_grad;
 use arrayjit::{cond, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
 use arrayjit_cuda::emulator::HostRuntime;
-use arrayjit_cuda::{CudaError, CudaRuntime, Executable, Runtime};
+use arrayjit_cuda::{CudaError, CudaRuntime, EagerDevice, Executable, Runtime};
+use std::sync::Arc;
 
 fn host() -> bool {
     let ok = HostRuntime::available();
@@ -49,6 +51,79 @@ on_every_runtime!(
     loops_and_conditionals,
     pln_fit_at_level_2
 );
+
+/// Eager operations on arrays placed on a device: each runs there as a
+/// cached kernel, host operands are copied over, a gradient evaluated eagerly
+/// runs as one program, results stay on the device until copied back, and
+/// the same operations again compile nothing.
+fn eager_on<R>(rt: Arc<R>, name: &str)
+where
+    R: Runtime + Send + Sync + 'static,
+    R::Buf: Send + Sync,
+    R::Module: Send + Sync,
+{
+    let device = EagerDevice::new(rt, name);
+    let dev = device.handle();
+    let (x, c) = (ramp(&[4, 3], 0.3), ramp(&[4, 3], 0.8));
+    let xd = x.to_device(&dev);
+    assert!(xd.device().is_some() && x.device().is_none());
+    let step = |x: &Array| {
+        let y = (x * 2.0 + 1.0).exp() - &c;
+        let z = y.matmul(&x.t()).sum(1) / 3.0;
+        let (v, g) = value_and_grad(|a: Array| (a.sin() * &c).sum(..) + a.powi(2).mean(..))(x.clone()).unwrap();
+        (z, v, g)
+    };
+    let (zh, vh, gh) = step(&x);
+    let (zd, vd, gd) = step(&xd);
+    for (got, want) in [(&zd, &zh), (&vd, &vh), (&gd, &gh)] {
+        assert!(got.device().is_some(), "{name}: a result came back to the host");
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        assert_eq!(got.aval(), want.aval());
+        for (a, b) in g.iter().zip(&w) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{name}: {a} vs {b}");
+        }
+    }
+    let compiled = device.cached_programs();
+    step(&xd);
+    assert_eq!(device.cached_programs(), compiled, "{name}: the same operations compiled again");
+    // `jit` runs on the device its arguments live on, once compiled there.
+    let f = arrayjit::jit(|(a, b): (Array, Array)| ((a.exp() * &b).sum(0), a.t().matmul(&b)));
+    let (h0, h1) = f.call((x.clone(), c.clone())).unwrap();
+    let (d0, d1) = f.call((xd.clone(), c.clone())).unwrap();
+    let compiled = device.cached_programs();
+    f.call((xd.clone(), c.clone())).unwrap();
+    assert_eq!(device.cached_programs(), compiled, "{name}: a jitted call compiled again");
+    for (got, want) in [(&d0, &h0), (&d1, &h1)] {
+        assert!(got.device().is_some(), "{name}: a jitted result came back to the host");
+        for (a, b) in got.to_f64_vec().iter().zip(&want.to_f64_vec()) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{name}: {a} vs {b}");
+        }
+    }
+    // A traced function closing over a device array takes it as a constant
+    // (copied back once); called on host arrays, it runs on the CPU.
+    let closes = arrayjit::jit(|a: Array| (&a * &xd).sum(..));
+    let (got, want) = (closes.call(c.clone()).unwrap(), (&c * &x).sum(..));
+    assert!(got.device().is_none());
+    assert!((got.to_f64() - want.to_f64()).abs() <= 1e-12 * want.to_f64().abs());
+    // Operands on two devices are refused, with both named.
+    let other = EagerDevice::new(device.runtime().clone(), "another").handle();
+    let err = xd.try_add(x.to_device(&other)).unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("another"), "{err}");
+}
+
+#[test]
+fn eager_operations_on_the_host_runtime() {
+    if host() {
+        eager_on(Arc::new(HostRuntime), "host-emulator");
+    }
+}
+
+#[test]
+fn eager_operations_on_the_gpu() {
+    if let Some(rt) = gpu() {
+        eager_on(Arc::new(rt), "cuda:0");
+    }
+}
 
 fn ramp(shape: &[usize], k: f64) -> Array {
     let n: usize = shape.iter().product();
@@ -198,6 +273,40 @@ fn loops_and_conditionals<R: Runtime>(rt: &R) {
         (Array::scalar(true), ramp(&[4], 0.5)),
         1e-12,
     );
+}
+
+/// Level 0 on a device (every operation there, the gradient as one program)
+/// follows the CPU's level 0.
+fn pln_at_level_0_on<R>(rt: Arc<R>)
+where
+    R: Runtime + Send + Sync + 'static,
+    R::Buf: Send + Sync,
+    R::Module: Send + Sync,
+{
+    use arrayjit_pln::{fit, fit_on, Dataset};
+    let data = Dataset::oaks(1, DType::F64).unwrap();
+    let on_device = fit_on(&rt, 0, &data, 3, &mut |_| ()).unwrap();
+    let on_cpu = fit(0, &data, 3, &mut |_| ()).unwrap();
+    for (a, b) in on_device.losses.iter().zip(&on_cpu.losses) {
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
+    }
+    assert!(on_device.params.m.device().is_none(), "the final state comes back to the host");
+    let (a, b) = (on_device.params.m.to_f64_vec(), on_cpu.params.m.to_f64_vec());
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + y.abs())));
+}
+
+#[test]
+fn pln_at_level_0_on_the_host_runtime() {
+    if host() {
+        pln_at_level_0_on(Arc::new(HostRuntime));
+    }
+}
+
+#[test]
+fn pln_at_level_0_on_the_gpu() {
+    if let Some(rt) = gpu() {
+        pln_at_level_0_on(Arc::new(rt));
+    }
 }
 
 fn pln_fit_at_level_2<R: Runtime>(rt: &R) {

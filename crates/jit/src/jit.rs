@@ -30,6 +30,9 @@ pub struct Jit<F, In, R: TraceOutput> {
     /// Compiled signatures, oldest first (cache-miss explanations compare
     /// with the most recent closest one).
     history: Mutex<Vec<Key>>,
+    /// Traced programs by signature, for calls whose arguments live on a
+    /// device (the device compiles and caches its own code for them).
+    on_device: Mutex<HashMap<Key, Arc<(arrayjit_ir::Program, TreeDef)>>>,
     _types: PhantomData<fn(In) -> R>,
 }
 
@@ -60,6 +63,7 @@ pub fn jit<In: Tree, R: TraceOutput, F: Fn(In) -> R>(f: F) -> Jit<F, In, R> {
         cache: Mutex::new(HashMap::new()),
         misses: Mutex::new(Vec::new()),
         history: Mutex::new(Vec::new()),
+        on_device: Mutex::new(HashMap::new()),
         _types: PhantomData,
     }
 }
@@ -124,6 +128,9 @@ where
             return tree_unflatten(&traced.out_def, outs).map_err(|e| Error::Tree(e.to_string()));
         }
         let key = (def, avals);
+        if leaves.iter().any(|a| a.device().is_some()) {
+            return self.call_on_device(key, leaves, loc);
+        }
         let hit = lock(&self.cache).get(&key).cloned();
         let compiled = match hit {
             Some(c) => c,
@@ -145,6 +152,23 @@ where
             }
         };
         run(&compiled.exe, &self.name, leaves, &compiled.out_def, loc)
+    }
+
+    /// A call with arguments on a device: the function is traced once per
+    /// signature and runs there (compiled by the device for that program and
+    /// cached); host arguments are copied over, results stay on the device.
+    fn call_on_device(&self, key: Key, leaves: Vec<Array>, loc: Loc) -> Result<R::Tree> {
+        let hit = lock(&self.on_device).get(&key).cloned();
+        let traced = match hit {
+            Some(t) => t,
+            None => {
+                let t = trace_avals(|a: In| (self.f)(a), &key.0, &key.1, loc)?;
+                let t = Arc::new((t.program, t.out_def));
+                lock(&self.on_device).entry(key).or_insert(t).clone()
+            }
+        };
+        let outs = apply_program(&traced.0, &leaves, loc)?;
+        tree_unflatten(&traced.1, outs).map_err(|e| Error::Tree(e.to_string()))
     }
 
     /// Traces, optimises and fuses for arguments like `args` (only their

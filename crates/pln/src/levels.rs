@@ -19,7 +19,7 @@ use crate::data::Dataset;
 use crate::model::{init, neg_elbo, optimizer, sigma_closed_form, step, OptState, Optimizer, Params};
 use arrayjit::cuda::Runtime;
 use arrayjit::optim::{apply_updates, GradientTransformation};
-use arrayjit::{jit, scan_with, value_and_grad, Array, Jit, Result, ScanOptions, Tree};
+use arrayjit::{jit, scan_with, tree_map, value_and_grad, Array, Jit, Result, ScanOptions, Tree};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,10 +33,10 @@ pub trait Target {
         f: impl Fn(S) -> Result<R>,
         state: S,
     ) -> Result<(R, Duration, Duration)>;
+    /// Level 0: eager operations (and the gradient's program) from a Rust loop.
+    fn level0(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit>;
     /// Level 1: the five jitted pieces called from a Rust loop.
     fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit>;
-    /// Whether this is the CPU (level 0, operation by operation, runs there only).
-    fn is_cpu(&self) -> bool;
 }
 
 /// Compiles for `state`, then runs what was compiled on it; returns the
@@ -66,16 +66,21 @@ impl Target for Cpu {
         timed(state, |s| jit(f).lower(s)?.compile(), |c, s| c.call(s))
     }
 
+    fn level0(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+        rust_loop(0, data, iters, progress, Ok, |params, omega, opt| step(data, params, &omega, opt))
+    }
+
     fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
         level1(data, iters, progress)
     }
-
-    fn is_cpu(&self) -> bool {
-        true
-    }
 }
 
-impl<Rt: Runtime> Target for Arc<Rt> {
+impl<Rt> Target for Arc<Rt>
+where
+    Rt: Runtime + Send + Sync + 'static,
+    Rt::Buf: Send + Sync,
+    Rt::Module: Send + Sync,
+{
     fn compiled_fit<S: Tree + Clone, R: Tree>(
         &self,
         f: impl Fn(S) -> Result<R>,
@@ -86,12 +91,24 @@ impl<Rt: Runtime> Target for Arc<Rt> {
         timed(state, |s| jit(f).lower(s)?.compile_on(self.clone()), |c, s| c.call(s))
     }
 
-    fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
-        level1_on_device(self, data, iters, progress)
+    /// The state lives on the device: every operation of the step runs
+    /// there, each as a cached single-operation kernel, the gradient as one
+    /// program compiled for the device once its structure comes back; the
+    /// data the loss closes over become that program's constants.
+    fn level0(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+        let device = arrayjit::cuda::EagerDevice::new(self.clone(), "device").handle();
+        let place = |(params, sigma, omega, opt): (Params, Array, Array, OptState)| -> Result<_> {
+            let put = |a: &Array| a.to_device(&device);
+            Ok((tree_map(&params, put), put(&sigma), put(&omega), tree_map(&opt, put)))
+        };
+        let fit = rust_loop(0, data, iters, progress, place, |params, omega, opt| step(data, params, &omega, opt))?;
+        // The final state comes back to the host.
+        let host = |a: &Array| Array::from_host(a.to_host());
+        Ok(Fit { params: tree_map(&fit.params, host), sigma: host(&fit.sigma), omega: host(&fit.omega), ..fit })
     }
 
-    fn is_cpu(&self) -> bool {
-        false
+    fn level1(&self, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
+        level1_on_device(self, data, iters, progress)
     }
 }
 
@@ -192,9 +209,8 @@ pub fn fit(level: u8, data: &Dataset, iters: usize, progress: &mut dyn FnMut(usi
     fit_on(&Cpu, level, data, iters, progress)
 }
 
-/// [`fit`] on `target`. On a device, levels 1 to 4 run (level 1 keeps its
-/// state on the device between the calls of its Rust loop); level 0, one
-/// operation at a time, is an error there.
+/// [`fit`] on `target`. On a device, level 0 runs each operation there and
+/// level 1 keeps its state on the device between the calls of its Rust loop.
 pub fn fit_on(
     target: &impl Target,
     level: u8,
@@ -202,14 +218,8 @@ pub fn fit_on(
     iters: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Fit> {
-    if level == 0 && !target.is_cpu() {
-        return Err(arrayjit::Error::Invalid {
-            message: "level 0 runs operation by operation on the CPU only; levels 1 to 4 run on a device".into(),
-            loc: Default::default(),
-        });
-    }
     match level {
-        0 => level0(data, iters, progress),
+        0 => target.level0(data, iters, progress),
         1 => target.level1(data, iters, progress),
         2 => level2(target, data, iters),
         3 => level3(target, data, iters),
@@ -228,10 +238,12 @@ fn rust_loop(
     data: &Dataset,
     iters: usize,
     progress: &mut dyn FnMut(usize),
+    place: impl FnOnce((Params, Array, Array, OptState)) -> Result<(Params, Array, Array, OptState)>,
     mut step: impl FnMut(Params, Array, OptState) -> Result<(Params, Array, Array, OptState, Array)>,
 ) -> Result<Fit> {
-    let (mut params, mut sigma, mut omega) = init(data);
-    let mut opt = optimizer().init_tree(&params)?;
+    let (params, sigma, omega) = init(data);
+    let opt = optimizer().init_tree(&params)?;
+    let (mut params, mut sigma, mut omega, mut opt) = place((params, sigma, omega, opt))?;
     let mut losses = Vec::with_capacity(iters);
     let mut compile = Duration::ZERO;
     let mut started = Instant::now();
@@ -250,10 +262,6 @@ fn rust_loop(
     }
     let run = started.elapsed();
     Ok(Fit { level, losses, params, sigma, omega, compile, run, timed_iters: iters.saturating_sub(1) })
-}
-
-fn level0(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
-    rust_loop(0, data, iters, progress, |params, omega, opt| step(data, params, &omega, opt))
 }
 
 /// Level 1's five jitted pieces: the loss and its gradient, the optimizer's
@@ -285,7 +293,7 @@ fn level1_pieces<'a>(
 fn level1(data: &Dataset, iters: usize, progress: &mut dyn FnMut(usize)) -> Result<Fit> {
     let opt_t = optimizer();
     let (loss_and_grad, update, apply, get_sigma, inv) = level1_pieces(data, &opt_t);
-    rust_loop(1, data, iters, progress, |params, omega, opt| {
+    rust_loop(1, data, iters, progress, Ok, |params, omega, opt| {
         let (loss, grads) = loss_and_grad.call((params.clone(), omega))?;
         let (updates, opt) = update.call((grads, opt, params.clone()))?;
         let params = apply.call((params, updates))?;

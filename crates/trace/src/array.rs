@@ -1,6 +1,7 @@
 //! The `Array` handle: one type for concrete (eager) arrays and for tracers, so
 //! the same user function runs eagerly or under a transformation.
 
+use crate::device::{same_device, Device, DeviceBuffer};
 use crate::element::Element;
 use crate::error::{raise, Error, OrRaise, Result};
 use crate::frame;
@@ -26,6 +27,8 @@ pub struct Array {
 pub(crate) enum Repr {
     Value(Arc<HostArray>),
     Tracer(Arc<Tracer>),
+    /// In a device's memory.
+    Device(Arc<dyn DeviceBuffer>),
 }
 
 /// A variable of the program being traced in frame `frame`.
@@ -81,7 +84,64 @@ impl Array {
     pub fn try_into_host(self) -> std::result::Result<HostArray, Array> {
         match self.repr {
             Repr::Value(h) => Arc::try_unwrap(h).map_err(Array::from_shared),
-            repr @ Repr::Tracer(_) => Err(Array { repr }),
+            repr @ (Repr::Tracer(_) | Repr::Device(_)) => Err(Array { repr }),
+        }
+    }
+
+    /// Wraps an array in a device's memory.
+    pub fn from_device(b: Arc<dyn DeviceBuffer>) -> Array {
+        Array { repr: Repr::Device(b) }
+    }
+
+    /// This array in `device`'s memory: copied there from the host (or from
+    /// another device, through the host); itself when it is there already.
+    /// An error for a tracer.
+    #[track_caller]
+    pub fn try_to_device(&self, device: &Arc<dyn Device>) -> Result<Array> {
+        let loc = caller();
+        if let Repr::Device(b) = &self.repr {
+            if same_device(&b.device(), device) {
+                return Ok(self.clone());
+            }
+        }
+        let h = self.host_copy(loc, "the array")?;
+        let b = device
+            .put(&h)
+            .map_err(|m| Error::Invalid { message: format!("copying to {}: {m}", device.name()), loc })?;
+        Ok(Array::from_device(b))
+    }
+
+    /// [`Array::try_to_device`], panicking on error.
+    #[track_caller]
+    pub fn to_device(&self, device: &Arc<dyn Device>) -> Array {
+        self.try_to_device(device).or_raise()
+    }
+
+    /// The device holding this array (`None` in host memory or for a tracer).
+    pub fn device(&self) -> Option<Arc<dyn Device>> {
+        match &self.repr {
+            Repr::Device(b) => Some(b.device()),
+            Repr::Value(_) | Repr::Tracer(_) => None,
+        }
+    }
+
+    /// The device buffer of an array in a device's memory.
+    pub fn device_buffer(&self) -> Option<&Arc<dyn DeviceBuffer>> {
+        match &self.repr {
+            Repr::Device(b) => Some(b),
+            Repr::Value(_) | Repr::Tracer(_) => None,
+        }
+    }
+
+    /// The host value: shared for a host array, copied back for a device
+    /// array, an error for a tracer.
+    pub(crate) fn host_copy(&self, loc: Loc, what: &str) -> Result<Arc<HostArray>> {
+        match &self.repr {
+            Repr::Device(b) => b.to_host().map(Arc::new).map_err(|m| Error::Invalid {
+                message: format!("copying {what} back from {}: {m}", b.device().name()),
+                loc,
+            }),
+            _ => frame::concrete(self, loc, what).cloned(),
         }
     }
 
@@ -131,6 +191,7 @@ impl Array {
         match &self.repr {
             Repr::Value(h) => h.aval(),
             Repr::Tracer(t) => t.aval.clone(),
+            Repr::Device(b) => b.aval().clone(),
         }
     }
 
@@ -138,6 +199,7 @@ impl Array {
         match &self.repr {
             Repr::Value(h) => h.shape(),
             Repr::Tracer(t) => &t.aval.shape,
+            Repr::Device(b) => &b.aval().shape,
         }
     }
 
@@ -145,6 +207,7 @@ impl Array {
         match &self.repr {
             Repr::Value(h) => h.dtype(),
             Repr::Tracer(t) => t.aval.dtype,
+            Repr::Device(b) => b.aval().dtype,
         }
     }
 
@@ -163,10 +226,10 @@ impl Array {
         matches!(self.repr, Repr::Tracer(_))
     }
 
-    /// The host value; an error for a tracer.
+    /// The host value (copied back from a device); an error for a tracer.
     #[track_caller]
     pub fn try_to_host(&self) -> Result<HostArray> {
-        frame::concrete(self, caller(), "array").map(|h| (**h).clone())
+        self.host_copy(caller(), "array").map(|h| Arc::try_unwrap(h).unwrap_or_else(|h| (*h).clone()))
     }
 
     /// The host value; panics (or aborts the trace) for a tracer.
@@ -179,7 +242,7 @@ impl Array {
     #[track_caller]
     pub fn try_to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let loc = caller();
-        let h = frame::concrete(self, loc, "array")?;
+        let h = self.host_copy(loc, "array")?;
         T::slice(h.data()).map(|s| s.to_vec()).ok_or_else(|| Error::Invalid {
             message: format!("cannot read {} as {}: convert it with astype first", h.aval(), T::DTYPE),
             loc,
@@ -212,7 +275,7 @@ impl Array {
     /// The single element as f64, whatever the dtype.
     #[track_caller]
     pub fn to_f64(&self) -> f64 {
-        let h = frame::concrete(self, caller(), "array").or_raise();
+        let h = self.host_copy(caller(), "array").or_raise();
         match h.as_scalar() {
             Some(s) => s.as_f64(),
             None => raise(Error::Invalid {
@@ -225,7 +288,7 @@ impl Array {
     /// The elements converted to f64, whatever the dtype.
     #[track_caller]
     pub fn to_f64_vec(&self) -> Vec<f64> {
-        let h = frame::concrete(self, caller(), "array").or_raise();
+        let h = self.host_copy(caller(), "array").or_raise();
         (0..h.numel()).map(|i| h.data().get(i).as_f64()).collect()
     }
 }
@@ -235,6 +298,10 @@ impl fmt::Display for Array {
         match &self.repr {
             Repr::Value(h) => write!(f, "{h}"),
             Repr::Tracer(t) => write!(f, "Traced<{}>", t.aval),
+            Repr::Device(b) => match b.to_host() {
+                Ok(h) => write!(f, "{h} (on {})", b.device().name()),
+                Err(e) => write!(f, "<{} on {}: {e}>", b.aval(), b.device().name()),
+            },
         }
     }
 }

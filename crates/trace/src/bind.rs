@@ -2,9 +2,11 @@
 //! between eager execution and tracing.
 
 use crate::array::Array;
+use crate::device::{same_device, Device, DeviceBuffer};
 use crate::error::{Error, Result};
 use crate::{eager, frame};
 use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program};
+use std::sync::Arc;
 
 /// Applies `prim` to `inputs`: recorded in the innermost trace if one is
 /// active, executed at once otherwise. Shape and dtype errors are reported in
@@ -12,6 +14,16 @@ use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program};
 pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
     if frame::is_tracing() {
         return frame::record(prim, inputs, loc);
+    }
+    if let Some(device) = device_of(inputs.iter().copied(), loc)? {
+        let avals: Vec<AVal> = inputs.iter().map(|a| a.aval()).collect();
+        prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
+        let bufs = on_device(&device, inputs.iter().copied(), loc)?;
+        let refs: Vec<&dyn DeviceBuffer> = bufs.iter().map(|b| b.as_ref()).collect();
+        let outs = device
+            .execute(&prim, &refs)
+            .map_err(|m| Error::Invalid { message: format!("{} on {}: {m}", prim.name(), device.name()), loc })?;
+        return Ok(outs.into_iter().map(Array::from_device).collect());
     }
     let values = inputs
         .iter()
@@ -48,6 +60,14 @@ pub fn apply_program(p: &Program, args: &[Array], loc: Loc) -> Result<Vec<Array>
         });
     }
     if !frame::is_tracing() {
+        if let Some(device) = device_of(args.iter(), loc)? {
+            let bufs = on_device(&device, args.iter(), loc)?;
+            let refs: Vec<&dyn DeviceBuffer> = bufs.iter().map(|b| b.as_ref()).collect();
+            let outs = device
+                .execute_program(p, &refs)
+                .map_err(|m| Error::Invalid { message: format!("a program on {}: {m}", device.name()), loc })?;
+            return Ok(outs.into_iter().map(Array::from_device).collect());
+        }
         let values = args
             .iter()
             .map(|a| frame::concrete(a, loc, "argument").map(|h| h.as_ref()))
@@ -80,4 +100,46 @@ pub fn apply_program(p: &Program, args: &[Array], loc: Loc) -> Result<Vec<Array>
         }
     }
     p.outputs.iter().map(|a| read(&env, a)).collect()
+}
+
+/// The device the operands are on (`None` when all are in host memory); an
+/// error when two are on different devices.
+fn device_of<'a>(arrays: impl Iterator<Item = &'a Array>, loc: Loc) -> Result<Option<Arc<dyn Device>>> {
+    let mut found: Option<Arc<dyn Device>> = None;
+    for a in arrays {
+        if let Some(d) = a.device() {
+            match &found {
+                Some(f) if !same_device(f, &d) => {
+                    return Err(Error::Invalid {
+                        message: format!(
+                            "operands on two devices, {} and {}: copy one with to_device() first",
+                            f.name(),
+                            d.name()
+                        ),
+                        loc,
+                    })
+                }
+                Some(_) => {}
+                None => found = Some(d),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The operands' buffers on `device`, host operands copied over.
+fn on_device<'a>(
+    device: &Arc<dyn Device>,
+    arrays: impl Iterator<Item = &'a Array>,
+    loc: Loc,
+) -> Result<Vec<Arc<dyn DeviceBuffer>>> {
+    arrays
+        .map(|a| match a.device_buffer() {
+            Some(b) => Ok(b.clone()),
+            None => {
+                let h = frame::concrete(a, loc, "operand")?;
+                device.put(h).map_err(|m| Error::Invalid { message: format!("copying to {}: {m}", device.name()), loc })
+            }
+        })
+        .collect()
 }

@@ -113,6 +113,27 @@ fn to_atom(stack: &mut [Frame], level: usize, a: &Array, loc: Loc) -> Result<Ato
             frame.consts.insert(key, v);
             Ok(Atom::Var(v))
         }
+        Repr::Device(b) => {
+            // Copied back once per trace (per buffer), as a constant.
+            let key = Arc::as_ptr(b) as *const () as usize;
+            if let Some(v) = frame.consts.get(&key) {
+                return Ok(Atom::Var(*v));
+            }
+            let h = b.to_host().map_err(|m| Error::Invalid {
+                message: format!(
+                    "copying a {} closed over by a traced function back from {}: {m}",
+                    b.aval(),
+                    b.device().name()
+                ),
+                loc,
+            })?;
+            if h.shape().rank() == 0 {
+                return Ok(Atom::Lit(h.data().get(0)));
+            }
+            let v = frame.builder.add_const(Arc::new(h));
+            frame.consts.insert(key, v);
+            Ok(Atom::Var(v))
+        }
         Repr::Tracer(t) => {
             if t.frame == frame.id {
                 return Ok(Atom::Var(t.var));
@@ -163,6 +184,14 @@ pub(crate) fn record(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Arra
 pub(crate) fn concrete<'a>(a: &'a Array, loc: Loc, what: &str) -> Result<&'a Arc<HostArray>> {
     match &a.repr {
         Repr::Value(h) => Ok(h),
+        Repr::Device(b) => Err(Error::Invalid {
+            message: format!(
+                "{what} ({}) is in the memory of {}: copy it back with to_host() first",
+                b.aval(),
+                b.device().name()
+            ),
+            loc,
+        }),
         Repr::Tracer(t) => {
             let live = STACK.with(|s| s.borrow().iter().any(|f| f.id == t.frame));
             if live {

@@ -10,6 +10,7 @@
 pub mod array;
 pub mod bind;
 pub mod control;
+pub mod device;
 pub mod eager;
 pub mod element;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod tree;
 pub use array::Array;
 pub use arrayjit_ir::{AVal, DType, HostArray, Program, Shape};
 pub use control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
+pub use device::{Device, DeviceBuffer};
 pub use element::Element;
 pub use error::{Error, Result};
 pub use frame::is_tracing;
