@@ -100,17 +100,16 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
 }}
 "#
     );
-    let launches = if batch == 0 || n == 0 {
-        Vec::new()
-    } else {
-        vec![Launch {
-            name: name.to_string(),
-            grid: [batch as u32, 1, 1],
-            block: [THREADS, 1, 1],
-            params: vec![Param::Input(0), Param::Output(0)],
-        }]
-    };
+    let launches = per_matrix(name, batch * n, batch, vec![Param::Input(0), Param::Output(0)]);
     RenderedKernel { source: s, launches, partials: Vec::new() }
+}
+
+/// One block per matrix of a batch, none when there is nothing to compute.
+fn per_matrix(name: &str, elements: usize, batch: usize, params: Vec<Param>) -> Vec<Launch> {
+    if elements == 0 {
+        return Vec::new();
+    }
+    vec![Launch { name: name.to_string(), grid: [batch as u32, 1, 1], block: [THREADS, 1, 1], params }]
 }
 
 fn lu(name: &str, dtype: DType, m: usize, n: usize, batch: usize) -> RenderedKernel {
@@ -156,16 +155,8 @@ fn lu(name: &str, dtype: DType, m: usize, n: usize, batch: usize) -> RenderedKer
 }}
 "#
     );
-    let launches = if batch == 0 || m == 0 || n == 0 {
-        Vec::new()
-    } else {
-        vec![Launch {
-            name: name.to_string(),
-            grid: [batch as u32, 1, 1],
-            block: [THREADS, 1, 1],
-            params: vec![Param::Input(0), Param::Output(0), Param::Output(1), Param::Output(2)],
-        }]
-    };
+    let params = vec![Param::Input(0), Param::Output(0), Param::Output(1), Param::Output(2)];
+    let launches = per_matrix(name, batch * m * n, batch, params);
     RenderedKernel { source: s, launches, partials: Vec::new() }
 }
 

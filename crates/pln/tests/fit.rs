@@ -136,6 +136,5 @@ fn the_compiled_levels_run_on_a_device_runtime_as_on_the_cpu() {
             assert!((a - b).abs() <= 1e-9 * b.abs(), "level {level}: {a} vs {b}");
         }
     }
-    let e = fit_on(&rt, 0, &data, 3, &mut |_| {}).unwrap_err();
-    assert!(e.to_string().contains("levels 1 to 4 run on a device"), "{e}");
+    // Level 0 on a device: `crates/cuda/tests/exec.rs`.
 }
