@@ -40,6 +40,7 @@ pub use arrayjit_trace::{
     Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
 };
 pub use arrayjit_trace::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
+pub use arrayjit_trace::{Device, DeviceBuffer};
 
 /// Differentiation as program transformations (jvp, linearize, transpose).
 pub use arrayjit_ad as ad;
