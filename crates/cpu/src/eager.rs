@@ -13,7 +13,7 @@
 
 use crate::exec::{CompileOptions, CpuError, Executable};
 use arrayjit_ir::prim::{Control, Elementwise, Linalg, Reduction, ShapeOp};
-use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program, ProgramBuilder};
+use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -55,11 +55,7 @@ pub fn cached_ops() -> usize {
 
 /// The single-equation program `prim(args)`.
 fn one_op_program(prim: &Prim, avals: &[AVal]) -> Result<Program, CpuError> {
-    let outs = prim.abstract_eval(avals).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })?;
-    let mut b = ProgramBuilder::new();
-    let ins: Vec<Atom> = avals.iter().map(|a| b.add_input(a.clone()).into()).collect();
-    let vars = b.add_eqn(prim.clone(), ins, outs, Loc::default());
-    Ok(b.finish(vars.into_iter().map(Atom::from).collect()))
+    Program::one_equation(prim, avals).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })
 }
 
 /// Runs one primitive on concrete arrays with a cached compiled kernel.

@@ -9,10 +9,13 @@ use crate::array::DeviceArray;
 use crate::exec::Executable;
 use crate::runtime::Runtime;
 use arrayjit_ir::fingerprint::fingerprint;
-use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program, ProgramBuilder};
+use arrayjit_ir::{AVal, HostArray, Prim, Program};
 use arrayjit_trace::{Device, DeviceBuffer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+
+/// Programs kept compiled at most.
+const MAX_PROGRAMS: usize = 256;
 
 /// Compiled programs by fingerprint, with the program (which keeps the
 /// constants the fingerprint identifies by address alive).
@@ -69,7 +72,12 @@ where
         let (optimized, _) = arrayjit_lower::optimize(&p).map_err(|e| e.to_string())?;
         let exe =
             Arc::new(Executable::compile(&*self.rt, &arrayjit_lower::fuse(&optimized)).map_err(|e| e.to_string())?);
-        self.cache.lock().map_err(|_| "the device's cache is poisoned")?.insert(key, (p, exe.clone()));
+        let mut cache = self.cache.lock().map_err(|_| "the device's cache is poisoned")?;
+        // As on the CPU: a bounded cache that starts over when full.
+        if cache.len() >= MAX_PROGRAMS {
+            cache.clear();
+        }
+        cache.insert(key, (p, exe.clone()));
         Ok(exe)
     }
 
@@ -107,11 +115,7 @@ where
 
     fn execute(&self, prim: &Prim, args: &[&dyn DeviceBuffer]) -> Result<Vec<Arc<dyn DeviceBuffer>>, String> {
         let avals: Vec<AVal> = args.iter().map(|a| a.aval().clone()).collect();
-        let outs = prim.abstract_eval(&avals).map_err(|e| e.to_string())?;
-        let mut b = ProgramBuilder::new();
-        let ins: Vec<Atom> = avals.into_iter().map(|a| Atom::Var(b.add_input(a))).collect();
-        let vars = b.add_eqn(prim.clone(), ins, outs, Loc(None));
-        let exe = self.executable(b.finish(vars.into_iter().map(Atom::Var).collect()))?;
+        let exe = self.executable(Program::one_equation(prim, &avals).map_err(|e| e.to_string())?)?;
         self.run(&exe, args)
     }
 

@@ -129,6 +129,16 @@ impl Program {
 }
 
 impl Program {
+    /// The program of one equation, `prim` applied to inputs of types `avals`
+    /// (how an eager operation is compiled); the shape rule's error otherwise.
+    pub fn one_equation(prim: &Prim, avals: &[AVal]) -> Result<Program, crate::TypeError> {
+        let outs = prim.abstract_eval(avals)?;
+        let mut b = ProgramBuilder::new();
+        let ins: Vec<Atom> = avals.iter().map(|a| Atom::Var(b.add_input(a.clone()))).collect();
+        let vars = b.add_eqn(prim.clone(), ins, outs, Loc::default());
+        Ok(b.finish(vars.into_iter().map(Atom::Var).collect()))
+    }
+
     /// The same computation over a new list of inputs of types `avals`: old
     /// input `k` becomes new input `map[k]`; new inputs no old one maps to
     /// are unused. (Reorders inputs, or pads them, e.g. to give the branches

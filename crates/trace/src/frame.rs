@@ -101,39 +101,18 @@ fn to_atom(stack: &mut [Frame], level: usize, a: &Array, loc: Loc) -> Result<Ato
     let (outer, rest) = stack.split_at_mut(level);
     let frame = &mut rest[0];
     match &a.repr {
-        Repr::Value(h) => {
-            if h.shape().rank() == 0 {
-                return Ok(Atom::Lit(h.data().get(0)));
-            }
-            let key = Arc::as_ptr(h) as usize;
-            if let Some(v) = frame.consts.get(&key) {
-                return Ok(Atom::Var(*v));
-            }
-            let v = frame.builder.add_const(h.clone());
-            frame.consts.insert(key, v);
-            Ok(Atom::Var(v))
-        }
-        Repr::Device(b) => {
-            // Copied back once per trace (per buffer), as a constant.
-            let key = Arc::as_ptr(b) as *const () as usize;
-            if let Some(v) = frame.consts.get(&key) {
-                return Ok(Atom::Var(*v));
-            }
-            let h = b.to_host().map_err(|m| Error::Invalid {
+        Repr::Value(h) => constant(frame, Arc::as_ptr(h) as usize, || Ok(h.clone())),
+        // Copied back once per trace (per buffer), as a constant.
+        Repr::Device(b) => constant(frame, Arc::as_ptr(b) as *const () as usize, || {
+            b.to_host().map(Arc::new).map_err(|m| Error::Invalid {
                 message: format!(
                     "copying a {} closed over by a traced function back from {}: {m}",
                     b.aval(),
                     b.device().name()
                 ),
                 loc,
-            })?;
-            if h.shape().rank() == 0 {
-                return Ok(Atom::Lit(h.data().get(0)));
-            }
-            let v = frame.builder.add_const(Arc::new(h));
-            frame.consts.insert(key, v);
-            Ok(Atom::Var(v))
-        }
+            })
+        }),
         Repr::Tracer(t) => {
             if t.frame == frame.id {
                 return Ok(Atom::Var(t.var));
@@ -150,6 +129,21 @@ fn to_atom(stack: &mut [Frame], level: usize, a: &Array, loc: Loc) -> Result<Ato
             Ok(Atom::Var(v))
         }
     }
+}
+
+/// A concrete value in `frame`: a literal when rank 0, otherwise a constant
+/// added once per `key` (the address of the shared buffer).
+fn constant(frame: &mut Frame, key: usize, value: impl FnOnce() -> Result<Arc<HostArray>>) -> Result<Atom> {
+    if let Some(v) = frame.consts.get(&key) {
+        return Ok(Atom::Var(*v));
+    }
+    let h = value()?;
+    if h.shape().rank() == 0 {
+        return Ok(Atom::Lit(h.data().get(0)));
+    }
+    let v = frame.builder.add_const(h);
+    frame.consts.insert(key, v);
+    Ok(Atom::Var(v))
 }
 
 /// Records `prim` applied to `inputs` in the innermost frame.
