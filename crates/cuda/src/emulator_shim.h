@@ -23,6 +23,7 @@ static std::barrier<>* block_barrier = nullptr;
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __shared__ static
 #define __syncthreads() block_barrier->arrive_and_wait()

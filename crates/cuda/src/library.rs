@@ -3,18 +3,25 @@
 //! stays on the device instead of a round trip to the host. Sizes are baked
 //! into the source; semantics are the reference interpreter's.
 //!
-//! - Cholesky: one block per matrix, left-looking by columns: the pivot
-//!   from the row so far, then the column below it in parallel. A pivot that
-//!   is not positive (or is NaN) makes the whole matrix NaN. Only the lower
-//!   triangle is read; the upper triangle of the result is 0.
+//! - Cholesky: one block per matrix. Up to 127×127, right-looking with the
+//!   lower triangle in the registers of 1024 threads: per column, one
+//!   barrier, and only the warps holding columns still to update work.
+//!   Larger, left-looking in global memory: the pivot from the row so far,
+//!   then the column below it in parallel. A pivot that is not positive (or
+//!   is NaN) makes the whole matrix NaN. Only the lower triangle is read;
+//!   the upper triangle of the result is 0.
 //! - LU with partial pivoting (rectangular too): one block per matrix; per
 //!   column, one thread finds the pivot (the first of the largest magnitudes,
 //!   never a NaN over the current candidate, as the reference), the rows
 //!   swap in parallel, then the rows below are eliminated in parallel, each
 //!   element updated in the reference's order.
-//! - Triangular solve: one thread per right-hand side (a column of `B` when
-//!   solving `op(A) X = B`, a row for `X op(A) = B`), each a substitution in
-//!   a fixed order; only the named triangle of `A` is read.
+//! - Triangular solve: up to 256 unknowns, one block of 512 threads per
+//!   panel of 32 right-hand sides (columns of `B` when solving `op(A) X = B`,
+//!   rows for `X op(A) = B`), each thread holding rows of its right-hand
+//!   side in registers: per unknown, its owner publishes it, the rows still
+//!   to solve are updated in parallel, one barrier. Larger, one thread per
+//!   right-hand side, each a substitution in a fixed order. Only the
+//!   named triangle of `A` is read.
 
 use crate::render::{Launch, Param, RenderedKernel};
 use crate::spelling::{literal, reg_type};
@@ -24,6 +31,17 @@ use std::fmt::Write;
 
 /// Threads per block of the library kernels.
 const THREADS: u32 = 128;
+/// Threads per block of the kernels that keep their matrix in registers.
+const REGISTER_THREADS: u32 = 1024;
+/// At most this many elements per thread of those kernels (with 1024
+/// threads, 64 registers each).
+const MAX_PER_THREAD: usize = 8;
+/// Right-hand sides per block of the register triangular solve: one warp wide.
+const PANEL: usize = 32;
+/// Threads per block of the register triangular solve (at most 128
+/// registers each), and rows of a right-hand side per thread at most.
+const SOLVE_THREADS: u32 = 512;
+const SOLVE_ROWS: usize = 16;
 
 /// `prim` on operands typed `ins` as functions named from `name`, or `None`
 /// when it has no device version (products, integer operands).
@@ -44,7 +62,6 @@ pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<Rendere
     if a.shape[r - 2] != n {
         return None;
     }
-    let t = reg_type(a.dtype);
     match prim {
         Linalg::Cholesky => Some(cholesky(name, a.dtype, n, batch)),
         Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal } => {
@@ -55,13 +72,16 @@ pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<Rendere
             let rb = b.rank();
             // Right-hand sides per matrix: B's columns (left) or rows (right).
             let rhs = if *left_side { b.shape[rb - 1] } else { b.shape[rb - 2] };
-            Some(triangular_solve(name, t, n, rhs, batch, *left_side, *lower, *transpose_a, *unit_diagonal))
+            Some(triangular_solve(name, a.dtype, n, rhs, batch, *left_side, *lower, *transpose_a, *unit_diagonal))
         }
         _ => None,
     }
 }
 
 fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel {
+    if n * (n + 1) / 2 <= REGISTER_THREADS as usize * MAX_PER_THREAD {
+        return cholesky_registers(name, dtype, n, batch);
+    }
     let t = reg_type(dtype);
     let nan = literal(Scalar::from_f64(f64::NAN, dtype));
     let mut s = String::new();
@@ -101,6 +121,100 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
 "#
     );
     let launches = per_matrix(name, batch * n, batch, vec![Param::Input(0), Param::Output(0)]);
+    RenderedKernel { source: s, launches, partials: Vec::new() }
+}
+
+/// Right-looking Cholesky with the lower triangle in registers: element
+/// `q` of the triangle in column order (column `k` holds rows `k..n`) is
+/// kept by thread `q mod T`, so the elements still to update at column `j`
+/// (those of columns after `j`) are a contiguous range of whole warps. The
+/// update by column `j` uses it unscaled (`a_ik − a_ij·(1/d)·a_kj`), read
+/// from a shared copy of the column that the owners of column `j + 1`
+/// refresh for the next pass (two copies, alternating): one barrier per
+/// column. Column `j` of the factor (`a_ij / √d`, the reference's division)
+/// goes to the output from its owners. Every thread reads the same pivot,
+/// so a failed one stops all of them alike.
+fn cholesky_registers(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel {
+    let t = reg_type(dtype);
+    let nan = literal(Scalar::from_f64(f64::NAN, dtype));
+    let packed = n * (n + 1) / 2;
+    let per = packed.div_ceil(REGISTER_THREADS as usize).max(1);
+    let threads = REGISTER_THREADS;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"extern "C" __global__ void __launch_bounds__({threads}) {name}(const {t}* __restrict__ in0, {t}* __restrict__ out0) {{
+  const int n = {n}, packed = {packed};
+  const {t}* a = in0 + (long long)blockIdx.x * n * n;
+  {t}* l = out0 + (long long)blockIdx.x * n * n;
+  // Column j, and the pivot's square root and reciprocal, two copies each.
+  __shared__ {t} col[2][{n}];
+  __shared__ {t} root[2], recip[2];
+  const int tid = threadIdx.x;
+  for (int e = tid; e < n * n; e += {threads})
+    if (e % n > e / n) l[e] = ({t})0;
+  {t} v[{per}];
+  // Row i and column k + 1 of each element, as i·65536 + k + 1 (0: none).
+  int at[{per}];
+#pragma unroll
+  for (int r = 0; r < {per}; ++r) {{
+    const int q = tid + r * {threads};
+    v[r] = ({t})0;
+    at[r] = 0;
+    if (q < packed) {{
+      // Columns before k hold k·n − k(k−1)/2 elements: invert, then settle.
+      int k = (int)(((2.0 * n + 1.0) - sqrt((2.0 * n + 1.0) * (2.0 * n + 1.0) - 8.0 * q)) * 0.5);
+      if (k < 0) k = 0;
+      while (k > 0 && k * n - k * (k - 1) / 2 > q) --k;
+      while ((k + 1) * n - (k + 1) * k / 2 <= q) ++k;
+      const int i = k + q - (k * n - k * (k - 1) / 2);
+      v[r] = a[i * n + k];
+      at[r] = i * 65536 + k + 1;
+      if (k == 0) col[0][i] = v[r];
+      if (q == 0) {{ root[0] = sqrt(v[r]); recip[0] = ({t})1 / v[r]; }}
+    }}
+  }}
+  __syncthreads();
+  bool failed = false;
+  for (int j = 0; j < n; ++j) {{
+    const {t}* c = col[j & 1];
+    {t}* next = col[(j + 1) & 1];
+    const {t} d = c[j];
+    if (!(d > ({t})0)) {{ failed = true; break; }}
+    const {t} p = root[j & 1], rcp = recip[j & 1];
+#pragma unroll
+    for (int r = 0; r < {per}; ++r) {{
+      const int k = (at[r] & 65535) - 1, i = at[r] >> 16;
+      if (k < j) continue;
+      if (k == j) {{
+        l[i * n + j] = i == j ? p : v[r] / p;
+        continue;
+      }}
+      v[r] -= c[i] * rcp * c[k];
+      if (k == j + 1) {{
+        next[i] = v[r];
+        if (i == k) {{ root[(j + 1) & 1] = sqrt(v[r]); recip[(j + 1) & 1] = ({t})1 / v[r]; }}
+      }}
+    }}
+    __syncthreads();
+  }}
+  if (failed) {{
+    const {t} nan = {nan};
+    for (int e = tid; e < n * n; e += {threads}) l[e] = nan;
+  }}
+}}
+"#
+    );
+    let launches = if batch * n == 0 {
+        Vec::new()
+    } else {
+        vec![Launch {
+            name: name.to_string(),
+            grid: [batch as u32, 1, 1],
+            block: [threads, 1, 1],
+            params: vec![Param::Input(0), Param::Output(0)],
+        }]
+    };
     RenderedKernel { source: s, launches, partials: Vec::new() }
 }
 
@@ -163,7 +277,7 @@ fn lu(name: &str, dtype: DType, m: usize, n: usize, batch: usize) -> RenderedKer
 #[allow(clippy::too_many_arguments)]
 fn triangular_solve(
     name: &str,
-    t: &str,
+    dtype: DType,
     n: usize,
     rhs: usize,
     batch: usize,
@@ -172,6 +286,7 @@ fn triangular_solve(
     transpose_a: bool,
     unit_diagonal: bool,
 ) -> RenderedKernel {
+    let t = reg_type(dtype);
     // M = op(A), the matrix solved with: M[i][k] reads A[i][k] or A[k][i],
     // and only A's named triangle (the other counts as 0).
     let m = |i: &str, k: &str| {
@@ -186,6 +301,83 @@ fn triangular_solve(
     let (first, past, step) = if system_lower { ("0", "n", "1") } else { ("n - 1", "-1", "-1") };
     let (k_from, k_to) = if system_lower { ("0", "i") } else { ("i + 1", "n") };
     let diagonal = if unit_diagonal { String::new() } else { format!(" / {}", sys("i", "i")) };
+    let groups = SOLVE_THREADS as usize / PANEL;
+    let rows = n.div_ceil(groups);
+    if rows <= SOLVE_ROWS {
+        // Unknown q of the substitution is row j; the next one, row j'.
+        let (j_of, next_of, pending) =
+            if system_lower { ("q", "q + 1", "i > j") } else { ("n - 1 - q", "n - 2 - q", "i < j") };
+        let over = |i: &str| if unit_diagonal { String::new() } else { format!(" / {}", sys(i, i)) };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"extern "C" __global__ void __launch_bounds__({threads}) {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
+  const int n = {n}, rhs = {rhs};
+  const int lane = threadIdx.x % {PANEL}, group = threadIdx.x / {PANEL};
+  const int c = blockIdx.x * {PANEL} + lane;
+  const bool live = c < rhs;
+  const {t}* a = in0 + (long long)blockIdx.y * n * n;
+  const {t}* b = in1 + (long long)blockIdx.y * n * rhs;
+  {t}* x = out0 + (long long)blockIdx.y * n * rhs;
+  __shared__ {t} solved[2][{PANEL}];
+  // Each row's right-hand side, and its coefficient of the current unknown
+  // (loaded a step ahead, so that the load's latency passes at the barrier).
+  {t} v[{rows}], m[{rows}];
+#pragma unroll
+  for (int r = 0; r < {rows}; ++r) {{
+    const int i = group + r * {groups}, j = {first};
+    v[r] = live && i < n ? b[{bi}] : ({t})0;
+    m[r] = i < n && {pending} ? {mij} : ({t})0;
+    if (i == j) solved[0][lane] = v[r]{over_first};
+  }}
+  __syncthreads();
+  for (int q = 0; q < n; ++q) {{
+    const int j = {j_of}, jn = {next_of};
+    const {t} xj = solved[q & 1][lane];
+#pragma unroll
+    for (int r = 0; r < {rows}; ++r) {{
+      const int i = group + r * {groups};
+      if (i >= n) continue;
+      if (i == j) v[r] = xj;
+      else if ({pending}) {{
+        v[r] -= m[r] * xj;
+        if (i == jn) solved[(q + 1) & 1][lane] = v[r]{over_next};
+        else {{
+          const int j = jn;
+          m[r] = {mij};
+        }}
+      }}
+    }}
+    __syncthreads();
+  }}
+  if (live) {{
+#pragma unroll
+    for (int r = 0; r < {rows}; ++r) {{
+      const int i = group + r * {groups};
+      if (i < n) x[{bi}] = v[r];
+    }}
+  }}
+}}
+"#,
+            bi = at("i"),
+            first = if system_lower { "0" } else { "n - 1" },
+            threads = SOLVE_THREADS,
+            over_first = over("i"),
+            over_next = over("i"),
+            mij = sys("i", "j"),
+        );
+        let launches = if batch == 0 || n == 0 || rhs == 0 {
+            Vec::new()
+        } else {
+            vec![Launch {
+                name: name.to_string(),
+                grid: [rhs.div_ceil(PANEL) as u32, batch as u32, 1],
+                block: [SOLVE_THREADS, 1, 1],
+                params: vec![Param::Input(0), Param::Input(1), Param::Output(0)],
+            }]
+        };
+        return RenderedKernel { source: s, launches, partials: Vec::new() };
+    }
     let mut s = String::new();
     let _ = write!(
         s,

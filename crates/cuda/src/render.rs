@@ -89,7 +89,14 @@ const ENTRY: &str = "extern \"C\" __global__ void ";
 /// The functions of a module's source, in order: each name with its text
 /// (signature and body), as loaders and tests need them.
 pub fn functions(source: &str) -> impl Iterator<Item = (&str, &str)> {
-    source.split(ENTRY).skip(1).filter_map(|text| Some((text.split('(').next()?, text)))
+    source.split(ENTRY).skip(1).filter_map(|text| {
+        // `__launch_bounds__(..)` may stand before the name.
+        let named = match text.strip_prefix("__launch_bounds__(") {
+            Some(rest) => rest.split_once(") ")?.1,
+            None => text,
+        };
+        Some((named.split('(').next()?, text))
+    })
 }
 
 /// Renders `k` as functions whose names start with `name` (a C identifier).

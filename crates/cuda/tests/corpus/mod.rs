@@ -85,8 +85,10 @@ pub fn cases() -> Vec<Case> {
     let x = ramp(&[6, 4], DType::F32);
     let p = render(|x: Array| (arrayjit::concatenate(&[x.clone(), x.exp()], 0).sum(1), x.t().exp()), &x);
     out.push(case("gathers", p, 1e-6));
-    let data = Dataset::oaks(1, DType::F32).unwrap();
-    let lowered = jit(scan_fit(&data, 2)).lower(&scan_start(&data).unwrap()).unwrap();
-    out.push(case("pln_step", render_schedule(lowered.schedule()).unwrap(), 1e-4));
+    for (dtype, name, tol) in [(DType::F32, "pln_step", 1e-4), (DType::F64, "pln_step_f64", 1e-9)] {
+        let data = Dataset::oaks(1, dtype).unwrap();
+        let lowered = jit(scan_fit(&data, 2)).lower(&scan_start(&data).unwrap()).unwrap();
+        out.push(case(name, render_schedule(lowered.schedule()).unwrap(), tol));
+    }
     out
 }
