@@ -203,6 +203,13 @@ fn main() -> ExitCode {
             }
         };
         bar.finish();
+        if arrayjit::cuda::profile::enabled() {
+            eprintln!(
+                "level {level}, time by device step (ARRAYJIT_CUDA_PROFILE=1):\n{}",
+                arrayjit::cuda::profile::report()
+            );
+            arrayjit::cuda::profile::reset();
+        }
         let last = f.losses.last().copied().unwrap_or(f64::NAN);
         let base = fits.iter().find(|g| g.level == 0).map(|g| g.ms_per_iter());
         if o.json {

@@ -44,7 +44,14 @@ impl CudaRuntime {
             return Err(CudaError::Driver("cuBLAS (libcublas) could not be loaded".into()));
         }
         let ctx = CudaContext::new(ordinal).map_err(driver)?;
-        let stream = ctx.default_stream();
+        // SAFETY: everything of this runtime (kernels, copies, cuBLAS) is
+        // queued on its one stream, which orders every use of a buffer; the
+        // per-buffer events cudarc would otherwise create and record on each
+        // allocation and use only order work across streams.
+        unsafe { ctx.disable_event_tracking() };
+        // A stream of our own: the legacy default stream cannot be recorded
+        // into a graph.
+        let stream = ctx.new_stream().map_err(driver)?;
         let blas = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| CudaError::Driver(e.to_string()))?;
         Ok(CudaRuntime { info, _ctx: ctx, stream, blas })
     }
@@ -54,20 +61,23 @@ impl CudaRuntime {
         &self.info
     }
 
-    /// Waits until everything queued has run (JAX's `block_until_ready`).
-    pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.stream.synchronize().map_err(driver)
-    }
-
     fn ptr(&self, buf: &CudaSlice<u8>) -> u64 {
         let (p, _sync) = buf.device_ptr(&self.stream);
         p
     }
 }
 
+/// Whether loops may be recorded as CUDA graphs (`ARRAYJIT_CUDA_GRAPHS=0`
+/// turns them off, to compare).
+fn graphs_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ARRAYJIT_CUDA_GRAPHS").map_or(true, |v| v != "0"))
+}
+
 impl Runtime for CudaRuntime {
     type Buf = CudaSlice<u8>;
     type Module = CudaKernels;
+    type Graph = cudarc::driver::CudaGraph;
 
     fn alloc(&self, bytes: usize) -> Result<CudaSlice<u8>, CudaError> {
         // SAFETY: the memory is uninitialised; every executor step writes
@@ -109,6 +119,34 @@ impl Runtime for CudaRuntime {
             cudarc::driver::result::memcpy_dtod_async(dd + d as u64, s + so as u64, bytes, self.stream.cu_stream())
         }
         .map_err(driver)
+    }
+
+    /// Waits until everything queued has run (JAX's `block_until_ready`).
+    fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(driver)
+    }
+
+    fn begin_capture(&self) -> Result<bool, CudaError> {
+        if !graphs_enabled() {
+            return Ok(false);
+        }
+        // Thread-local: other threads' unrelated CUDA calls stay legal meanwhile.
+        self.stream
+            .begin_capture(cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(driver)?;
+        Ok(true)
+    }
+
+    fn end_capture(&self) -> Result<cudarc::driver::CudaGraph, CudaError> {
+        let flags = cudarc::driver::sys::CUgraphInstantiate_flags(0);
+        self.stream
+            .end_capture(flags)
+            .map_err(driver)?
+            .ok_or_else(|| CudaError::Driver("a capture recorded nothing".into()))
+    }
+
+    fn replay(&self, graph: &cudarc::driver::CudaGraph) -> Result<(), CudaError> {
+        graph.launch().map_err(driver)
     }
 
     fn address(&self, buf: &CudaSlice<u8>) -> u64 {

@@ -26,11 +26,12 @@ enum Plan<R: Runtime> {
     /// On host copies, by the interpreter.
     Host(Prim),
     Scan {
+        /// The body, with the slice copies in its module.
         body: Box<Executable<R>>,
+        helpers: crate::scan_copy::ScanCopies,
         num_consts: usize,
         num_carry: usize,
         length: usize,
-        reverse: bool,
     },
     While {
         cond: Box<Executable<R>>,
@@ -49,6 +50,8 @@ pub struct Executable<R: Runtime> {
     plans: Vec<Plan<R>>,
     consts: Vec<Option<R::Buf>>,
     in_avals: Vec<AVal>,
+    /// Names this executable in profiles.
+    id: usize,
     /// The temporaries of the last run, reused by the next.
     spare: std::sync::Mutex<Option<Spare<R>>>,
 }
@@ -57,6 +60,26 @@ pub struct Executable<R: Runtime> {
 struct Spare<R: Runtime> {
     temps: Vec<Option<R::Buf>>,
     partials: Vec<Vec<R::Buf>>,
+}
+
+static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static RECORDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many loop iterations this process has recorded as graphs (two per
+/// recorded loop: an even and an odd iteration).
+pub fn graphs_recorded() -> usize {
+    RECORDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The types of `s`'s results.
+fn out_avals(s: &Schedule) -> Vec<AVal> {
+    s.outputs
+        .iter()
+        .map(|o| match o {
+            OutputSource::Buffer(b) => s.buffers[*b].aval.clone(),
+            OutputSource::Literal(v) => AVal::scalar(v.dtype()),
+        })
+        .collect()
 }
 
 fn bytes_of(a: &AVal) -> usize {
@@ -73,22 +96,27 @@ impl<R: Runtime> Executable<R> {
     /// Renders, compiles and loads `s`'s kernels, plans its other steps and
     /// uploads its constants.
     pub fn compile(rt: &R, s: &Schedule) -> Result<Executable<R>, CudaError> {
+        Executable::compile_with(rt, s, &[])
+    }
+
+    /// [`Executable::compile`], with `extra` functions in its module.
+    fn compile_with(rt: &R, s: &Schedule, extra: &[RenderedKernel]) -> Result<Executable<R>, CudaError> {
         // Steps that read only constants run once, here, on the device; their
         // results are constants of the executable.
         match s.constant_part() {
             Some(part) => {
-                let values = Executable::compile_steps(rt, &part.schedule)?.run(rt, &[])?;
-                Executable::compile_steps(rt, &part.fold_into(s, values))
+                let values = Executable::compile_steps(rt, &part.schedule, &[])?.run(rt, &[])?;
+                Executable::compile_steps(rt, &part.fold_into(s, values), extra)
             }
-            None => Executable::compile_steps(rt, s),
+            None => Executable::compile_steps(rt, s, extra),
         }
     }
 
-    /// Compiles every step of `s`.
-    fn compile_steps(rt: &R, s: &Schedule) -> Result<Executable<R>, CudaError> {
+    /// Compiles every step of `s`, and `extra` functions into the same module.
+    fn compile_steps(rt: &R, s: &Schedule, extra: &[RenderedKernel]) -> Result<Executable<R>, CudaError> {
         let mut rendered = render_steps(s)?;
-        let module = if rendered.iter().any(Option::is_some) {
-            let kernels: Vec<RenderedKernel> = rendered.iter().flatten().cloned().collect();
+        let module = if rendered.iter().any(Option::is_some) || !extra.is_empty() {
+            let kernels: Vec<RenderedKernel> = rendered.iter().flatten().chain(extra).cloned().collect();
             Some(rt.load(&crate::render::module_source(&kernels))?)
         } else {
             None
@@ -130,6 +158,7 @@ impl<R: Runtime> Executable<R> {
             plans,
             consts,
             in_avals: s.input_avals(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             spare: std::sync::Mutex::new(None),
         })
     }
@@ -137,13 +166,20 @@ impl<R: Runtime> Executable<R> {
     fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {
         Ok(match c {
             Control::Call { body } => Plan::Call(Box::new(compile_program(rt, body)?)),
-            Control::Scan { body, num_consts, num_carry, length, reverse, .. } => Plan::Scan {
-                body: Box::new(compile_program(rt, body)?),
-                num_consts: *num_consts,
-                num_carry: *num_carry,
-                length: *length,
-                reverse: *reverse,
-            },
+            Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
+                let schedule = arrayjit_lower::fuse(body);
+                let (nc, nk) = (*num_consts, *num_carry);
+                let xs: Vec<usize> = schedule.input_avals()[nc + nk..].iter().map(bytes_of).collect();
+                let ys: Vec<usize> = out_avals(&schedule)[nk..].iter().map(bytes_of).collect();
+                let (helpers, functions) = crate::scan_copy::ScanCopies::render("aj_scan", &xs, &ys, *length, *reverse);
+                Plan::Scan {
+                    body: Box::new(Executable::compile_with(rt, &schedule, &functions)?),
+                    helpers,
+                    num_consts: nc,
+                    num_carry: nk,
+                    length: *length,
+                }
+            }
             Control::While { cond, body, cond_consts, body_consts } => Plan::While {
                 cond: Box::new(compile_program(rt, cond)?),
                 body: Box::new(compile_program(rt, body)?),
@@ -193,18 +229,95 @@ impl<R: Runtime> Executable<R> {
     }
 
     fn out_avals(&self) -> Vec<AVal> {
-        self.schedule
-            .outputs
-            .iter()
-            .map(|o| match o {
-                OutputSource::Buffer(b) => self.schedule.buffers[*b].aval.clone(),
-                OutputSource::Literal(s) => AVal::scalar(s.dtype()),
-            })
-            .collect()
+        out_avals(&self.schedule)
     }
 
     /// Runs on device buffers (the inputs, in order); returns new buffers.
     pub fn run_device(&self, rt: &R, inputs: &[&R::Buf]) -> Result<Vec<R::Buf>, CudaError> {
+        let (mut temps, partials) = self.run_steps(rt, inputs)?;
+        let results = crate::profile::timed(
+            rt,
+            || format!("x{} results", self.id),
+            || self.take_results(rt, inputs, &mut temps),
+        )?;
+        self.keep(temps, partials);
+        Ok(results)
+    }
+
+    /// Runs on device buffers and writes the results into `outputs` (one
+    /// per output, each of its size). Every temporary is kept for the next
+    /// run, so that run after run queues the same calls on the same buffers:
+    /// what a recorded graph replays.
+    pub fn run_into(&self, rt: &R, inputs: &[&R::Buf], outputs: &[&R::Buf]) -> Result<(), CudaError> {
+        let (temps, partials) = self.run_steps(rt, inputs)?;
+        let s = &self.schedule;
+        if outputs.len() != s.outputs.len() {
+            return Err(CudaError::Lowering(format!(
+                "{} result buffers for {} results",
+                outputs.len(),
+                s.outputs.len()
+            )));
+        }
+        crate::profile::timed(
+            rt,
+            || format!("x{} results copied out", self.id),
+            || {
+                for (o, dst) in s.outputs.iter().zip(outputs) {
+                    match o {
+                        OutputSource::Literal(v) => {
+                            let lit = rt.upload(&to_bytes(&HostArray::scalar(*v)))?;
+                            rt.copy(&lit, 0, dst, 0, v.dtype().size_bytes())?;
+                        }
+                        OutputSource::Buffer(b) => {
+                            let src = self.source(*b, inputs, &temps)?;
+                            rt.copy(src, 0, dst, 0, bytes_of(&s.buffers[*b].aval))?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        self.keep(temps, partials);
+        Ok(())
+    }
+
+    /// Whether a run only queues work on the stream (kernels, products,
+    /// copies): nothing read back, nothing allocated once the temporaries
+    /// exist, so that it can be recorded and replayed.
+    fn replayable(&self) -> bool {
+        self.schedule.outputs.iter().all(|o| matches!(o, OutputSource::Buffer(_)))
+            && self.plans.iter().all(|p| match p {
+                Plan::Kernel(_) | Plan::Gemm(_) => true,
+                Plan::Call(body) => body.replayable(),
+                _ => false,
+            })
+    }
+
+    /// Keeps a run's temporaries for the next run.
+    fn keep(&self, temps: Vec<Option<R::Buf>>, partials: Vec<Vec<R::Buf>>) {
+        if let Ok(mut pool) = self.spare.lock() {
+            *pool = Some(Spare { temps, partials });
+        }
+    }
+
+    /// Where buffer `b` lives during a run.
+    fn source<'a>(
+        &'a self,
+        b: usize,
+        inputs: &[&'a R::Buf],
+        temps: &'a [Option<R::Buf>],
+    ) -> Result<&'a R::Buf, CudaError> {
+        match &self.schedule.buffers[b].kind {
+            BufferKind::Input(k) => inputs.get(*k).copied(),
+            BufferKind::Const(_) => self.consts[b].as_ref(),
+            BufferKind::Temp => temps[b].as_ref(),
+        }
+        .ok_or_else(|| CudaError::Lowering(format!("output buffer {b} is never written")))
+    }
+
+    /// Queues every step; returns the temporaries and partial-result buffers.
+    #[allow(clippy::type_complexity)]
+    fn run_steps(&self, rt: &R, inputs: &[&R::Buf]) -> Result<(Vec<Option<R::Buf>>, Vec<Vec<R::Buf>>), CudaError> {
         let s = &self.schedule;
         let mut temps: Vec<Option<R::Buf>> = (0..s.buffers.len()).map(|_| None).collect();
         // The previous run's buffers, for kernels and products to write into
@@ -234,97 +347,135 @@ impl<R: Runtime> Executable<R> {
                     .ok_or_else(|| CudaError::Lowering(format!("step {i}: buffer {b} is read before it is written")))
                 };
                 let ins: Vec<&R::Buf> = step.inputs().iter().map(|&b| get(b)).collect::<Result<_, _>>()?;
-                match plan {
-                    Plan::Kernel(k) => {
-                        for &b in step.outputs() {
-                            outs.push(fresh(b)?);
-                        }
-                        if partials[i].len() != k.partials.len() {
-                            partials[i] = k
-                                .partials
-                                .iter()
-                                .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
-                                .collect::<Result<_, _>>()?;
-                        }
-                        self.launch(rt, k, &ins, &outs, &partials[i])?;
-                    }
-                    Plan::Gemm(g) => {
-                        let c = fresh(step.outputs()[0])?;
-                        rt.gemm(g, ins[0], ins[1], &c)?;
-                        outs.push(c);
-                    }
-                    Plan::Host(prim) => {
-                        let hosts: Vec<HostArray> = step
-                            .inputs()
-                            .iter()
-                            .zip(&ins)
-                            .map(|(&b, buf)| {
-                                let a = &s.buffers[b].aval;
-                                from_bytes(a, &rt.download(buf, bytes_of(a))?)
-                            })
-                            .collect::<Result<_, _>>()?;
-                        let results = arrayjit_interp::eval_prim(prim, &hosts)
-                            .map_err(|e| CudaError::Host { op: prim.name().to_string(), message: e.to_string() })?;
-                        for r in &results {
-                            outs.push(rt.upload(&to_bytes(r))?);
-                        }
-                    }
-                    Plan::Scan { body, num_consts, num_carry, length, reverse } => {
-                        outs = scan(rt, body, &ins, *num_consts, *num_carry, *length, *reverse)?;
-                    }
-                    Plan::While { cond, body, cond_consts, body_consts } => {
-                        let (cc, bc) = (*cond_consts, *body_consts);
-                        let mut carry = copies(rt, &ins[cc + bc..], &body.in_avals()[bc..])?;
-                        loop {
-                            let mut args: Vec<&R::Buf> = ins[..cc].to_vec();
-                            args.extend(carry.iter());
-                            let flag = cond.run_device(rt, &args)?;
-                            let go = rt.download(&flag[0], 1)?.first().is_some_and(|&b| b != 0);
-                            if !go {
-                                break;
+                crate::profile::timed(
+                    rt,
+                    || self.label(i),
+                    || {
+                        match plan {
+                            Plan::Kernel(k) => {
+                                for &b in step.outputs() {
+                                    outs.push(fresh(b)?);
+                                }
+                                if partials[i].len() != k.partials.len() {
+                                    partials[i] = k
+                                        .partials
+                                        .iter()
+                                        .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
+                                        .collect::<Result<_, _>>()?;
+                                }
+                                self.launch(rt, k, &ins, &outs, &partials[i])?;
                             }
-                            let mut args: Vec<&R::Buf> = ins[cc..cc + bc].to_vec();
-                            args.extend(carry.iter());
-                            carry = body.run_device(rt, &args)?;
+                            Plan::Gemm(g) => {
+                                let c = fresh(step.outputs()[0])?;
+                                rt.gemm(g, ins[0], ins[1], &c)?;
+                                outs.push(c);
+                            }
+                            Plan::Host(prim) => {
+                                let hosts: Vec<HostArray> = step
+                                    .inputs()
+                                    .iter()
+                                    .zip(&ins)
+                                    .map(|(&b, buf)| {
+                                        let a = &s.buffers[b].aval;
+                                        from_bytes(a, &rt.download(buf, bytes_of(a))?)
+                                    })
+                                    .collect::<Result<_, _>>()?;
+                                let results = arrayjit_interp::eval_prim(prim, &hosts).map_err(|e| {
+                                    CudaError::Host { op: prim.name().to_string(), message: e.to_string() }
+                                })?;
+                                for r in &results {
+                                    outs.push(rt.upload(&to_bytes(r))?);
+                                }
+                            }
+                            Plan::Scan { body, helpers, num_consts, num_carry, length } => {
+                                outs = scan(rt, body, helpers, &ins, *num_consts, *num_carry, *length)?;
+                            }
+                            Plan::While { cond, body, cond_consts, body_consts } => {
+                                let (cc, bc) = (*cond_consts, *body_consts);
+                                let mut carry = copies(rt, &ins[cc + bc..], &body.in_avals()[bc..])?;
+                                loop {
+                                    let mut args: Vec<&R::Buf> = ins[..cc].to_vec();
+                                    args.extend(carry.iter());
+                                    let flag = cond.run_device(rt, &args)?;
+                                    let go = rt.download(&flag[0], 1)?.first().is_some_and(|&b| b != 0);
+                                    if !go {
+                                        break;
+                                    }
+                                    let mut args: Vec<&R::Buf> = ins[cc..cc + bc].to_vec();
+                                    args.extend(carry.iter());
+                                    carry = body.run_device(rt, &args)?;
+                                }
+                                outs = carry;
+                            }
+                            Plan::Cond(branches) => {
+                                let raw = rt.download(ins[0], 4)?;
+                                let index = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+                                let last = branches.len().saturating_sub(1);
+                                let b = (index.max(0) as usize).min(last);
+                                outs = branches[b].run_device(rt, &ins[1..])?;
+                            }
+                            Plan::Call(body) => outs = body.run_device(rt, &ins)?,
                         }
-                        outs = carry;
-                    }
-                    Plan::Cond(branches) => {
-                        let raw = rt.download(ins[0], 4)?;
-                        let index = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-                        let last = branches.len().saturating_sub(1);
-                        let b = (index.max(0) as usize).min(last);
-                        outs = branches[b].run_device(rt, &ins[1..])?;
-                    }
-                    Plan::Call(body) => outs = body.run_device(rt, &ins)?,
-                }
+                        Ok(())
+                    },
+                )?;
             }
             for (&b, buf) in step.outputs().iter().zip(outs) {
                 temps[b] = Some(buf);
             }
         }
-        let mut results = Vec::with_capacity(s.outputs.len());
-        for o in &s.outputs {
-            results.push(match o {
-                OutputSource::Literal(v) => rt.upload(&to_bytes(&HostArray::scalar(*v)))?,
-                OutputSource::Buffer(b) => {
-                    let src = match &s.buffers[*b].kind {
-                        BufferKind::Input(k) => inputs.get(*k).copied(),
-                        BufferKind::Const(_) => self.consts[*b].as_ref(),
-                        BufferKind::Temp => temps[*b].as_ref(),
-                    }
-                    .ok_or_else(|| CudaError::Lowering(format!("output buffer {b} is never written")))?;
-                    let n = bytes_of(&s.buffers[*b].aval);
-                    let out = rt.alloc(n)?;
-                    rt.copy(src, 0, &out, 0, n)?;
-                    out
+        Ok((temps, partials))
+    }
+
+    /// The schedule's outputs, each in a buffer of its own: a temporary is
+    /// handed over (the next run allocates another), anything else copied.
+    fn take_results(&self, rt: &R, inputs: &[&R::Buf], temps: &mut [Option<R::Buf>]) -> Result<Vec<R::Buf>, CudaError> {
+        let s = &self.schedule;
+        let mut results: Vec<R::Buf> = Vec::with_capacity(s.outputs.len());
+        for (j, o) in s.outputs.iter().enumerate() {
+            let b = match o {
+                OutputSource::Literal(v) => {
+                    results.push(rt.upload(&to_bytes(&HostArray::scalar(*v)))?);
+                    continue;
                 }
-            });
-        }
-        if let Ok(mut pool) = self.spare.lock() {
-            *pool = Some(Spare { temps, partials });
+                OutputSource::Buffer(b) => *b,
+            };
+            if matches!(s.buffers[b].kind, BufferKind::Temp) {
+                if let Some(buf) = temps[b].take() {
+                    results.push(buf);
+                    continue;
+                }
+            }
+            // An input, a constant, or a temporary already handed over to an
+            // earlier output: copied.
+            let earlier = s.outputs[..j].iter().position(|e| *e == OutputSource::Buffer(b));
+            let n = bytes_of(&s.buffers[b].aval);
+            let out = rt.alloc(n)?;
+            match earlier {
+                Some(e) => rt.copy(&results[e], 0, &out, 0, n)?,
+                None => rt.copy(self.source(b, inputs, temps)?, 0, &out, 0, n)?,
+            }
+            results.push(out);
         }
         Ok(results)
+    }
+
+    /// Step `i` as a profile names it: executable, step, what runs, first result.
+    fn label(&self, i: usize) -> String {
+        let s = &self.schedule;
+        let step = &s.steps[i];
+        let what = match (&self.plans[i], step) {
+            (Plan::Kernel(k), Step::Prim { prim, .. }) => format!("{} ({} launch)", prim.name(), k.launches.len()),
+            (Plan::Kernel(k), _) => format!("kernel ({} launches, {} outputs)", k.launches.len(), step.outputs().len()),
+            (Plan::Gemm(g), _) => format!("gemm {}×{}×{} batch {}", g.m, g.n, g.k, g.batch),
+            (Plan::Host(p), _) => format!("on the host: {}", p.name()),
+            (Plan::Scan { length, .. }, _) => format!("scan of {length} (all of it)"),
+            (Plan::While { .. }, _) => "while (all of it)".into(),
+            (Plan::Cond(_), _) => "cond (all of it)".into(),
+            (Plan::Call(_), _) => "call (all of it)".into(),
+        };
+        let out = step.outputs().first().map(|&b| s.buffers[b].aval.to_string()).unwrap_or_default();
+        format!("x{}.s{i} {what} -> {out}", self.id)
     }
 
     /// Queues a kernel's launches, with its partial-result buffers.
@@ -368,37 +519,94 @@ fn copies<R: Runtime>(rt: &R, bufs: &[&R::Buf], avals: &[AVal]) -> Result<Vec<R:
 
 /// A scan: the body over slices of the stacked `xs`, carries threaded
 /// through, each iteration's `ys` copied into place in the stacked outputs.
+///
+/// Every iteration queues the same calls on the same buffers: the carries
+/// alternate between two sets, the slices go through buffers of their own,
+/// and the iteration number lives on the device, where the slice copies
+/// read it. After a first iteration (which allocates the body's
+/// temporaries), a runtime that records work records one even and one odd
+/// iteration and replays them, so that the host queues one graph per
+/// iteration instead of every launch.
 fn scan<R: Runtime>(
     rt: &R,
     body: &Executable<R>,
+    copies_of: &crate::scan_copy::ScanCopies,
     ins: &[&R::Buf],
     nc: usize,
     nk: usize,
     length: usize,
-    reverse: bool,
 ) -> Result<Vec<R::Buf>, CudaError> {
     let in_avals = body.in_avals().to_vec();
     let out_avals = body.out_avals();
-    let mut carry = copies(rt, &ins[nc..nc + nk], &in_avals[nc..nc + nk])?;
-    let x_bytes: Vec<usize> = in_avals[nc + nk..].iter().map(bytes_of).collect();
+    let mut a = copies(rt, &ins[nc..nc + nk], &in_avals[nc..nc + nk])?;
     let y_bytes: Vec<usize> = out_avals[nk..].iter().map(bytes_of).collect();
     let ys: Vec<R::Buf> = y_bytes.iter().map(|b| rt.alloc(b * length)).collect::<Result<_, _>>()?;
-    let xs: Vec<R::Buf> = x_bytes.iter().map(|&b| rt.alloc(b)).collect::<Result<_, _>>()?;
-    for step in 0..length {
-        let t = if reverse { length - 1 - step } else { step };
-        for (j, (x, &b)) in xs.iter().zip(&x_bytes).enumerate() {
-            rt.copy(ins[nc + nk + j], t * b, x, 0, b)?;
-        }
-        let mut args: Vec<&R::Buf> = ins[..nc].to_vec();
-        args.extend(carry.iter());
-        args.extend(xs.iter());
-        let mut outs = body.run_device(rt, &args)?;
-        let rest = outs.split_off(nk.min(outs.len()));
-        for ((y, out), &b) in rest.iter().zip(&ys).zip(&y_bytes) {
-            rt.copy(y, 0, out, t * b, b)?;
-        }
-        carry = outs;
+    if length == 0 {
+        a.extend(ys);
+        return Ok(a);
     }
+    let b: Vec<R::Buf> = in_avals[nc..nc + nk].iter().map(|v| rt.alloc(bytes_of(v))).collect::<Result<_, _>>()?;
+    let xs: Vec<R::Buf> = in_avals[nc + nk..].iter().map(|v| rt.alloc(bytes_of(v))).collect::<Result<_, _>>()?;
+    let y: Vec<R::Buf> = y_bytes.iter().map(|&n| rt.alloc(n)).collect::<Result<_, _>>()?;
+    let step = rt.upload(&0i64.to_le_bytes())?;
+    let module = body.module.as_ref().ok_or_else(|| CudaError::Lowering("a scan body without a module".into()))?;
+    let iteration = |from: &[R::Buf], to: &[R::Buf]| -> Result<(), CudaError> {
+        crate::profile::timed(
+            rt,
+            || "scan: slices of xs copied in".into(),
+            || {
+                for (j, l) in copies_of.x.iter().enumerate() {
+                    if let Some(l) = l {
+                        rt.launch(module, l, &[rt.address(ins[nc + nk + j]), rt.address(&xs[j]), rt.address(&step)])?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let mut args: Vec<&R::Buf> = ins[..nc].to_vec();
+        args.extend(from.iter());
+        args.extend(xs.iter());
+        let outs: Vec<&R::Buf> = to.iter().chain(y.iter()).collect();
+        body.run_into(rt, &args, &outs)?;
+        crate::profile::timed(
+            rt,
+            || "scan: ys copied out".into(),
+            || {
+                for (j, l) in copies_of.y.iter().enumerate() {
+                    if let Some(l) = l {
+                        rt.launch(module, l, &[rt.address(&y[j]), rt.address(&ys[j]), rt.address(&step)])?;
+                    }
+                }
+                rt.launch(module, &copies_of.next, &[rt.address(&step)])
+            },
+        )
+    };
+    // Recording pays once a loop is long enough to replay it a few times.
+    let mut record = length >= 4 && body.replayable() && !crate::profile::enabled();
+    let mut graphs: [Option<R::Graph>; 2] = [None, None];
+    for t in 0..length {
+        let (from, to) = if t % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        if let Some(g) = &graphs[t % 2] {
+            rt.replay(g)?;
+            continue;
+        }
+        if record && t > 0 {
+            if rt.begin_capture().unwrap_or(false) {
+                let queued = iteration(from, to);
+                let recorded = rt.end_capture();
+                if let (Ok(()), Ok(g)) = (queued, recorded) {
+                    rt.replay(&g)?;
+                    graphs[t % 2] = Some(g);
+                    RECORDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+            }
+            // What cannot be recorded runs as it comes.
+            record = false;
+        }
+        iteration(from, to)?;
+    }
+    let mut carry = if length % 2 == 0 { a } else { b };
     carry.extend(ys);
     Ok(carry)
 }

@@ -21,9 +21,11 @@ pub mod exec;
 pub mod gemm;
 pub mod library;
 pub mod nvrtc;
+pub mod profile;
 pub mod program;
 pub mod render;
 pub mod runtime;
+pub mod scan_copy;
 pub mod spelling;
 
 pub use array::DeviceArray;

@@ -14,6 +14,8 @@ pub trait Runtime {
     type Buf;
     /// A loaded module of kernels.
     type Module;
+    /// Recorded work that can be queued again as a whole (a CUDA graph).
+    type Graph;
 
     /// `bytes` of uninitialised memory (at least one byte is allocated).
     fn alloc(&self, bytes: usize) -> Result<Self::Buf, CudaError>;
@@ -38,4 +40,18 @@ pub trait Runtime {
     fn launch(&self, module: &Self::Module, launch: &Launch, params: &[u64]) -> Result<(), CudaError>;
     /// Queues `c = a · b` as `g` describes.
     fn gemm(&self, g: &Gemm, a: &Self::Buf, b: &Self::Buf, c: &Self::Buf) -> Result<(), CudaError>;
+    /// Waits until everything queued has run (a runtime that runs each
+    /// call as it comes has nothing to wait for).
+    fn synchronize(&self) -> Result<(), CudaError> {
+        Ok(())
+    }
+    /// Starts recording the work queued from now on instead of running it;
+    /// `false` when this runtime does not record (then nothing changes).
+    fn begin_capture(&self) -> Result<bool, CudaError> {
+        Ok(false)
+    }
+    /// Stops recording and returns what was recorded, ready to [`Runtime::replay`].
+    fn end_capture(&self) -> Result<Self::Graph, CudaError>;
+    /// Queues recorded work again, with the buffers it was recorded with.
+    fn replay(&self, graph: &Self::Graph) -> Result<(), CudaError>;
 }

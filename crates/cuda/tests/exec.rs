@@ -125,6 +125,37 @@ fn eager_operations_on_the_gpu() {
     }
 }
 
+/// A long loop on the GPU is recorded (an even and an odd iteration) and
+/// replayed, with the same results as the CPU's.
+#[test]
+fn loops_are_recorded_once_and_replayed_on_the_gpu() {
+    let Some(rt) = gpu() else { return };
+    let before = arrayjit_cuda::exec::graphs_recorded();
+    for length in [41, 50] {
+        check(
+            &rt,
+            &format!("scan of {length}"),
+            |(c0, xs): (Array, Array)| {
+                scan_with(
+                    |(c, d): (Array, Array), x: Array| {
+                        let c = (&c * 0.9 + &x).tanh() + d.matmul(&d).sum(1) * 1e-3;
+                        ((c.clone(), d), c.sum(..))
+                    },
+                    (c0, ramp(&[3, 3], 0.2)),
+                    xs,
+                    ScanOptions::default(),
+                )
+                .unwrap()
+            },
+            (ramp(&[3], 1.1), ramp(&[length, 3], 0.4)),
+            1e-12,
+        );
+    }
+    if std::env::var("ARRAYJIT_CUDA_GRAPHS").map_or(true, |v| v != "0") {
+        assert!(arrayjit_cuda::exec::graphs_recorded() >= before + 4, "no graph was recorded");
+    }
+}
+
 fn ramp(shape: &[usize], k: f64) -> Array {
     let n: usize = shape.iter().product();
     Array::from_vec((0..n).map(|i| (i as f64 * k).sin()).collect::<Vec<f64>>(), shape.to_vec())
@@ -228,6 +259,39 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
     let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
     let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);
+    // The largest sizes held in registers, and past them the kernels that
+    // work in global memory: Cholesky at 127 and 130, solves with 256 and
+    // 260 unknowns.
+    for n in [127, 130] {
+        let m = ramp(&[n, n], 0.71);
+        check(
+            rt,
+            &format!("cholesky {n}"),
+            |a: Array| a.cholesky(),
+            m.matmul(&m.t()) + Array::eye(n, DType::F64),
+            1e-9,
+        );
+    }
+    for n in [256, 260] {
+        let tall = ramp(&[n, n], 0.13) * 0.05 + Array::eye(n, DType::F64) * 2.0;
+        let o = TriangularSolve { left_side: true, lower: false, transpose_a: false, unit_diagonal: false };
+        let b = ramp(&[n, 3], 0.3);
+        check(rt, &format!("solve {n}"), move |(a, b): (Array, Array)| triangular_solve(&a, &b, o), (tall, b), 1e-9);
+    }
+    // Several panels of right-hand sides, the last one partial, with a row
+    // count that does not divide among the row groups.
+    let a = ramp(&[13, 13], 0.37) * 0.2 + Array::eye(13, DType::F64) * 2.0;
+    for (left_side, lower) in [(true, true), (true, false), (false, true), (false, false)] {
+        let b = if left_side { ramp(&[13, 40], 0.9) } else { ramp(&[40, 13], 0.9) };
+        let o = TriangularSolve { left_side, lower, transpose_a: !lower, unit_diagonal: false };
+        check(
+            rt,
+            &format!("panels {o:?}"),
+            move |(a, b): (Array, Array)| triangular_solve(&a, &b, o),
+            (a.clone(), b),
+            1e-10,
+        );
+    }
 }
 
 fn loops_and_conditionals<R: Runtime>(rt: &R) {
