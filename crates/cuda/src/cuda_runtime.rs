@@ -7,7 +7,7 @@
 use crate::device::{device, DeviceInfo};
 use crate::error::CudaError;
 use crate::gemm::Gemm;
-use crate::render::Launch;
+use crate::render::{Launch, RenderedKernel};
 use crate::runtime::Runtime;
 use arrayjit_ir::DType;
 use cudarc::cublas::sys::cublasOperation_t as Op;
@@ -17,6 +17,9 @@ use cudarc::driver::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// At most this many NVRTC compilations of one module's parts at a time.
+const MAX_COMPILE_THREADS: usize = 8;
+
 /// A CUDA device ready to run executables.
 pub struct CudaRuntime {
     info: DeviceInfo,
@@ -25,9 +28,9 @@ pub struct CudaRuntime {
     blas: cudarc::cublas::CudaBlas,
 }
 
-/// A loaded module and its functions by name.
+/// Loaded modules and their functions by name.
 pub struct CudaKernels {
-    _module: Arc<CudaModule>,
+    _modules: Vec<Arc<CudaModule>>,
     functions: HashMap<String, CudaFunction>,
 }
 
@@ -153,14 +156,38 @@ impl Runtime for CudaRuntime {
         self.ptr(buf)
     }
 
-    fn load(&self, source: &str) -> Result<CudaKernels, CudaError> {
-        let compiled = crate::nvrtc::compile(source, &self.info.arch())?;
-        let module = self._ctx.load_module(cudarc::nvrtc::Ptx::from_src(compiled.ptx.to_string())).map_err(driver)?;
+    fn load(&self, kernels: &[RenderedKernel]) -> Result<CudaKernels, CudaError> {
+        // NVRTC's time grows with the functions compiled, so the module is
+        // compiled in parts, side by side, each to machine code for this
+        // device (nothing left for the driver to compile at load).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_COMPILE_THREADS);
+        let sources = crate::render::module_sources(kernels, threads);
+        let arch = self.info.arch();
+        let images: Vec<Result<std::sync::Arc<[u8]>, CudaError>> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                sources.iter().map(|src| s.spawn(|| crate::nvrtc::compile_cubin(src, &arch))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(CudaError::Driver("an NVRTC compilation panicked".into()))))
+                .collect()
+        });
+        let mut modules = Vec::with_capacity(sources.len());
         let mut functions = HashMap::new();
-        for (name, _) in crate::render::functions(source) {
-            functions.insert(name.to_string(), module.load_function(name).map_err(driver)?);
+        for (source, image) in sources.iter().zip(images) {
+            let module = match self._ctx.load_module(cudarc::nvrtc::Ptx::from_binary(image?.to_vec())) {
+                Ok(m) => m,
+                // Machine code the driver refuses: PTX, which it compiles itself.
+                Err(_) => {
+                    let ptx = crate::nvrtc::compile(source, &arch)?;
+                    self._ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx.ptx.to_string())).map_err(driver)?
+                }
+            };
+            for (name, _) in crate::render::functions(source) {
+                functions.insert(name.to_string(), module.load_function(name).map_err(driver)?);
+            }
+            modules.push(module);
         }
-        Ok(CudaKernels { _module: module, functions })
+        Ok(CudaKernels { _modules: modules, functions })
     }
 
     fn launch(&self, m: &CudaKernels, l: &Launch, params: &[u64]) -> Result<(), CudaError> {

@@ -9,7 +9,7 @@
 
 use crate::error::CudaError;
 use crate::gemm::Gemm;
-use crate::render::Launch;
+use crate::render::{Launch, RenderedKernel};
 use crate::runtime::Runtime;
 use arrayjit_ir::DType;
 use std::process::Command;
@@ -112,7 +112,8 @@ impl Runtime for HostRuntime {
         buf.ptr as u64
     }
 
-    fn load(&self, source: &str) -> Result<HostModule, CudaError> {
+    fn load(&self, kernels: &[RenderedKernel]) -> Result<HostModule, CudaError> {
+        let source = &crate::render::module_source(kernels);
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("arrayjit-hostrt-{}-{n}", std::process::id()));

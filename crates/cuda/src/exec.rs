@@ -117,7 +117,7 @@ impl<R: Runtime> Executable<R> {
         let mut rendered = render_steps(s)?;
         let module = if rendered.iter().any(Option::is_some) || !extra.is_empty() {
             let kernels: Vec<RenderedKernel> = rendered.iter().flatten().chain(extra).cloned().collect();
-            Some(rt.load(&crate::render::module_source(&kernels))?)
+            Some(rt.load(&kernels)?)
         } else {
             None
         };

@@ -162,11 +162,12 @@ fn cholesky_registers(name: &str, dtype: DType, n: usize, batch: usize) -> Rende
     v[r] = ({t})0;
     at[r] = 0;
     if (q < packed) {{
-      // Columns before k hold k·n − k(k−1)/2 elements: invert, then settle.
-      int k = (int)(((2.0 * n + 1.0) - sqrt((2.0 * n + 1.0) * (2.0 * n + 1.0) - 8.0 * q)) * 0.5);
+      // Columns before k hold k·n − k(k−1)/2 elements: invert (in single
+      // precision, off by at most one for these sizes), then settle.
+      int k = (int)(((2.0f * n + 1.0f) - sqrtf((2.0f * n + 1.0f) * (2.0f * n + 1.0f) - 8.0f * q)) * 0.5f);
       if (k < 0) k = 0;
-      while (k > 0 && k * n - k * (k - 1) / 2 > q) --k;
-      while ((k + 1) * n - (k + 1) * k / 2 <= q) ++k;
+      if (k > 0 && k * n - k * (k - 1) / 2 > q) --k;
+      if ((k + 1) * n - (k + 1) * k / 2 <= q) ++k;
       const int i = k + q - (k * n - k * (k - 1) / 2);
       v[r] = a[i * n + k];
       at[r] = i * 65536 + k + 1;

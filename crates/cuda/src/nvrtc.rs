@@ -110,6 +110,70 @@ pub fn compile(source: &str, arch: &str) -> Result<Compiled, CudaError> {
     Ok(Compiled { ptx, arch: arch.into(), cached: false })
 }
 
+/// Compiles `source` to machine code for `arch` (a real architecture such as
+/// `sm_90`), so that loading it needs no compilation by the driver. Cached
+/// as [`compile`] caches PTX.
+pub fn compile_cubin(source: &str, arch: &str) -> Result<Arc<[u8]>, CudaError> {
+    let version = version()?;
+    let key = format!("{}-cubin", cache_key(source, arch, &version));
+    static MEMORY: OnceLock<Mutex<HashMap<String, Arc<[u8]>>>> = OnceLock::new();
+    let memory = MEMORY.get_or_init(Default::default);
+    if let Some(image) = memory.lock().map_err(|_| CudaError::Poisoned)?.get(&key) {
+        return Ok(image.clone());
+    }
+    let file = cache_dir().map(|d| d.join(format!("{key}.cubin")));
+    if let Some(image) = file.as_ref().and_then(|f| std::fs::read(f).ok()).filter(|b| !b.is_empty()) {
+        let image: Arc<[u8]> = image.into();
+        memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, image.clone());
+        return Ok(image);
+    }
+    let image: Arc<[u8]> = cubin(source, arch)?.into();
+    if let Some(f) = &file {
+        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, &image).is_ok() {
+            let _ = std::fs::rename(&tmp, f);
+        }
+    }
+    memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, image.clone());
+    Ok(image)
+}
+
+/// One NVRTC compilation, its machine code read back.
+fn cubin(source: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
+    use cudarc::nvrtc::{result, sys};
+    let failed = |log: String| CudaError::Compile { arch: arch.into(), log, code: numbered(source) };
+    let src = std::ffi::CString::new(source).map_err(|e| failed(e.to_string()))?;
+    let prog = result::create_program(&src, Some(c"arrayjit.cu")).map_err(|e| failed(format!("{e:?}")))?;
+    let options = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    // SAFETY: `prog` was just created and is destroyed once, below.
+    let out = unsafe {
+        let compiled = result::compile_program(prog, &options);
+        let out = match compiled {
+            Err(_) => {
+                let log = result::get_program_log(prog).unwrap_or_default();
+                let log: Vec<u8> = log.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+                Err(failed(String::from_utf8_lossy(&log).into_owned()))
+            }
+            Ok(()) => {
+                let mut size = 0usize;
+                match sys::nvrtcGetCUBINSize(prog, &mut size).result() {
+                    Err(e) => Err(failed(format!("no machine code: {e:?}"))),
+                    Ok(()) => {
+                        let mut image = vec![0u8; size];
+                        sys::nvrtcGetCUBIN(prog, image.as_mut_ptr().cast())
+                            .result()
+                            .map(|()| image)
+                            .map_err(|e| failed(format!("no machine code: {e:?}")))
+                    }
+                }
+            }
+        };
+        let _ = result::destroy_program(prog);
+        out
+    };
+    out
+}
+
 /// The source with line numbers, as a compile error shows it (NVRTC's log cites lines).
 fn numbered(source: &str) -> String {
     source.lines().enumerate().map(|(i, l)| format!("{:5} | {l}\n", i + 1)).collect()

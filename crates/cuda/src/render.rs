@@ -83,6 +83,29 @@ pub fn module_source(kernels: &[RenderedKernel]) -> String {
     s
 }
 
+/// `kernels` as at most `parts` modules of about equal source length (each
+/// with the prelude), to be compiled side by side; none when there are no kernels.
+pub fn module_sources(kernels: &[RenderedKernel], parts: usize) -> Vec<String> {
+    let parts = parts.clamp(1, kernels.len().max(1));
+    let mut order: Vec<usize> = (0..kernels.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(kernels[i].source.len()));
+    let mut bins: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new()); parts];
+    for i in order {
+        if let Some(bin) = bins.iter_mut().min_by_key(|b| b.0) {
+            bin.0 += kernels[i].source.len();
+            bin.1.push(i);
+        }
+    }
+    bins.into_iter()
+        .filter(|b| !b.1.is_empty())
+        .map(|(_, mut members)| {
+            members.sort_unstable();
+            let chosen: Vec<RenderedKernel> = members.iter().map(|&i| kernels[i].clone()).collect();
+            module_source(&chosen)
+        })
+        .collect()
+}
+
 /// The marker every rendered function starts with.
 const ENTRY: &str = "extern \"C\" __global__ void ";
 
@@ -444,6 +467,25 @@ impl Renderer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_module_split_in_parts_keeps_every_kernel_once() {
+        let k = |name: &str, len: usize| RenderedKernel {
+            source: format!("{ENTRY}{name}() {{ {} }}\n", "x".repeat(len)),
+            launches: Vec::new(),
+            partials: Vec::new(),
+        };
+        let kernels = vec![k("a", 50), k("b", 10), k("c", 40), k("d", 5), k("e", 30)];
+        for parts in [1, 2, 3, 9] {
+            let sources = module_sources(&kernels, parts);
+            assert_eq!(sources.len(), parts.min(5));
+            assert!(sources.iter().all(|s| s.starts_with(PRELUDE)));
+            let mut names: Vec<&str> = sources.iter().flat_map(|s| functions(s).map(|(n, _)| n)).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["a", "b", "c", "d", "e"]);
+        }
+        assert!(module_sources(&[], 4).is_empty());
+    }
     use arrayjit_ir::{AVal, Shape};
     use arrayjit_lower::{KNode, KOutput};
 

@@ -6,7 +6,7 @@
 
 use crate::error::CudaError;
 use crate::gemm::Gemm;
-use crate::render::Launch;
+use crate::render::{Launch, RenderedKernel};
 
 /// A device that runs rendered programs.
 pub trait Runtime {
@@ -34,8 +34,8 @@ pub trait Runtime {
     ) -> Result<(), CudaError>;
     /// The address a kernel parameter passes for `buf`.
     fn address(&self, buf: &Self::Buf) -> u64;
-    /// Compiles and loads a module's source.
-    fn load(&self, source: &str) -> Result<Self::Module, CudaError>;
+    /// Compiles and loads these functions as one module.
+    fn load(&self, kernels: &[RenderedKernel]) -> Result<Self::Module, CudaError>;
     /// Queues `launch` with parameter addresses `params`.
     fn launch(&self, module: &Self::Module, launch: &Launch, params: &[u64]) -> Result<(), CudaError>;
     /// Queues `c = a · b` as `g` describes.

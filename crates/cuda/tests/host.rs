@@ -45,7 +45,9 @@ fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kerne
         return;
     }
     let rt = HostRuntime;
-    let module = rt.load(&p.source).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let all: Vec<_> =
+        p.kernels.iter().map(|k| k.rendered.clone()).chain(p.library.iter().map(|(_, k)| k.clone())).collect();
+    let module = rt.load(&all).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (i, pk) in p.kernels.iter().enumerate() {
         let k = &pk.kernel;
         let inputs: Vec<HostArray> = k.inputs.iter().enumerate().map(|(j, a)| input(a, j + i)).collect();

@@ -88,3 +88,27 @@ fn the_corpus_compiles_for_sm80_and_sm90_without_spills() {
         assert!(functions >= 2 * c.program.kernels.len(), "{}: ptxas reported on {functions} functions", c.name);
     }
 }
+
+/// The runtime loads machine code that NVRTC made for the device's
+/// architecture: an ELF image, for the PLN step's module in parts.
+#[test]
+fn nvrtc_makes_machine_code_for_each_part_of_a_module() {
+    if tools().is_none() {
+        return;
+    }
+    let cases = corpus::cases();
+    let Some(pln) = cases.iter().find(|c| c.name == "pln_step") else { panic!("no PLN step in the corpus") };
+    let kernels: Vec<_> = pln
+        .program
+        .kernels
+        .iter()
+        .map(|k| k.rendered.clone())
+        .chain(pln.program.library.iter().map(|(_, k)| k.clone()))
+        .collect();
+    let parts = render::module_sources(&kernels, 2);
+    assert_eq!(parts.len(), 2);
+    for part in &parts {
+        let image = nvrtc::compile_cubin(part, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        assert!(image.starts_with(b"\x7fELF"), "not an ELF image");
+    }
+}
