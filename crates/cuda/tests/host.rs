@@ -2,7 +2,8 @@
 //! Without a GPU, each module runs on the emulator runtime (compiled as C++
 //! for the host; threads of a block are OS threads meeting at a barrier):
 //! every launch of every kernel runs in the rendered order, on fixed inputs,
-//! and each output must match the kernel's reference evaluation. This checks
+//! and each output must match the kernel's reference evaluation. Where there
+//! is a GPU, the same runs there too. This checks
 //! the renderer's indexing, its reductions (the per-thread walks, the
 //! shared-memory tree, the chunk combining) and its spelling of every
 //! primitive, on any machine with `g++`.
@@ -13,7 +14,7 @@ use arrayjit::DType;
 use arrayjit_cuda::bytes::{from_bytes, to_bytes};
 use arrayjit_cuda::emulator::HostRuntime;
 use arrayjit_cuda::render::Param;
-use arrayjit_cuda::{RenderedProgram, Runtime};
+use arrayjit_cuda::{CudaRuntime, RenderedProgram, Runtime};
 use arrayjit_ir::{Data, HostArray};
 
 /// Deterministic inputs: floats in [-2, 2], small integers, mixed booleans.
@@ -44,7 +45,26 @@ fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kerne
         eprintln!("skipped: g++ is not available, the generated CUDA C is not run on the host");
         return;
     }
-    let rt = HostRuntime;
+    run_on(&HostRuntime, name, p, tol)
+}
+
+/// The GPU's runtime, or `None` after saying why there is none
+/// (`ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
+fn gpu() -> Option<CudaRuntime> {
+    match CudaRuntime::new(0) {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            let required = std::env::var("ARRAYJIT_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(!required, "ARRAYJIT_REQUIRE_GPU=1 but: {e}");
+            eprintln!("skipped on the GPU: {e}");
+            None
+        }
+    }
+}
+
+/// Runs every launch of every kernel of `p` on `rt` and checks each output
+/// against the kernel's reference evaluation.
+fn run_on<R: Runtime>(rt: &R, name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kernel) -> f64) {
     let all: Vec<_> =
         p.kernels.iter().map(|k| k.rendered.clone()).chain(p.library.iter().map(|(_, k)| k.clone())).collect();
     let module = rt.load(&all).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -92,11 +112,39 @@ fn the_corpus_runs_as_the_reference_says() {
     }
 }
 
+#[test]
+fn the_corpus_runs_as_the_reference_says_on_the_gpu() {
+    let Some(rt) = gpu() else { return };
+    for c in corpus::cases() {
+        run_on(&rt, &c.name, &c.program, &|_| c.tol);
+    }
+}
+
 /// Kernels of random well-typed programs (every fusible primitive, every
 /// dtype, sizes 0 and 1, transposes, pads, gathers), all in one module:
 /// `ARRAYJIT_SOAK=N` renders N fresh programs instead of the fixed 60.
 #[test]
 fn kernels_of_random_programs_match_the_reference() {
+    run_with("random", &random_kernels(), &random_tolerance);
+}
+
+#[test]
+fn kernels_of_random_programs_match_the_reference_on_the_gpu() {
+    let Some(rt) = gpu() else { return };
+    run_on(&rt, "random", &random_kernels(), &random_tolerance);
+}
+
+fn random_tolerance(k: &arrayjit_lower::Kernel) -> f64 {
+    let any_f32 = k.nodes.iter().any(|n| n.dtype == DType::F32) || k.inputs.iter().any(|a| a.dtype == DType::F32);
+    if any_f32 {
+        2e-4
+    } else {
+        1e-9
+    }
+}
+
+/// The kernels of the random programs, as one program.
+fn random_kernels() -> RenderedProgram {
     use arrayjit_ir::random::{arb_program_and_inputs, GenConfig};
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -131,15 +179,5 @@ fn kernels_of_random_programs_match_the_reference() {
     }
     assert!(kernels.len() >= 30, "only {} kernels", kernels.len());
     let rendered: Vec<_> = kernels.iter().map(|k| k.rendered.clone()).collect();
-    let program =
-        RenderedProgram { source: arrayjit_cuda::render::module_source(&rendered), kernels, library: Vec::new() };
-    let f32_tol = |k: &arrayjit_lower::Kernel| {
-        let any_f32 = k.nodes.iter().any(|n| n.dtype == DType::F32) || k.inputs.iter().any(|a| a.dtype == DType::F32);
-        if any_f32 {
-            2e-4
-        } else {
-            1e-9
-        }
-    };
-    run_with("random", &program, &f32_tol);
+    RenderedProgram { source: arrayjit_cuda::render::module_source(&rendered), kernels, library: Vec::new() }
 }
