@@ -7,8 +7,11 @@
 
 use arrayjit::value_and_grad;
 use arrayjit::{cond, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
+mod gpu_support;
+
 use arrayjit_cuda::emulator::HostRuntime;
-use arrayjit_cuda::{CudaError, CudaRuntime, EagerDevice, Executable, Runtime};
+use arrayjit_cuda::{EagerDevice, Executable, Runtime};
+use gpu_support::gpu;
 use std::sync::Arc;
 
 fn host() -> bool {
@@ -17,20 +20,6 @@ fn host() -> bool {
         eprintln!("skipped on the host runtime: g++ is not available");
     }
     ok
-}
-
-/// The GPU's runtime, or `None` after saying why there is none.
-fn gpu() -> Option<CudaRuntime> {
-    match CudaRuntime::new(0) {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            let required = std::env::var("ARRAYJIT_REQUIRE_GPU").is_ok_and(|v| v == "1");
-            assert!(!required, "ARRAYJIT_REQUIRE_GPU=1 but: {e}");
-            assert!(matches!(e, CudaError::NoDriver | CudaError::NoDevice { .. }), "{e}");
-            eprintln!("skipped on the GPU: {e}");
-            None
-        }
-    }
 }
 
 /// Each case as two tests: on the host runtime and on the GPU.

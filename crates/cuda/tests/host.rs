@@ -9,12 +9,15 @@
 //! primitive, on any machine with `g++`.
 
 mod corpus;
+mod gpu_support;
+
+use gpu_support::gpu;
 
 use arrayjit::DType;
 use arrayjit_cuda::bytes::{from_bytes, to_bytes};
 use arrayjit_cuda::emulator::HostRuntime;
 use arrayjit_cuda::render::Param;
-use arrayjit_cuda::{CudaRuntime, RenderedProgram, Runtime};
+use arrayjit_cuda::{RenderedProgram, Runtime};
 use arrayjit_ir::{Data, HostArray};
 
 /// Deterministic inputs: floats in [-2, 2], small integers, mixed booleans.
@@ -46,20 +49,6 @@ fn run_with(name: &str, p: &RenderedProgram, tol: &dyn Fn(&arrayjit_lower::Kerne
         return;
     }
     run_on(&HostRuntime, name, p, tol)
-}
-
-/// The GPU's runtime, or `None` after saying why there is none
-/// (`ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
-fn gpu() -> Option<CudaRuntime> {
-    match CudaRuntime::new(0) {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            let required = std::env::var("ARRAYJIT_REQUIRE_GPU").is_ok_and(|v| v == "1");
-            assert!(!required, "ARRAYJIT_REQUIRE_GPU=1 but: {e}");
-            eprintln!("skipped on the GPU: {e}");
-            None
-        }
-    }
 }
 
 /// Runs every launch of every kernel of `p` on `rt` and checks each output
