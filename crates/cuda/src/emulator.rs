@@ -67,7 +67,7 @@ extern "C" int aj_launch(const char* name, const unsigned* d, const unsigned lon
 "#,
     );
     for (name, text) in crate::render::functions(source) {
-        let sync = text.contains("__syncthreads");
+        let sync = text.contains("__syncthreads") || text.contains("__syncwarp");
         s.push_str(&format!(
             "  if (!std::strcmp(name, \"{name}\")) {{ launch(grid, block, {sync}, [&] {{ aj_call({name}, p); }}); return 0; }}\n"
         ));

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <math.h>
 #include <thread>
 #include <vector>
@@ -19,6 +20,8 @@ struct dim3 {
 };
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 static std::barrier<>* block_barrier = nullptr;
+// Each thread's warp (32 consecutive threads of the block), for __syncwarp.
+thread_local std::barrier<>* warp_barrier = nullptr;
 
 #define __global__
 #define __device__
@@ -27,6 +30,7 @@ static std::barrier<>* block_barrier = nullptr;
 #define __restrict__ __restrict
 #define __shared__ static
 #define __syncthreads() block_barrier->arrive_and_wait()
+#define __syncwarp() warp_barrier->arrive_and_wait()
 
 using std::max;
 using std::min;
@@ -66,11 +70,15 @@ inline void launch(dim3 grid, dim3 block, bool sync, const std::function<void()>
         }
         std::barrier<> bar(threads);
         block_barrier = &bar;
+        std::vector<std::unique_ptr<std::barrier<>>> warps;
+        for (unsigned w = 0; w * 32 < threads; ++w)
+          warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - w * 32)));
         std::vector<std::thread> ts;
         for (unsigned tz = 0; tz < block.z; ++tz)
           for (unsigned ty = 0; ty < block.y; ++ty)
             for (unsigned tx = 0; tx < block.x; ++tx)
-              ts.emplace_back([=, &f] {
+              ts.emplace_back([=, &f, &warps] {
+                warp_barrier = warps[(tx + block.x * (ty + block.y * tz)) / 32].get();
                 threadIdx = {tx, ty, tz};
                 blockIdx = {bx, by, bz};
                 blockDim = block;

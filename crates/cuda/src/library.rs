@@ -3,7 +3,9 @@
 //! stays on the device instead of a round trip to the host. Sizes are baked
 //! into the source; semantics are the reference interpreter's.
 //!
-//! - Cholesky: one block per matrix. Up to 127×127, right-looking with the
+//! - Cholesky: one block per matrix. When the lower triangle fits in shared
+//!   memory (up to 149×149 in f32, 108×108 in f64), blocked by 32 columns
+//!   (`blocked`). Otherwise, up to 127×127, right-looking with the
 //!   lower triangle in the registers of 1024 threads: per column, one
 //!   barrier, and only the warps holding columns still to update work.
 //!   Larger, left-looking in global memory: the pivot from the row so far,
@@ -15,13 +17,17 @@
 //!   never a NaN over the current candidate, as the reference), the rows
 //!   swap in parallel, then the rows below are eliminated in parallel, each
 //!   element updated in the reference's order.
-//! - Triangular solve: up to 256 unknowns, one block of 512 threads per
+//! - Triangular solve: when a panel of 32 right-hand sides fits in shared
+//!   memory (up to 368 unknowns in f32, 184 in f64), blocked by 32 unknowns
+//!   (`blocked`). Otherwise, up to 256 unknowns, one block of 512 threads per
 //!   panel of 32 right-hand sides (columns of `B` when solving `op(A) X = B`,
 //!   rows for `X op(A) = B`), each thread holding rows of its right-hand
 //!   side in registers: per unknown, its owner publishes it, the rows still
 //!   to solve are updated in parallel, one barrier. Larger, one thread per
 //!   right-hand side, each a substitution in a fixed order. Only the
 //!   named triangle of `A` is read.
+
+mod blocked;
 
 use crate::render::{Launch, Param, RenderedKernel};
 use crate::spelling::{literal, reg_type};
@@ -79,6 +85,9 @@ pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<Rendere
 }
 
 fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel {
+    if let Some(k) = blocked::cholesky(name, dtype, n, batch) {
+        return k;
+    }
     if n * (n + 1) / 2 <= REGISTER_THREADS as usize * MAX_PER_THREAD {
         return cholesky_registers(name, dtype, n, batch);
     }
@@ -302,6 +311,10 @@ fn triangular_solve(
     let (first, past, step) = if system_lower { ("0", "n", "1") } else { ("n - 1", "-1", "-1") };
     let (k_from, k_to) = if system_lower { ("0", "i") } else { ("i + 1", "n") };
     let diagonal = if unit_diagonal { String::new() } else { format!(" / {}", sys("i", "i")) };
+    let spelling = blocked::SolveSpelling { sys: &sys, at: &at, lower: system_lower, unit_diagonal };
+    if let Some(k) = blocked::triangular_solve(name, dtype, n, rhs, batch, &spelling) {
+        return k;
+    }
     let groups = SOLVE_THREADS as usize / PANEL;
     let rows = n.div_ceil(groups);
     if rows <= SOLVE_ROWS {

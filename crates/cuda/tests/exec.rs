@@ -248,10 +248,19 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
     let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
     let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);
-    // The largest sizes held in registers, and past them the kernels that
-    // work in global memory: Cholesky at 127 and 130, solves with 256 and
-    // 260 unknowns.
-    for n in [127, 130] {
+    // Each kernel's range of sizes (in f64): Cholesky blocked in shared
+    // memory up to 108 (70: three blocks of columns, the last partial),
+    // in registers up to 127, in global memory past that; solves blocked up
+    // to 184 unknowns, in registers up to 256, in global memory past that.
+    // A pivot that fails in a later block makes the whole factor NaN.
+    let late = {
+        let m = ramp(&[40, 40], 0.71);
+        let spd = m.matmul(&m.t()) + Array::eye(40, DType::F64);
+        let bump = Array::from_vec((0..40).map(|i| if i == 35 { -1e4 } else { 0.0 }).collect::<Vec<f64>>(), vec![40]);
+        spd + bump.diag()
+    };
+    check(rt, "cholesky failing at column 35", |a: Array| a.cholesky(), late, 1e-9);
+    for n in [70, 108, 127, 130] {
         let m = ramp(&[n, n], 0.71);
         check(
             rt,
@@ -261,17 +270,17 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
             1e-9,
         );
     }
-    for n in [256, 260] {
+    for n in [184, 256, 260] {
         let tall = ramp(&[n, n], 0.13) * 0.05 + Array::eye(n, DType::F64) * 2.0;
         let o = TriangularSolve { left_side: true, lower: false, transpose_a: false, unit_diagonal: false };
         let b = ramp(&[n, 3], 0.3);
         check(rt, &format!("solve {n}"), move |(a, b): (Array, Array)| triangular_solve(&a, &b, o), (tall, b), 1e-9);
     }
-    // Several panels of right-hand sides, the last one partial, with a row
-    // count that does not divide among the row groups.
-    let a = ramp(&[13, 13], 0.37) * 0.2 + Array::eye(13, DType::F64) * 2.0;
+    // Several panels of right-hand sides, the last one partial, and three
+    // blocks of unknowns, the last partial.
+    let a = ramp(&[70, 70], 0.37) * 0.02 + Array::eye(70, DType::F64) * 2.0;
     for (left_side, lower) in [(true, true), (true, false), (false, true), (false, false)] {
-        let b = if left_side { ramp(&[13, 40], 0.9) } else { ramp(&[40, 13], 0.9) };
+        let b = if left_side { ramp(&[70, 40], 0.9) } else { ramp(&[40, 70], 0.9) };
         let o = TriangularSolve { left_side, lower, transpose_a: !lower, unit_diagonal: false };
         check(
             rt,

@@ -2,7 +2,9 @@
 //! programs (elementwise chains, every reduction shape, integer and boolean
 //! arithmetic, gathers, every transcendental, the PLN step in a scan) is
 //! lowered, rendered as CUDA C, compiled by NVRTC for sm_80 and sm_90, and
-//! assembled by `ptxas`, which must report no spills and no stack frame.
+//! assembled by `ptxas`, which must report no spills and no stack frame,
+//! and registers few enough for every launch's block to fit on one
+//! multiprocessor.
 //!
 //! Neither tool needs a GPU. NVRTC comes from `ARRAYJIT_NVRTC` (or the
 //! loader's path) and `ptxas` from `ARRAYJIT_PTXAS` (or `PATH`); `.ci/run`
@@ -57,10 +59,37 @@ fn check(name: &str, program: &RenderedProgram, ptxas: &PathBuf) -> usize {
             .unwrap_or_else(|e| panic!("running {}: {e}", ptxas.display()));
         let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name} ({arch}): ptxas failed:\n{log}\n{}", program.source);
+        // The most threads any launch of each function asks for.
+        let threads: std::collections::HashMap<&str, u32> = program
+            .kernels
+            .iter()
+            .map(|k| &k.rendered)
+            .chain(program.library.iter().map(|(_, k)| k))
+            .flat_map(|k| k.launches.iter())
+            .fold(Default::default(), |mut m, l| {
+                let t = l.block.iter().product::<u32>();
+                let e = m.entry(l.name.as_str()).or_insert(0);
+                *e = (*e).max(t);
+                m
+            });
         let mut function = "";
+        let mut compiling = "";
         for line in log.lines() {
             if let Some(f) = line.split("Function properties for ").nth(1) {
                 function = f.trim();
+            }
+            if let Some(f) = line.split("Compiling entry function '").nth(1) {
+                compiling = f.split('\'').next().unwrap_or("");
+            }
+            // A block's threads must find their registers on one
+            // multiprocessor (64 K, allocated 8 per thread at a time), or
+            // the launch fails.
+            if let Some(used) = line.split("Used ").nth(1).and_then(|r| r.split(' ').next()?.parse::<u32>().ok()) {
+                let t = threads.get(compiling).copied().unwrap_or(0);
+                assert!(
+                    used.div_ceil(8) * 8 * t <= 65536,
+                    "{name} ({arch}) {compiling}: {used} registers a thread for {t} threads a block"
+                );
             }
             if !line.contains("bytes stack frame") {
                 continue;
