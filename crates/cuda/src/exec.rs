@@ -234,7 +234,7 @@ impl<R: Runtime> Executable<R> {
 
     /// Runs on device buffers (the inputs, in order); returns new buffers.
     pub fn run_device(&self, rt: &R, inputs: &[&R::Buf]) -> Result<Vec<R::Buf>, CudaError> {
-        let (mut temps, partials) = self.run_steps(rt, inputs)?;
+        let (mut temps, partials) = self.run_steps(rt, inputs, &[])?;
         let results = crate::profile::timed(
             rt,
             || format!("x{} results", self.id),
@@ -249,7 +249,6 @@ impl<R: Runtime> Executable<R> {
     /// run, so that run after run queues the same calls on the same buffers:
     /// what a recorded graph replays.
     pub fn run_into(&self, rt: &R, inputs: &[&R::Buf], outputs: &[&R::Buf]) -> Result<(), CudaError> {
-        let (temps, partials) = self.run_steps(rt, inputs)?;
         let s = &self.schedule;
         if outputs.len() != s.outputs.len() {
             return Err(CudaError::Lowering(format!(
@@ -258,12 +257,26 @@ impl<R: Runtime> Executable<R> {
                 s.outputs.len()
             )));
         }
+        // A result computed by a step is written straight into its buffer
+        // (the first result of that value; the others are copies).
+        let mut given: Vec<Option<&R::Buf>> = vec![None; s.buffers.len()];
+        let mut direct = vec![false; s.outputs.len()];
+        for (j, (o, dst)) in s.outputs.iter().zip(outputs).enumerate() {
+            if let OutputSource::Buffer(b) = *o {
+                if matches!(s.buffers[b].kind, BufferKind::Temp) && given[b].is_none() {
+                    given[b] = Some(*dst);
+                    direct[j] = true;
+                }
+            }
+        }
+        let (temps, partials) = self.run_steps(rt, inputs, &given)?;
         crate::profile::timed(
             rt,
             || format!("x{} results copied out", self.id),
             || {
-                for (o, dst) in s.outputs.iter().zip(outputs) {
+                for ((o, dst), done) in s.outputs.iter().zip(outputs).zip(&direct) {
                     match o {
+                        _ if *done => {}
                         OutputSource::Literal(v) => {
                             let lit = rt.upload(&to_bytes(&HostArray::scalar(*v)))?;
                             rt.copy(&lit, 0, dst, 0, v.dtype().size_bytes())?;
@@ -293,8 +306,15 @@ impl<R: Runtime> Executable<R> {
             })
     }
 
-    /// Keeps a run's temporaries for the next run.
-    fn keep(&self, temps: Vec<Option<R::Buf>>, partials: Vec<Vec<R::Buf>>) {
+    /// Keeps a run's own temporaries for the next run.
+    fn keep(&self, temps: Vec<Option<Slot<'_, R::Buf>>>, partials: Vec<Vec<R::Buf>>) {
+        let temps = temps
+            .into_iter()
+            .map(|t| match t {
+                Some(Slot::Own(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
         if let Ok(mut pool) = self.spare.lock() {
             *pool = Some(Spare { temps, partials });
         }
@@ -305,21 +325,29 @@ impl<R: Runtime> Executable<R> {
         &'a self,
         b: usize,
         inputs: &[&'a R::Buf],
-        temps: &'a [Option<R::Buf>],
+        temps: &'a [Option<Slot<'_, R::Buf>>],
     ) -> Result<&'a R::Buf, CudaError> {
         match &self.schedule.buffers[b].kind {
             BufferKind::Input(k) => inputs.get(*k).copied(),
             BufferKind::Const(_) => self.consts[b].as_ref(),
-            BufferKind::Temp => temps[b].as_ref(),
+            BufferKind::Temp => temps[b].as_ref().map(Slot::buf),
         }
         .ok_or_else(|| CudaError::Lowering(format!("output buffer {b} is never written")))
     }
 
-    /// Queues every step; returns the temporaries and partial-result buffers.
+    /// Queues every step; returns the temporaries and partial-result
+    /// buffers. A temporary with a buffer in `given` (by buffer, possibly
+    /// empty) is written there.
     #[allow(clippy::type_complexity)]
-    fn run_steps(&self, rt: &R, inputs: &[&R::Buf]) -> Result<(Vec<Option<R::Buf>>, Vec<Vec<R::Buf>>), CudaError> {
+    fn run_steps<'g>(
+        &self,
+        rt: &R,
+        inputs: &[&R::Buf],
+        given: &[Option<&'g R::Buf>],
+    ) -> Result<(Vec<Option<Slot<'g, R::Buf>>>, Vec<Vec<R::Buf>>), CudaError> {
         let s = &self.schedule;
-        let mut temps: Vec<Option<R::Buf>> = (0..s.buffers.len()).map(|_| None).collect();
+        let mut temps: Vec<Option<Slot<'g, R::Buf>>> = (0..s.buffers.len()).map(|_| None).collect();
+        let given_for = |b: usize| given.get(b).copied().flatten();
         // The previous run's buffers, for kernels and products to write into
         // again (a loop body runs once per iteration). One stream orders every
         // use, so a buffer is rewritten only after what read it has run.
@@ -329,20 +357,23 @@ impl<R: Runtime> Executable<R> {
         };
         spare.resize_with(s.buffers.len(), || None);
         partials.resize_with(s.steps.len(), Vec::new);
-        let mut fresh = |b: usize| -> Result<R::Buf, CudaError> {
+        let mut fresh = |b: usize| -> Result<Slot<'g, R::Buf>, CudaError> {
+            if let Some(g) = given_for(b) {
+                return Ok(Slot::Given(g));
+            }
             match spare[b].take() {
-                Some(buf) => Ok(buf),
-                None => rt.alloc(bytes_of(&s.buffers[b].aval)),
+                Some(buf) => Ok(Slot::Own(buf)),
+                None => rt.alloc(bytes_of(&s.buffers[b].aval)).map(Slot::Own),
             }
         };
         for (i, (step, plan)) in s.steps.iter().zip(&self.plans).enumerate() {
-            let mut outs: Vec<R::Buf> = Vec::with_capacity(step.outputs().len());
+            let mut outs: Vec<Slot<'g, R::Buf>> = Vec::with_capacity(step.outputs().len());
             {
                 let get = |b: usize| -> Result<&R::Buf, CudaError> {
                     match &s.buffers[b].kind {
                         BufferKind::Input(k) => inputs.get(*k).copied(),
                         BufferKind::Const(_) => self.consts[b].as_ref(),
-                        BufferKind::Temp => temps[b].as_ref(),
+                        BufferKind::Temp => temps[b].as_ref().map(Slot::buf),
                     }
                     .ok_or_else(|| CudaError::Lowering(format!("step {i}: buffer {b} is read before it is written")))
                 };
@@ -363,11 +394,12 @@ impl<R: Runtime> Executable<R> {
                                         .map(|Partial { dtype, len }| rt.alloc(len * dtype.size_bytes()))
                                         .collect::<Result<_, _>>()?;
                                 }
-                                self.launch(rt, k, &ins, &outs, &partials[i])?;
+                                let written: Vec<&R::Buf> = outs.iter().map(Slot::buf).collect();
+                                self.launch(rt, k, &ins, &written, &partials[i])?;
                             }
                             Plan::Gemm(g) => {
                                 let c = fresh(step.outputs()[0])?;
-                                rt.gemm(g, ins[0], ins[1], &c)?;
+                                rt.gemm(g, ins[0], ins[1], c.buf())?;
                                 outs.push(c);
                             }
                             Plan::Host(prim) => {
@@ -384,11 +416,11 @@ impl<R: Runtime> Executable<R> {
                                     CudaError::Host { op: prim.name().to_string(), message: e.to_string() }
                                 })?;
                                 for r in &results {
-                                    outs.push(rt.upload(&to_bytes(r))?);
+                                    outs.push(Slot::Own(rt.upload(&to_bytes(r))?));
                                 }
                             }
                             Plan::Scan { body, helpers, num_consts, num_carry, length } => {
-                                outs = scan(rt, body, helpers, &ins, *num_consts, *num_carry, *length)?;
+                                outs = own(scan(rt, body, helpers, &ins, *num_consts, *num_carry, *length)?);
                             }
                             Plan::While { cond, body, cond_consts, body_consts } => {
                                 let (cc, bc) = (*cond_consts, *body_consts);
@@ -405,23 +437,30 @@ impl<R: Runtime> Executable<R> {
                                     args.extend(carry.iter());
                                     carry = body.run_device(rt, &args)?;
                                 }
-                                outs = carry;
+                                outs = own(carry);
                             }
                             Plan::Cond(branches) => {
                                 let raw = rt.download(ins[0], 4)?;
                                 let index = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
                                 let last = branches.len().saturating_sub(1);
                                 let b = (index.max(0) as usize).min(last);
-                                outs = branches[b].run_device(rt, &ins[1..])?;
+                                outs = own(branches[b].run_device(rt, &ins[1..])?);
                             }
-                            Plan::Call(body) => outs = body.run_device(rt, &ins)?,
+                            Plan::Call(body) => outs = own(body.run_device(rt, &ins)?),
                         }
                         Ok(())
                     },
                 )?;
             }
-            for (&b, buf) in step.outputs().iter().zip(outs) {
-                temps[b] = Some(buf);
+            for (&b, slot) in step.outputs().iter().zip(outs) {
+                // A step that made its own buffer for a result given elsewhere: copied there.
+                temps[b] = Some(match (slot, given_for(b)) {
+                    (Slot::Own(buf), Some(g)) => {
+                        rt.copy(&buf, 0, g, 0, bytes_of(&s.buffers[b].aval))?;
+                        Slot::Given(g)
+                    }
+                    (slot, _) => slot,
+                });
             }
         }
         Ok((temps, partials))
@@ -429,7 +468,12 @@ impl<R: Runtime> Executable<R> {
 
     /// The schedule's outputs, each in a buffer of its own: a temporary is
     /// handed over (the next run allocates another), anything else copied.
-    fn take_results(&self, rt: &R, inputs: &[&R::Buf], temps: &mut [Option<R::Buf>]) -> Result<Vec<R::Buf>, CudaError> {
+    fn take_results(
+        &self,
+        rt: &R,
+        inputs: &[&R::Buf],
+        temps: &mut [Option<Slot<'_, R::Buf>>],
+    ) -> Result<Vec<R::Buf>, CudaError> {
         let s = &self.schedule;
         let mut results: Vec<R::Buf> = Vec::with_capacity(s.outputs.len());
         for (j, o) in s.outputs.iter().enumerate() {
@@ -440,8 +484,8 @@ impl<R: Runtime> Executable<R> {
                 }
                 OutputSource::Buffer(b) => *b,
             };
-            if matches!(s.buffers[b].kind, BufferKind::Temp) {
-                if let Some(buf) = temps[b].take() {
+            if matches!(temps[b], Some(Slot::Own(_))) {
+                if let Some(Slot::Own(buf)) = temps[b].take() {
                     results.push(buf);
                     continue;
                 }
@@ -484,7 +528,7 @@ impl<R: Runtime> Executable<R> {
         rt: &R,
         k: &RenderedKernel,
         ins: &[&R::Buf],
-        outs: &[R::Buf],
+        outs: &[&R::Buf],
         partials: &[R::Buf],
     ) -> Result<(), CudaError> {
         let module = self.module.as_ref().ok_or_else(|| CudaError::Lowering("a kernel without a module".into()))?;
@@ -494,7 +538,7 @@ impl<R: Runtime> Executable<R> {
                 .iter()
                 .map(|p| match *p {
                     Param::Input(j) => rt.address(ins[j]),
-                    Param::Output(j) => rt.address(&outs[j]),
+                    Param::Output(j) => rt.address(outs[j]),
                     Param::Partial(j) => rt.address(&partials[j]),
                 })
                 .collect();
@@ -502,6 +546,26 @@ impl<R: Runtime> Executable<R> {
         }
         Ok(())
     }
+}
+
+/// A step's result during a run: a buffer of the run's own (kept for the
+/// next run), or one the caller gave to write the result into.
+enum Slot<'g, B> {
+    Own(B),
+    Given(&'g B),
+}
+
+impl<B> Slot<'_, B> {
+    fn buf(&self) -> &B {
+        match self {
+            Slot::Own(b) => b,
+            Slot::Given(b) => b,
+        }
+    }
+}
+
+fn own<'g, B>(bufs: Vec<B>) -> Vec<Slot<'g, B>> {
+    bufs.into_iter().map(Slot::Own).collect()
 }
 
 /// Owned copies of `bufs` (of types `avals`).

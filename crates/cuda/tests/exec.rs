@@ -314,6 +314,28 @@ fn loops_and_conditionals<R: Runtime>(rt: &R) {
             1e-12,
         );
     }
+    // Carries that are not fresh values: one passed through from another
+    // carry (a swap), one the same value as another, and a constant.
+    for length in [5, 6] {
+        check(
+            rt,
+            &format!("scan of {length}, swapping carries"),
+            move |(a0, b0, xs): (Array, Array, Array)| {
+                scan_with(
+                    |(a, b, _, _): (Array, Array, Array, Array), x: Array| {
+                        let s = (&a * 0.9 + &x).tanh();
+                        ((b, s.clone(), s, Array::full([3], 2.0, DType::F64)), a.sum(..))
+                    },
+                    (a0, b0.clone(), b0.clone(), b0),
+                    xs,
+                    ScanOptions::default(),
+                )
+                .unwrap()
+            },
+            (ramp(&[3], 1.1), ramp(&[3], 0.3), ramp(&[length, 3], 0.4)),
+            1e-12,
+        );
+    }
     check(
         rt,
         "while",
