@@ -9,7 +9,8 @@
 //!   of reduced points): each thread walks its chunk's reduced points in
 //!   increasing order, a block combines its threads' partials with a fixed
 //!   tree in shared memory, and, when a reduction spans several chunks, a
-//!   second function combines the chunks' partials in chunk order.
+//!   second function combines the chunks' partials (threads along the
+//!   chunks, then a fixed tree).
 //!
 //! Chunks are cut by size alone, never by the device, and nothing is
 //! accumulated with atomics: every reduction is a fixed-order computation,
@@ -429,7 +430,10 @@ impl Renderer<'_> {
         Ok(())
     }
 
-    /// The function combining each reduction's per-chunk partials, in chunk order.
+    /// The function combining each reduction's per-chunk partials: threads
+    /// along the chunks (each combining every `ty`-th chunk in order), then
+    /// a fixed tree across them in shared memory, so the order never
+    /// depends on timing.
     #[allow(clippy::too_many_arguments)]
     fn combine_chunks(
         &self,
@@ -443,24 +447,38 @@ impl Renderer<'_> {
         out: &mut RenderedKernel,
     ) {
         let t = self.idx;
+        let tx: u32 = if kn > 1 { 32 } else { 1 };
+        let ty = (chunks.next_power_of_two() as u32).min(POINT_THREADS / tx);
+        let combine = |op: ReduceOp, d: DType, a: &str, b: &str| {
+            spell(op.combine(), &[a.to_string(), b.to_string()], d).unwrap_or_default()
+        };
         let mut params: Vec<Param> = dest.to_vec();
         params.extend(g.reduces.iter().map(|&o| Param::Output(o)));
         let _ = writeln!(s, "{ENTRY}{name}({}) {{", self.params(&params, &out.partials));
-        let _ = writeln!(s, "  const {t} k = ({t})blockIdx.x * blockDim.x + threadIdx.x;");
-        let _ = writeln!(s, "  if (k >= ({t}){kn}) return;");
+        let _ = writeln!(s, "  const int tx = threadIdx.x, ty = threadIdx.y;");
+        let _ = writeln!(s, "  const {t} k = ({t})blockIdx.x * {tx} + tx;");
         for (j, (&o, &(op, d))) in g.reduces.iter().zip(ops).enumerate() {
             let Param::Partial(p) = dest[j] else { continue };
             let _ = writeln!(s, "  {{");
             let _ = writeln!(s, "    {} acc = {};", reg_type(d), literal(op.identity(d)));
-            let c = spell(op.combine(), &["acc".into(), format!("part{p}[c * ({t}){kn} + k]")], d).unwrap_or_default();
-            let _ = writeln!(s, "    for (int c = 0; c < {chunks}; ++c) acc = {c};");
-            let v = if d == DType::Bool { "(unsigned char)(acc)".to_string() } else { "acc".to_string() };
-            let _ = writeln!(s, "    out{o}[k] = {v};");
+            let c = combine(op, d, "acc", &format!("part{p}[c * ({t}){kn} + k]"));
+            let _ = writeln!(s, "    if (k < ({t}){kn})");
+            let _ = writeln!(s, "      for (int c = ty; c < {chunks}; c += {ty}) acc = {c};");
+            let _ = writeln!(s, "    __shared__ {} sh[{ty}][{tx}];", reg_type(d));
+            let _ = writeln!(s, "    sh[ty][tx] = acc;");
+            let _ = writeln!(s, "    __syncthreads();");
+            let _ = writeln!(s, "    for (int w = {}; w > 0; w >>= 1) {{", ty / 2);
+            let _ = writeln!(s, "      if (ty < w) sh[ty][tx] = {};", combine(op, d, "sh[ty][tx]", "sh[ty + w][tx]"));
+            let _ = writeln!(s, "      __syncthreads();");
+            let _ = writeln!(s, "    }}");
+            let v = if d == DType::Bool { "(unsigned char)(sh[0][tx])".to_string() } else { "sh[0][tx]".to_string() };
+            let _ = writeln!(s, "    if (ty == 0 && k < ({t}){kn}) out{o}[k] = {v};");
+            let _ = writeln!(s, "    __syncthreads();");
             let _ = writeln!(s, "  }}");
         }
         s.push_str("}\n");
-        let blocks = kn.div_ceil(POINT_THREADS as usize).min(i32::MAX as usize) as u32;
-        out.launches.push(Launch { name: name.into(), grid: [blocks, 1, 1], block: [POINT_THREADS, 1, 1], params });
+        let blocks = kn.div_ceil(tx as usize).min(i32::MAX as usize) as u32;
+        out.launches.push(Launch { name: name.into(), grid: [blocks, 1, 1], block: [tx, ty, 1], params });
     }
 }
 
