@@ -64,6 +64,11 @@ impl CudaRuntime {
         &self.info
     }
 
+    /// Waits until everything queued has run (JAX's `block_until_ready`).
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(driver)
+    }
+
     fn ptr(&self, buf: &CudaSlice<u8>) -> u64 {
         let (p, _sync) = buf.device_ptr(&self.stream);
         p
@@ -124,9 +129,8 @@ impl Runtime for CudaRuntime {
         .map_err(driver)
     }
 
-    /// Waits until everything queued has run (JAX's `block_until_ready`).
     fn synchronize(&self) -> Result<(), CudaError> {
-        self.stream.synchronize().map_err(driver)
+        CudaRuntime::synchronize(self)
     }
 
     fn begin_capture(&self) -> Result<bool, CudaError> {
