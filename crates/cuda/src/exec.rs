@@ -299,11 +299,7 @@ impl<R: Runtime> Executable<R> {
     /// exist, so that it can be recorded and replayed.
     fn replayable(&self) -> bool {
         self.schedule.outputs.iter().all(|o| matches!(o, OutputSource::Buffer(_)))
-            && self.plans.iter().all(|p| match p {
-                Plan::Kernel(_) | Plan::Gemm(_) => true,
-                Plan::Call(body) => body.replayable(),
-                _ => false,
-            })
+            && self.plans.iter().all(|p| matches!(p, Plan::Kernel(_) | Plan::Gemm(_)))
     }
 
     /// Keeps a run's own temporaries for the next run.
@@ -665,8 +661,10 @@ fn scan<R: Runtime>(
                     continue;
                 }
             }
-            // What cannot be recorded runs as it comes.
+            // What cannot be recorded runs as it comes, and a graph of the
+            // other parity (whose temporaries may be gone) is not replayed.
             record = false;
+            graphs = [None, None];
         }
         iteration(from, to)?;
     }

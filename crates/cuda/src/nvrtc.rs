@@ -101,7 +101,7 @@ pub fn compile(source: &str, arch: &str) -> Result<Compiled, CudaError> {
     };
     if let Some(f) = &file {
         // The cache is an optimisation: failing to write it is not an error.
-        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = temporary(f);
         if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, ptx.as_bytes()).is_ok() {
             let _ = std::fs::rename(&tmp, f);
         }
@@ -129,7 +129,7 @@ pub fn compile_cubin(source: &str, arch: &str) -> Result<Arc<[u8]>, CudaError> {
     }
     let image: Arc<[u8]> = cubin(source, arch)?.into();
     if let Some(f) = &file {
-        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = temporary(f);
         if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, &image).is_ok() {
             let _ = std::fs::rename(&tmp, f);
         }
@@ -172,6 +172,14 @@ fn cubin(source: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
         out
     };
     out
+}
+
+/// A file beside `f` that no other process or thread writes: the cache is
+/// written there, then renamed into place.
+fn temporary(f: &std::path::Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    f.with_extension(format!("tmp{}-{n}", std::process::id()))
 }
 
 /// The source with line numbers, as a compile error shows it (NVRTC's log cites lines).

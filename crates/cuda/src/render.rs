@@ -477,8 +477,10 @@ impl Renderer<'_> {
             let _ = writeln!(s, "  }}");
         }
         s.push_str("}\n");
-        let blocks = kn.div_ceil(tx as usize).min(i32::MAX as usize) as u32;
-        out.launches.push(Launch { name: name.into(), grid: [blocks, 1, 1], block: [tx, ty, 1], params });
+        if kn > 0 {
+            let blocks = kn.div_ceil(tx as usize).min(i32::MAX as usize) as u32;
+            out.launches.push(Launch { name: name.into(), grid: [blocks, 1, 1], block: [tx, ty, 1], params });
+        }
     }
 }
 
@@ -555,6 +557,26 @@ mod tests {
         assert!(chunks > 1 && chunks <= MAX_CHUNKS, "{chunks}");
         assert_eq!(r.partials[0], Partial { dtype: DType::F32, len: chunks * 8 });
         assert_eq!(render_kernel(&kernel(100_000), "k").unwrap(), r, "rendering is deterministic");
+    }
+
+    #[test]
+    fn a_long_reduction_to_no_elements_launches_nothing() {
+        let f32s = |dims: Vec<usize>| AVal::new(DType::F32, Shape::from(dims));
+        let k = Kernel {
+            domain: vec![100_000, 0],
+            inputs: vec![f32s(vec![100_000, 0])],
+            nodes: vec![KNode {
+                node: Node::Load { input: 0, at: Affine { offset: 0, coeffs: vec![0, 1] } },
+                dtype: DType::F32,
+            }],
+            outputs: vec![KOutput {
+                node: 0,
+                kind: OutputKind::Reduce { op: ReduceOp::Sum, axes: vec![0] },
+                aval: f32s(vec![0]),
+            }],
+        };
+        let r = render_kernel(&k, "k").unwrap();
+        assert!(r.launches.is_empty(), "{:?}", r.launches);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! the work goes in blocks of 32 columns (or unknowns), so that a block of
 //! threads meets at a barrier a few times per block rather than once per
 //! column, and most of the arithmetic is a product spread over every
-//! thread. Each element still receives its updates in the reference's order
-//! (ascending column), so the results are the reference's up to fused
-//! multiply-adds.
+//! thread. Each element of a Cholesky factor or of a lower system's
+//! solution receives its updates in the reference's order (ascending
+//! column), so those results are the reference's up to fused multiply-adds;
+//! an upper system is solved last row first, its updates in descending
+//! column order, which rounds differently.
 
 use super::PANEL;
 use crate::render::{Launch, Param, RenderedKernel};
