@@ -228,6 +228,13 @@ fn cholesky_registers(name: &str, dtype: DType, n: usize, batch: usize) -> Rende
     RenderedKernel { source: s, launches, partials: Vec::new() }
 }
 
+/// Blocks for `panels` per matrix of a batch of `batch`, along one grid
+/// axis (2³¹ − 1 blocks; the second and third axes stop at 65 535): past
+/// that the launch fails with the driver's error.
+pub(crate) fn blocks(panels: usize, batch: usize) -> u32 {
+    panels.saturating_mul(batch).min(u32::MAX as usize) as u32
+}
+
 /// One block per matrix of a batch, none when there is nothing to compute.
 fn per_matrix(name: &str, elements: usize, batch: usize, params: Vec<Param>) -> Vec<Launch> {
     if elements == 0 {
@@ -328,11 +335,13 @@ fn triangular_solve(
             r#"extern "C" __global__ void __launch_bounds__({threads}) {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
   const int n = {n}, rhs = {rhs};
   const int lane = threadIdx.x % {PANEL}, group = threadIdx.x / {PANEL};
-  const int c = blockIdx.x * {PANEL} + lane;
+  // Blocks go panel by panel within each matrix of the batch.
+  const int c = (int)(blockIdx.x % {panels}u) * {PANEL} + lane;
+  const long long mat = blockIdx.x / {panels}u;
   const bool live = c < rhs;
-  const {t}* a = in0 + (long long)blockIdx.y * n * n;
-  const {t}* b = in1 + (long long)blockIdx.y * n * rhs;
-  {t}* x = out0 + (long long)blockIdx.y * n * rhs;
+  const {t}* a = in0 + mat * n * n;
+  const {t}* b = in1 + mat * n * rhs;
+  {t}* x = out0 + mat * n * rhs;
   __shared__ {t} solved[2][{PANEL}];
   // Each row's right-hand side, and its coefficient of the current unknown
   // (loaded a step ahead, so that the load's latency passes at the barrier).
@@ -374,6 +383,7 @@ fn triangular_solve(
 }}
 "#,
             bi = at("i"),
+            panels = rhs.div_ceil(PANEL).max(1),
             first = if system_lower { "0" } else { "n - 1" },
             threads = SOLVE_THREADS,
             over_first = over("i"),
@@ -385,7 +395,7 @@ fn triangular_solve(
         } else {
             vec![Launch {
                 name: name.to_string(),
-                grid: [rhs.div_ceil(PANEL) as u32, batch as u32, 1],
+                grid: [blocks(rhs.div_ceil(PANEL), batch), 1, 1],
                 block: [SOLVE_THREADS, 1, 1],
                 params: vec![Param::Input(0), Param::Input(1), Param::Output(0)],
             }]
@@ -397,11 +407,12 @@ fn triangular_solve(
         s,
         r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
   const int n = {n}, rhs = {rhs};
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int c = (int)(blockIdx.x % {panels}u) * blockDim.x + threadIdx.x;
+  const long long mat = blockIdx.x / {panels}u;
   if (c >= rhs) return;
-  const {t}* a = in0 + (long long)blockIdx.y * n * n;
-  const {t}* b = in1 + (long long)blockIdx.y * n * rhs;
-  {t}* x = out0 + (long long)blockIdx.y * n * rhs;
+  const {t}* a = in0 + mat * n * n;
+  const {t}* b = in1 + mat * n * rhs;
+  {t}* x = out0 + mat * n * rhs;
   for (int i = {first}; i != {past}; i += {step}) {{
     {t} s = b[{bi}];
     for (int k = {k_from}; k < {k_to}; ++k) s -= {mik} * x[{xk}];
@@ -411,6 +422,7 @@ fn triangular_solve(
 "#,
         bi = at("i"),
         xk = at("k"),
+        panels = rhs.div_ceil(THREADS as usize).max(1),
         mik = sys("i", "k"),
     );
     let launches = if batch == 0 || n == 0 || rhs == 0 {
@@ -418,7 +430,7 @@ fn triangular_solve(
     } else {
         vec![Launch {
             name: name.to_string(),
-            grid: [(rhs as u32).div_ceil(THREADS), batch as u32, 1],
+            grid: [blocks(rhs.div_ceil(THREADS as usize), batch), 1, 1],
             block: [THREADS, 1, 1],
             params: vec![Param::Input(0), Param::Input(1), Param::Output(0)],
         }]

@@ -276,6 +276,20 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
         let b = ramp(&[n, 3], 0.3);
         check(rt, &format!("solve {n}"), move |(a, b): (Array, Array)| triangular_solve(&a, &b, o), (tall, b), 1e-9);
     }
+    // Batches of several panels each, for every kind of solve kernel: the
+    // blocks of a launch go panel by panel within each matrix.
+    for (n, rhs) in [(70, 40), (200, 40), (260, 130)] {
+        let a = ramp(&[2, n, n], 0.37) * 0.01 + Array::eye(n, DType::F64) * 2.0;
+        let b = ramp(&[2, n, rhs], 0.9);
+        let o = TriangularSolve { left_side: true, lower: true, transpose_a: false, unit_diagonal: false };
+        check(
+            rt,
+            &format!("batched panels {n}"),
+            move |(a, b): (Array, Array)| triangular_solve(&a, &b, o),
+            (a, b),
+            1e-9,
+        );
+    }
     // Several panels of right-hand sides, the last one partial, and three
     // blocks of unknowns, the last partial.
     let a = ramp(&[70, 70], 0.37) * 0.02 + Array::eye(70, DType::F64) * 2.0;

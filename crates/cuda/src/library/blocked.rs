@@ -147,11 +147,13 @@ pub fn triangular_solve(
         r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
   const int n = {n}, rhs = {rhs};
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = {THREADS} / 32;
-  const int c = blockIdx.x * {PANEL} + lane;
+  // Blocks go panel by panel within each matrix of the batch.
+  const int c = (int)(blockIdx.x % {panels}u) * {PANEL} + lane;
+  const long long mat = blockIdx.x / {panels}u;
   const bool live = c < rhs;
-  const {t}* a = in0 + (long long)blockIdx.y * n * n;
-  const {t}* b = in1 + (long long)blockIdx.y * n * rhs;
-  {t}* x = out0 + (long long)blockIdx.y * n * rhs;
+  const {t}* a = in0 + mat * n * n;
+  const {t}* b = in1 + mat * n * rhs;
+  {t}* x = out0 + mat * n * rhs;
   __shared__ {t} xs[{n_alloc}][{PANEL}];
   for (int i = warp; i < n; i += warps) xs[i][lane] = live ? b[{bi}] : ({t})0;
   __syncthreads();
@@ -188,13 +190,14 @@ pub fn triangular_solve(
 }}
 "#,
         n_alloc = n.max(1),
+        panels = rhs.div_ceil(PANEL).max(1),
         bi = (sp.at)("i"),
         row_q = row("q"),
         row_r = row("r"),
         sik = (sp.sys)("i", "k"),
         over_i = over("i"),
     );
-    let grid = [rhs.div_ceil(PANEL) as u32, batch as u32];
+    let grid = [super::blocks(rhs.div_ceil(PANEL), batch), 1];
     Some(RenderedKernel { source: s, launches: launches(name, batch * n * rhs, grid, 3), partials: Vec::new() })
 }
 
