@@ -96,11 +96,7 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, {t}* __restrict__ out0) {{
-  const int n = {n};
-  const {t}* a = in0 + (long long)blockIdx.x * n * n;
-  {t}* l = out0 + (long long)blockIdx.x * n * n;
-  __shared__ {t} pivot;
+        r#"{start}  __shared__ {t} pivot;
   __shared__ int failed;
   if (threadIdx.x == 0) failed = 0;
   for (int e = threadIdx.x; e < n * n; e += blockDim.x) l[e] = ({t})0;
@@ -127,7 +123,8 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
     for (int e = threadIdx.x; e < n * n; e += blockDim.x) l[e] = nan;
   }}
 }}
-"#
+"#,
+        start = cholesky_start(name, t, n),
     );
     let launches = per_matrix(name, batch * n, batch, vec![Param::Input(0), Param::Output(0)]);
     RenderedKernel { source: s, launches, partials: Vec::new() }
@@ -235,6 +232,25 @@ pub(crate) fn blocks(panels: usize, batch: usize) -> u32 {
     panels.saturating_mul(batch).min(u32::MAX as usize) as u32
 }
 
+/// The start of a Cholesky kernel: its signature, `n`, the block's matrix
+/// `a` and its factor `l`.
+pub(crate) fn cholesky_start(name: &str, t: &str, n: usize) -> String {
+    format!(
+        "extern \"C\" __global__ void {name}(const {t}* __restrict__ in0, {t}* __restrict__ out0) {{\n  const int n = {n};\n  const {t}* a = in0 + (long long)blockIdx.x * n * n;\n  {t}* l = out0 + (long long)blockIdx.x * n * n;\n"
+    )
+}
+
+/// The operands of a solve's block, whose launch goes panel by panel
+/// within each matrix of the batch: right-hand side `c` (of `rhs`, from the
+/// block's panel and `lane`), whether it exists, and the matrix's `a`, `b`
+/// and `x`.
+pub(crate) fn panel_operands(t: &str, panels: usize) -> String {
+    let panels = panels.max(1);
+    format!(
+        "  const int c = (int)(blockIdx.x % {panels}u) * {PANEL} + lane;\n  const long long mat = blockIdx.x / {panels}u;\n  const bool live = c < rhs;\n  const {t}* a = in0 + mat * n * n;\n  const {t}* b = in1 + mat * n * rhs;\n  {t}* x = out0 + mat * n * rhs;\n"
+    )
+}
+
 /// One block per matrix of a batch, none when there is nothing to compute.
 fn per_matrix(name: &str, elements: usize, batch: usize, params: Vec<Param>) -> Vec<Launch> {
     if elements == 0 {
@@ -335,14 +351,7 @@ fn triangular_solve(
             r#"extern "C" __global__ void __launch_bounds__({threads}) {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
   const int n = {n}, rhs = {rhs};
   const int lane = threadIdx.x % {PANEL}, group = threadIdx.x / {PANEL};
-  // Blocks go panel by panel within each matrix of the batch.
-  const int c = (int)(blockIdx.x % {panels}u) * {PANEL} + lane;
-  const long long mat = blockIdx.x / {panels}u;
-  const bool live = c < rhs;
-  const {t}* a = in0 + mat * n * n;
-  const {t}* b = in1 + mat * n * rhs;
-  {t}* x = out0 + mat * n * rhs;
-  __shared__ {t} solved[2][{PANEL}];
+{operands}  __shared__ {t} solved[2][{PANEL}];
   // Each row's right-hand side, and its coefficient of the current unknown
   // (loaded a step ahead, so that the load's latency passes at the barrier).
   {t} v[{rows}], m[{rows}];
@@ -383,7 +392,7 @@ fn triangular_solve(
 }}
 "#,
             bi = at("i"),
-            panels = rhs.div_ceil(PANEL).max(1),
+            operands = panel_operands(t, rhs.div_ceil(PANEL)),
             first = if system_lower { "0" } else { "n - 1" },
             threads = SOLVE_THREADS,
             over_first = over("i"),

@@ -36,11 +36,7 @@ pub fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> Option<Rend
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, {t}* __restrict__ out0) {{
-  const int n = {n};
-  const {t}* a = in0 + (long long)blockIdx.x * n * n;
-  {t}* l = out0 + (long long)blockIdx.x * n * n;
-  // Row i of the lower triangle starts at i(i+1)/2.
+        r#"{start}  // Row i of the lower triangle starts at i(i+1)/2.
   __shared__ {t} s[{packed_alloc}];
   __shared__ int failed;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = {THREADS} / 32;
@@ -106,6 +102,7 @@ pub fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> Option<Rend
 }}
 "#,
         packed_alloc = packed.max(1),
+        start = super::cholesky_start(name, t, n),
     );
     Some(RenderedKernel { source: s, launches: launches(name, batch * n, [batch as u32, 1], 2), partials: Vec::new() })
 }
@@ -147,14 +144,7 @@ pub fn triangular_solve(
         r#"extern "C" __global__ void {name}(const {t}* __restrict__ in0, const {t}* __restrict__ in1, {t}* __restrict__ out0) {{
   const int n = {n}, rhs = {rhs};
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = {THREADS} / 32;
-  // Blocks go panel by panel within each matrix of the batch.
-  const int c = (int)(blockIdx.x % {panels}u) * {PANEL} + lane;
-  const long long mat = blockIdx.x / {panels}u;
-  const bool live = c < rhs;
-  const {t}* a = in0 + mat * n * n;
-  const {t}* b = in1 + mat * n * rhs;
-  {t}* x = out0 + mat * n * rhs;
-  __shared__ {t} xs[{n_alloc}][{PANEL}];
+{operands}  __shared__ {t} xs[{n_alloc}][{PANEL}];
   for (int i = warp; i < n; i += warps) xs[i][lane] = live ? b[{bi}] : ({t})0;
   __syncthreads();
   for (int q0 = 0; q0 < n; q0 += {PANEL}) {{
@@ -190,7 +180,7 @@ pub fn triangular_solve(
 }}
 "#,
         n_alloc = n.max(1),
-        panels = rhs.div_ceil(PANEL).max(1),
+        operands = super::panel_operands(t, rhs.div_ceil(PANEL)),
         bi = (sp.at)("i"),
         row_q = row("q"),
         row_r = row("r"),
