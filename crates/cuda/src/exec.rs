@@ -13,7 +13,7 @@ use crate::array::DeviceArray;
 use crate::bytes::{from_bytes, to_bytes};
 use crate::error::CudaError;
 use crate::gemm::Gemm;
-use crate::render::{Param, Partial, RenderedKernel};
+use crate::render::{Launch, Param, Partial, RenderedKernel};
 use crate::runtime::Runtime;
 use arrayjit_ir::prim::{Control, Linalg};
 use arrayjit_ir::{AVal, HostArray, Prim, Program};
@@ -69,17 +69,6 @@ static RECORDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize
 /// recorded loop: an even and an odd iteration).
 pub fn graphs_recorded() -> usize {
     RECORDED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The types of `s`'s results.
-fn out_avals(s: &Schedule) -> Vec<AVal> {
-    s.outputs
-        .iter()
-        .map(|o| match o {
-            OutputSource::Buffer(b) => s.buffers[*b].aval.clone(),
-            OutputSource::Literal(v) => AVal::scalar(v.dtype()),
-        })
-        .collect()
 }
 
 fn bytes_of(a: &AVal) -> usize {
@@ -169,9 +158,8 @@ impl<R: Runtime> Executable<R> {
             Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
                 let schedule = arrayjit_lower::fuse(body);
                 let (nc, nk) = (*num_consts, *num_carry);
-                let xs: Vec<usize> = schedule.input_avals()[nc + nk..].iter().map(bytes_of).collect();
-                let ys: Vec<usize> = out_avals(&schedule)[nk..].iter().map(bytes_of).collect();
-                let (helpers, functions) = crate::scan_copy::ScanCopies::render("aj_scan", &xs, &ys, *length, *reverse);
+                let (helpers, functions) =
+                    crate::scan_copy::ScanCopies::for_body("aj_scan", &schedule, nc, nk, *length, *reverse);
                 Plan::Scan {
                     body: Box::new(Executable::compile_with(rt, &schedule, &functions)?),
                     helpers,
@@ -229,7 +217,7 @@ impl<R: Runtime> Executable<R> {
     }
 
     fn out_avals(&self) -> Vec<AVal> {
-        out_avals(&self.schedule)
+        self.schedule.output_avals()
     }
 
     /// Runs on device buffers (the inputs, in order); returns new buffers.
@@ -610,18 +598,20 @@ fn scan<R: Runtime>(
     let y: Vec<R::Buf> = y_bytes.iter().map(|&n| rt.alloc(n)).collect::<Result<_, _>>()?;
     let step = rt.upload(&0i64.to_le_bytes())?;
     let module = body.module.as_ref().ok_or_else(|| CudaError::Lowering("a scan body without a module".into()))?;
+    // Copy `j` of `launches` from `src(j)` to `dst(j)`, at the device's iteration number.
+    let copy_each = |launches: &[Option<Launch>], src: &dyn Fn(usize) -> u64, dst: &dyn Fn(usize) -> u64| {
+        for (j, l) in launches.iter().enumerate() {
+            if let Some(l) = l {
+                rt.launch(module, l, &[src(j), dst(j), rt.address(&step)])?;
+            }
+        }
+        Ok(())
+    };
     let iteration = |from: &[R::Buf], to: &[R::Buf]| -> Result<(), CudaError> {
         crate::profile::timed(
             rt,
             || "scan: slices of xs copied in".into(),
-            || {
-                for (j, l) in copies_of.x.iter().enumerate() {
-                    if let Some(l) = l {
-                        rt.launch(module, l, &[rt.address(ins[nc + nk + j]), rt.address(&xs[j]), rt.address(&step)])?;
-                    }
-                }
-                Ok(())
-            },
+            || copy_each(&copies_of.x, &|j| rt.address(ins[nc + nk + j]), &|j| rt.address(&xs[j])),
         )?;
         let mut args: Vec<&R::Buf> = ins[..nc].to_vec();
         args.extend(from.iter());
@@ -632,11 +622,7 @@ fn scan<R: Runtime>(
             rt,
             || "scan: ys copied out".into(),
             || {
-                for (j, l) in copies_of.y.iter().enumerate() {
-                    if let Some(l) = l {
-                        rt.launch(module, l, &[rt.address(&y[j]), rt.address(&ys[j]), rt.address(&step)])?;
-                    }
-                }
+                copy_each(&copies_of.y, &|j| rt.address(&y[j]), &|j| rt.address(&ys[j]))?;
                 rt.launch(module, &copies_of.next, &[rt.address(&step)])
             },
         )

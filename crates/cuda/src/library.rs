@@ -331,9 +331,6 @@ fn triangular_solve(
     let sys = |i: &str, k: &str| if left_side { m(i, k) } else { m(k, i) };
     // Element i of right-hand side c in B (and X): B[i][c] on the left, B[c][i] on the right.
     let at = |i: &str| if left_side { format!("{i} * rhs + c") } else { format!("c * n + {i}") };
-    let (first, past, step) = if system_lower { ("0", "n", "1") } else { ("n - 1", "-1", "-1") };
-    let (k_from, k_to) = if system_lower { ("0", "i") } else { ("i + 1", "n") };
-    let diagonal = if unit_diagonal { String::new() } else { format!(" / {}", sys("i", "i")) };
     let spelling = blocked::SolveSpelling { sys: &sys, at: &at, lower: system_lower, unit_diagonal };
     if let Some(k) = blocked::triangular_solve(name, dtype, n, rhs, batch, &spelling) {
         return k;
@@ -411,6 +408,10 @@ fn triangular_solve(
         };
         return RenderedKernel { source: s, launches, partials: Vec::new() };
     }
+    // Past the register kernel's sizes: a thread per right-hand side.
+    let (first, past, step) = if system_lower { ("0", "n", "1") } else { ("n - 1", "-1", "-1") };
+    let (k_from, k_to) = if system_lower { ("0", "i") } else { ("i + 1", "n") };
+    let diagonal = if unit_diagonal { String::new() } else { format!(" / {}", sys("i", "i")) };
     let mut s = String::new();
     let _ = write!(
         s,

@@ -5,7 +5,7 @@
 //! loader's path, as the one a Python wheel installs; otherwise the usual
 //! names are tried. Without one, compiling returns [`CudaError::NoNvrtc`].
 //!
-//! Compiled PTX is cached under a key hashing the source, the target
+//! Compiled PTX and machine code are cached under a key hashing the source, the target
 //! architecture and NVRTC's version: in memory for the process, and as files
 //! in `ARRAYJIT_CACHE_DIR` (default `$XDG_CACHE_HOME/arrayjit` or
 //! `~/.cache/arrayjit`; `ARRAYJIT_CACHE_DIR=` turns the disk cache off).
@@ -70,72 +70,64 @@ pub fn version() -> Result<String, CudaError> {
 
 /// Compiles `source` (a whole module) to PTX for `arch` (`sm_80`, `sm_90`, ...).
 pub fn compile(source: &str, arch: &str) -> Result<Compiled, CudaError> {
-    let version = version()?;
-    let key = cache_key(source, arch, &version);
-    static MEMORY: OnceLock<Mutex<HashMap<String, Arc<str>>>> = OnceLock::new();
-    let memory = MEMORY.get_or_init(Default::default);
-    if let Some(ptx) = memory.lock().map_err(|_| CudaError::Poisoned)?.get(&key) {
-        return Ok(Compiled { ptx: ptx.clone(), arch: arch.into(), cached: true });
-    }
-    let file = cache_dir().map(|d| d.join(format!("{key}.ptx")));
-    if let Some(ptx) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
-        let ptx: Arc<str> = ptx.into();
-        memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, ptx.clone());
-        return Ok(Compiled { ptx, arch: arch.into(), cached: true });
-    }
-    let opts = cudarc::nvrtc::CompileOptions {
-        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()],
-        name: Some("arrayjit.cu".into()),
-        ..Default::default()
-    };
-    let ptx: Arc<str> = match cudarc::nvrtc::compile_ptx_with_opts(source, opts) {
-        Ok(p) => p.to_src().into(),
-        Err(cudarc::nvrtc::CompileError::CompileError { log, .. }) => {
-            return Err(CudaError::Compile {
+    let key = cache_key(source, arch, &version()?);
+    let (bytes, cached) = cached(&key, "ptx", || {
+        let opts = cudarc::nvrtc::CompileOptions {
+            options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()],
+            name: Some("arrayjit.cu".into()),
+            ..Default::default()
+        };
+        match cudarc::nvrtc::compile_ptx_with_opts(source, opts) {
+            Ok(p) => Ok(p.to_src().into_bytes()),
+            Err(cudarc::nvrtc::CompileError::CompileError { log, .. }) => Err(CudaError::Compile {
                 arch: arch.into(),
                 log: log.to_string_lossy().into_owned(),
                 code: numbered(source),
-            })
+            }),
+            Err(e) => Err(CudaError::Compile { arch: arch.into(), log: format!("{e:?}"), code: numbered(source) }),
         }
-        Err(e) => return Err(CudaError::Compile { arch: arch.into(), log: format!("{e:?}"), code: numbered(source) }),
-    };
-    if let Some(f) = &file {
-        // The cache is an optimisation: failing to write it is not an error.
-        let tmp = temporary(f);
-        if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, ptx.as_bytes()).is_ok() {
-            let _ = std::fs::rename(&tmp, f);
-        }
-    }
-    memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, ptx.clone());
-    Ok(Compiled { ptx, arch: arch.into(), cached: false })
+    })?;
+    Ok(Compiled { ptx: String::from_utf8_lossy(&bytes).into(), arch: arch.into(), cached })
 }
 
 /// Compiles `source` to machine code for `arch` (a real architecture such as
 /// `sm_90`), so that loading it needs no compilation by the driver. Cached
 /// as [`compile`] caches PTX.
 pub fn compile_cubin(source: &str, arch: &str) -> Result<Arc<[u8]>, CudaError> {
-    let version = version()?;
-    let key = format!("{}-cubin", cache_key(source, arch, &version));
+    let key = cache_key(source, arch, &version()?);
+    cached(&key, "cubin", || cubin(source, arch)).map(|(image, _)| image)
+}
+
+/// What `make` makes under `key` and the file extension `ext`: from memory,
+/// else from the disk cache, else made and kept in both; and whether it came
+/// from a cache.
+fn cached(
+    key: &str,
+    ext: &str,
+    make: impl FnOnce() -> Result<Vec<u8>, CudaError>,
+) -> Result<(Arc<[u8]>, bool), CudaError> {
     static MEMORY: OnceLock<Mutex<HashMap<String, Arc<[u8]>>>> = OnceLock::new();
     let memory = MEMORY.get_or_init(Default::default);
-    if let Some(image) = memory.lock().map_err(|_| CudaError::Poisoned)?.get(&key) {
-        return Ok(image.clone());
+    let name = format!("{key}.{ext}");
+    if let Some(made) = memory.lock().map_err(|_| CudaError::Poisoned)?.get(&name) {
+        return Ok((made.clone(), true));
     }
-    let file = cache_dir().map(|d| d.join(format!("{key}.cubin")));
-    if let Some(image) = file.as_ref().and_then(|f| std::fs::read(f).ok()).filter(|b| !b.is_empty()) {
-        let image: Arc<[u8]> = image.into();
-        memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, image.clone());
-        return Ok(image);
+    let file = cache_dir().map(|d| d.join(&name));
+    if let Some(made) = file.as_ref().and_then(|f| std::fs::read(f).ok()).filter(|b| !b.is_empty()) {
+        let made: Arc<[u8]> = made.into();
+        memory.lock().map_err(|_| CudaError::Poisoned)?.insert(name, made.clone());
+        return Ok((made, true));
     }
-    let image: Arc<[u8]> = cubin(source, arch)?.into();
+    let made: Arc<[u8]> = make()?.into();
     if let Some(f) = &file {
+        // The cache is an optimisation: failing to write it is not an error.
         let tmp = temporary(f);
-        if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, &image).is_ok() {
+        if std::fs::create_dir_all(f.parent().unwrap_or(f)).is_ok() && std::fs::write(&tmp, &made).is_ok() {
             let _ = std::fs::rename(&tmp, f);
         }
     }
-    memory.lock().map_err(|_| CudaError::Poisoned)?.insert(key, image.clone());
-    Ok(image)
+    memory.lock().map_err(|_| CudaError::Poisoned)?.insert(name, made.clone());
+    Ok((made, false))
 }
 
 /// One NVRTC compilation, its machine code read back.

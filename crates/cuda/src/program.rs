@@ -7,7 +7,7 @@ use crate::error::CudaError;
 use crate::render::{module_source, render_kernel, RenderedKernel};
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::Prim;
-use arrayjit_lower::{Kernel, OutputSource, Schedule, Step};
+use arrayjit_lower::{Kernel, Schedule, Step};
 
 /// One kernel of a program, rendered.
 #[derive(Clone, Debug)]
@@ -72,20 +72,15 @@ fn collect(
                 collect(&fused, name, &format!("{here}b{b}"), out, library)?;
                 // A scan's slice copies go into its body's module.
                 if let Control::Scan { num_consts, num_carry, length, reverse, .. } = c {
-                    let (nc, nk) = (*num_consts, *num_carry);
-                    let bytes = |a: &arrayjit_ir::AVal| a.numel() * a.dtype.size_bytes();
-                    let xs: Vec<usize> = fused.input_avals()[nc + nk..].iter().map(bytes).collect();
-                    let ys: Vec<usize> = fused
-                        .outputs
-                        .iter()
-                        .skip(nk)
-                        .map(|o| match o {
-                            OutputSource::Buffer(b) => bytes(&fused.buffers[*b].aval),
-                            OutputSource::Literal(v) => v.dtype().size_bytes(),
-                        })
-                        .collect();
                     let prefix = format!("{name}{here}_scan");
-                    let (_, functions) = crate::scan_copy::ScanCopies::render(&prefix, &xs, &ys, *length, *reverse);
+                    let (_, functions) = crate::scan_copy::ScanCopies::for_body(
+                        &prefix,
+                        &fused,
+                        *num_consts,
+                        *num_carry,
+                        *length,
+                        *reverse,
+                    );
                     library.extend(functions.into_iter().map(|f| (format!("{here}copies"), f)));
                 }
             }

@@ -6,6 +6,7 @@
 //! for every other.
 
 use crate::render::{Launch, RenderedKernel};
+use arrayjit_lower::Schedule;
 use std::fmt::Write;
 
 /// Threads per block of the copies.
@@ -25,6 +26,22 @@ pub struct ScanCopies {
 }
 
 impl ScanCopies {
+    /// The copies around `body`, a scan's body with `consts` constants and
+    /// `carry` carries, over `length` iterations (see [`ScanCopies::render`]).
+    pub fn for_body(
+        prefix: &str,
+        body: &Schedule,
+        consts: usize,
+        carry: usize,
+        length: usize,
+        reverse: bool,
+    ) -> (ScanCopies, Vec<RenderedKernel>) {
+        let bytes = |a: &arrayjit_ir::AVal| a.numel() * a.dtype.size_bytes();
+        let xs: Vec<usize> = body.input_avals().iter().skip(consts + carry).map(bytes).collect();
+        let ys: Vec<usize> = body.output_avals().iter().skip(carry).map(bytes).collect();
+        ScanCopies::render(prefix, &xs, &ys, length, reverse)
+    }
+
     /// The copies for slices of `xs` and `ys` bytes in a scan of `length`
     /// iterations, and their functions (named from `prefix`, a C identifier,
     /// to add to the body's module).

@@ -117,6 +117,17 @@ impl Schedule {
         ins.into_iter().map(|(_, a)| a).collect()
     }
 
+    /// The types of the results, in order.
+    pub fn output_avals(&self) -> Vec<AVal> {
+        self.outputs
+            .iter()
+            .map(|o| match o {
+                OutputSource::Buffer(b) => self.buffers[*b].aval.clone(),
+                OutputSource::Literal(v) => AVal::scalar(v.dtype()),
+            })
+            .collect()
+    }
+
     /// Number of fused kernels.
     pub fn num_kernels(&self) -> usize {
         self.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count()

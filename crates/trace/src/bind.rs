@@ -18,12 +18,7 @@ pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
     if let Some(device) = device_of(inputs.iter().copied(), loc)? {
         let avals: Vec<AVal> = inputs.iter().map(|a| a.aval()).collect();
         prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
-        let bufs = on_device(&device, inputs.iter().copied(), loc)?;
-        let refs: Vec<&dyn DeviceBuffer> = bufs.iter().map(|b| b.as_ref()).collect();
-        let outs = device
-            .execute(&prim, &refs)
-            .map_err(|m| Error::Invalid { message: format!("{} on {}: {m}", prim.name(), device.name()), loc })?;
-        return Ok(outs.into_iter().map(Array::from_device).collect());
+        return run_on(&device, inputs.iter().copied(), loc, prim.name(), |refs| device.execute(&prim, refs));
     }
     let values = inputs
         .iter()
@@ -61,12 +56,7 @@ pub fn apply_program(p: &Program, args: &[Array], loc: Loc) -> Result<Vec<Array>
     }
     if !frame::is_tracing() {
         if let Some(device) = device_of(args.iter(), loc)? {
-            let bufs = on_device(&device, args.iter(), loc)?;
-            let refs: Vec<&dyn DeviceBuffer> = bufs.iter().map(|b| b.as_ref()).collect();
-            let outs = device
-                .execute_program(p, &refs)
-                .map_err(|m| Error::Invalid { message: format!("a program on {}: {m}", device.name()), loc })?;
-            return Ok(outs.into_iter().map(Array::from_device).collect());
+            return run_on(&device, args.iter(), loc, "a program", |refs| device.execute_program(p, refs));
         }
         let values = args
             .iter()
@@ -127,13 +117,16 @@ fn device_of<'a>(arrays: impl Iterator<Item = &'a Array>, loc: Loc) -> Result<Op
     Ok(found)
 }
 
-/// The operands' buffers on `device`, host operands copied over.
-fn on_device<'a>(
+/// Runs `what` on `device` over the arrays' buffers there (host operands
+/// copied over); the results stay on the device.
+fn run_on<'a>(
     device: &Arc<dyn Device>,
     arrays: impl Iterator<Item = &'a Array>,
     loc: Loc,
-) -> Result<Vec<Arc<dyn DeviceBuffer>>> {
-    arrays
+    what: &str,
+    run: impl FnOnce(&[&dyn DeviceBuffer]) -> std::result::Result<Vec<Arc<dyn DeviceBuffer>>, String>,
+) -> Result<Vec<Array>> {
+    let bufs = arrays
         .map(|a| match a.device_buffer() {
             Some(b) => Ok(b.clone()),
             None => {
@@ -141,5 +134,8 @@ fn on_device<'a>(
                 device.put(h).map_err(|m| Error::Invalid { message: format!("copying to {}: {m}", device.name()), loc })
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&dyn DeviceBuffer> = bufs.iter().map(|b| b.as_ref()).collect();
+    let outs = run(&refs).map_err(|m| Error::Invalid { message: format!("{what} on {}: {m}", device.name()), loc })?;
+    Ok(outs.into_iter().map(Array::from_device).collect())
 }
