@@ -41,8 +41,17 @@ struct Rewriter<'p> {
     defs: Vec<Option<(Prim, Vec<Atom>)>>,
 }
 
-fn is_matmul(d: &DotDims) -> bool {
-    d.lhs_contract == [1] && d.rhs_contract == [0] && d.lhs_batch.is_empty() && d.rhs_batch.is_empty()
+/// For a product of two matrices contracting one axis of each (any of the
+/// four `A·B`, `Aᵀ·B`, `A·Bᵀ`, `Aᵀ·Bᵀ`): whether each operand enters
+/// transposed, taking `A·B` (`lhs_contract = 1`, `rhs_contract = 0`) as neither.
+fn matrix_product(d: &DotDims) -> Option<(bool, bool)> {
+    if !d.lhs_batch.is_empty() || !d.rhs_batch.is_empty() {
+        return None;
+    }
+    match (&d.lhs_contract[..], &d.rhs_contract[..]) {
+        ([a], [b]) if *a < 2 && *b < 2 => Some((*a == 0, *b == 1)),
+        _ => None,
+    }
 }
 
 impl Rewriter<'_> {
@@ -104,17 +113,16 @@ impl Rewriter<'_> {
             return None;
         }
         let (Prim::Linalg(Linalg::DotGeneral(d)), ab) = self.def(&ins[1])?.clone() else { return None };
-        if !is_matmul(&d) {
-            return None;
-        }
-        let (a, b) = (ab[0], ab[1]);
-        let (aa, ba) = (self.aval(&a), self.aval(&b));
+        let (ta, tb) = matrix_product(&d)?;
+        let (aa, ba) = (self.aval(&ab[0]), self.aval(&ab[1]));
         if aa.rank() != 2 || ba.rank() != 2 || aa.dtype != ba.dtype || !aa.dtype.is_float() {
             return None;
         }
-        let (n, k) = (aa.shape[0], aa.shape[1]);
-        let bt = self.add1(ShapeOp::Transpose { perm: vec![1, 0] }.into(), vec![b], AVal::new(ba.dtype, [n, k]), loc);
-        let prod = self.add1(E::Mul.into(), vec![a, bt], AVal::new(aa.dtype, [n, k]), loc);
+        // (A'·B')ᵢᵢ = Σₖ A'ᵢₖ·B'ₖᵢ with A' = op(A), B' = op(B): the row sums of A' ⊙ B'ᵀ.
+        let a = self.oriented(ab[0], ta, loc);
+        let b = self.oriented(ab[1], !tb, loc);
+        let (n, k) = (out.shape[0], self.aval(&a).shape[1]);
+        let prod = self.add1(E::Mul.into(), vec![a, b], AVal::new(aa.dtype, [n, k]), loc);
         let diag = self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![prod], AVal::new(aa.dtype, [n]), loc);
         let full = self.add1(
             ShapeOp::BroadcastInDim { shape: Shape::from([n, n]), dims: vec![0] }.into(),
@@ -126,19 +134,22 @@ impl Rewriter<'_> {
     }
 
     /// `diag·B` → `d ⊙ B` by rows, `B·diag` → by columns, where `d` is the
-    /// diagonal (the row or column sums of the diagonal matrix).
+    /// diagonal (the row or column sums of the diagonal matrix); `B` may
+    /// enter the product transposed, and a diagonal factor is its own
+    /// transpose.
     fn diagonal_factor(&mut self, d: &DotDims, ins: &[Atom], out: &AVal, loc: Loc) -> Option<Atom> {
-        if !is_matmul(d) || out.rank() != 2 || !out.dtype.is_float() {
+        let (ta, tb) = matrix_product(d)?;
+        if out.rank() != 2 || !out.dtype.is_float() {
             return None;
         }
         let diagonal = |r: &Rewriter, a: &Atom| match r.def(a) {
             Some((Prim::Elementwise(E::Select), s)) => r.is_eye_mask(&s[0]) && r.is_zero(&s[2]),
             _ => false,
         };
-        let (side, diag_m, other) = if diagonal(self, &ins[0]) {
-            (0, ins[0], ins[1])
+        let (side, diag_m, other, transposed) = if diagonal(self, &ins[0]) {
+            (0, ins[0], ins[1], tb)
         } else if diagonal(self, &ins[1]) {
-            (1, ins[1], ins[0])
+            (1, ins[1], ins[0], ta)
         } else {
             return None;
         };
@@ -146,6 +157,7 @@ impl Rewriter<'_> {
         if da.rank() != 2 || da.dtype != out.dtype || self.aval(&other).dtype != out.dtype {
             return None;
         }
+        let other = self.oriented(other, transposed, loc);
         let n = da.shape[0];
         let v = self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![diag_m], AVal::new(da.dtype, [n]), loc);
         let dims = if side == 0 { vec![0] } else { vec![1] };
@@ -156,6 +168,16 @@ impl Rewriter<'_> {
             loc,
         );
         Some(self.add1(E::Mul.into(), vec![full, other], out.clone(), loc))
+    }
+
+    /// Matrix `a`, transposed when asked.
+    fn oriented(&mut self, a: Atom, transpose: bool, loc: Loc) -> Atom {
+        if !transpose {
+            return a;
+        }
+        let aa = self.aval(&a);
+        let t = AVal::new(aa.dtype, [aa.shape[1], aa.shape[0]]);
+        self.add1(ShapeOp::Transpose { perm: vec![1, 0] }.into(), vec![a], t, loc)
     }
 }
 
@@ -217,6 +239,75 @@ mod tests {
             let (want, got) = (run(&p, &args), run(&q, &args));
             for (w, g) in want.iter().zip(&got) {
                 assert!((w - g).abs() < 1e-12, "{want:?} {got:?}");
+            }
+        }
+    }
+
+    /// `(rows, cols)` of an operand that a product contracts on `axis`,
+    /// given its free size and the contracted size.
+    fn operand(free: usize, k: usize, contract: usize) -> (usize, usize) {
+        if contract == 1 {
+            (free, k)
+        } else {
+            (k, free)
+        }
+    }
+
+    #[test]
+    fn every_orientation_of_a_diagonal_factor_becomes_a_scaling() {
+        for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            for diag_left in [true, false] {
+                // The diagonal is 3×3; the other operand has a free axis of 5.
+                // The other operand: its free axis (5) is the one the product keeps.
+                let (or, oc) = if diag_left { operand(5, 3, b) } else { operand(5, 3, a) };
+                let (l, r) = if diag_left { ("g", "o") } else { ("o", "g") };
+                let out = if diag_left { "3,5" } else { "5,3" };
+                let text = format!(
+                    "{{ lambda ; v:f64[3,3] o:f64[{or},{oc}] . let
+                        d:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=0]
+                        e:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=1]
+                        f:bool[3,3] = eq d e
+                        g:f64[3,3] = select f v 0.0:f64
+                        h:f64[{out}] = dot_general[lhs_contract=({a}) rhs_contract=({b}) lhs_batch=() rhs_batch=()] {l} {r}
+                      in (h) }}"
+                );
+                let p = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                typecheck(&p).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                let q = arrayjit_ir::dce(&diagonal_products(&p));
+                typecheck(&q).unwrap();
+                assert!(!q.to_string().contains("dot_general"), "{q}");
+                let args = [mat(3, 3, 0.5), mat(or, oc, 1.5)];
+                let (want, got) = (run(&p, &args), run(&q, &args));
+                assert_eq!(want.len(), 15);
+                for (w, g) in want.iter().zip(&got) {
+                    assert!((w - g).abs() < 1e-12, "a={a} b={b} left={diag_left}: {want:?} {got:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_trace_of_every_orientation_of_a_product_needs_no_product() {
+        for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let (ar, ac) = operand(3, 4, a);
+            let (br, bc) = if b == 0 { (4, 3) } else { (3, 4) };
+            let text = format!(
+                "{{ lambda ; x:f64[{ar},{ac}] y:f64[{br},{bc}] . let
+                    c:f64[3,3] = dot_general[lhs_contract=({a}) rhs_contract=({b}) lhs_batch=() rhs_batch=()] x y
+                    d:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=0]
+                    e:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=1]
+                    f:bool[3,3] = eq d e
+                    g:f64[3,3] = select f c 0.0:f64
+                  in (g) }}"
+            );
+            let p = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let q = arrayjit_ir::dce(&diagonal_products(&p));
+            typecheck(&q).unwrap();
+            assert!(!q.to_string().contains("dot_general"), "{q}");
+            let args = [mat(ar, ac, 1.0), mat(br, bc, 2.0)];
+            let (want, got) = (run(&p, &args), run(&q, &args));
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() < 1e-12, "a={a} b={b}: {want:?} {got:?}");
             }
         }
     }
