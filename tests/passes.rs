@@ -149,3 +149,49 @@ fn a_product_of_the_next_carry_is_carried_to_the_next_iteration() {
     same(&s1, &s2);
     same(&ys, &zs);
 }
+
+#[test]
+fn identity_masks_stay_in_the_loop_unless_a_library_step_reads_them() {
+    let data = ramp(6, 6, 0.37);
+    let f = |(c0, s0): (Array, Array)| {
+        let data = data.clone();
+        scan_with(
+            move |(c, s): (Array, Array), (): ()| {
+                let eye = Array::eye(6, arrayjit::DType::F64);
+                // Read by hoisted work (exp(data ⊙ I) is invariant) and by the
+                // loop's own kernel: computed on both sides of the loop.
+                let k = (&data * &eye).exp();
+                let c = (&c * 0.5 + &eye + &k).tanh();
+                // The diagonal of a loop value: read by the loop's kernel as
+                // index arithmetic, not a boolean matrix made once and loaded.
+                let d = c.diag().sum(..);
+                // An operand of a library step: made once, before the loop.
+                let s = (&s * 0.5 + &eye).inv_spd();
+                ((c, s), d)
+            },
+            (c0, s0),
+            (),
+            ScanOptions::default().length(5),
+        )
+    };
+    let args = (ramp(6, 6, 0.05), Array::eye(6, arrayjit::DType::F64) * 2.0);
+    let lowered = jit(&f).lower(&args).unwrap();
+    let p = lowered.optimized();
+    let scan = p.eqns.iter().find(|e| e.prim.name() == "scan").unwrap();
+    let arrayjit::ir::Prim::Control(c) = &scan.prim else { unreachable!() };
+    let body = c.sub_programs()[0];
+    let bools = |q: &arrayjit::Program, vars: &[arrayjit::ir::Var]| {
+        vars.iter().filter(|v| q.aval(**v).dtype == arrayjit::DType::Bool).count()
+    };
+    assert_eq!(bools(body, &body.inputs), 0, "no identity mask enters the loop: {p}");
+    assert_eq!(count(body, "exp"), 0, "exp(data ⊙ I) runs before the loop: {p}");
+    let identity = |q: &arrayjit::Program| count(q, "iota");
+    assert!(identity(body) > 0 && identity(p) > 0, "the identity is made on both sides of the loop: {p}");
+    let square = scan.inputs.iter().filter(|a| matches!(a, arrayjit::ir::Atom::Var(v) if p.aval(*v).shape.0 == [6, 6]));
+    assert_eq!(square.count(), 4, "the carries, exp(data ⊙ I) and the solve's identity: {p}");
+    let ((a, b), ys): ((Array, Array), Array) = jit(&f).call(args.clone()).unwrap();
+    let ((a2, b2), zs) = f(args).unwrap();
+    same(&a, &a2);
+    same(&b, &b2);
+    same(&ys, &zs);
+}

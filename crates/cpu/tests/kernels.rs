@@ -324,3 +324,43 @@ fn max_and_min_against_constants_keep_ieee_semantics() {
         }
     }
 }
+
+#[test]
+fn sums_that_pick_a_diagonal_read_only_the_diagonal() {
+    // diag_part(X), trace(Xᵀ·2) and the diagonal of a broadcast, traced as
+    // sums of a matrix masked to its diagonal, in both orientations of the mask.
+    let p = parse(
+        "{ lambda ; x:f32[5,5] v:f32[5] . let
+            i:i32[5,5] = iota[dtype=i32 shape=(5,5) dimension=0]
+            j:i32[5,5] = iota[dtype=i32 shape=(5,5) dimension=1]
+            m:bool[5,5] = eq i j
+            n:bool[5,5] = eq j i
+            z:f32[5,5] = broadcast_in_dim[shape=(5,5) broadcast_dimensions=()] 0.0:f32
+            a:f32[5,5] = select m x 0.0:f32
+            d:f32[5] = reduce_sum[axes=(1)] a
+            t:f32[5,5] = transpose[permutation=(1,0)] x
+            u:f32[5,5] = mul t 2.0:f32
+            b:f32[5,5] = select n u z
+            e:f32[5] = reduce_sum[axes=(0)] b
+            s:f32[] = reduce_sum[axes=(0)] e
+            w:f32[5,5] = broadcast_in_dim[shape=(5,5) broadcast_dimensions=(0)] v
+            c:f32[5,5] = select m w 0.0:f32
+            g:f32[5] = reduce_sum[axes=(1)] c
+          in (d, s, g) }",
+    )
+    .unwrap();
+    let exe = compile(&p);
+    for step in &exe.schedule().steps {
+        if let arrayjit_lower::Step::Kernel { kernel, .. } = step {
+            assert!(kernel.domain.iter().product::<usize>() <= 5, "no pass over the 5×5 matrix:\n{}", exe.schedule());
+        }
+    }
+    let x = f32s(&[5, 5], (0..25).map(|i| (i as f32 * 0.7).sin()).collect());
+    let v = f32s(&[5], vec![1.5, -2.0, 0.25, 4.0, -0.5]);
+    let want = arrayjit_interp::eval_program(&p, &[x.clone(), v.clone()]).unwrap();
+    let got = exe.run(&[&x, &v]).unwrap();
+    assert_eq!(got[0], want[0]);
+    assert_eq!(got[2], want[2]);
+    let (g, w) = (got[1].data().get(0).as_f64(), want[1].data().get(0).as_f64());
+    assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "{g} vs {w}");
+}

@@ -384,13 +384,66 @@ impl<'a> Fuser<'a> {
         Ok(n)
     }
 
-    /// The domain of a root: a realized fusible value's shape, or a reduction's input shape.
+    /// The domain of a root: a realized fusible value's shape, or a
+    /// reduction's input shape (a diagonal's length for a sum that only
+    /// picks a diagonal, see [`Fuser::diagonal_sum`]).
     fn root_domain(&self, r: &Root) -> Vec<usize> {
         match r {
             Root::Value(v) => self.aval(*v).shape.0.clone(),
-            Root::Reduce(e) => match &self.p.eqns[*e].inputs[0] {
-                Atom::Var(u) => self.aval(*u).shape.0.clone(),
-                Atom::Lit(_) => vec![],
+            Root::Reduce(e) => match (self.diagonal_sum(*e), &self.p.eqns[*e].inputs[0]) {
+                (Some((_, n)), _) => vec![n],
+                (None, Atom::Var(u)) => self.aval(*u).shape.0.clone(),
+                (None, Atom::Lit(_)) => vec![],
+            },
+        }
+    }
+
+    /// For `reduce_sum(select(iota₀ == iota₁, X, 0))` over one axis of an
+    /// n×n matrix (how `diag_part`, `trace` and the diagonal of a product
+    /// trace): the matrix `X` and n. Such a sum is `X`'s diagonal, read at
+    /// n points instead of summing n² (the sum of zeros and one term is the
+    /// term, up to the sign of a zero).
+    fn diagonal_sum(&self, e: usize) -> Option<(Atom, usize)> {
+        let eqn = &self.p.eqns[e];
+        let Prim::Reduce(Reduction::Sum { axes }) = &eqn.prim else { return None };
+        let Atom::Var(u) = eqn.inputs[0] else { return None };
+        let shape = &self.aval(u).shape;
+        if axes.len() != 1 || shape.rank() != 2 || shape[0] != shape[1] || self.is_buffer(u) {
+            return None;
+        }
+        let sel = &self.p.eqns[self.producer[u.index()]?];
+        if sel.prim != Prim::Elementwise(E::Select) || !self.is_eye(&sel.inputs[0]) || !self.is_zero(&sel.inputs[2]) {
+            return None;
+        }
+        Some((sel.inputs[1], shape[0]))
+    }
+
+    /// The producer of variable `a`, when `a` is one.
+    fn def(&self, a: &Atom) -> Option<&arrayjit_ir::Eqn> {
+        match a {
+            Atom::Var(v) => self.producer[v.index()].map(|e| &self.p.eqns[e]),
+            Atom::Lit(_) => None,
+        }
+    }
+
+    /// `iota(axis 0) == iota(axis 1)`, either way round.
+    fn is_eye(&self, a: &Atom) -> bool {
+        let Some(eq) = self.def(a) else { return false };
+        let axis = |x: &Atom| match self.def(x).map(|e| &e.prim) {
+            Some(Prim::Shape(ShapeOp::Iota { axis, .. })) => Some(*axis),
+            _ => None,
+        };
+        eq.prim == Prim::Elementwise(E::Eq)
+            && matches!((axis(&eq.inputs[0]), axis(&eq.inputs[1])), (Some(0), Some(1)) | (Some(1), Some(0)))
+    }
+
+    /// A literal zero, or a broadcast of one.
+    fn is_zero(&self, a: &Atom) -> bool {
+        match a {
+            Atom::Lit(s) => s.as_f64() == 0.0,
+            Atom::Var(_) => match self.def(a) {
+                Some(e) if matches!(e.prim, Prim::Shape(ShapeOp::BroadcastInDim { .. })) => self.is_zero(&e.inputs[0]),
+                _ => false,
             },
         }
     }
@@ -402,6 +455,13 @@ impl<'a> Fuser<'a> {
             Root::Value(v) => {
                 let n = self.build_producer(kb, *v, &id)?;
                 kb.outputs.push((KOutput { node: n, kind: OutputKind::Store, aval: self.aval(*v).clone() }, *v));
+            }
+            Root::Reduce(ei) if self.diagonal_sum(*ei).is_some() => {
+                let Some((x, _)) = self.diagonal_sum(*ei) else { return Ok(()) };
+                let i = Affine { offset: 0, coeffs: vec![1] };
+                let n = self.build(kb, &x, &Map::Multi(vec![i.clone(), i]))?;
+                let out = self.p.eqns[*ei].outputs[0];
+                kb.outputs.push((KOutput { node: n, kind: OutputKind::Store, aval: self.aval(out).clone() }, out));
             }
             Root::Reduce(ei) => {
                 let e = &self.p.eqns[*ei];

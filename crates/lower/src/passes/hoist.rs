@@ -61,14 +61,20 @@ struct Plan {
 /// on at most one array (`-Y`, `0.5·Y`, `Y == 0`): hoisting it would have
 /// the loop read a second array (or the same one twice) to save one
 /// instruction per element.
-fn cheap(e: &Eqn, body: &Program) -> bool {
+///
+/// Values computed from no array at all (an identity mask from two iotas)
+/// do not count as arrays read: fused, they are index arithmetic.
+fn cheap(e: &Eqn, body: &Program, from_nothing: &[bool]) -> bool {
     use Elementwise as E;
     match &e.prim {
         Prim::Shape(
             ShapeOp::BroadcastInDim { .. } | ShapeOp::Iota { .. } | ShapeOp::Reshape { .. } | ShapeOp::Transpose { .. },
         ) => true,
         Prim::Elementwise(op) => {
-            let arrays = e.inputs.iter().filter(|a| matches!(a, Atom::Var(v) if body.aval(*v).shape.numel() > 1));
+            let arrays = e
+                .inputs
+                .iter()
+                .filter(|a| matches!(a, Atom::Var(v) if body.aval(*v).shape.numel() > 1 && !from_nothing[v.index()]));
             let light = !matches!(
                 op,
                 E::Exp
@@ -118,9 +124,29 @@ impl Plan {
         // Un-hoist cheap equations whose results the loop reads, until none
         // is left at the boundary (their operands may become boundary values).
         let mut def = vec![None; n];
+        let mut from_nothing = vec![false; n];
         for (i, e) in body.eqns.iter().enumerate() {
+            let none_read = e.inputs.iter().all(|a| match a {
+                Atom::Var(v) => from_nothing[v.index()],
+                Atom::Lit(_) => true,
+            });
+            let index_arithmetic = matches!(e.prim, Prim::Shape(ShapeOp::Iota { .. }))
+                || (none_read && cheap(e, body, &from_nothing) && !matches!(e.prim, Prim::Control(_)));
             for o in &e.outputs {
                 def[o.index()] = Some(i);
+                from_nothing[o.index()] = index_arithmetic;
+            }
+        }
+        // A value a library step or a loop reads is materialised in the loop
+        // whatever it costs: computed once before the loop, it stays there.
+        let mut library_operand = vec![false; n];
+        for e in &body.eqns {
+            if matches!(e.prim, Prim::Linalg(_) | Prim::Control(_)) {
+                for a in &e.inputs {
+                    if let Atom::Var(v) = a {
+                        library_operand[v.index()] = true;
+                    }
+                }
             }
         }
         loop {
@@ -128,7 +154,7 @@ impl Plan {
             let mut changed = false;
             for v in plan.boundary(body) {
                 if let Some(d) = def[v] {
-                    if cheap(&body.eqns[d], body) {
+                    if !library_operand[v] && cheap(&body.eqns[d], body, &from_nothing) {
                         hoisted[d] = false;
                         changed = true;
                     }
@@ -186,7 +212,21 @@ impl Plan {
             Atom::Var(v) => map[v.index()].unwrap_or(*a),
             lit => *lit,
         };
-        for (e, h) in body.eqns.iter().zip(&self.hoisted) {
+        // A cheap equation left in the loop may also feed hoisted ones: it
+        // then runs outside as well.
+        let mut outside = self.hoisted.clone();
+        let mut read_outside = vec![false; n];
+        for (i, e) in body.eqns.iter().enumerate().rev() {
+            outside[i] |= e.outputs.iter().any(|o| read_outside[o.index()]);
+            if outside[i] {
+                for a in &e.inputs {
+                    if let Atom::Var(v) = a {
+                        read_outside[v.index()] = true;
+                    }
+                }
+            }
+        }
+        for (e, h) in body.eqns.iter().zip(&outside) {
             if *h {
                 let ins = e.inputs.iter().map(|a| get(&out_map, a)).collect();
                 let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
