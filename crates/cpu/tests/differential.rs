@@ -11,7 +11,7 @@
 //! `VECTOR_EXCLUDED`; the mixed-dtype properties and unit tests cover them).
 
 use arrayjit_cpu::{CompileOptions, Executable};
-use arrayjit_ir::random::{arb_program_and_inputs, GenConfig};
+use arrayjit_ir::random::{arb_loop_and_inputs, arb_program_and_inputs, GenConfig};
 use arrayjit_ir::{DType, HostArray, Program};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -106,5 +106,17 @@ proptest! {
         case in arb_program_and_inputs(GenConfig { max_dim: 11, max_rank: 3, max_numel: 2048, ..base() }.with_dtypes(&[DType::F64]).without_linalg().without(VECTOR_EXCLUDED))
     ) {
         check(&case.0, &case.1)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(100))]
+
+    /// Random programs as loop bodies, with loop-invariant and varying
+    /// inputs mixed: hoisting and the loop executor against the interpreter.
+    #[test]
+    fn compiled_loops_match_the_interpreter(case in arb_loop_and_inputs(base())) {
+        let (p, inputs) = case;
+        check(&p, &inputs)?;
     }
 }

@@ -43,6 +43,7 @@ mod tape;
 use crate::prim::elementwise::SIMPLE;
 use crate::{AVal, DType, Data, HostArray, Program};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 /// The `dot_general` and matrix-decomposition primitives, for [`GenConfig::without`].
 pub const LINALG: [&str; 4] = ["dot_general", "cholesky", "triangular_solve", "lu"];
@@ -235,4 +236,67 @@ pub fn arb_program_and_inputs(config: GenConfig) -> impl Strategy<Value = (Progr
         let inputs = arb_inputs(&p);
         (Just(p), inputs)
     })
+}
+
+/// A random program as the body of a three-iteration `scan`: each of its
+/// inputs is, at random, a loop constant or a slice of an array scanned
+/// over, and each of its outputs is stacked. The loop carries a counter the
+/// body passes on. Passes on loops (loop-invariant code motion above all)
+/// and loop executors see every mix of invariant and varying work this way.
+pub fn arb_loop_and_inputs(config: GenConfig) -> impl Strategy<Value = (Program, Vec<HostArray>)> {
+    arb_program_with(config)
+        .prop_flat_map(|p| {
+            let n = p.inputs.len();
+            (Just(p), proptest::collection::vec(any::<bool>(), n))
+        })
+        .prop_flat_map(|(p, varying)| {
+            let q = in_a_loop(&p, &varying);
+            let inputs = arb_inputs(&q);
+            (Just(q), inputs)
+        })
+}
+
+/// `p` as the body of a scan (see [`arb_loop_and_inputs`]); `varying[k]`
+/// says whether input `k` is scanned over.
+fn in_a_loop(p: &Program, varying: &[bool]) -> Program {
+    use crate::prim::Control;
+    use crate::{Atom, Loc, ProgramBuilder};
+    const LENGTH: usize = 3;
+    let avals = p.in_avals();
+    let stacked = |a: &AVal| {
+        let mut shape = vec![LENGTH];
+        shape.extend_from_slice(&a.shape.0);
+        AVal::new(a.dtype, shape)
+    };
+    // The body's inputs: loop constants, the counter, then the slices.
+    let mut body = ProgramBuilder::new();
+    let mut args: Vec<Option<Atom>> = vec![None; avals.len()];
+    for (k, a) in avals.iter().enumerate().filter(|(k, _)| !varying[*k]) {
+        args[k] = Some(body.add_input(a.clone()).into());
+    }
+    let counter = body.add_input(AVal::scalar(DType::I32));
+    for (k, a) in avals.iter().enumerate().filter(|(k, _)| varying[*k]) {
+        args[k] = Some(body.add_input(a.clone()).into());
+    }
+    let args: Vec<Atom> = args.into_iter().flatten().collect();
+    let mut outs = vec![Atom::Var(counter)];
+    outs.extend(body.inline(p, &args));
+    let body = body.finish(outs);
+
+    let mut outer = ProgramBuilder::new();
+    let mut operands: Vec<Atom> = Vec::new();
+    for (_, a) in avals.iter().enumerate().filter(|(k, _)| !varying[*k]) {
+        operands.push(outer.add_input(a.clone()).into());
+    }
+    let num_consts = operands.len();
+    operands.push(outer.add_input(AVal::scalar(DType::I32)).into());
+    for (_, a) in avals.iter().enumerate().filter(|(k, _)| varying[*k]) {
+        operands.push(outer.add_input(stacked(a)).into());
+    }
+    let mut out_avals = vec![AVal::scalar(DType::I32)];
+    out_avals.extend(body.out_avals().iter().skip(1).map(stacked));
+    let scan =
+        Control::Scan { body: Arc::new(body), num_consts, num_carry: 1, length: LENGTH, reverse: false, unroll: 1 };
+    let outs = outer.add_eqn(scan.into(), operands, out_avals, Loc(None));
+    outer.finish(outs.into_iter().map(Atom::Var).collect())
 }

@@ -2,7 +2,7 @@
 //! well-typed programs (the schedule run with reference kernel semantics).
 //! The normal run uses a fixed seed; `ARRAYJIT_SOAK=N` runs N fresh cases.
 
-use arrayjit_ir::random::{arb_program_and_inputs, GenConfig};
+use arrayjit_ir::random::{arb_loop_and_inputs, arb_program_and_inputs, GenConfig};
 use arrayjit_ir::{typecheck, HostArray};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -91,6 +91,24 @@ proptest! {
         let got = s.eval_reference(&inputs).unwrap();
         for (g, w) in got.iter().zip(&want) {
             prop_assert!(close(g, w), "coalesced result {g} differs from {w}\nschedule:\n{s}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(150))]
+
+    #[test]
+    fn optimised_loops_compute_the_same(case in arb_loop_and_inputs(config())) {
+        let (p, inputs) = case;
+        typecheck(&p).unwrap();
+        tolerance_for(&p);
+        let want = arrayjit_interp::eval_program(&p, &inputs).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        typecheck(&q).unwrap();
+        let got = arrayjit_interp::eval_program(&q, &inputs).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert!(close(g, w), "optimised result {g} differs from {w}\nprogram:\n{p}\noptimised:\n{q}");
         }
     }
 }
