@@ -38,6 +38,7 @@ on_every_runtime!(
     products_reductions_and_host_steps,
     factorizations_on_the_device,
     loops_and_conditionals,
+    random_loops,
     pln_fit_at_level_2
 );
 
@@ -413,4 +414,56 @@ fn pln_fit_at_level_2<R: Runtime>(rt: &R) {
     let fit = scan_fit(&data, 3);
     let fit = move |state| fit(state).unwrap();
     check(rt, "pln level 2", fit, scan_start(&data).unwrap(), 1e-9);
+}
+
+/// Random programs as loop bodies (loop constants and scanned slices mixed,
+/// every output stacked), run by the executor against the reference
+/// interpreter: the loop's slice copies, its alternating carry buffers and
+/// (on a GPU) its recorded iterations see bodies nobody wrote by hand.
+/// `ARRAYJIT_SOAK=N` runs N fresh programs instead of the fixed 12.
+fn random_loops<R: Runtime>(rt: &R) {
+    use arrayjit_ir::random::{arb_loop_and_inputs, GenConfig};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let soak = std::env::var("ARRAYJIT_SOAK").ok().and_then(|s| s.parse::<usize>().ok());
+    let seed: [u8; 32] = match soak {
+        Some(_) => std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8)),
+        None => [11; 32],
+    };
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    // As the CPU's differential tests: no division noise, no factorizations of
+    // random (often singular) matrices, no floor, ceil or sign of values a
+    // few ulp apart.
+    let config = GenConfig::new(8).without(&[
+        "div",
+        "rem",
+        "cholesky",
+        "triangular_solve",
+        "lu",
+        "floor",
+        "ceil",
+        "sign",
+        "reduce_prod",
+    ]);
+    let strategy = arb_loop_and_inputs(config);
+    for c in 0..soak.unwrap_or(12) {
+        let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
+        let (p, inputs) = tree.current();
+        let want = arrayjit_interp::eval_program(&p, &inputs).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let s = arrayjit_lower::fuse(&q);
+        let exe = Executable::compile(rt, &s).unwrap_or_else(|e| panic!("loop {c}: {e}\nprogram:\n{p}"));
+        let refs: Vec<&HostArray> = inputs.iter().collect();
+        let got = exe.run(rt, &refs).unwrap_or_else(|e| panic!("loop {c}: {e}\nprogram:\n{p}"));
+        let tol = if p.to_string().contains("f32") { 2e-4 } else { 1e-9 };
+        assert_eq!(got.len(), want.len(), "loop {c}");
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.aval(), w.aval(), "loop {c} output {k}");
+            for e in 0..w.numel() {
+                let (x, y) = (g.data().get(e).as_f64(), w.data().get(e).as_f64());
+                let ok = (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= tol * (1.0 + y.abs());
+                assert!(ok, "loop {c} output {k} element {e}: {x} vs {y}\nprogram:\n{p}\nschedule:\n{s}");
+            }
+        }
+    }
 }
