@@ -364,3 +364,27 @@ fn sums_that_pick_a_diagonal_read_only_the_diagonal() {
     let (g, w) = (got[1].data().get(0).as_f64(), want[1].data().get(0).as_f64());
     assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "{g} vs {w}");
 }
+
+#[test]
+fn the_diagonal_of_a_masked_scalar_is_the_scalar() {
+    // `select` broadcasts a rank-0 operand; the diagonal sum reads it as one
+    // value, through index maps (a slice here) that have no rows to index.
+    let p = parse(
+        "{ lambda ; s:f64[] . let
+            t:f64[] = slice[start_indices=() limit_indices=() strides=()] s
+            d:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=0]
+            e:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=1]
+            f:bool[3,3] = eq d e
+            g:f64[3,3] = select f t 0.0:f64
+            h:f64[3] = reduce_sum[axes=(1)] g
+            k:f64[3,3] = select f 2.5:f64 0.0:f64
+            m:f64[3] = reduce_sum[axes=(0)] k
+          in (h, m) }",
+    )
+    .unwrap();
+    let exe = compile(&p);
+    let s = HostArray::scalar(arrayjit_ir::Scalar::F64(-1.25));
+    let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&s)).unwrap();
+    let got = exe.run(&[&s]).unwrap();
+    assert_eq!(got, want);
+}

@@ -456,14 +456,20 @@ impl<'a> Fuser<'a> {
                 let n = self.build_producer(kb, *v, &id)?;
                 kb.outputs.push((KOutput { node: n, kind: OutputKind::Store, aval: self.aval(*v).clone() }, *v));
             }
-            Root::Reduce(ei) if self.diagonal_sum(*ei).is_some() => {
-                let Some((x, _)) = self.diagonal_sum(*ei) else { return Ok(()) };
-                let i = Affine { offset: 0, coeffs: vec![1] };
-                let n = self.build(kb, &x, &Map::Multi(vec![i.clone(), i]))?;
-                let out = self.p.eqns[*ei].outputs[0];
-                kb.outputs.push((KOutput { node: n, kind: OutputKind::Store, aval: self.aval(out).clone() }, out));
-            }
             Root::Reduce(ei) => {
+                if let Some((x, _)) = self.diagonal_sum(*ei) {
+                    // X at (i, i); a scalar X (select broadcasts it) is read as one.
+                    let scalar = match x {
+                        Atom::Var(u) => self.aval(u).rank() == 0,
+                        Atom::Lit(_) => true,
+                    };
+                    let i = Affine { offset: 0, coeffs: vec![1] };
+                    let map = if scalar { Map::Multi(vec![]) } else { Map::Multi(vec![i.clone(), i]) };
+                    let n = self.build(kb, &x, &map)?;
+                    let out = self.p.eqns[*ei].outputs[0];
+                    kb.outputs.push((KOutput { node: n, kind: OutputKind::Store, aval: self.aval(out).clone() }, out));
+                    return Ok(());
+                }
                 let e = &self.p.eqns[*ei];
                 let (Kind::Reduce(op), Prim::Reduce(red)) = (kind(&e.prim), &e.prim) else { return Ok(()) };
                 let input = e.inputs[0];
