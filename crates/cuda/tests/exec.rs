@@ -8,6 +8,7 @@
 use arrayjit::value_and_grad;
 use arrayjit::{cond, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
 mod gpu_support;
+mod random_support;
 
 use arrayjit_cuda::emulator::HostRuntime;
 use arrayjit_cuda::{EagerDevice, Executable, Runtime};
@@ -424,29 +425,10 @@ fn pln_fit_at_level_2<R: Runtime>(rt: &R) {
 fn random_loops<R: Runtime>(rt: &R) {
     use arrayjit_ir::random::{arb_loop_and_inputs, GenConfig};
     use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let soak = std::env::var("ARRAYJIT_SOAK").ok().and_then(|s| s.parse::<usize>().ok());
-    let seed: [u8; 32] = match soak {
-        Some(_) => std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8)),
-        None => [11; 32],
-    };
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-    // As the CPU's differential tests: no division noise, no factorizations of
-    // random (often singular) matrices, no floor, ceil or sign of values a
-    // few ulp apart.
-    let config = GenConfig::new(8).without(&[
-        "div",
-        "rem",
-        "cholesky",
-        "triangular_solve",
-        "lu",
-        "floor",
-        "ceil",
-        "sign",
-        "reduce_prod",
-    ]);
+    let (mut runner, count) = random_support::runner(11, 12);
+    let config = GenConfig::new(8).without(&random_support::NOISY);
     let strategy = arb_loop_and_inputs(config);
-    for c in 0..soak.unwrap_or(12) {
+    for c in 0..count {
         let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
         let (p, inputs) = tree.current();
         let want = arrayjit_interp::eval_program(&p, &inputs).unwrap();

@@ -10,6 +10,7 @@
 
 mod corpus;
 mod gpu_support;
+mod random_support;
 
 use gpu_support::gpu;
 
@@ -136,30 +137,11 @@ fn random_tolerance(k: &arrayjit_lower::Kernel) -> f64 {
 fn random_kernels() -> RenderedProgram {
     use arrayjit_ir::random::{arb_program_and_inputs, GenConfig};
     use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let soak = std::env::var("ARRAYJIT_SOAK").ok().and_then(|s| s.parse::<usize>().ok());
-    let seed: [u8; 32] = match soak {
-        Some(_) => std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8)),
-        None => [7; 32],
-    };
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-    // As the CPU's differential tests: no integer division by zero or float
-    // remainder by tiny values (noise on both sides), no factorizations (not
-    // kernels), and no floor, ceil or sign of values a few ulp apart.
-    let config = GenConfig::default().without(&[
-        "div",
-        "rem",
-        "cholesky",
-        "triangular_solve",
-        "lu",
-        "floor",
-        "ceil",
-        "sign",
-        "reduce_prod",
-    ]);
+    let (mut runner, count) = random_support::runner(7, 60);
+    let config = GenConfig::default().without(&random_support::NOISY);
     let strategy = arb_program_and_inputs(config);
     let mut kernels = Vec::new();
-    for c in 0..soak.unwrap_or(60) {
+    for c in 0..count {
         let Ok(tree) = strategy.new_tree(&mut runner) else { continue };
         let (p, _) = tree.current();
         let (q, _) = arrayjit_lower::optimize(&p).unwrap();
