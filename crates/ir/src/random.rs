@@ -238,65 +238,99 @@ pub fn arb_program_and_inputs(config: GenConfig) -> impl Strategy<Value = (Progr
     })
 }
 
-/// A random program as the body of a three-iteration `scan`: each of its
-/// inputs is, at random, a loop constant or a slice of an array scanned
-/// over, and each of its outputs is stacked. The loop carries a counter the
-/// body passes on. Passes on loops (loop-invariant code motion above all)
-/// and loop executors see every mix of invariant and varying work this way.
+/// A random program as the body of a three-iteration `scan`, run forward or
+/// in reverse: each of its inputs is, at random, a loop constant, a slice of
+/// an array scanned over, or a carry (when one of its outputs has the same
+/// type, which becomes the next value of the carry); every output is
+/// stacked. The loop also carries a counter the body passes on. Passes on
+/// loops (loop-invariant code motion above all) and loop executors see every
+/// mix of invariant, varying and loop-carried work this way.
 pub fn arb_loop_and_inputs(config: GenConfig) -> impl Strategy<Value = (Program, Vec<HostArray>)> {
     arb_program_with(config)
         .prop_flat_map(|p| {
             let n = p.inputs.len();
-            (Just(p), proptest::collection::vec(any::<bool>(), n))
+            (Just(p), proptest::collection::vec(0u8..3, n), any::<bool>())
         })
-        .prop_flat_map(|(p, varying)| {
-            let q = in_a_loop(&p, &varying);
+        .prop_flat_map(|(p, roles, reverse)| {
+            let q = in_a_loop(&p, &roles, reverse);
             let inputs = arb_inputs(&q);
             (Just(q), inputs)
         })
 }
 
-/// `p` as the body of a scan (see [`arb_loop_and_inputs`]); `varying[k]`
-/// says whether input `k` is scanned over.
-fn in_a_loop(p: &Program, varying: &[bool]) -> Program {
+/// How an input of a loop body enters it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Constant,
+    Slice,
+    /// Carried, its next value being the body's output of this index.
+    Carry(usize),
+}
+
+/// `p` as the body of a scan (see [`arb_loop_and_inputs`]): `roles[k]` asks
+/// for input `k` to be a constant (0), a slice (1) or a carry (2; a constant
+/// when no output left has its type).
+fn in_a_loop(p: &Program, roles: &[u8], reverse: bool) -> Program {
     use crate::prim::Control;
     use crate::{Atom, Loc, ProgramBuilder};
     const LENGTH: usize = 3;
     let avals = p.in_avals();
+    let out_avals = p.out_avals();
+    let mut taken = vec![false; out_avals.len()];
+    let roles: Vec<Role> = avals
+        .iter()
+        .zip(roles)
+        .map(|(a, &r)| match r {
+            1 => Role::Slice,
+            2 => match (0..out_avals.len()).find(|&o| !taken[o] && out_avals[o] == *a) {
+                Some(o) => {
+                    taken[o] = true;
+                    Role::Carry(o)
+                }
+                None => Role::Constant,
+            },
+            _ => Role::Constant,
+        })
+        .collect();
     let stacked = |a: &AVal| {
         let mut shape = vec![LENGTH];
         shape.extend_from_slice(&a.shape.0);
         AVal::new(a.dtype, shape)
     };
-    // The body's inputs: loop constants, the counter, then the slices.
+    let with = |want: fn(&Role) -> bool| -> Vec<usize> { (0..avals.len()).filter(|&k| want(&roles[k])).collect() };
+    let (consts, carries, slices) =
+        (with(|r| *r == Role::Constant), with(|r| matches!(r, Role::Carry(_))), with(|r| *r == Role::Slice));
+    // The body's inputs: loop constants, the counter and the carries, then the slices.
     let mut body = ProgramBuilder::new();
     let mut args: Vec<Option<Atom>> = vec![None; avals.len()];
-    for (k, a) in avals.iter().enumerate().filter(|(k, _)| !varying[*k]) {
-        args[k] = Some(body.add_input(a.clone()).into());
+    for &k in &consts {
+        args[k] = Some(body.add_input(avals[k].clone()).into());
     }
     let counter = body.add_input(AVal::scalar(DType::I32));
-    for (k, a) in avals.iter().enumerate().filter(|(k, _)| varying[*k]) {
-        args[k] = Some(body.add_input(a.clone()).into());
+    for &k in carries.iter().chain(&slices) {
+        args[k] = Some(body.add_input(avals[k].clone()).into());
     }
     let args: Vec<Atom> = args.into_iter().flatten().collect();
+    let results = body.inline(p, &args);
     let mut outs = vec![Atom::Var(counter)];
-    outs.extend(body.inline(p, &args));
+    for &k in &carries {
+        if let Role::Carry(o) = roles[k] {
+            outs.push(results[o]);
+        }
+    }
+    outs.extend(results);
     let body = body.finish(outs);
 
     let mut outer = ProgramBuilder::new();
-    let mut operands: Vec<Atom> = Vec::new();
-    for (_, a) in avals.iter().enumerate().filter(|(k, _)| !varying[*k]) {
-        operands.push(outer.add_input(a.clone()).into());
-    }
-    let num_consts = operands.len();
+    let mut operands: Vec<Atom> = consts.iter().map(|&k| outer.add_input(avals[k].clone()).into()).collect();
     operands.push(outer.add_input(AVal::scalar(DType::I32)).into());
-    for (_, a) in avals.iter().enumerate().filter(|(k, _)| varying[*k]) {
-        operands.push(outer.add_input(stacked(a)).into());
-    }
-    let mut out_avals = vec![AVal::scalar(DType::I32)];
-    out_avals.extend(body.out_avals().iter().skip(1).map(stacked));
+    operands.extend(carries.iter().map(|&k| Atom::from(outer.add_input(avals[k].clone()))));
+    operands.extend(slices.iter().map(|&k| Atom::from(outer.add_input(stacked(&avals[k])))));
+    let num_carry = 1 + carries.len();
+    let mut scan_out: Vec<AVal> = body.out_avals()[..num_carry].to_vec();
+    scan_out.extend(body.out_avals()[num_carry..].iter().map(stacked));
     let scan =
-        Control::Scan { body: Arc::new(body), num_consts, num_carry: 1, length: LENGTH, reverse: false, unroll: 1 };
-    let outs = outer.add_eqn(scan.into(), operands, out_avals, Loc(None));
+        Control::Scan { body: Arc::new(body), num_consts: consts.len(), num_carry, length: LENGTH, reverse, unroll: 1 };
+    let outs = outer.add_eqn(scan.into(), operands, scan_out, Loc(None));
     outer.finish(outs.into_iter().map(Atom::Var).collect())
 }
