@@ -112,8 +112,9 @@ proptest! {
 proptest! {
     #![proptest_config(config(100))]
 
-    /// Random programs as loop bodies, with loop-invariant and varying
-    /// inputs mixed: hoisting and the loop executor against the interpreter.
+    /// Random programs as loop bodies, with loop-invariant, varying and
+    /// carried inputs mixed: hoisting and the loop executor against the
+    /// interpreter.
     #[test]
     fn compiled_loops_match_the_interpreter(case in arb_loop_and_inputs(base())) {
         let (p, inputs) = case;

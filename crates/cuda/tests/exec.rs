@@ -417,8 +417,8 @@ fn pln_fit_at_level_2<R: Runtime>(rt: &R) {
     check(rt, "pln level 2", fit, scan_start(&data).unwrap(), 1e-9);
 }
 
-/// Random programs as loop bodies (loop constants and scanned slices mixed,
-/// every output stacked), run by the executor against the reference
+/// Random programs as loop bodies (loop constants, scanned slices and carries
+/// mixed, forward and reverse, every output stacked), run by the executor against the reference
 /// interpreter: the loop's slice copies, its alternating carry buffers and
 /// (on a GPU) its recorded iterations see bodies nobody wrote by hand.
 /// `ARRAYJIT_SOAK=N` runs N fresh programs instead of the fixed 12.
