@@ -120,8 +120,18 @@ pub(crate) fn emit(
     let float = arg.is_float();
     let unsupported = || CodegenError { message: format!("{} is not supported on {arg}", op.name()), clif: None };
     let v = match op {
+        // Vectors flip or clear the sign bit with a constant mask (-0.0):
+        // x86's `fneg`/`fabs` build that mask at each use, in three instructions.
+        E::Neg if float && lanes > 1 => {
+            let sign = constant(b, arg, lanes, -0.0);
+            b.ins().bxor(x, sign)
+        }
         E::Neg if float => b.ins().fneg(x),
         E::Neg => b.ins().ineg(x),
+        E::Abs if float && lanes > 1 => {
+            let sign = constant(b, arg, lanes, -0.0);
+            b.ins().band_not(x, sign)
+        }
         E::Abs if float => b.ins().fabs(x),
         E::Abs => b.ins().iabs(x),
         E::Sign if float => {

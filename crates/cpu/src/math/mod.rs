@@ -216,11 +216,21 @@ impl<'a, 'f> Em<'a, 'f> {
     }
 
     fn abs(&mut self, a: Value) -> Value {
-        self.b.ins().fabs(a)
+        if !self.ty.is_vector() {
+            return self.b.ins().fabs(a);
+        }
+        // On x86 `fabs` and `fneg` build their sign mask at each use (three
+        // instructions); with the mask a constant (-0.0) they are one.
+        let sign = self.f(-0.0);
+        self.b.ins().band_not(a, sign)
     }
 
     fn neg(&mut self, a: Value) -> Value {
-        self.b.ins().fneg(a)
+        if !self.ty.is_vector() {
+            return self.b.ins().fneg(a);
+        }
+        let sign = self.f(-0.0);
+        self.b.ins().bxor(a, sign)
     }
 
     fn trunc(&mut self, a: Value) -> Value {
@@ -294,7 +304,15 @@ impl<'a, 'f> Em<'a, 'f> {
         fast: impl FnOnce(&mut Self) -> Value,
         slow: impl FnOnce(&mut Self) -> Value,
     ) -> Value {
-        let cond = if self.ty.is_vector() { self.b.ins().vall_true(mask) } else { mask };
+        // Every lane's sign bit set, read in one move (`vall_true` compares
+        // against zero and tests: three instructions on x86).
+        let cond = if self.ty.is_vector() {
+            let bits = self.b.ins().vhigh_bits(types::I32, mask);
+            let all = (1i64 << self.ty.lane_count()) - 1;
+            self.b.ins().icmp_imm_s(IntCC::Equal, bits, all)
+        } else {
+            mask
+        };
         let (fast_block, slow_block, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         let ty = self.ty;
         self.b.append_block_param(join, ty);
