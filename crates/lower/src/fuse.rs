@@ -418,34 +418,20 @@ impl<'a> Fuser<'a> {
         Some((sel.inputs[1], shape[0]))
     }
 
-    /// The producer of variable `a`, when `a` is one.
-    fn def(&self, a: &Atom) -> Option<&arrayjit_ir::Eqn> {
+    /// The equation defining variable `a`, as its primitive and operands.
+    fn def(&self, a: &Atom) -> Option<(&Prim, &[Atom])> {
         match a {
-            Atom::Var(v) => self.producer[v.index()].map(|e| &self.p.eqns[e]),
+            Atom::Var(v) => self.producer[v.index()].map(|e| (&self.p.eqns[e].prim, self.p.eqns[e].inputs.as_slice())),
             Atom::Lit(_) => None,
         }
     }
 
-    /// `iota(axis 0) == iota(axis 1)`, either way round.
     fn is_eye(&self, a: &Atom) -> bool {
-        let Some(eq) = self.def(a) else { return false };
-        let axis = |x: &Atom| match self.def(x).map(|e| &e.prim) {
-            Some(Prim::Shape(ShapeOp::Iota { axis, .. })) => Some(*axis),
-            _ => None,
-        };
-        eq.prim == Prim::Elementwise(E::Eq)
-            && matches!((axis(&eq.inputs[0]), axis(&eq.inputs[1])), (Some(0), Some(1)) | (Some(1), Some(0)))
+        crate::idioms::is_eye_mask(&|x: &Atom| self.def(x), a)
     }
 
-    /// A literal zero, or a broadcast of one.
     fn is_zero(&self, a: &Atom) -> bool {
-        match a {
-            Atom::Lit(s) => s.as_f64() == 0.0,
-            Atom::Var(_) => match self.def(a) {
-                Some(e) if matches!(e.prim, Prim::Shape(ShapeOp::BroadcastInDim { .. })) => self.is_zero(&e.inputs[0]),
-                _ => false,
-            },
-        }
+        crate::idioms::is_zero(&|x: &Atom| self.def(x), a)
     }
 
     /// Builds a root's output into `kb`.

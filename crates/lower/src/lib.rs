@@ -4,6 +4,7 @@
 
 mod constant_part;
 pub mod fuse;
+mod idioms;
 pub mod kernel;
 pub mod passes;
 pub mod schedule;

@@ -9,7 +9,7 @@ use crate::math;
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::DType;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_module::{Linkage, Module};
 
@@ -83,6 +83,37 @@ pub(crate) fn constant(b: &mut FunctionBuilder, d: DType, lanes: u32, v: f64) ->
     }
 }
 
+/// `-x` for a float scalar or vector. On vectors it is an xor with a -0.0
+/// mask, and [`fabs`] an and-not: x86's `fneg`/`fabs` build that mask at
+/// each use, in three instructions.
+pub(crate) fn fneg(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ty = b.func.dfg.value_type(x);
+    if !ty.is_vector() {
+        return b.ins().fneg(x);
+    }
+    let sign = sign_mask(b, ty);
+    b.ins().bxor(x, sign)
+}
+
+/// `|x|` for a float scalar or vector (see [`fneg`]).
+pub(crate) fn fabs(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ty = b.func.dfg.value_type(x);
+    if !ty.is_vector() {
+        return b.ins().fabs(x);
+    }
+    let sign = sign_mask(b, ty);
+    b.ins().band_not(x, sign)
+}
+
+/// Each lane's sign bit (-0.0) of the float vector type `ty`.
+fn sign_mask(b: &mut FunctionBuilder, ty: Type) -> Value {
+    let width = (ty.lane_bits() / 8) as usize;
+    let lane = (1u64 << (ty.lane_bits() - 1)).to_le_bytes();
+    let bytes: Vec<u8> = (0..ty.lane_count()).flat_map(|_| lane[..width].to_vec()).collect();
+    let c = b.func.dfg.constants.insert(ConstantData::from(bytes));
+    b.ins().vconst(ty, c)
+}
+
 pub(crate) fn bitcast(b: &mut FunctionBuilder, to: Type, x: Value) -> Value {
     if b.func.dfg.value_type(x) == to {
         return x;
@@ -120,19 +151,9 @@ pub(crate) fn emit(
     let float = arg.is_float();
     let unsupported = || CodegenError { message: format!("{} is not supported on {arg}", op.name()), clif: None };
     let v = match op {
-        // Vectors flip or clear the sign bit with a constant mask (-0.0):
-        // x86's `fneg`/`fabs` build that mask at each use, in three instructions.
-        E::Neg if float && lanes > 1 => {
-            let sign = constant(b, arg, lanes, -0.0);
-            b.ins().bxor(x, sign)
-        }
-        E::Neg if float => b.ins().fneg(x),
+        E::Neg if float => fneg(b, x),
         E::Neg => b.ins().ineg(x),
-        E::Abs if float && lanes > 1 => {
-            let sign = constant(b, arg, lanes, -0.0);
-            b.ins().band_not(x, sign)
-        }
-        E::Abs if float => b.ins().fabs(x),
+        E::Abs if float => fabs(b, x),
         E::Abs => b.ins().iabs(x),
         E::Sign if float => {
             let zero = constant(b, arg, lanes, 0.0);
@@ -172,7 +193,7 @@ pub(crate) fn emit(
         E::Floor => b.ins().floor(x),
         E::Ceil => b.ins().ceil(x),
         E::IsFinite => {
-            let a = b.ins().fabs(x);
+            let a = fabs(b, x);
             let inf = constant(b, arg, lanes, f64::INFINITY);
             fcmp(b, FloatCC::LessThan, a, inf)
         }

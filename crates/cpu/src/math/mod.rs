@@ -216,21 +216,11 @@ impl<'a, 'f> Em<'a, 'f> {
     }
 
     fn abs(&mut self, a: Value) -> Value {
-        if !self.ty.is_vector() {
-            return self.b.ins().fabs(a);
-        }
-        // On x86 `fabs` and `fneg` build their sign mask at each use (three
-        // instructions); with the mask a constant (-0.0) they are one.
-        let sign = self.f(-0.0);
-        self.b.ins().band_not(a, sign)
+        crate::codegen::ops::fabs(self.b, a)
     }
 
     fn neg(&mut self, a: Value) -> Value {
-        if !self.ty.is_vector() {
-            return self.b.ins().fneg(a);
-        }
-        let sign = self.f(-0.0);
-        self.b.ins().bxor(a, sign)
+        crate::codegen::ops::fneg(self.b, a)
     }
 
     fn trunc(&mut self, a: Value) -> Value {

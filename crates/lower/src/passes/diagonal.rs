@@ -86,25 +86,12 @@ impl Rewriter<'_> {
 
     /// A literal zero, or a broadcast of one.
     fn is_zero(&self, a: &Atom) -> bool {
-        match a {
-            Atom::Lit(s) => s.as_f64() == 0.0,
-            Atom::Var(_) => match self.def(a) {
-                Some((Prim::Shape(ShapeOp::BroadcastInDim { .. }), x)) => self.is_zero(&x[0]),
-                _ => false,
-            },
-        }
+        crate::idioms::is_zero(&|x: &Atom| self.def(x).map(|(p, i)| (p, i.as_slice())), a)
     }
 
     /// `iota(axis 0) == iota(axis 1)` over a square matrix.
     fn is_eye_mask(&self, a: &Atom) -> bool {
-        let Some((Prim::Elementwise(E::Eq), xy)) = self.def(a) else { return false };
-        let axis = |v: &Atom| match self.def(v) {
-            Some((Prim::Shape(ShapeOp::Iota { axis, shape, .. }), _)) if shape.rank() == 2 && shape[0] == shape[1] => {
-                Some(*axis)
-            }
-            _ => None,
-        };
-        matches!((axis(&xy[0]), axis(&xy[1])), (Some(0), Some(1)) | (Some(1), Some(0)))
+        crate::idioms::is_eye_mask(&|x: &Atom| self.def(x).map(|(p, i)| (p, i.as_slice())), a)
     }
 
     /// `select(eye, A·B, 0)` → `select(eye, broadcast(rowsum(A ⊙ Bᵀ)), 0)`.

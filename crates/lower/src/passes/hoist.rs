@@ -130,8 +130,7 @@ impl Plan {
                 Atom::Var(v) => from_nothing[v.index()],
                 Atom::Lit(_) => true,
             });
-            let index_arithmetic = matches!(e.prim, Prim::Shape(ShapeOp::Iota { .. }))
-                || (none_read && cheap(e, body, &from_nothing) && !matches!(e.prim, Prim::Control(_)));
+            let index_arithmetic = none_read && cheap(e, body, &from_nothing);
             for o in &e.outputs {
                 def[o.index()] = Some(i);
                 from_nothing[o.index()] = index_arithmetic;
