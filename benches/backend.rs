@@ -1,6 +1,7 @@
 //! The CPU backend's figures: fused elementwise throughput against a
 //! hand-written Rust loop of the same math, `dot_general` against calling faer
-//! directly, compile time per kernel and per 100-equation program, and the
+//! directly, a product fused with its consumer by row blocks, softmax over
+//! short rows, compile time per kernel and per 100-equation program, and the
 //! eager per-operation dispatch overhead.
 //!
 //! `cargo bench --bench backend` (BENCHMARKS.md records the figures).
@@ -105,6 +106,25 @@ fn row_fusion(c: &mut Criterion) {
     g.finish();
 }
 
+/// A softmax over rows of 5, 7, 10 and 114 (2M elements in all): the inner
+/// axis stays a loop of its own (reductions keep the rows), so each row ends
+/// in a tail of `width % 4` points.
+fn softmax_rows(c: &mut Criterion) {
+    let mut g = c.benchmark_group("softmax_rows");
+    g.sample_size(30);
+    for w in [5usize, 7, 10, 114] {
+        let n = 2_000_000 / w;
+        let x = Array::from_vec(ramp(n * w, 4.0), [n, w]);
+        let f = jit(|x: Array| {
+            let e = (&x - &x.max_keepdims(1)).exp();
+            &e / &e.sum_keepdims(1)
+        });
+        let compiled = f.lower(&x).unwrap().compile().unwrap();
+        g.bench_with_input(BenchmarkId::from_parameter(w), &x, |b, x| b.iter(|| compiled.call(x.clone()).unwrap()));
+    }
+    g.finish();
+}
+
 /// A program of about 100 equations: a chain of elementwise steps with
 /// broadcasts and reductions, as a model's loss produces.
 fn hundred_equations((x, w): (Array, Array)) -> Array {
@@ -146,5 +166,5 @@ fn eager_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fused_elementwise, dot_general, row_fusion, compile_time, eager_dispatch);
+criterion_group!(benches, fused_elementwise, dot_general, row_fusion, softmax_rows, compile_time, eager_dispatch);
 criterion_main!(benches);

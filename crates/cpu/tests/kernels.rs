@@ -388,3 +388,48 @@ fn the_diagonal_of_a_masked_scalar_is_the_scalar() {
     let got = exe.run(&[&s]).unwrap();
     assert_eq!(got, want);
 }
+
+#[test]
+fn row_tails_of_two_and_three_points_run_as_one_vector() {
+    // Rows of 6, 7 and 10 leave 2, 3 and 2 points after their vectors, which
+    // one vector takes: its loads (contiguous, transposed and boolean) must
+    // read only the row, its stores write only the row, and its reductions
+    // take only the row's points (the maximum of negative numbers and the
+    // minimum of positive ones catch a lane that adds anything else). A row
+    // of 9 leaves one point, which stays scalar.
+    for w in [6usize, 7, 9, 10] {
+        let text = "{ lambda ; x:f32[5,W] y:f32[W,5] m:bool[5,W] k:i32[5,W] . let
+                t:f32[5,W] = transpose[permutation=(1,0)] y
+                a:f32[5,W] = add x t
+                i:i32[5,W] = iota[dtype=i32 shape=(5,W) dimension=1]
+                f:f32[5,W] = convert[new_dtype=f32] i
+                b:f32[5,W] = select m a f
+                c:f32[5,W] = exp b
+                n:f32[5,W] = neg c
+                mx:f32[5] = reduce_max[axes=(1)] n
+                mn:f32[5] = reduce_min[axes=(1)] c
+                s:f32[W] = reduce_sum[axes=(0)] c
+                ks:i32[5] = reduce_sum[axes=(1)] k
+                k2:i32[5,W] = mul k k
+              in (c, mx, mn, s, ks, k2) }"
+            .replace('W', &w.to_string());
+        let p = parse(&text).unwrap();
+        let n = 5 * w;
+        let x = f32s(&[5, w], (0..n).map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0).collect());
+        let y = f32s(&[w, 5], (0..n).map(|i| ((i * 5) % 11) as f32 / 8.0 - 0.5).collect());
+        let m = HostArray::new(vec![5, w], Data::Bool((0..n).map(|i| i % 3 != 1).collect())).unwrap();
+        let k = HostArray::new(vec![5, w], Data::I32((0..n).map(|i| (i as i32 * 31) % 17 - 8).collect())).unwrap();
+        let exe = compile(&p);
+        assert!(exe.lanes().iter().all(|&l| l == 4), "rows of {w}: {:?}", exe.lanes());
+        let inputs = [x, y, m, k];
+        let got = exe.run(&inputs.iter().collect::<Vec<_>>()).unwrap();
+        let want = arrayjit_interp::eval_program(&p, &inputs).unwrap();
+        for (o, (g, wv)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.shape(), wv.shape());
+            for e in 0..wv.numel() {
+                let (g, wv) = (g.data().get(e).as_f64(), wv.data().get(e).as_f64());
+                assert!((g - wv).abs() <= 1e-6 * (1.0 + wv.abs()), "rows of {w}, output {o}, element {e}: {g} vs {wv}");
+            }
+        }
+    }
+}
