@@ -86,9 +86,13 @@ fn linalg_bench_dot_plan_against_faer() {
             Par::Seq,
         );
     });
+    // The symmetric plan runs its own kernel: the same sums, in another
+    // order, so they agree to rounding relative to the sums of magnitudes.
     for i in 0..p {
         for j in 0..=i {
-            assert_eq!(out[i * p + j], direct[i * p + j]);
+            let (a, b) = (out[i * p + j], direct[i * p + j]);
+            let scale: f32 = (0..n).map(|k| (m[k * p + i] * m[k * p + j]).abs()).sum();
+            assert!((a - b).abs() <= 1e-5 * scale.max(1.0), "({i}, {j}): {a} vs {b}");
         }
     }
     println!(
