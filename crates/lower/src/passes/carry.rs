@@ -17,7 +17,7 @@
 
 use super::rebuild::Rebuild;
 use arrayjit_ir::prim::Control;
-use arrayjit_ir::{Atom, Prim, Program, ProgramBuilder};
+use arrayjit_ir::{Atom, Eqn, Prim, Program, ProgramBuilder};
 use std::sync::Arc;
 
 /// The program with every scan's recomputed carried products carried instead (inner loops first).
@@ -28,43 +28,52 @@ pub fn reuse_carried(p: &Program) -> Program {
     let mut r = Rebuild::new(p);
     for e in &p.eqns {
         let ins = r.inputs(e);
-        let Prim::Control(Control::Scan { body, num_consts, num_carry, length, reverse, unroll }) = &e.prim else {
+        let Prim::Control(Control::Scan { body, num_consts, num_carry, length, .. }) = &e.prim else {
             r.copy(e, ins);
             continue;
         };
         let body = reuse_carried(body);
         let (nc, nk) = (*num_consts, *num_carry);
         let pairs = if *length > 0 { matches(&body, nc, nk) } else { Vec::new() };
-        let extra: Vec<_> =
-            pairs.iter().flat_map(|&(i, _)| body.eqns[i].outputs.iter().map(|v| body.aval(*v).clone())).collect();
-        let (body, inits) = if pairs.is_empty() {
-            (body, Vec::new())
-        } else {
-            let inits = initial_values(&body, &pairs, &ins, &mut r.b, e.loc);
-            (carry_over(&body, nc, nk, &pairs), inits)
-        };
-        let added = inits.len();
-        let prim = Control::Scan {
-            body: Arc::new(body),
-            num_consts: nc,
-            num_carry: nk + added,
-            length: *length,
-            reverse: *reverse,
-            unroll: *unroll,
-        };
-        let mut operands = ins[..nc + nk].to_vec();
-        operands.extend(inits);
-        operands.extend_from_slice(&ins[nc + nk..]);
-        let mut avals = r.out_avals(e);
-        let ys = avals.split_off(nk);
-        avals.extend(extra);
-        avals.extend(ys);
-        let outs = r.b.add_eqn(prim.into(), operands, avals, e.loc);
-        // The final values of the added carries are not read.
-        let kept: Vec<_> = outs[..nk].iter().chain(&outs[nk + added..]).copied().collect();
-        r.set_all(&e.outputs, kept);
+        if pairs.is_empty() {
+            add_carries(&mut r, e, ins, body, Vec::new());
+            continue;
+        }
+        let inits = initial_values(&body, &pairs, &ins, &mut r.b, e.loc);
+        let body = carry_over(&body, nc, nk, &pairs);
+        add_carries(&mut r, e, ins, body, inits);
     }
     r.finish()
+}
+
+/// Emits scan equation `e` (operands `ins`) with `body`, whose carries are
+/// `e`'s followed by `inits.len()` more, which start from `inits`; their
+/// final values are not read. (Any other equation is copied as it is.)
+pub(super) fn add_carries(r: &mut Rebuild, e: &Eqn, ins: Vec<Atom>, body: Program, inits: Vec<Atom>) {
+    let Prim::Control(Control::Scan { num_consts: nc, num_carry: nk, length, reverse, unroll, .. }) = &e.prim else {
+        r.copy(e, ins);
+        return;
+    };
+    let (nc, nk, added) = (*nc, *nk, inits.len());
+    let extra: Vec<_> = body.inputs[nc + nk..nc + nk + added].iter().map(|v| body.aval(*v).clone()).collect();
+    let prim = Control::Scan {
+        body: Arc::new(body),
+        num_consts: nc,
+        num_carry: nk + added,
+        length: *length,
+        reverse: *reverse,
+        unroll: *unroll,
+    };
+    let mut operands = ins[..nc + nk].to_vec();
+    operands.extend(inits);
+    operands.extend_from_slice(&ins[nc + nk..]);
+    let mut avals = r.out_avals(e);
+    let ys = avals.split_off(nk);
+    avals.extend(extra);
+    avals.extend(ys);
+    let outs = r.b.add_eqn(prim.into(), operands, avals, e.loc);
+    let kept: Vec<_> = outs[..nk].iter().chain(&outs[nk + added..]).copied().collect();
+    r.set_all(&e.outputs, kept);
 }
 
 /// Pairs `(i, j)` of body equations: `i` reads carries as they enter (and

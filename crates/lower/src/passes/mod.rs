@@ -7,6 +7,7 @@ pub mod cse;
 pub mod diagonal;
 pub mod hoist;
 pub mod inline;
+pub mod logdet_carry;
 pub mod products;
 pub mod rebuild;
 pub mod simplify;
@@ -36,6 +37,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "cse-2", run: cse::cse },
     Pass { name: "dce-2", run: dce },
     Pass { name: "loop-carried-reuse", run: carry::reuse_carried },
+    Pass { name: "carried-log-determinants", run: logdet_carry::carry_log_determinants },
     Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants },
 ];
 
