@@ -6,7 +6,7 @@ use super::{check_len, Float, LinalgError, MatDims};
 use faer::dyn_stack::{MemStack, StackReq};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::lu::partial_pivoting::factor::{lu_in_place, lu_in_place_scratch};
-use faer::{MatMut, Par};
+use faer::{MatMut, MatRef, Par};
 
 /// Checks that a faer scratch stack can hold `req`.
 fn check_stack(op: &'static str, stack: &MemStack, req: StackReq, dims: MatDims) -> Result<(), LinalgError> {
@@ -19,7 +19,7 @@ fn check_stack(op: &'static str, stack: &MemStack, req: StackReq, dims: MatDims)
 
 /// The scratch stack [`cholesky`] needs for `n x n` matrices.
 pub fn cholesky_scratch<T: Float>(n: usize) -> StackReq {
-    cholesky_in_place_scratch::<T>(n, Par::Seq, Default::default())
+    StackReq::all_of(&[StackReq::new::<T>(n * n), cholesky_in_place_scratch::<T>(n, Par::Seq, Default::default())])
 }
 
 /// The lower Cholesky factor `L` (`A = L Lᵀ`) of each matrix of `a`
@@ -52,28 +52,19 @@ pub fn cholesky<T: Float>(a: &[T], out: &mut [T], dims: MatDims, stack: &mut Mem
     if n == 0 {
         return Ok(());
     }
+    let (mut work, stack) = stack.make_with(n * n, |_| T::ZERO);
     for (ak, lk) in a.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
-        // faer's Cholesky is several times faster on a column-major matrix, and
-        // `lk` read column-major is the transpose of `lk` read row-major: put
-        // A's lower triangle there transposed, factor, and transpose back.
-        for i in 0..n {
-            for j in 0..=i {
-                lk[j * n + i] = ak[i * n + j];
-            }
-        }
-        let factored = cholesky_in_place(
-            MatMut::from_column_major_slice_mut(lk, n, n),
-            Default::default(),
-            Par::Seq,
-            stack,
-            Default::default(),
-        );
+        // faer's Cholesky is several times faster on a column-major matrix:
+        // factor a column-major copy of A's lower triangle, and copy the
+        // factor back. faer's triangle copies between the two layouts took
+        // 4 µs each at n = 114, where element-by-element loops took 10–15.
+        let mut w = MatMut::from_column_major_slice_mut(&mut work, n, n);
+        w.copy_from_triangular_lower(MatRef::from_row_major_slice(ak, n, n));
+        let factored = cholesky_in_place(w.as_mut(), Default::default(), Par::Seq, stack, Default::default());
         if factored.is_ok() {
-            for i in 0..n {
-                for j in 0..i {
-                    lk[i * n + j] = lk[j * n + i];
-                    lk[j * n + i] = T::ZERO;
-                }
+            MatMut::from_row_major_slice_mut(lk, n, n).copy_from_triangular_lower(w.as_ref());
+            for (i, row) in lk.chunks_exact_mut(n).enumerate() {
+                row[i + 1..].fill(T::ZERO);
             }
         } else {
             lk.fill(T::NAN);
@@ -150,11 +141,7 @@ fn faer_lu<T: Float>(
     stack: &mut MemStack,
 ) -> bool {
     let (mut col_major, stack) = stack.make_with(m * n, |_| T::ZERO);
-    for (i, row) in a.chunks_exact(n).enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            col_major[j * m + i] = x;
-        }
-    }
+    MatMut::from_column_major_slice_mut(&mut col_major, m, n).copy_from(MatRef::from_row_major_slice(a, m, n));
     let (mut rows, stack) = stack.make_with(m, |i| i);
     let (mut pos, stack) = stack.make_with(m, |i| i);
     let matrix = MatMut::from_column_major_slice_mut(&mut col_major, m, n);
@@ -162,11 +149,7 @@ fn faer_lu<T: Float>(
     if !col_major.iter().all(|x| x.finite()) {
         return false;
     }
-    for (i, row) in lu.chunks_exact_mut(n).enumerate() {
-        for (j, x) in row.iter_mut().enumerate() {
-            *x = col_major[j * m + i];
-        }
-    }
+    MatMut::from_row_major_slice_mut(lu, m, n).copy_from(MatRef::from_column_major_slice(&col_major, m, n));
     for (p, &r) in perm.iter_mut().zip(rows.iter()) {
         *p = r as i32;
     }
