@@ -433,3 +433,31 @@ fn row_tails_of_two_and_three_points_run_as_one_vector() {
         }
     }
 }
+
+#[test]
+fn indices_in_vector_lanes() {
+    // iota along either axis, as i32 and as f32, in full vectors and in a
+    // row's partial one, feeding arithmetic and a comparison: exactly the
+    // interpreter's values.
+    for w in [8usize, 10, 11] {
+        let text = "{ lambda ; x:f32[5,W] . let
+                r:i32[5,W] = iota[dtype=i32 shape=(5,W) dimension=0]
+                c:i32[5,W] = iota[dtype=i32 shape=(5,W) dimension=1]
+                s:i32[5,W] = mul c 3:i32
+                t:i32[5,W] = sub s r
+                e:bool[5,W] = eq r c
+                f:f32[5,W] = iota[dtype=f32 shape=(5,W) dimension=1]
+                g:f32[5,W] = mul f x
+                h:f32[5,W] = select e g x
+                k:i32[5] = reduce_sum[axes=(1)] t
+              in (t, h, k) }"
+            .replace('W', &w.to_string());
+        let p = parse(&text).unwrap();
+        let x = f32s(&[5, w], (0..5 * w).map(|i| i as f32 * 0.5 - 3.0).collect());
+        let exe = compile(&p);
+        assert!(exe.lanes().iter().all(|&l| l == 4), "rows of {w}: {:?}", exe.lanes());
+        let got = exe.run(&[&x]).unwrap();
+        let want = arrayjit_interp::eval_program(&p, &[x]).unwrap();
+        assert_eq!(got, want, "rows of {w}");
+    }
+}

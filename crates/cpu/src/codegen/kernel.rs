@@ -619,6 +619,32 @@ impl<'k> Emitter<'k> {
         }
     }
 
+    /// The values of an affine index at inner indices `i..i + 4` as one
+    /// vector of i32 or f32: the first lane's value splatted, plus each lane's
+    /// offset (rather than four scalar computations and three lane inserts).
+    /// f32 lanes convert from i32 lanes, as exactly as each lane's own
+    /// conversion; `None` when the index could leave the i32 range.
+    fn index_vector(&self, b: &mut FunctionBuilder, a: &Affine, i: Value, d: DType, lanes: u32) -> Option<Value> {
+        if lanes != 4 || !matches!(d, DType::I32 | DType::F32) {
+            return None;
+        }
+        let c = *a.coeffs.last()?;
+        // Lanes past a row's end (a partial vector's) count too.
+        let (lo, hi) = affine_range(a, &self.k.domain);
+        let reach = 3 * c.abs();
+        let fits = |v: i64| i32::try_from(v).is_ok();
+        if !fits(lo - reach) || !fits(hi + reach) {
+            return None;
+        }
+        let first = self.index_scalar(b, a, i, 0, DType::I32);
+        let v = b.ins().splat(types::I32X4, first);
+        let steps: Vec<u8> = (0..4).flat_map(|l| ((l * c) as i32).to_le_bytes()).collect();
+        let steps = b.func.dfg.constants.insert(cranelift_codegen::ir::ConstantData::from(steps));
+        let steps = b.ins().vconst(types::I32X4, steps);
+        let v = b.ins().iadd(v, steps);
+        Some(if d == DType::F32 { b.ins().fcvt_from_sint(types::F32X4, v) } else { v })
+    }
+
     /// The value of node `ni` at inner index `i`, from the values of its arguments.
     fn node(
         &self,
@@ -641,6 +667,9 @@ impl<'k> Emitter<'k> {
             }
             Node::Const(s) => constant(b, n.dtype, lanes, s.as_f64()),
             Node::Index(a) => {
+                if let Some(v) = self.index_vector(b, a, i, n.dtype, lanes) {
+                    return Ok(v);
+                }
                 let first = self.index_scalar(b, a, i, 0, n.dtype);
                 if lanes == 1 {
                     first
