@@ -17,11 +17,36 @@
 
 use super::rebuild::Rebuild;
 use arrayjit_ir::prim::Control;
-use arrayjit_ir::{Atom, Eqn, Prim, Program, ProgramBuilder};
+use arrayjit_ir::{Atom, Eqn, Loc, Prim, Program, ProgramBuilder, Var};
 use std::sync::Arc;
 
 /// The program with every scan's recomputed carried products carried instead (inner loops first).
 pub fn reuse_carried(p: &Program) -> Program {
+    add_carries_to_scans(p, reuse_carried, &|body, nc, nk, ins, outer, loc| {
+        let pairs = matches(body, nc, nk);
+        if pairs.is_empty() {
+            return None;
+        }
+        let inits = initial_values(body, &pairs, ins, outer, loc);
+        Some((carry_over(body, nc, nk, &pairs), inits))
+    })
+}
+
+/// What a carry-adding pass makes of one loop body (given its numbers of
+/// constants and carries, the scan's operands and the program before the
+/// loop): the new body, whose carries are the old ones followed by new ones,
+/// and the new carries' initial values, emitted before the loop. `None`
+/// leaves the loop as it is.
+pub(super) type BodyRewrite<'a> =
+    dyn Fn(&Program, usize, usize, &[Atom], &mut ProgramBuilder, Loc) -> Option<(Program, Vec<Atom>)> + 'a;
+
+/// `p` with `rewrite` applied to the body of every scan that runs at least
+/// once, after `recurse` has been applied to the body (for loops inside it).
+pub(super) fn add_carries_to_scans(
+    p: &Program,
+    recurse: fn(&Program) -> Program,
+    rewrite: &BodyRewrite<'_>,
+) -> Program {
     if !p.eqns.iter().any(|e| matches!(e.prim, Prim::Control(Control::Scan { .. }))) {
         return p.clone();
     }
@@ -32,16 +57,12 @@ pub fn reuse_carried(p: &Program) -> Program {
             r.copy(e, ins);
             continue;
         };
-        let body = reuse_carried(body);
-        let (nc, nk) = (*num_consts, *num_carry);
-        let pairs = if *length > 0 { matches(&body, nc, nk) } else { Vec::new() };
-        if pairs.is_empty() {
-            add_carries(&mut r, e, ins, body, Vec::new());
-            continue;
+        let body = recurse(body);
+        let rewritten = if *length > 0 { rewrite(&body, *num_consts, *num_carry, &ins, &mut r.b, e.loc) } else { None };
+        match rewritten {
+            Some((body, inits)) => add_carries(&mut r, e, ins, body, inits),
+            None => add_carries(&mut r, e, ins, body, Vec::new()),
         }
-        let inits = initial_values(&body, &pairs, &ins, &mut r.b, e.loc);
-        let body = carry_over(&body, nc, nk, &pairs);
-        add_carries(&mut r, e, ins, body, inits);
     }
     r.finish()
 }
@@ -49,7 +70,7 @@ pub fn reuse_carried(p: &Program) -> Program {
 /// Emits scan equation `e` (operands `ins`) with `body`, whose carries are
 /// `e`'s followed by `inits.len()` more, which start from `inits`; their
 /// final values are not read. (Any other equation is copied as it is.)
-pub(super) fn add_carries(r: &mut Rebuild, e: &Eqn, ins: Vec<Atom>, body: Program, inits: Vec<Atom>) {
+fn add_carries(r: &mut Rebuild, e: &Eqn, ins: Vec<Atom>, body: Program, inits: Vec<Atom>) {
     let Prim::Control(Control::Scan { num_consts: nc, num_carry: nk, length, reverse, unroll, .. }) = &e.prim else {
         r.copy(e, ins);
         return;
@@ -128,7 +149,7 @@ fn initial_values(
     pairs: &[(usize, usize)],
     ins: &[Atom],
     outer: &mut ProgramBuilder,
-    loc: arrayjit_ir::Loc,
+    loc: Loc,
 ) -> Vec<Atom> {
     let mut out = Vec::new();
     for &(i, _) in pairs {
@@ -157,41 +178,68 @@ fn initial_values(
 /// The body with each pair's first operation replaced by new carries (after
 /// the old ones), whose next values are the second operation's results.
 fn carry_over(body: &Program, nc: usize, nk: usize, pairs: &[(usize, usize)]) -> Program {
-    let mut b = ProgramBuilder::new();
-    let mut map: Vec<Option<Atom>> = vec![None; body.num_vars()];
-    for (v, value) in &body.consts {
-        map[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
-    }
-    for v in &body.inputs[..nc + nk] {
-        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
-    }
-    for &(i, _) in pairs {
-        for v in &body.eqns[i].outputs {
+    let carried: Vec<Var> = pairs.iter().flat_map(|&(i, _)| body.eqns[i].outputs.iter().copied()).collect();
+    let nb = BodyWithCarries::new(body, nc, nk, &carried);
+    let next = pairs.iter().flat_map(|&(_, j)| body.eqns[j].outputs.iter().map(|v| nb.get(&Atom::Var(*v)))).collect();
+    nb.finish(next)
+}
+
+/// A loop body rebuilt with new carries: its constants and carries, then
+/// one new carry per variable of `carried` (which the new carry stands for:
+/// the equations defining them are dropped), then its scanned inputs, and
+/// a copy of every other equation.
+pub(super) struct BodyWithCarries<'p> {
+    old: &'p Program,
+    nk: usize,
+    pub b: ProgramBuilder,
+    map: Vec<Option<Atom>>,
+}
+
+impl<'p> BodyWithCarries<'p> {
+    pub(super) fn new(body: &'p Program, nc: usize, nk: usize, carried: &[Var]) -> Self {
+        let mut b = ProgramBuilder::new();
+        let mut map: Vec<Option<Atom>> = vec![None; body.num_vars()];
+        for (v, value) in &body.consts {
+            map[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
+        }
+        let inputs = body.inputs[..nc + nk].iter().chain(carried).chain(&body.inputs[nc + nk..]);
+        for v in inputs {
             map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
         }
+        for e in &body.eqns {
+            if e.outputs.iter().all(|v| carried.contains(v)) {
+                continue;
+            }
+            let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
+            let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
+            for (o, x) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
+                if !carried.contains(o) {
+                    map[o.index()] = Some(Atom::Var(x));
+                }
+            }
+        }
+        BodyWithCarries { old: body, nk, b, map }
     }
-    for v in &body.inputs[nc + nk..] {
-        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
+
+    /// The new atom of an old one.
+    pub(super) fn get(&self, a: &Atom) -> Atom {
+        get(&self.map, a)
     }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
+
+    /// The body, returning the old carries' next values, then `next` (the
+    /// new carries'), then the old per-iteration outputs.
+    pub(super) fn finish(self, next: Vec<Atom>) -> Program {
+        let old = &self.old.outputs;
+        let mut outputs: Vec<Atom> = old[..self.nk].iter().map(|a| self.get(a)).collect();
+        outputs.extend(next);
+        outputs.extend(old[self.nk..].iter().map(|a| self.get(a)));
+        arrayjit_ir::dce(&self.b.finish(outputs))
+    }
+}
+
+fn get(map: &[Option<Atom>], a: &Atom) -> Atom {
+    match a {
         Atom::Var(v) => map[v.index()].unwrap_or(*a),
         lit => *lit,
-    };
-    let replaced: Vec<bool> = (0..body.eqns.len()).map(|i| pairs.iter().any(|&(p, _)| p == i)).collect();
-    for (e, skip) in body.eqns.iter().zip(&replaced) {
-        if *skip {
-            continue;
-        }
-        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
-        let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
-        for (o, x) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
-            map[o.index()] = Some(Atom::Var(x));
-        }
     }
-    let mut outputs: Vec<Atom> = body.outputs[..nk].iter().map(|a| get(&map, a)).collect();
-    for &(_, j) in pairs {
-        outputs.extend(body.eqns[j].outputs.iter().map(|v| get(&map, &Atom::Var(*v))));
-    }
-    outputs.extend(body.outputs[nk..].iter().map(|a| get(&map, a)));
-    arrayjit_ir::dce(&b.finish(outputs))
 }

@@ -15,39 +15,24 @@
 //! rounds differently from a factorization of the rounded inverse (it is
 //! the more accurate of the two); it feeds no derivative here, only values.
 
-use super::carry::add_carries;
-use super::rebuild::Rebuild;
+use super::carry::{add_carries_to_scans, BodyWithCarries};
 use crate::idioms::{is_eye_mask, is_zero, Def};
-use arrayjit_ir::prim::{Control, Elementwise as E, Linalg, Reduction};
-use arrayjit_ir::{Atom, Prim, Program, ProgramBuilder, Var};
+use arrayjit_ir::prim::{Elementwise as E, Linalg, Reduction};
+use arrayjit_ir::{Atom, Loc, Prim, Program, ProgramBuilder, Var};
 
 /// The program with every scan's carried log-determinants carried (inner loops first).
 pub fn carry_log_determinants(p: &Program) -> Program {
-    if !p.eqns.iter().any(|e| matches!(e.prim, Prim::Control(Control::Scan { .. }))) {
-        return p.clone();
-    }
-    let mut r = Rebuild::new(p);
-    for e in &p.eqns {
-        let ins = r.inputs(e);
-        let Prim::Control(Control::Scan { body, num_consts, num_carry, length, .. }) = &e.prim else {
-            r.copy(e, ins);
-            continue;
-        };
-        let body = carry_log_determinants(body);
-        let (nc, nk) = (*num_consts, *num_carry);
-        let found = if *length > 0 { find(&body, nc, nk) } else { Vec::new() };
+    add_carries_to_scans(p, carry_log_determinants, &|body, nc, nk, ins, outer, loc| {
         let mut inits = Vec::new();
         let mut kept = Vec::new();
-        for m in found {
-            if let Some(init) = initial_value(&body, nc, &m, &ins, &mut r.b, e.loc) {
+        for m in find(body, nc, nk) {
+            if let Some(init) = initial_value(body, nc, &m, ins, outer, loc) {
                 inits.push(init);
                 kept.push(m);
             }
         }
-        let new_body = if kept.is_empty() { body } else { rewrite_body(&body, nc, nk, &kept) };
-        add_carries(&mut r, e, ins, new_body, inits);
-    }
-    r.finish()
+        (!kept.is_empty()).then(|| (rewrite_body(body, nc, nk, &kept), inits))
+    })
 }
 
 /// A carried log-determinant found in a body (indices are the body's).
@@ -172,7 +157,7 @@ fn initial_value(
     m: &Found,
     ins: &[Atom],
     outer: &mut ProgramBuilder,
-    loc: arrayjit_ir::Loc,
+    loc: Loc,
 ) -> Option<Atom> {
     let n = body.num_vars();
     let mut producer: Vec<Option<usize>> = vec![None; n];
@@ -228,37 +213,9 @@ fn initial_value(
 /// the old ones), whose next value is `−Σ log diag L`, computed by the same
 /// diagonal chain on `L`.
 fn rewrite_body(body: &Program, nc: usize, nk: usize, found: &[Found]) -> Program {
-    let mut b = ProgramBuilder::new();
-    let mut map: Vec<Option<Atom>> = vec![None; body.num_vars()];
-    for (v, value) in &body.consts {
-        map[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
-    }
-    for v in &body.inputs[..nc + nk] {
-        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
-    }
-    for m in found {
-        map[m.half_logdet.index()] = Some(Atom::Var(b.add_input(body.aval(m.half_logdet).clone())));
-    }
-    for v in &body.inputs[nc + nk..] {
-        map[v.index()] = Some(Atom::Var(b.add_input(body.aval(*v).clone())));
-    }
-    let get = |map: &[Option<Atom>], a: &Atom| match a {
-        Atom::Var(v) => map[v.index()].unwrap_or(*a),
-        lit => *lit,
-    };
-    let replaced: Vec<bool> =
-        (0..body.eqns.len()).map(|i| found.iter().any(|m| body.eqns[i].outputs.contains(&m.half_logdet))).collect();
-    for (e, skip) in body.eqns.iter().zip(replaced) {
-        if skip {
-            continue;
-        }
-        let ins = e.inputs.iter().map(|a| get(&map, a)).collect();
-        let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
-        for (o, x) in e.outputs.iter().zip(b.add_eqn(e.prim.clone(), ins, avals, e.loc)) {
-            map[o.index()] = Some(Atom::Var(x));
-        }
-    }
-    let mut outputs: Vec<Atom> = body.outputs[..nk].iter().map(|a| get(&map, a)).collect();
+    let carried: Vec<Var> = found.iter().map(|m| m.half_logdet).collect();
+    let mut nb = BodyWithCarries::new(body, nc, nk, &carried);
+    let mut next = Vec::new();
     for m in found {
         // The same chain on the next factor: select(eye, L, 0), the sums and the log.
         let [sel, rest @ ..] = m.chain.map(|i| &body.eqns[i]);
@@ -266,17 +223,16 @@ fn rewrite_body(body: &Program, nc: usize, nk: usize, found: &[Found]) -> Progra
             let avals = e.outputs.iter().map(|v| body.aval(*v).clone()).collect();
             Atom::Var(b.add_eqn(e.prim.clone(), ins, avals, e.loc)[0])
         };
-        let picked = vec![get(&map, &sel.inputs[0]), get(&map, &m.next_factor), get(&map, &sel.inputs[2])];
-        let mut x = emit(&mut b, sel, picked);
+        let picked = vec![nb.get(&sel.inputs[0]), nb.get(&m.next_factor), nb.get(&sel.inputs[2])];
+        let mut x = emit(&mut nb.b, sel, picked);
         for e in rest {
-            x = emit(&mut b, e, vec![x]);
+            x = emit(&mut nb.b, e, vec![x]);
         }
         let aval = body.aval(m.half_logdet).clone();
         let loc = body.eqns[m.chain[3]].loc;
-        outputs.push(Atom::Var(b.add_eqn(Prim::Elementwise(E::Neg), vec![x], vec![aval], loc)[0]));
+        next.push(Atom::Var(nb.b.add_eqn(Prim::Elementwise(E::Neg), vec![x], vec![aval], loc)[0]));
     }
-    outputs.extend(body.outputs[nk..].iter().map(|a| get(&map, a)));
-    arrayjit_ir::dce(&b.finish(outputs))
+    nb.finish(next)
 }
 
 #[cfg(test)]
@@ -336,7 +292,9 @@ mod tests {
     }
 
     fn factorizations_in_the_loop(p: &Program) -> usize {
-        let Some(Prim::Control(Control::Scan { body, .. })) = p.eqns.last().map(|e| &e.prim) else { return 0 };
+        let Some(Prim::Control(arrayjit_ir::prim::Control::Scan { body, .. })) = p.eqns.last().map(|e| &e.prim) else {
+            return 0;
+        };
         body.eqns.iter().filter(|e| e.prim == Prim::Linalg(Linalg::Cholesky)).count()
     }
 
