@@ -446,11 +446,27 @@ impl Grower<'_, '_, '_> {
                 lhs_batch: (0..nb).collect(),
                 rhs_batch: (0..nb).collect(),
             };
-            self.emit1(Linalg::DotGeneral(dims).into(), vec![y, y])?.0
+            let yyt = self.emit1(Linalg::DotGeneral(dims).into(), vec![y, y])?.0;
+            // Plus the identity: y yᵀ alone is singular when y is (a broadcast
+            // constant, say), and rounding then decides between a factor and NaNs.
+            self.plus_identity(yyt, dtype, &batch, m).unwrap_or(yyt)
         } else {
             self.matrix(dtype, &batch, m, m)?
         };
         self.emit(Linalg::Cholesky.into(), vec![a]).map(drop)
+    }
+
+    /// `a + I` for `a` of `batch` `m x m` matrices (`None` if the
+    /// configuration does not allow the operations that make `I`).
+    fn plus_identity(&mut self, a: Atom, dtype: DType, batch: &[usize], m: usize) -> Option<Atom> {
+        let nb = batch.len();
+        let shape = Shape(batch.iter().copied().chain([m, m]).collect());
+        let iota = |axis| ShapeOp::Iota { dtype: DType::I32, shape: shape.clone(), axis }.into();
+        let rows = self.emit1(iota(nb), vec![])?.0;
+        let cols = self.emit1(iota(nb + 1), vec![])?.0;
+        let eye = self.emit1(Elementwise::Eq.into(), vec![rows, cols])?.0;
+        let eye = self.emit1(Elementwise::Convert { to: dtype }.into(), vec![eye])?.0;
+        Some(self.emit1(Elementwise::Add.into(), vec![a, eye])?.0)
     }
 
     fn triangular_solve(&mut self) -> Option<()> {
