@@ -615,21 +615,33 @@ pub fn fuse(p: &Program) -> Schedule {
         if restart {
             continue;
         }
-        // Expensive values recomputed by several kernels are realized once instead.
-        let mut shared: Vec<(Var, usize, usize)> = Vec::new();
-        for (v, gs) in &touched_by {
-            if gs.len() > 1 && f.realized[v.index()].is_none() {
-                let c = f.cost_of(*v);
-                if c >= RECOMPUTE_LIMIT {
-                    shared.push((*v, gs.len(), c));
-                }
+        // Expensive values recomputed by several kernels are realized once
+        // instead, the cheapest first: an array computed from one realized
+        // before it costs only what remains (`exp(z) − y` after `exp(z)`).
+        // A scalar keeps its whole cost: a kernel over a larger domain would
+        // recompute what remains at each of its points.
+        let candidates: Vec<(Var, usize)> = touched_by
+            .iter()
+            .filter(|(v, gs)| gs.len() > 1 && f.realized[v.index()].is_none())
+            .map(|(v, gs)| (*v, gs.len()))
+            .collect();
+        let mut shared: Vec<(usize, Var, usize)> = candidates.into_iter().map(|(v, n)| (f.cost_of(v), v, n)).collect();
+        shared.sort_by_key(|&(c, v, _)| (c, v.index()));
+        let mut realized_any = false;
+        for (whole, v, n) in shared {
+            let c = if f.aval(v).shape.rank() == 0 {
+                whole
+            } else {
+                f.cost.iter_mut().for_each(|c| *c = None);
+                f.cost_of(v)
+            };
+            if c >= RECOMPUTE_LIMIT {
+                f.realized[v.index()] = Some(format!("it is used by {n} kernels and costs {c} per element"));
+                realized_any = true;
             }
         }
-        if shared.is_empty() {
+        if !realized_any {
             break groups;
-        }
-        for (v, n, c) in shared {
-            f.realized[v.index()] = Some(format!("it is used by {n} kernels and costs {c} per element"));
         }
     };
     for (i, r) in f.realized.iter().enumerate() {
@@ -805,4 +817,41 @@ fn topological(mut steps: Vec<(usize, Step)>, num_buffers: usize) -> Vec<Step> {
     }
     let mut slots: Vec<Option<Step>> = steps.into_iter().map(|(_, s)| Some(s)).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrayjit_ir::{parse, Data, HostArray};
+
+    #[test]
+    fn a_value_shared_by_kernels_is_stored_once_and_what_follows_from_it_recomputed() {
+        // Both kernels read a = exp(z) and d = a − y (the second runs after a
+        // sum of the first): a is stored, and d is recomputed from it, not
+        // stored as well.
+        let p = parse(
+            "{ lambda ; z:f32[64,8] y:f32[64,8] . let
+                a:f32[64,8] = exp z
+                d:f32[64,8] = sub a y
+                s:f32[] = reduce_sum[axes=(0,1)] d
+                sb:f32[64,8] = broadcast_in_dim[shape=(64,8) broadcast_dimensions=()] s
+                g:f32[64,8] = mul d sb
+                h:f32[64,8] = add g a
+              in (h) }",
+        )
+        .unwrap();
+        let s = fuse(&p);
+        let shared: Vec<&String> = s.notes.iter().filter(|n| n.contains("used by 2 kernels")).collect();
+        assert_eq!(shared.len(), 1, "{}", s.notes.join("\n"));
+        assert!(shared[0].contains("costs 8 per element"), "{}", shared[0]);
+        let arg = |k: f32| HostArray::new([64, 8], Data::F32((0..512).map(|i| (i % 17) as f32 * k - 1.0).collect()));
+        let args = [arg(0.1).unwrap(), arg(0.05).unwrap()];
+        let want = arrayjit_interp::eval_program(&p, &args).unwrap();
+        let got = s.eval_reference(&args).unwrap();
+        for i in 0..want[0].numel() {
+            let (g, w) = (got[0].data().get(i).as_f64(), want[0].data().get(i).as_f64());
+            // The sum's order differs (f32): agreement to rounding.
+            assert!((g - w).abs() <= 1e-5 * w.abs(), "element {i}: {g} vs {w}");
+        }
+    }
 }
