@@ -4,7 +4,8 @@
 //!   `diag_part(A·B)` trace it) becomes the row sums of `A ⊙ Bᵀ`: n·k
 //!   multiplications instead of an n·n·k product;
 //! - `diag(v)·B` becomes a row scaling of `B`, and `B·diag(v)` a column
-//!   scaling: n·m multiplications instead of n·n·m.
+//!   scaling: n·m multiplications instead of n·n·m;
+//! - `diag_part(diag(v))` is `v`.
 //!
 //! A diagonal matrix is recognised as `select(iota₀ == iota₁, X, 0)`, which
 //! is how `diag`, `diag_part`, `trace` and `eye` are traced.
@@ -22,6 +23,7 @@ pub fn diagonal_products(p: &Program) -> Program {
         let rewritten = match (&e.prim, &outs[..]) {
             (Prim::Elementwise(E::Select), [out]) => w.masked_product(&ins, out, e.loc),
             (Prim::Linalg(Linalg::DotGeneral(d)), [out]) => w.diagonal_factor(d, &ins, out, e.loc),
+            (Prim::Reduce(Reduction::Sum { axes }), [out]) if axes.len() == 1 => w.vector_of_diagonal(&ins[0], out),
             _ => None,
         };
         match rewritten {
@@ -146,7 +148,11 @@ impl Rewriter<'_> {
         }
         let other = self.oriented(other, transposed, loc);
         let n = da.shape[0];
-        let v = self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![diag_m], AVal::new(da.dtype, [n]), loc);
+        let vector = AVal::new(da.dtype, [n]);
+        let v = match self.vector_of_diagonal(&diag_m, &vector) {
+            Some(v) => v,
+            None => self.add1(Reduction::Sum { axes: vec![1] }.into(), vec![diag_m], vector, loc),
+        };
         let dims = if side == 0 { vec![0] } else { vec![1] };
         let full = self.add1(
             ShapeOp::BroadcastInDim { shape: Shape(out.shape.0.clone()), dims }.into(),
@@ -155,6 +161,19 @@ impl Rewriter<'_> {
             loc,
         );
         Some(self.add1(E::Mul.into(), vec![full, other], out.clone(), loc))
+    }
+
+    /// The sum along either axis of `select(eye, broadcast(v), 0)` (a
+    /// diagonal matrix built from the vector `v`, as `diag` and the rewrite
+    /// of `diag_part(A·B)` above make it): `v` itself.
+    fn vector_of_diagonal(&self, m: &Atom, out: &AVal) -> Option<Atom> {
+        let Some((Prim::Elementwise(E::Select), s)) = self.def(m) else { return None };
+        if !self.is_eye_mask(&s[0]) || !self.is_zero(&s[2]) {
+            return None;
+        }
+        let Some((Prim::Shape(ShapeOp::BroadcastInDim { dims, .. }), v)) = self.def(&s[1]) else { return None };
+        let v = v[0];
+        (matches!(dims[..], [0] | [1]) && self.aval(&v) == *out).then_some(v)
     }
 
     /// Matrix `a`, transposed when asked.
@@ -227,6 +246,29 @@ mod tests {
             for (w, g) in want.iter().zip(&got) {
                 assert!((w - g).abs() < 1e-12, "{want:?} {got:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_diagonal_of_a_diagonal_matrix_is_its_vector() {
+        for (dims, axis) in [("(0)", "(1)"), ("(1)", "(1)"), ("(0)", "(0)"), ("(1)", "(0)")] {
+            let p = parse(&format!(
+                "{{ lambda ; v:f64[3] . let
+                    d:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=0]
+                    e:i32[3,3] = iota[dtype=i32 shape=(3,3) dimension=1]
+                    f:bool[3,3] = eq d e
+                    g:f64[3,3] = broadcast_in_dim[shape=(3,3) broadcast_dimensions={dims}] v
+                    h:f64[3,3] = select f g 0.0:f64
+                    i:f64[3] = reduce_sum[axes={axis}] h
+                    j:f64[3] = mul i 2.0:f64
+                  in (j) }}"
+            ))
+            .unwrap();
+            let q = arrayjit_ir::dce(&diagonal_products(&p));
+            typecheck(&q).unwrap();
+            assert!(!q.to_string().contains("select"), "{q}");
+            let v = HostArray::new([3], Data::F64(vec![1.5, -2.0, 0.25])).unwrap();
+            assert_eq!(run(&p, std::slice::from_ref(&v)), run(&q, &[v]));
         }
     }
 
