@@ -638,9 +638,7 @@ impl<'k> Emitter<'k> {
         }
         let first = self.index_scalar(b, a, i, 0, DType::I32);
         let v = b.ins().splat(types::I32X4, first);
-        let steps: Vec<u8> = (0..4).flat_map(|l| ((l * c) as i32).to_le_bytes()).collect();
-        let steps = b.func.dfg.constants.insert(cranelift_codegen::ir::ConstantData::from(steps));
-        let steps = b.ins().vconst(types::I32X4, steps);
+        let steps = ops::vector_constant(b, types::I32X4, (0..4).map(|l| (l * c) as u64));
         let v = b.ins().iadd(v, steps);
         Some(if d == DType::F32 { b.ins().fcvt_from_sint(types::F32X4, v) } else { v })
     }
@@ -729,13 +727,13 @@ impl<'k> Emitter<'k> {
                     b.def_var(var, new);
                 } else {
                     let c = self.out_at[o].coeffs[last];
-                    let old = self.load(b, self.out_row[o], i, c, d, w);
-                    let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
                     if lanes > 1 && c != 1 {
                         // Its lanes would not be consecutive elements; an output reducing
                         // along the inner axis (`c == 0`) accumulates in registers instead.
                         return Err(cg_err(format!("output {o} reduces in memory with stride {c}")));
                     }
+                    let old = self.load(b, self.out_row[o], i, c, d, w);
+                    let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;
                     let addr = self.element(b, self.out_row[o], i, c, size);
                     store_live(b, new, addr, size, w);
                 }
@@ -782,10 +780,7 @@ fn store_live(b: &mut FunctionBuilder, v: Value, addr: Value, size: i64, w: Widt
 
 /// A vector of type `ty` whose live lanes are all ones and the others zero.
 fn live_mask(b: &mut FunctionBuilder, ty: cranelift_codegen::ir::Type, w: Width) -> Value {
-    let width = (ty.lane_bits() / 8) as usize;
-    let bytes: Vec<u8> = (0..w.lanes).flat_map(|l| vec![if l < w.live { 0xff } else { 0 }; width]).collect();
-    let c = b.func.dfg.constants.insert(cranelift_codegen::ir::ConstantData::from(bytes));
-    b.ins().vconst(ty, c)
+    ops::vector_constant(b, ty, (0..w.lanes).map(|l| if l < w.live { u64::MAX } else { 0 }))
 }
 
 /// For a float `max`/`min` node of a value and a constant that is neither

@@ -107,9 +107,15 @@ pub(crate) fn fabs(b: &mut FunctionBuilder, x: Value) -> Value {
 
 /// Each lane's sign bit (-0.0) of the float vector type `ty`.
 fn sign_mask(b: &mut FunctionBuilder, ty: Type) -> Value {
+    let sign = 1u64 << (ty.lane_bits() - 1);
+    vector_constant(b, ty, (0..ty.lane_count()).map(|_| sign))
+}
+
+/// A vector constant of type `ty` from the bit patterns of its lanes (each
+/// cut to the lane width), first lane first.
+pub(crate) fn vector_constant(b: &mut FunctionBuilder, ty: Type, lanes: impl IntoIterator<Item = u64>) -> Value {
     let width = (ty.lane_bits() / 8) as usize;
-    let lane = (1u64 << (ty.lane_bits() - 1)).to_le_bytes();
-    let bytes: Vec<u8> = (0..ty.lane_count()).flat_map(|_| lane[..width].to_vec()).collect();
+    let bytes: Vec<u8> = lanes.into_iter().flat_map(|l| l.to_le_bytes()[..width].to_vec()).collect();
     let c = b.func.dfg.constants.insert(ConstantData::from(bytes));
     b.ins().vconst(ty, c)
 }

@@ -50,7 +50,7 @@ mod tests;
 mod trig;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, BlockArg, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, BlockArg, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
 /// `e^x`.
@@ -163,12 +163,7 @@ impl<'a, 'f> Em<'a, 'f> {
                 _ => self.b.ins().iconst(ty, lane as i64),
             };
         }
-        let width = (ty.lane_bits() / 8) as usize;
-        // Integer immediates must not carry bits above the lane width.
-        let lane = if width < 8 { lane & ((1u64 << (8 * width)) - 1) } else { lane };
-        let bytes: Vec<u8> = (0..ty.lane_count()).flat_map(|_| lane.to_le_bytes()[..width].to_vec()).collect();
-        let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
-        self.b.ins().vconst(ty, c)
+        crate::codegen::ops::vector_constant(self.b, ty, (0..ty.lane_count()).map(|_| lane))
     }
 
     /// A float constant (rounded to f32 for f32 types).

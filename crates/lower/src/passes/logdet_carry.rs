@@ -23,16 +23,28 @@ use arrayjit_ir::{Atom, Loc, Prim, Program, ProgramBuilder, Var};
 /// The program with every scan's carried log-determinants carried (inner loops first).
 pub fn carry_log_determinants(p: &Program) -> Program {
     add_carries_to_scans(p, carry_log_determinants, &|body, nc, nk, ins, outer, loc| {
+        let producer = producers(body);
         let mut inits = Vec::new();
         let mut kept = Vec::new();
-        for m in find(body, nc, nk) {
-            if let Some(init) = initial_value(body, nc, &m, ins, outer, loc) {
+        for m in find(body, &producer, nc, nk) {
+            if let Some(init) = initial_value(body, &producer, nc, &m, ins, outer, loc) {
                 inits.push(init);
                 kept.push(m);
             }
         }
         (!kept.is_empty()).then(|| (rewrite_body(body, nc, nk, &kept), inits))
     })
+}
+
+/// The equation defining each variable of `body`, if any.
+fn producers(body: &Program) -> Vec<Option<usize>> {
+    let mut producer = vec![None; body.num_vars()];
+    for (i, e) in body.eqns.iter().enumerate() {
+        for v in &e.outputs {
+            producer[v.index()] = Some(i);
+        }
+    }
+    producer
 }
 
 /// A carried log-determinant found in a body (indices are the body's).
@@ -50,14 +62,10 @@ struct Found {
 
 /// Every carry of `body` whose log-determinant the body takes and whose next
 /// value is the inverse of a matrix the body factors.
-fn find(body: &Program, nc: usize, nk: usize) -> Vec<Found> {
+fn find(body: &Program, producer: &[Option<usize>], nc: usize, nk: usize) -> Vec<Found> {
     let n = body.num_vars();
-    let mut producer: Vec<Option<usize>> = vec![None; n];
     let mut uses: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, e) in body.eqns.iter().enumerate() {
-        for v in &e.outputs {
-            producer[v.index()] = Some(i);
-        }
         for a in &e.inputs {
             if let Atom::Var(v) = a {
                 uses[v.index()].push(i);
@@ -153,6 +161,7 @@ fn is_identity(def: &Def<'_>, a: &Atom) -> bool {
 /// body's constants). `None` when it reads anything else.
 fn initial_value(
     body: &Program,
+    producer: &[Option<usize>],
     nc: usize,
     m: &Found,
     ins: &[Atom],
@@ -160,12 +169,6 @@ fn initial_value(
     loc: Loc,
 ) -> Option<Atom> {
     let n = body.num_vars();
-    let mut producer: Vec<Option<usize>> = vec![None; n];
-    for (i, e) in body.eqns.iter().enumerate() {
-        for v in &e.outputs {
-            producer[v.index()] = Some(i);
-        }
-    }
     // The equations `half_logdet` depends on, and what its leaves become outside.
     let mut map: Vec<Option<Atom>> = vec![None; n];
     let mut needed = vec![false; body.eqns.len()];
@@ -195,7 +198,7 @@ fn initial_value(
             map[v.index()] = Some(Atom::Var(outer.add_const(value)));
         }
     }
-    for (_, e) in body.eqns.iter().enumerate().filter(|(i, _)| needed[*i]) {
+    for (e, _) in body.eqns.iter().zip(&needed).filter(|(_, n)| **n) {
         let operands = e.inputs.iter().map(|a| match a {
             Atom::Var(v) => map[v.index()].unwrap_or(*a),
             lit => *lit,
