@@ -12,6 +12,19 @@ fn compile(p: &Program) -> Executable {
     Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap()
 }
 
+/// Each output of `got` has `want`'s type and its values within `tol`
+/// (relative to 1 + |want|).
+fn assert_close(got: &[HostArray], want: &[HostArray], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (o, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.aval(), w.aval(), "{what}, output {o}");
+        for e in 0..w.numel() {
+            let (a, b) = (g.data().get(e).as_f64(), w.data().get(e).as_f64());
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}, output {o}, element {e}: {a} vs {b}");
+        }
+    }
+}
+
 fn f32s(shape: &[usize], v: Vec<f32>) -> HostArray {
     HostArray::new(shape.to_vec(), Data::F32(v)).unwrap()
 }
@@ -266,13 +279,7 @@ fn pads_concatenations_and_dynamic_slices_are_fused() {
         let args = [x.clone(), y.clone(), i, j];
         let want = arrayjit_interp::eval_program(&p, &args).unwrap();
         let got = exe.run(&args.iter().collect::<Vec<_>>()).unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g.aval(), w.aval());
-            for e in 0..g.numel() {
-                let (a, b) = (g.data().get(e).as_f64(), w.data().get(e).as_f64());
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "starts ({si},{sj}) element {e}: {a} vs {b}");
-            }
-        }
+        assert_close(&got, &want, 1e-5, &format!("starts ({si},{sj})"));
     }
 }
 
@@ -424,13 +431,7 @@ fn row_tails_of_two_and_three_points_run_as_one_vector() {
         let inputs = [x, y, m, k];
         let got = exe.run(&inputs.iter().collect::<Vec<_>>()).unwrap();
         let want = arrayjit_interp::eval_program(&p, &inputs).unwrap();
-        for (o, (g, wv)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.shape(), wv.shape());
-            for e in 0..wv.numel() {
-                let (g, wv) = (g.data().get(e).as_f64(), wv.data().get(e).as_f64());
-                assert!((g - wv).abs() <= 1e-6 * (1.0 + wv.abs()), "rows of {w}, output {o}, element {e}: {g} vs {wv}");
-            }
-        }
+        assert_close(&got, &want, 1e-6, &format!("rows of {w}"));
     }
 }
 
