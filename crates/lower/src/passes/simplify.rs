@@ -1,10 +1,13 @@
 //! Algebraic simplification and constant folding: `x·1`, `x+0`, `x−0`, `x/1`,
+//! (with `1` and `0` literals, their broadcasts, or constant arrays whose
+//! elements all hold that value, such as a column of ones for an intercept),
 //! `−(−x)`, `x¹` become `x`; `a + (−b)`, `(−a) + b` and `a − (−b)` lose the negation; equations on literals are evaluated; transposes of
 //! transposes, broadcasts of broadcasts and reshapes of reshapes compose;
 //! transposed `dot_general` operands fold into the dimension numbers.
 
 use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, ShapeOp};
 use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program, ProgramBuilder, Scalar, Shape};
+use std::collections::HashMap;
 
 /// The program after one sweep of rewrites.
 pub fn simplify(p: &Program) -> Program {
@@ -18,10 +21,14 @@ pub fn simplify(p: &Program) -> Program {
         }
         defs[v.index()] = d;
     };
+    let mut uniform = HashMap::new();
     for (v, value) in &p.consts {
         let n = b.add_const(value.clone());
         def_of(&mut defs, n, None);
         map[v.index()] = Some(Atom::Var(n));
+        if let Some(s) = uniform_value(value) {
+            uniform.insert(n, s);
+        }
     }
     for v in &p.inputs {
         let n = b.add_input(p.aval(*v).clone());
@@ -35,7 +42,7 @@ pub fn simplify(p: &Program) -> Program {
     for e in &p.eqns {
         let ins: Vec<Atom> = e.inputs.iter().map(|a| get(&map, a)).collect();
         let out_avals: Vec<AVal> = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
-        let ctx = Ctx { b: &b, defs: &defs };
+        let ctx = Ctx { b: &b, defs: &defs, uniform: &uniform };
         if let Some(a) = ctx.rewrite_to_atom(&e.prim, &ins, &out_avals) {
             map[e.outputs[0].index()] = Some(a);
             continue;
@@ -54,6 +61,19 @@ pub fn simplify(p: &Program) -> Program {
 struct Ctx<'a> {
     b: &'a ProgramBuilder,
     defs: &'a [Option<(Prim, Vec<Atom>)>],
+    /// Constants whose elements all hold one value.
+    uniform: &'a HashMap<arrayjit_ir::Var, Scalar>,
+}
+
+/// The value every element of `value` holds (bit for bit), if any.
+fn uniform_value(value: &HostArray) -> Option<Scalar> {
+    let n = value.numel();
+    if n == 0 {
+        return None;
+    }
+    let first = value.data().get(0);
+    let bits = |s: Scalar| s.as_f64().to_bits();
+    (1..n).all(|i| bits(value.data().get(i)) == bits(first)).then_some(first)
 }
 
 impl Ctx<'_> {
@@ -71,14 +91,25 @@ impl Ctx<'_> {
         }
     }
 
-    /// A literal, or a broadcast of one.
+    /// A literal, a constant array of equal elements, or a broadcast,
+    /// reshape or transpose of one.
     fn constant(&self, a: &Atom) -> Option<Scalar> {
         match a {
             Atom::Lit(s) => Some(*s),
-            Atom::Var(_) => match self.def(a)? {
-                (Prim::Shape(ShapeOp::BroadcastInDim { .. }), ins) => self.constant(&ins[0]),
-                _ => None,
-            },
+            Atom::Var(v) => {
+                if let Some(s) = self.uniform.get(v) {
+                    return Some(*s);
+                }
+                match self.def(a)? {
+                    (
+                        Prim::Shape(
+                            ShapeOp::BroadcastInDim { .. } | ShapeOp::Reshape { .. } | ShapeOp::Transpose { .. },
+                        ),
+                        ins,
+                    ) => self.constant(&ins[0]),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -258,6 +289,32 @@ mod tests {
     use super::*;
     use arrayjit_interp::eval_program;
     use arrayjit_ir::{parse, Data};
+
+    #[test]
+    fn a_constant_column_of_ones_multiplies_nothing() {
+        // x · broadcast(ones) is x (an intercept's column of ones); a column
+        // of unequal values stays a product.
+        let src = |col: &str| {
+            format!(
+                "{{ lambda k:f32[4,1]{{{col}}} ; x:f32[4,3] . let
+                    r:f32[4] = reshape[new_sizes=(4)] k
+                    kb:f32[4,3] = broadcast_in_dim[shape=(4,3) broadcast_dimensions=(0)] r
+                    y:f32[4,3] = mul kb x
+                  in (y) }}"
+            )
+        };
+        let ones = parse(&src("1.0, 1.0, 1.0, 1.0")).unwrap();
+        let q = arrayjit_ir::dce(&simplify(&ones));
+        assert!(q.eqns.is_empty(), "{q}");
+        let mixed = parse(&src("1.0, 1.0, -1.0, 1.0")).unwrap();
+        let q = arrayjit_ir::dce(&simplify(&mixed));
+        assert!(q.eqns.iter().any(|e| e.prim == Prim::Elementwise(E::Mul)), "{q}");
+        let x = HostArray::new([4, 3], Data::F32((0..12).map(|i| i as f32 - 5.5).collect())).unwrap();
+        for p in [&ones, &mixed] {
+            let q = simplify(p);
+            assert_eq!(eval_program(p, &[x.clone()]).unwrap(), eval_program(&q, &[x.clone()]).unwrap());
+        }
+    }
 
     #[test]
     fn negations_fold_into_additions_and_subtractions_with_the_same_results() {
