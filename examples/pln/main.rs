@@ -210,6 +210,10 @@ fn main() -> ExitCode {
             );
             arrayjit::cuda::profile::reset();
         }
+        if arrayjit::cpu::profile::enabled() {
+            eprintln!("level {level}, time by CPU step (ARRAYJIT_PROFILE=1):\n{}", arrayjit::cpu::profile::report());
+            arrayjit::cpu::profile::reset();
+        }
         let last = f.losses.last().copied().unwrap_or(f64::NAN);
         let base = fits.iter().find(|g| g.level == 0).map(|g| g.ms_per_iter());
         if o.json {

@@ -220,6 +220,8 @@ pub struct Executable {
     clif: Vec<String>,
     lanes: Vec<u32>,
     arena: Mutex<Option<Arena>>,
+    /// Names the executable in step profiles (`ARRAYJIT_PROFILE=1`).
+    id: usize,
 }
 
 impl std::fmt::Debug for Executable {
@@ -493,6 +495,7 @@ impl Executable {
             clif,
             lanes,
             arena: Mutex::new(None),
+            id: crate::profile::next_id(),
         })
     }
 
@@ -693,92 +696,135 @@ impl Executable {
             for &b in step.inputs().iter().chain(step.outputs()) {
                 ptrs.push(self.ptr(b, args, outs, arena));
             }
-            let (ins, outputs) = ptrs.split_at(step.inputs().len());
-            match action {
-                // Already run, block by block, with the product before it.
-                Action::Kernel(k) if k.fused => {}
-                Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
-                Action::Factor(f) => {
-                    let scratch =
-                        arena.factor[si].as_mut().ok_or_else(|| internal(format!("step {si} has no scratch")))?;
-                    // SAFETY: the step's buffers have the types it was planned
-                    // for, and its output is a fresh buffer or a slot distinct
-                    // from its operands.
-                    unsafe { f.run(ins, outputs[0], scratch)? };
+            if crate::profile::enabled() {
+                let start = std::time::Instant::now();
+                self.run_step(si, step, action, ptrs, args, outs, arena)?;
+                crate::profile::record(|| self.label(si), start.elapsed());
+            } else {
+                self.run_step(si, step, action, ptrs, args, outs, arena)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How step `si` appears in a step profile: the executable, the step,
+    /// what runs and what it writes first.
+    fn label(&self, si: usize) -> String {
+        let step = &self.schedule.steps[si];
+        let what = match (&self.actions[si], step) {
+            (Action::Kernel(k), Step::Kernel { kernel, .. }) if k.fused => {
+                format!("kernel over {:?} (run with the product before it)", kernel.domain)
+            }
+            (Action::Kernel(_), Step::Kernel { kernel, .. }) => {
+                let n = kernel.outputs.len();
+                format!("kernel over {:?} ({n} output{})", kernel.domain, if n == 1 { "" } else { "s" })
+            }
+            (Action::DotRows(..), _) => "dot_general and the kernel after it, by row blocks".to_string(),
+            (Action::Control(_), Step::Prim { prim, .. }) => format!("{} (all of it)", prim.name()),
+            (_, Step::Prim { prim, .. }) => prim.name().to_string(),
+            (_, Step::Kernel { .. }) => "kernel".to_string(),
+        };
+        let out = step.outputs().first().map(|&b| self.schedule.buffers[b].aval.to_string()).unwrap_or_default();
+        format!("x{}.s{si} {what} -> {out}", self.id)
+    }
+
+    /// Runs step `si` on its buffers, `ptrs` (its inputs, then its outputs).
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        si: usize,
+        step: &Step,
+        action: &Action,
+        ptrs: &[*mut u8],
+        args: &[*const u8],
+        outs: &[*mut u8],
+        arena: &mut Arena,
+    ) -> Result<(), CpuError> {
+        let s = &self.schedule;
+        let (ins, outputs) = ptrs.split_at(step.inputs().len());
+        match action {
+            // Already run, block by block, with the product before it.
+            Action::Kernel(k) if k.fused => {}
+            Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
+            Action::Factor(f) => {
+                let scratch = arena.factor[si].as_mut().ok_or_else(|| internal(format!("step {si} has no scratch")))?;
+                // SAFETY: the step's buffers have the types it was planned
+                // for, and its output is a fresh buffer or a slot distinct
+                // from its operands.
+                unsafe { f.run(ins, outputs[0], scratch)? };
+            }
+            Action::Control(c) => {
+                let mem = arena.control[si].as_mut().ok_or_else(|| internal(format!("step {si} has no memory")))?;
+                // SAFETY: the step's buffers have the types its shape rule
+                // gave (the schedule was built from a typechecked program),
+                // and outputs are fresh buffers or slots distinct from its
+                // operands (a slot is never reused within its step).
+                unsafe { c.run(ins, outputs, mem)? };
+            }
+            Action::Kernel(k) => {
+                let f = *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {si} has no kernel")))?;
+                // SAFETY (for the calls below): the kernel was compiled for
+                // exactly these buffers: its input avals equal the buffers'
+                // (checked when compiling), every load position was checked
+                // against the input lengths, every output buffer holds its
+                // aval's elements (fresh outputs, arena slots sized by the plan,
+                // partial buffers sized like their output), and the arguments
+                // were checked against the signature. An output aliases an
+                // input only when that input was donated to it, which
+                // `plan_donations` allows only where this kernel reads each
+                // element of it before writing that same element and no later
+                // step reads it; a slot is reused only after every reader of
+                // its previous tenant has run. Blocks write disjoint rows of
+                // each output, or their own partial buffers.
+                if let [(lo, hi)] = k.ranges[..] {
+                    unsafe { f(ptrs.as_ptr(), lo as i64, hi as i64) };
+                    return Ok(());
                 }
-                Action::Control(c) => {
-                    let mem = arena.control[si].as_mut().ok_or_else(|| internal(format!("step {si} has no memory")))?;
-                    // SAFETY: the step's buffers have the types its shape rule
-                    // gave (the schedule was built from a typechecked program),
-                    // and outputs are fresh buffers or slots distinct from its
-                    // operands (a slot is never reused within its step).
-                    unsafe { c.run(ins, outputs, mem)? };
+                let n_in = step.inputs().len();
+                let partials = &mut arena.partials[si];
+                let tables = k.block_tables(ptrs, n_in, partials);
+                unsafe {
+                    crate::parallel::run_blocks(f, &tables, &k.ranges);
+                    k.combine_partials(ptrs, n_in, partials);
                 }
-                Action::Kernel(k) => {
-                    let f = *self.module.fns.get(k.func).ok_or_else(|| internal(format!("step {si} has no kernel")))?;
-                    // SAFETY (for the calls below): the kernel was compiled for
-                    // exactly these buffers: its input avals equal the buffers'
-                    // (checked when compiling), every load position was checked
-                    // against the input lengths, every output buffer holds its
-                    // aval's elements (fresh outputs, arena slots sized by the plan,
-                    // partial buffers sized like their output), and the arguments
-                    // were checked against the signature. An output aliases an
-                    // input only when that input was donated to it, which
-                    // `plan_donations` allows only where this kernel reads each
-                    // element of it before writing that same element and no later
-                    // step reads it; a slot is reused only after every reader of
-                    // its previous tenant has run. Blocks write disjoint rows of
-                    // each output, or their own partial buffers.
-                    if let [(lo, hi)] = k.ranges[..] {
-                        unsafe { f(ptrs.as_ptr(), lo as i64, hi as i64) };
-                        continue;
-                    }
-                    let n_in = step.inputs().len();
-                    let partials = &mut arena.partials[si];
-                    let tables = k.block_tables(ptrs, n_in, partials);
-                    unsafe {
-                        crate::parallel::run_blocks(f, &tables, &k.ranges);
-                        k.combine_partials(ptrs, n_in, partials);
+            }
+            Action::Dot(plan) => {
+                let (l, r, o) = (ins[0], ins[1], outputs[0]);
+                let scratch = arena.scratch[si].as_mut_ptr() as *mut u8;
+                let lhs = &s.buffers[step.inputs()[0]].aval;
+                let rhs = &s.buffers[step.inputs()[1]].aval;
+                let out = plan.out_aval();
+                let sl = self.scratch_len[si];
+                // SAFETY: each pointer addresses a buffer of its aval's element
+                // count and dtype (the plan was made for these avals); scratch
+                // holds `sl` 8-byte words, enough for `sl` elements of any dtype;
+                // the output never aliases an operand (see above).
+                unsafe {
+                    match lhs.dtype {
+                        DType::F32 => dot::<f32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
+                        DType::F64 => dot::<f64>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
+                        DType::I32 => dot::<i32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
+                        DType::Bool => return Err(internal("boolean matrix product".into())),
                     }
                 }
-                Action::Dot(plan) => {
-                    let (l, r, o) = (ins[0], ins[1], outputs[0]);
-                    let scratch = arena.scratch[si].as_mut_ptr() as *mut u8;
-                    let lhs = &s.buffers[step.inputs()[0]].aval;
-                    let rhs = &s.buffers[step.inputs()[1]].aval;
-                    let out = plan.out_aval();
-                    let sl = self.scratch_len[si];
-                    // SAFETY: each pointer addresses a buffer of its aval's element
-                    // count and dtype (the plan was made for these avals); scratch
-                    // holds `sl` 8-byte words, enough for `sl` elements of any dtype;
-                    // the output never aliases an operand (see above).
-                    unsafe {
-                        match lhs.dtype {
-                            DType::F32 => dot::<f32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
-                            DType::F64 => dot::<f64>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
-                            DType::I32 => dot::<i32>(plan, l, r, o, scratch, lhs, rhs, out, sl)?,
-                            DType::Bool => return Err(internal("boolean matrix product".into())),
-                        }
+            }
+            Action::Host => {
+                let Step::Prim { prim, inputs, outputs: out_bufs } = step else {
+                    return Err(internal(format!("step {si} is not a library step")));
+                };
+                // SAFETY: each pointer addresses a live buffer of its aval.
+                let hosts: Vec<HostArray> =
+                    inputs.iter().zip(ins).map(|(&b, &p)| unsafe { read_host(&s.buffers[b].aval, p) }).collect();
+                let refs: Vec<&HostArray> = hosts.iter().collect();
+                let results = run_prim(prim, &refs)?;
+                for ((&b, &p), r) in out_bufs.iter().zip(outputs).zip(&results) {
+                    let a = &s.buffers[b].aval;
+                    if r.aval() != *a {
+                        return Err(internal(format!("{} returned {} for a buffer of {a}", prim.name(), r.aval())));
                     }
-                }
-                Action::Host => {
-                    let Step::Prim { prim, inputs, outputs: out_bufs } = step else {
-                        return Err(internal(format!("step {si} is not a library step")));
-                    };
-                    // SAFETY: each pointer addresses a live buffer of its aval.
-                    let hosts: Vec<HostArray> =
-                        inputs.iter().zip(ins).map(|(&b, &p)| unsafe { read_host(&s.buffers[b].aval, p) }).collect();
-                    let refs: Vec<&HostArray> = hosts.iter().collect();
-                    let results = run_prim(prim, &refs)?;
-                    for ((&b, &p), r) in out_bufs.iter().zip(outputs).zip(&results) {
-                        let a = &s.buffers[b].aval;
-                        if r.aval() != *a {
-                            return Err(internal(format!("{} returned {} for a buffer of {a}", prim.name(), r.aval())));
-                        }
-                        // SAFETY: `p` addresses a buffer of `a`'s byte size, which
-                        // equals the result's (same aval).
-                        unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), p, bytes_of(a)) };
-                    }
+                    // SAFETY: `p` addresses a buffer of `a`'s byte size, which
+                    // equals the result's (same aval).
+                    unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), p, bytes_of(a)) };
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod linalg;
 pub(crate) mod math;
 pub mod parallel;
 mod pool;
+pub mod profile;
 mod raw;
 mod rows;
 mod steps;

@@ -8,9 +8,11 @@ mod idioms;
 pub mod kernel;
 pub mod passes;
 pub mod schedule;
+mod step_times;
 
 pub use constant_part::ConstantPart;
 pub use fuse::fuse;
 pub use kernel::{reads_only_at_own_point, Affine, KNode, KOutput, Kernel, Node, NodeId, OutputKind, ReduceOp};
 pub use passes::optimize;
 pub use schedule::{Buffer, BufferId, BufferKind, OutputSource, Schedule, Step};
+pub use step_times::StepTimes;

@@ -312,7 +312,8 @@ mod tests {
         let x = HostArray::new([4, 3], Data::F32((0..12).map(|i| i as f32 - 5.5).collect())).unwrap();
         for p in [&ones, &mixed] {
             let q = simplify(p);
-            assert_eq!(eval_program(p, &[x.clone()]).unwrap(), eval_program(&q, &[x.clone()]).unwrap());
+            let args = std::slice::from_ref(&x);
+            assert_eq!(eval_program(p, args).unwrap(), eval_program(&q, args).unwrap());
         }
     }
 
