@@ -10,6 +10,7 @@ pub mod inline;
 pub mod logdet_carry;
 pub mod products;
 pub mod rebuild;
+pub mod reciprocal;
 pub mod simplify;
 
 use arrayjit_ir::{dce, typecheck, Prim, Program, TypeError};
@@ -36,6 +37,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "simplify-2", run: simplify::simplify },
     Pass { name: "cse-2", run: cse::cse },
     Pass { name: "dce-2", run: dce },
+    Pass { name: "reciprocal-divisors", run: reciprocal::reciprocal_divisors },
     Pass { name: "loop-carried-reuse", run: carry::reuse_carried },
     Pass { name: "carried-log-determinants", run: logdet_carry::carry_log_determinants },
     Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants },
