@@ -462,3 +462,32 @@ fn indices_in_vector_lanes() {
         assert_eq!(got, want, "rows of {w}");
     }
 }
+
+#[test]
+fn selects_against_zero_are_masks() {
+    // select(mask, x, 0) and select(mask, 0, x) in vector lanes are one
+    // `and` (`and not`) with the mask, with the general select's values, in
+    // full vectors and in a row's partial one (whose reduction masks its
+    // dead lanes the same way).
+    for w in [8usize, 10] {
+        let text = "{ lambda ; x:f32[6,W] . let
+                r:i32[6,W] = iota[dtype=i32 shape=(6,W) dimension=0]
+                c:i32[6,W] = iota[dtype=i32 shape=(6,W) dimension=1]
+                e:bool[6,W] = eq r c
+                d:f32[6,W] = select e x 0.0:f32
+                o:f32[6,W] = select e 0.0:f32 x
+                s:f32[6] = reduce_sum[axes=(1)] o
+              in (d, s) }"
+            .replace('W', &w.to_string());
+        let p = parse(&text).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let opts = CompileOptions { keep_clif: true, ..CompileOptions::default() };
+        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &opts).unwrap();
+        let clif = exe.clif().join("\n");
+        assert!(clif.contains("band") && !clif.contains("bitselect"), "rows of {w}:\n{clif}");
+        let x = f32s(&[6, w], (0..6 * w).map(|i| i as f32 * 0.25 - 4.0).collect());
+        let got = exe.run(&[&x]).unwrap();
+        let want = arrayjit_interp::eval_program(&p, &[x]).unwrap();
+        assert_eq!(got, want, "rows of {w}");
+    }
+}

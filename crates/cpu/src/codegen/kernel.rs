@@ -637,9 +637,11 @@ impl<'k> Emitter<'k> {
             return None;
         }
         let first = self.index_scalar(b, a, i, 0, DType::I32);
-        let v = b.ins().splat(types::I32X4, first);
-        let steps = ops::vector_constant(b, types::I32X4, (0..4).map(|l| (l * c) as u64));
-        let v = b.ins().iadd(v, steps);
+        let mut v = b.ins().splat(types::I32X4, first);
+        if c != 0 {
+            let steps = ops::vector_constant(b, types::I32X4, (0..4).map(|l| (l * c) as u64));
+            v = b.ins().iadd(v, steps);
+        }
         Some(if d == DType::F32 { b.ins().fcvt_from_sint(types::F32X4, v) } else { v })
     }
 
@@ -720,7 +722,7 @@ impl<'k> Emitter<'k> {
                         // Lanes past the row add the reduction's identity.
                         let identity = constant(b, d, lanes, op.identity(d).as_f64());
                         let live = live_mask(b, reg_type(d, lanes), w);
-                        b.ins().bitselect(live, v, identity)
+                        ops::select(b, live, v, identity)
                     };
                     let old = b.use_var(var);
                     let new = ops::emit(b, module, op.combine(), &[old, v], d, d, lanes)?;

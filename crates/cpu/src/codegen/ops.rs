@@ -9,7 +9,9 @@ use crate::math;
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::DType;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{
+    types, ConstantData, Endianness, InstBuilder, InstructionData, MemFlagsData, Opcode, Type, Value, ValueDef,
+};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_module::{Linkage, Module};
 
@@ -127,14 +129,44 @@ pub(crate) fn bitcast(b: &mut FunctionBuilder, to: Type, x: Value) -> Value {
     b.ins().bitcast(to, MemFlagsData::new().with_endianness(Endianness::Little), x)
 }
 
-/// `if pred { t } else { f }`, for scalars (pred i8) and vectors (pred a lane mask).
+/// `if pred { t } else { f }`, for scalars (pred i8) and vectors (pred a lane
+/// mask). On vectors a zero side makes it one `and` (or `and not`) with the
+/// mask, where a general select takes three instructions (an identity mask
+/// picking a diagonal, a reduction's live lanes).
 pub(crate) fn select(b: &mut FunctionBuilder, pred: Value, t: Value, f: Value) -> Value {
     let ty = b.func.dfg.value_type(t);
     if ty.is_vector() {
         let m = bitcast(b, ty, pred);
-        b.ins().bitselect(m, t, f)
+        if is_zero_vector(b, f) {
+            b.ins().band(t, m)
+        } else if is_zero_vector(b, t) {
+            b.ins().band_not(f, m)
+        } else {
+            b.ins().bitselect(m, t, f)
+        }
     } else {
         b.ins().select(pred, t, f)
+    }
+}
+
+/// Whether `v` is a vector constant of all-zero bits, made here.
+fn is_zero_vector(b: &FunctionBuilder, v: Value) -> bool {
+    let dfg = &b.func.dfg;
+    let ValueDef::Result(inst, _) = dfg.value_def(v) else { return false };
+    match dfg.insts[inst] {
+        InstructionData::UnaryConst { opcode: Opcode::Vconst, constant_handle } => {
+            dfg.constants.get(constant_handle).as_slice().iter().all(|&x| x == 0)
+        }
+        InstructionData::Unary { opcode: Opcode::Splat, arg } => {
+            let ValueDef::Result(c, _) = dfg.value_def(arg) else { return false };
+            match dfg.insts[c] {
+                InstructionData::UnaryIeee32 { opcode: Opcode::F32const, imm } => imm.bits() == 0,
+                InstructionData::UnaryIeee64 { opcode: Opcode::F64const, imm } => imm.bits() == 0,
+                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } => imm.bits() == 0,
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
