@@ -690,18 +690,16 @@ impl Executable {
         arena: &mut Arena,
         ptrs: &mut Vec<*mut u8>,
     ) -> Result<(), CpuError> {
-        let s = &self.schedule;
-        for (si, (step, action)) in s.steps.iter().zip(&self.actions).enumerate() {
+        let timed = crate::profile::enabled();
+        for (si, step) in self.schedule.steps.iter().enumerate() {
             ptrs.clear();
             for &b in step.inputs().iter().chain(step.outputs()) {
                 ptrs.push(self.ptr(b, args, outs, arena));
             }
-            if crate::profile::enabled() {
-                let start = std::time::Instant::now();
-                self.run_step(si, step, action, ptrs, args, outs, arena)?;
+            let start = timed.then(std::time::Instant::now);
+            self.run_step(si, ptrs, args, outs, arena)?;
+            if let Some(start) = start {
                 crate::profile::record(|| self.label(si), start.elapsed());
-            } else {
-                self.run_step(si, step, action, ptrs, args, outs, arena)?;
             }
         }
         Ok(())
@@ -729,20 +727,18 @@ impl Executable {
     }
 
     /// Runs step `si` on its buffers, `ptrs` (its inputs, then its outputs).
-    #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
         si: usize,
-        step: &Step,
-        action: &Action,
         ptrs: &[*mut u8],
         args: &[*const u8],
         outs: &[*mut u8],
         arena: &mut Arena,
     ) -> Result<(), CpuError> {
         let s = &self.schedule;
+        let step = &s.steps[si];
         let (ins, outputs) = ptrs.split_at(step.inputs().len());
-        match action {
+        match &self.actions[si] {
             // Already run, block by block, with the product before it.
             Action::Kernel(k) if k.fused => {}
             Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,

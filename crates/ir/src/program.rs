@@ -90,6 +90,25 @@ impl Program {
         self.avals.len()
     }
 
+    /// For each variable, the index of the equation that defines it (`None`
+    /// for inputs and constants).
+    pub fn producers(&self) -> Vec<Option<usize>> {
+        let mut producer = vec![None; self.num_vars()];
+        for (i, e) in self.eqns.iter().enumerate() {
+            for o in &e.outputs {
+                producer[o.index()] = Some(i);
+            }
+        }
+        producer
+    }
+
+    /// The value every element of constant `v` holds, bit for bit (`None`
+    /// when `v` is not a constant, is empty, or holds different values).
+    pub fn uniform_constant(&self, v: Var) -> Option<crate::Scalar> {
+        let (_, value) = self.consts.iter().find(|(c, _)| *c == v)?;
+        value.uniform_value()
+    }
+
     pub fn in_avals(&self) -> Vec<AVal> {
         self.inputs.iter().map(|v| self.aval(*v).clone()).collect()
     }

@@ -293,6 +293,14 @@ impl HostArray {
         self.data.len()
     }
 
+    /// The value every element holds, bit for bit (`None` for an empty
+    /// array or one holding different values).
+    pub fn uniform_value(&self) -> Option<Scalar> {
+        let first = (self.numel() > 0).then(|| self.data.get(0))?;
+        let bits = |s: Scalar| s.as_f64().to_bits();
+        (1..self.numel()).all(|i| bits(self.data.get(i)) == bits(first)).then_some(first)
+    }
+
     /// The only element of a size-1 array.
     pub fn as_scalar(&self) -> Option<Scalar> {
         (self.numel() == 1).then(|| self.data.get(0))
@@ -340,6 +348,15 @@ mod tests {
         let e = HostArray::new([2, 3], Data::F32(vec![0.0; 5])).unwrap_err();
         assert_eq!(e.to_string(), "cannot build an array of shape [2,3] from 5 elements: it needs 6");
         assert!(HostArray::new([0, 3], Data::I32(vec![])).is_ok());
+    }
+
+    #[test]
+    fn uniform_values_are_equal_to_the_bit() {
+        let f = |v: Vec<f32>| HostArray::new([v.len()], Data::F32(v)).unwrap().uniform_value();
+        assert_eq!(f(vec![1.0; 5]), Some(Scalar::F32(1.0)));
+        assert_eq!(f(vec![0.0, -0.0]), None);
+        assert_eq!(f(vec![f32::NAN, f32::NAN]), Some(Scalar::F32(f32::NAN)));
+        assert_eq!(f(vec![]), None);
     }
 
     #[test]

@@ -141,13 +141,7 @@ fn flatten(rows: &[Affine], shape: &[usize], rank: usize) -> Affine {
 
 impl<'a> Fuser<'a> {
     fn new(p: &'a Program) -> Fuser<'a> {
-        let mut producer = vec![None; p.num_vars()];
-        for (i, e) in p.eqns.iter().enumerate() {
-            for o in &e.outputs {
-                producer[o.index()] = Some(i);
-            }
-        }
-        Fuser { p, producer, realized: vec![None; p.num_vars()], cost: vec![None; p.num_vars()] }
+        Fuser { p, producer: p.producers(), realized: vec![None; p.num_vars()], cost: vec![None; p.num_vars()] }
     }
 
     fn aval(&self, v: Var) -> &AVal {

@@ -23,7 +23,7 @@ use arrayjit_ir::{Atom, Loc, Prim, Program, ProgramBuilder, Var};
 /// The program with every scan's carried log-determinants carried (inner loops first).
 pub fn carry_log_determinants(p: &Program) -> Program {
     add_carries_to_scans(p, carry_log_determinants, &|body, nc, nk, ins, outer, loc| {
-        let producer = producers(body);
+        let producer = body.producers();
         let mut inits = Vec::new();
         let mut kept = Vec::new();
         for m in find(body, &producer, nc, nk) {
@@ -34,17 +34,6 @@ pub fn carry_log_determinants(p: &Program) -> Program {
         }
         (!kept.is_empty()).then(|| (rewrite_body(body, nc, nk, &kept), inits))
     })
-}
-
-/// The equation defining each variable of `body`, if any.
-fn producers(body: &Program) -> Vec<Option<usize>> {
-    let mut producer = vec![None; body.num_vars()];
-    for (i, e) in body.eqns.iter().enumerate() {
-        for v in &e.outputs {
-            producer[v.index()] = Some(i);
-        }
-    }
-    producer
 }
 
 /// A carried log-determinant found in a body (indices are the body's).

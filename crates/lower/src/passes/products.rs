@@ -32,13 +32,7 @@ fn uses_and_defs(p: &Program) -> (Vec<usize>, Vec<Option<usize>>) {
             uses[v.index()] += 1;
         }
     }
-    let mut def = vec![None; p.num_vars()];
-    for (i, e) in p.eqns.iter().enumerate() {
-        for o in &e.outputs {
-            def[o.index()] = Some(i);
-        }
-    }
-    (uses, def)
+    (uses, p.producers())
 }
 
 /// The program with transposed products computed in the transposed order.
@@ -206,13 +200,8 @@ fn uniform(p: &Program, def: &[Option<usize>], a: &Atom) -> Option<arrayjit_ir::
     match a {
         Atom::Lit(s) => Some(*s),
         Atom::Var(v) => {
-            if let Some((_, value)) = p.consts.iter().find(|(c, _)| c == v) {
-                let n = value.numel();
-                if n == 0 {
-                    return None;
-                }
-                let first = value.data().get(0);
-                return (1..n).all(|i| value.data().get(i) == first).then_some(first);
+            if let Some(c) = p.uniform_constant(*v) {
+                return Some(c);
             }
             let e = &p.eqns[def[v.index()]?];
             match &e.prim {

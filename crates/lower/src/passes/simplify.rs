@@ -26,7 +26,7 @@ pub fn simplify(p: &Program) -> Program {
         let n = b.add_const(value.clone());
         def_of(&mut defs, n, None);
         map[v.index()] = Some(Atom::Var(n));
-        if let Some(s) = uniform_value(value) {
+        if let Some(s) = value.uniform_value() {
             uniform.insert(n, s);
         }
     }
@@ -63,17 +63,6 @@ struct Ctx<'a> {
     defs: &'a [Option<(Prim, Vec<Atom>)>],
     /// Constants whose elements all hold one value.
     uniform: &'a HashMap<arrayjit_ir::Var, Scalar>,
-}
-
-/// The value every element of `value` holds (bit for bit), if any.
-fn uniform_value(value: &HostArray) -> Option<Scalar> {
-    let n = value.numel();
-    if n == 0 {
-        return None;
-    }
-    let first = value.data().get(0);
-    let bits = |s: Scalar| s.as_f64().to_bits();
-    (1..n).all(|i| bits(value.data().get(i)) == bits(first)).then_some(first)
 }
 
 impl Ctx<'_> {
