@@ -46,7 +46,8 @@ use std::sync::{Arc, Mutex};
 /// How to compile.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    /// Keep each kernel's Cranelift IR as text (for dumps and `clif`).
+    /// Keep each kernel's Cranelift IR, as Cranelift optimised it, as text
+    /// (for dumps and `clif`).
     pub keep_clif: bool,
     /// Run a matrix product whose only reader is the next kernel together
     /// with it, by row blocks (on by default; off to compare).

@@ -491,3 +491,62 @@ fn selects_against_zero_are_masks() {
         assert_eq!(got, want, "rows of {w}");
     }
 }
+
+/// The blocks of the Cranelift function of an executable's only kernel, as
+/// optimised: the entry block first.
+fn blocks_of_only_kernel(exe: &Executable) -> Vec<String> {
+    let clif = exe.clif().join("\n");
+    let mut blocks: Vec<String> = Vec::new();
+    for line in clif.lines().skip_while(|l| !l.starts_with("block")) {
+        if line.starts_with("block") {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    blocks
+}
+
+#[test]
+fn values_the_same_at_every_point_are_computed_before_the_loops() {
+    // An Adam-like update: `m / c1` becomes `m · (1/c1)`, and the reciprocal
+    // of the scalar input (and its splat) runs once per call, in the entry
+    // block, not once per vector. A boolean scalar picks between two values
+    // through a mask made once too. Values equal the interpreter's, in full
+    // vectors, a row's partial vector and scalar tails.
+    for (dt, n) in [("f32", 1003usize), ("f64", 1001), ("f32", 6)] {
+        let text = "{ lambda ; p:T[N] m:T[N] c:T[] b:bool[] . let
+                r:T[N] = div m c
+                s:T[N] = sub p r
+                t:T[N] = mul p 2.0:T
+                u:T[N] = select b s t
+              in (u) }"
+            .replace('T', dt)
+            .replace('N', &n.to_string());
+        let p = parse(&text).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let opts = CompileOptions { keep_clif: true, ..CompileOptions::default() };
+        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &opts).unwrap();
+        let blocks = blocks_of_only_kernel(&exe);
+        let divisions = blocks.iter().filter(|b| b.contains("fdiv")).count();
+        assert!(blocks[0].contains("fdiv") && divisions == 1, "{dt}[{n}]:\n{}", blocks.join(""));
+        let ramp = |s: f64| (0..n).map(|i| (i as f64 * 0.37 - 3.0) * s).collect::<Vec<f64>>();
+        let arr = |v: Vec<f64>, shape: &[usize]| match dt {
+            "f32" => HostArray::new(shape.to_vec(), Data::F32(v.iter().map(|&x| x as f32).collect())).unwrap(),
+            _ => HostArray::new(shape.to_vec(), Data::F64(v)).unwrap(),
+        };
+        for flag in [true, false] {
+            let args = [
+                arr(ramp(1.0), &[n]),
+                arr(ramp(0.1), &[n]),
+                arr(vec![0.3], &[]),
+                HostArray::new(vec![], Data::Bool(vec![flag])).unwrap(),
+            ];
+            let got = exe.run(&args.iter().collect::<Vec<_>>()).unwrap();
+            let want = arrayjit_interp::eval_program(&q, &args).unwrap();
+            assert_eq!(got, want, "{dt}[{n}], flag {flag}");
+        }
+    }
+}

@@ -40,6 +40,12 @@ pub(crate) fn mem_type(d: DType) -> Type {
     }
 }
 
+/// Whether `op` becomes a polynomial approximation (with constants of its
+/// own) rather than an instruction or two.
+pub(crate) fn is_polynomial(op: E) -> bool {
+    matches!(op, E::Exp | E::Log | E::Log1p | E::Expm1 | E::Tanh | E::Logistic | E::Sin | E::Cos | E::Pow)
+}
+
 /// Whether the vector path supports `op` on operands of `arg` dtype producing `out`.
 pub(crate) fn vectorizable(op: E, arg: DType, out: DType) -> bool {
     match op {
