@@ -550,3 +550,29 @@ fn values_the_same_at_every_point_are_computed_before_the_loops() {
         }
     }
 }
+
+#[test]
+fn sines_of_large_arguments_match_the_interpreter() {
+    // Past the inline reduction's range (2^21 in f32) the lanes come from
+    // the same functions the interpreter calls; before this they came out
+    // as 0 or ±1 (a cosine of the product of a scan's inputs, 4354560).
+    for (dt, n) in [("f32", 12usize), ("f64", 12)] {
+        let text = "{ lambda ; x:T[N] . let s:T[N] = sin x  c:T[N] = cos x in (s, c) }"
+            .replace('T', dt)
+            .replace('N', &n.to_string());
+        let p = parse(&text).unwrap();
+        let v = [0.5, 4354560.0, -3.0e7, 1.0e30, 2.0e6, 1.0e15, -7.25, f64::INFINITY, f64::NAN, 3.0e38, 1e-3, 8.0e6];
+        let x = match dt {
+            "f32" => HostArray::new(vec![n], Data::F32(v.iter().map(|&a| a as f32).collect())).unwrap(),
+            _ => HostArray::new(vec![n], Data::F64(v.to_vec())).unwrap(),
+        };
+        let got = compile(&p).run(&[&x]).unwrap();
+        let want = arrayjit_interp::eval_program(&p, &[x]).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            for (e, x) in v.iter().enumerate() {
+                let (a, b) = (g.data().get(e).as_f64(), w.data().get(e).as_f64());
+                assert!((a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-6, "{dt} element {e} ({x}): {a} vs {b}");
+            }
+        }
+    }
+}

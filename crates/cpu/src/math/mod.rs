@@ -1,4 +1,5 @@
-//! Inline polynomial transcendental functions emitted as Cranelift IR, with no calls.
+//! Inline polynomial transcendental functions emitted as Cranelift IR, with no calls (except for
+//! `sin` and `cos` of arguments too large for their reduction, see below).
 //!
 //! Each function takes a value of type `F32`, `F64`, `F32X4` or `F64X2` and returns one of the same
 //! type, so the code generator can use it inside a loop body for scalars and vectors
@@ -30,9 +31,10 @@
 //! | `sin`, `cos` | q = round(2x/π), r = x - q·π/2 (three-part π/2, fma), sine or cosine polynomial on \|r\| ≤ π/4 | 1.95 (sin), 2.08 (cos) | 1 | 2.5 / 1.5 |
 //! | `pow` | f32: e^(y ln\|x\|) in f64, rounded once; f64: ln\|x\| as a double-double (≈2^-64), e^(y ln\|x\|) from it | 0.5 | 1 | 1 / 1.5 |
 //!
-//! sin and cos hold those bounds for |x| < 2^21 (f32) and 2^48 (f64); up to 2^22 (2^49) they stay
-//! within 4.5 ulp. Beyond that the Cody-Waite reduction no longer works and is not attempted: r is
-//! taken as 0, so the result is 0 or ±1 (never NaN, always in [-1, 1]); ±inf and NaN give NaN.
+//! sin and cos reduce inline for |x| ≤ 2^21 (f32) and 2^48 (f64), where they hold those bounds.
+//! A vector with a lane beyond (±inf included) branches once, and such lanes come from Rust's f64
+//! `sin`/`cos` (rounded to f32 for f32), called lane by lane as the reference interpreter computes
+//! them; ±inf and NaN give NaN.
 //!
 //! Special values follow Rust's std (so C99): NaN in gives NaN out (pow(x, ±0) = pow(1, y) = 1 even
 //! then), exp/expm1 overflow to +inf and underflow through the subnormals to 0 (-1), log(±0) =
