@@ -159,7 +159,8 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
         run(&self.exe, &self.name, leaves, &self.out_def, loc)
     }
 
-    /// Each kernel's Cranelift IR.
+    /// Each kernel's Cranelift IR, as Cranelift optimised it (loop-invariant
+    /// values moved out of loops, constants folded) before emitting machine code.
     pub fn clif(&self) -> String {
         self.exe.clif_text()
     }
