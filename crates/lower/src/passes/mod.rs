@@ -5,6 +5,7 @@ pub mod arg_reduce;
 pub mod carry;
 pub mod cse;
 pub mod diagonal;
+pub mod gram;
 pub mod hoist;
 pub mod inline;
 pub mod logdet_carry;
@@ -15,32 +16,36 @@ pub mod simplify;
 
 use arrayjit_ir::{dce, typecheck, Prim, Program, TypeError};
 
-/// A pass: a name and a program-to-program function.
+/// A pass: a name, a program-to-program function, and whether it also runs
+/// on loop bodies, conditions and branches (see [`optimize`]).
 pub struct Pass {
     pub name: &'static str,
     pub run: fn(&Program) -> Program,
+    pub in_bodies: bool,
 }
 
 /// The passes `optimize` runs, in order.
 pub const PASSES: &[Pass] = &[
-    Pass { name: "inline", run: inline::inline_calls },
-    Pass { name: "arg-reductions", run: arg_reduce::expand_arg_reductions },
-    Pass { name: "diagonal", run: diagonal::diagonal_products },
-    Pass { name: "simplify", run: simplify::simplify },
-    Pass { name: "outer-products", run: products::outer_products },
-    Pass { name: "uniform-products", run: products::uniform_products },
-    Pass { name: "transpose-products", run: products::transpose_products },
-    Pass { name: "distribute-products", run: products::distribute_products },
-    Pass { name: "transpose-products-2", run: products::transpose_products },
-    Pass { name: "cse", run: cse::cse },
-    Pass { name: "dce", run: dce },
-    Pass { name: "simplify-2", run: simplify::simplify },
-    Pass { name: "cse-2", run: cse::cse },
-    Pass { name: "dce-2", run: dce },
-    Pass { name: "reciprocal-divisors", run: reciprocal::reciprocal_divisors },
-    Pass { name: "loop-carried-reuse", run: carry::reuse_carried },
-    Pass { name: "carried-log-determinants", run: logdet_carry::carry_log_determinants },
-    Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants },
+    Pass { name: "inline", run: inline::inline_calls, in_bodies: true },
+    Pass { name: "arg-reductions", run: arg_reduce::expand_arg_reductions, in_bodies: true },
+    Pass { name: "diagonal", run: diagonal::diagonal_products, in_bodies: true },
+    Pass { name: "simplify", run: simplify::simplify, in_bodies: true },
+    Pass { name: "outer-products", run: products::outer_products, in_bodies: true },
+    Pass { name: "uniform-products", run: products::uniform_products, in_bodies: true },
+    Pass { name: "transpose-products", run: products::transpose_products, in_bodies: true },
+    Pass { name: "distribute-products", run: products::distribute_products, in_bodies: true },
+    Pass { name: "transpose-products-2", run: products::transpose_products, in_bodies: true },
+    Pass { name: "cse", run: cse::cse, in_bodies: true },
+    Pass { name: "dce", run: dce, in_bodies: true },
+    Pass { name: "simplify-2", run: simplify::simplify, in_bodies: true },
+    Pass { name: "cse-2", run: cse::cse, in_bodies: true },
+    Pass { name: "dce-2", run: dce, in_bodies: true },
+    Pass { name: "gram-sums", run: gram::gram_sums, in_bodies: false },
+    Pass { name: "dce-3", run: dce, in_bodies: true },
+    Pass { name: "reciprocal-divisors", run: reciprocal::reciprocal_divisors, in_bodies: true },
+    Pass { name: "loop-carried-reuse", run: carry::reuse_carried, in_bodies: true },
+    Pass { name: "carried-log-determinants", run: logdet_carry::carry_log_determinants, in_bodies: true },
+    Pass { name: "hoist-loop-invariants", run: hoist::hoist_loop_invariants, in_bodies: true },
 ];
 
 /// The program after each pass, by pass name.
@@ -52,12 +57,19 @@ pub type Stages = Vec<(&'static str, Program)>;
 /// Loop bodies, conditions and branches are optimised first, on their own
 /// (stage `bodies`): the outer passes, loop-invariant hoisting above all,
 /// then see bodies in which constants are folded, diagonal products are
-/// scalings and duplicates are merged, rather than the raw trace.
+/// scalings and duplicates are merged, rather than the raw trace. A body
+/// skips `gram-sums`: a Gram matrix of a loop's state is often carried from
+/// the previous iteration instead (`loop-carried-reuse`), and then costs
+/// nothing to read (the PLN fit's `scan` took as long with the rewrite).
 pub fn optimize(p: &Program) -> Result<(Program, Stages), TypeError> {
+    run_passes(p, false)
+}
+
+fn run_passes(p: &Program, in_body: bool) -> Result<(Program, Stages), TypeError> {
     let mut cur = optimize_bodies(p)?;
     let mut stages = Vec::with_capacity(PASSES.len() + 1);
     stages.push(("bodies", cur.clone()));
-    for pass in PASSES {
+    for pass in PASSES.iter().filter(|pass| pass.in_bodies || !in_body) {
         cur = (pass.run)(&cur);
         typecheck(&cur)
             .map_err(|e| TypeError::new(pass.name, format!("the pass produced an ill-typed program: {e}")))?;
@@ -74,7 +86,7 @@ fn optimize_bodies(p: &Program) -> Result<Program, TypeError> {
     let mut q = p.clone();
     for e in &mut q.eqns {
         if let Prim::Control(c) = &e.prim {
-            e.prim = Prim::Control(c.map_programs(|b| optimize(b).map(|(b, _)| b))?);
+            e.prim = Prim::Control(c.map_programs(|b| run_passes(b, true).map(|(b, _)| b))?);
         }
     }
     Ok(q)
