@@ -272,13 +272,12 @@ fn end_loop(b: &mut FunctionBuilder, l: Loop, i: Value, step: i64) {
 /// stores spilled pointers back on every iteration: the PLN's gradient
 /// kernel (21 buffers, 9 constants) ran 3–5% slower hoisted, an Adam update
 /// (9 buffers, 6 constants, two reciprocals of scalar inputs) 1.5× faster.
-fn hoists_invariants(k: &Kernel, order: &Order) -> bool {
+fn hoists_invariants(k: &Kernel, order: &Order, invariant: &[bool]) -> bool {
     const VECTOR_REGISTERS: usize = 16;
     const POINTER_REGISTERS: usize = 10;
     if k.inputs.len() + k.outputs.len() > POINTER_REGISTERS {
         return false;
     }
-    let invariant = invariant_nodes(k);
     let mut constants: Vec<u64> = Vec::new();
     let mut hoisted = 0;
     for (ni, n) in k.nodes.iter().enumerate() {
@@ -295,7 +294,7 @@ fn hoists_invariants(k: &Kernel, order: &Order) -> bool {
             _ => {}
         }
     }
-    hoisted + constants.len() + peak_live(k, order, &invariant) <= VECTOR_REGISTERS
+    hoisted + constants.len() + peak_live(k, order, invariant) <= VECTOR_REGISTERS
 }
 
 /// The most values the body keeps alive at once, emitted in `order`: a
@@ -306,7 +305,7 @@ fn peak_live(k: &Kernel, order: &Order, invariant: &[bool]) -> usize {
     for (t, item) in order.items.iter().enumerate() {
         match *item {
             Item::Node(ni) => {
-                for &a in node_args(&k.nodes[ni].node) {
+                for &a in order::args(&k.nodes[ni].node) {
                     last_use[a] = t;
                 }
             }
@@ -326,14 +325,6 @@ fn peak_live(k: &Kernel, order: &Order, invariant: &[bool]) -> usize {
         live -= ends[t];
     }
     peak
-}
-
-fn node_args(n: &Node) -> &[usize] {
-    match n {
-        Node::Op { args, .. } => args,
-        Node::Gather { index, .. } => std::slice::from_ref(index),
-        Node::Load { .. } | Node::Const(_) | Node::Index(_) => &[],
-    }
 }
 
 /// Where a row of a buffer starts at the current outer indices: its base
@@ -389,6 +380,8 @@ struct Emitter<'k> {
     row_starts: std::collections::HashMap<Affine, Value>,
     acc: Vec<Option<Acc>>,
     order: Order,
+    /// Which nodes have the same value at every point ([`invariant_nodes`]).
+    invariant: Vec<bool>,
     /// The shape of every loop of this kernel.
     shape: LoopShape,
     /// Values of the nodes that are the same at every point, computed once
@@ -437,6 +430,7 @@ impl<'k> Emitter<'k> {
                 }
             })
             .collect();
+        let invariant = invariant_nodes(k);
         Ok(Emitter {
             k,
             lanes,
@@ -449,7 +443,8 @@ impl<'k> Emitter<'k> {
             out_row: Vec::new(),
             row_starts: Default::default(),
             acc: vec![None; k.outputs.len()],
-            shape: if hoists_invariants(k, &order) { LoopShape::Hoisting } else { LoopShape::InPlace },
+            shape: if hoists_invariants(k, &order, &invariant) { LoopShape::Hoisting } else { LoopShape::InPlace },
+            invariant,
             order,
             hoisted: vec![None; k.nodes.len()],
         })
@@ -481,10 +476,9 @@ impl<'k> Emitter<'k> {
         if k.points() == 0 {
             return Ok(());
         }
-        let invariant = invariant_nodes(k);
         let mut scalar: Vec<Option<Value>> = vec![None; k.nodes.len()];
         for (ni, n) in k.nodes.iter().enumerate() {
-            if !invariant[ni] {
+            if !self.invariant[ni] {
                 continue;
             }
             let arg = |a: usize| scalar[a].ok_or_else(|| cg_err(format!("n{ni} reads n{a} before it is hoisted")));
@@ -1041,7 +1035,7 @@ mod tests {
     }
 
     fn hoists(k: &Kernel) -> bool {
-        hoists_invariants(k, &order::plan(k))
+        hoists_invariants(k, &order::plan(k), &invariant_nodes(k))
     }
 
     #[test]

@@ -34,7 +34,8 @@ fn reads(n: &Node) -> Option<usize> {
     }
 }
 
-fn args(n: &Node) -> &[usize] {
+/// The nodes a node reads.
+pub(super) fn args(n: &Node) -> &[usize] {
     match n {
         Node::Op { args, .. } => args,
         Node::Gather { index, .. } => std::slice::from_ref(index),

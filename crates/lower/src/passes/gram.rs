@@ -190,13 +190,8 @@ impl Graph<'_> {
 
 /// The program with sums against Gram matrices read from existing products.
 pub fn gram_sums(p: &Program) -> Program {
-    let mut uses = vec![0usize; p.num_vars()];
-    for a in p.eqns.iter().flat_map(|e| e.inputs.iter()).chain(&p.outputs) {
-        if let Atom::Var(v) = a {
-            uses[v.index()] += 1;
-        }
-    }
-    let g = Graph { p, def: p.producers(), uses };
+    let (uses, def) = super::products::uses_and_defs(p);
+    let g = Graph { p, def, uses };
     let matches: Vec<Match> = (0..p.eqns.len()).filter_map(|i| g.find(i)).collect();
     if matches.is_empty() {
         return p.clone();

@@ -41,7 +41,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "cse-2", run: cse::cse, in_bodies: true },
     Pass { name: "dce-2", run: dce, in_bodies: true },
     Pass { name: "gram-sums", run: gram::gram_sums, in_bodies: false },
-    Pass { name: "dce-3", run: dce, in_bodies: true },
+    Pass { name: "dce-3", run: dce, in_bodies: false },
     Pass { name: "reciprocal-divisors", run: reciprocal::reciprocal_divisors, in_bodies: true },
     Pass { name: "loop-carried-reuse", run: carry::reuse_carried, in_bodies: true },
     Pass { name: "carried-log-determinants", run: logdet_carry::carry_log_determinants, in_bodies: true },
@@ -58,7 +58,7 @@ pub type Stages = Vec<(&'static str, Program)>;
 /// (stage `bodies`): the outer passes, loop-invariant hoisting above all,
 /// then see bodies in which constants are folded, diagonal products are
 /// scalings and duplicates are merged, rather than the raw trace. A body
-/// skips `gram-sums`: a Gram matrix of a loop's state is often carried from
+/// skips `gram-sums` (and the `dce-3` after it): a Gram matrix of a loop's state is often carried from
 /// the previous iteration instead (`loop-carried-reuse`), and then costs
 /// nothing to read (the PLN fit's `scan` took as long with the rewrite).
 pub fn optimize(p: &Program) -> Result<(Program, Stages), TypeError> {

@@ -18,7 +18,7 @@ use arrayjit_ir::prim::{DotDims, Linalg, ShapeOp};
 use arrayjit_ir::{Atom, Prim, Program};
 
 /// How many times each variable is read, and the equation defining it.
-fn uses_and_defs(p: &Program) -> (Vec<usize>, Vec<Option<usize>>) {
+pub(super) fn uses_and_defs(p: &Program) -> (Vec<usize>, Vec<Option<usize>>) {
     let mut uses = vec![0usize; p.num_vars()];
     for e in &p.eqns {
         for a in &e.inputs {
