@@ -774,7 +774,7 @@ impl Executable {
                 // its previous tenant has run. Blocks write disjoint rows of
                 // each output, or their own partial buffers.
                 if let [(lo, hi)] = k.ranges[..] {
-                    unsafe { f(ptrs.as_ptr(), lo as i64, hi as i64) };
+                    unsafe { f.call(ptrs.as_ptr(), lo, hi) };
                     return Ok(());
                 }
                 let n_in = step.inputs().len();
@@ -895,7 +895,7 @@ impl Executable {
             // SAFETY: as for every kernel call (see `run_steps`); the product's
             // rows this block reads are the ones just computed into `buf`, and
             // blocks write disjoint rows of each output or their own partials.
-            unsafe { func(t.as_ptr(), lo as i64, hi as i64) };
+            unsafe { func.call(t.as_ptr(), lo, hi) };
         });
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(e);

@@ -119,7 +119,7 @@ pub(crate) unsafe fn run_blocks(f: KernelFn, tables: &[Table], ranges: &[(usize,
     let call = |i: usize| {
         let (lo, hi) = ranges[i];
         // SAFETY: guaranteed by the caller.
-        unsafe { f(tables[i].0.as_ptr(), lo as i64, hi as i64) };
+        unsafe { f.call(tables[i].0.as_ptr(), lo, hi) };
     };
     let workers = threads().min(ranges.len());
     if workers <= 1 {

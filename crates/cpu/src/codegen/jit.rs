@@ -10,9 +10,51 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 
-/// A compiled kernel: takes a pointer to an array of buffer pointers (inputs,
-/// then outputs) and the range `lo..hi` of the outermost axis to run.
-pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64);
+/// The machine code's entry point: a pointer to an array of buffer pointers
+/// (inputs, then outputs) and the range `lo..hi` of the outermost axis to run.
+type RawKernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64);
+
+/// A compiled kernel, called only through [`KernelFn::call`].
+#[derive(Clone, Copy)]
+pub struct KernelFn(RawKernelFn);
+
+impl KernelFn {
+    /// Runs the kernel over `lo..hi` of its outermost axis, with `table`
+    /// holding its buffer pointers (inputs, then outputs).
+    ///
+    /// # Safety
+    /// Every pointer in `table` must address a buffer of the size and dtype
+    /// the kernel was compiled for, and `lo..hi` must lie within its outermost
+    /// axis; outputs must not overlap buffers the kernel reads, unless the
+    /// kernel's plan allows it (see [`KernelCode`](super::KernelCode)).
+    pub(crate) unsafe fn call(self, table: *const *mut u8, lo: usize, hi: usize) {
+        clear_upper_halves();
+        // SAFETY: guaranteed by the caller.
+        unsafe { (self.0)(table, lo as i64, hi as i64) }
+    }
+}
+
+/// Marks the upper halves of the 256-bit vector registers clean.
+///
+/// Cranelift's code mixes VEX-encoded instructions with legacy SSE ones
+/// (register moves, spills). Code that used 256-bit registers and left their
+/// upper halves dirty (the GEMM's kernels can) makes every legacy SSE
+/// instruction after it wait on a merge with them: on the machines measured,
+/// the PLN's forward kernel ran 25–50 times slower on a thread in that state,
+/// until something else (a libc string function) cleared it.
+fn clear_upper_halves() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX, checked just above.
+        unsafe { vzeroupper() }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn vzeroupper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
 
 extern "C" fn rt_fmodf(a: f32, b: f32) -> f32 {
     a % b
@@ -85,7 +127,7 @@ impl KernelModule {
                 let ptr = self.module.get_finalized_function(*id);
                 // SAFETY: every kernel was defined with `kernel_signature`, which is
                 // `extern "C" fn(*const *mut u8, i64, i64)` on this platform's default call convention.
-                unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
+                KernelFn(unsafe { std::mem::transmute::<*const u8, RawKernelFn>(ptr) })
             })
             .collect();
         Ok(CompiledModule { _module: ModuleHolder(Some(self.module)), fns })
