@@ -363,6 +363,8 @@ impl Executable {
 
     /// Compiles every step of `s`.
     fn compile_steps(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+        let sunk = if opts.row_fusion { crate::rows::sink_products(s) } else { None };
+        let s = sunk.as_ref().unwrap_or(s);
         crate::linalg::init();
         let mut m = KernelModule::new()?;
         let mut actions = Vec::with_capacity(s.steps.len());

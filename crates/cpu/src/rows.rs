@@ -1,7 +1,8 @@
 //! Fusion across a matrix product by row blocks: when the only reader of
 //! `O = L·R` (`L` n×k with rows read in place, `R` small) is the kernel right
-//! after it, reading `O` elementwise at its own point over `[n, p]`, the two
-//! run together block by block. Each worker computes a block of rows of `O`
+//! after it (where [`sink_products`] moves products that have their reader
+//! further down), reading `O` elementwise at its own point over `[n, p]`, the
+//! two run together block by block. Each worker computes a block of rows of `O`
 //! into its own small buffer, which stays in cache, and runs the kernel on
 //! the same rows straight away; `O` itself is never written to memory.
 //!
@@ -12,6 +13,45 @@
 use crate::linalg::{DotElem, DotPlan, LinalgError};
 use arrayjit_ir::DType;
 use arrayjit_lower::{reads_only_at_own_point, Schedule, Step};
+
+/// The schedule with each product moved down to just before its only
+/// reader, when that reader is a kernel and nothing in between touches the
+/// product's operands: the product can then run with it by row blocks.
+/// `None` when no product moves.
+pub(crate) fn sink_products(s: &Schedule) -> Option<Schedule> {
+    let mut steps = s.steps.clone();
+    let mut moved = false;
+    let mut d = 0;
+    while d < steps.len() {
+        let Some(c) = sink_target(&steps, d) else {
+            d += 1;
+            continue;
+        };
+        let product = steps.remove(d);
+        steps.insert(c - 1, product);
+        moved = true;
+        // The step now at `d` has not been looked at yet.
+    }
+    moved.then(|| Schedule { steps, ..s.clone() })
+}
+
+/// Where product step `d` could move to (its reader's index), if later than `d + 1`.
+fn sink_target(steps: &[Step], d: usize) -> Option<usize> {
+    let Step::Prim { prim: arrayjit_ir::Prim::Linalg(arrayjit_ir::prim::Linalg::DotGeneral(_)), inputs, outputs } =
+        &steps[d]
+    else {
+        return None;
+    };
+    let [o] = outputs[..] else { return None };
+    let readers: Vec<usize> = (d + 1..steps.len()).filter(|&i| steps[i].inputs().contains(&o)).collect();
+    let [c] = readers[..] else { return None };
+    if c == d + 1 || !matches!(steps[c], Step::Kernel { .. }) {
+        return None;
+    }
+    // Buffers are written once, but a step in between must not write an operand either way.
+    let untouched = steps[d + 1..c].iter().all(|st| st.outputs().iter().all(|b| !inputs.contains(b)));
+    untouched.then_some(c)
+}
 
 /// Products smaller than this many multiply-adds are not fused.
 const MIN_WORK: usize = 1 << 20;

@@ -166,3 +166,46 @@ fn products_fused_by_rows_match_the_interpreter() {
         }
     }
 }
+
+/// A product whose only reader comes two steps later moves down next to it
+/// and runs with it by row blocks; results stay those of the interpreter.
+#[test]
+fn a_product_moves_next_to_its_reader_to_run_with_it_by_rows() {
+    let p = parse(
+        "{ lambda ; m:f64[3000,50] w:f64[50,50] x:f64[3000,50] v:f64[40,9] . let
+            o:f64[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m w
+            e:f64[40,9] = exp v
+            t:f64[] = reduce_sum[axes=(0,1)] e
+            tb:f64[3000,50] = broadcast_in_dim[shape=(3000,50) broadcast_dimensions=()] t
+            a:f64[3000,50] = mul o tb
+            y:f64[3000,50] = add a x
+            s:f64[50] = reduce_sum[axes=(0)] y
+          in (y, s) }",
+    )
+    .unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let schedule = arrayjit_lower::fuse(&q);
+    let at = |dot: bool| schedule.steps.iter().position(|s| matches!(s, arrayjit_lower::Step::Prim { .. }) == dot);
+    let (product, reader) = (at(true).unwrap(), schedule.steps.len() - 1);
+    assert!(product + 1 < reader, "the product should not already precede its reader:\n{schedule}");
+    let exe = Executable::compile(&schedule, &CompileOptions::default()).unwrap();
+    assert_eq!(exe.fused_products(), 1, "{}", exe.schedule());
+    let unfused = Executable::compile(&schedule, &CompileOptions { row_fusion: false, ..CompileOptions::default() });
+    assert_eq!(unfused.unwrap().fused_products(), 0);
+    let args = [
+        HostArray::new([3000, 50], data(150_000, 21, true)).unwrap(),
+        HostArray::new([50, 50], data(2500, 22, true)).unwrap(),
+        HostArray::new([3000, 50], data(150_000, 23, true)).unwrap(),
+        HostArray::new([40, 9], data(360, 24, true)).unwrap(),
+    ];
+    let refs: Vec<&HostArray> = args.iter().collect();
+    let want = arrayjit_interp::eval_program(&p, &args).unwrap();
+    let got = exe.run(&refs).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.aval(), w.aval());
+        for i in 0..g.numel() {
+            let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+            assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()), "element {i}: {a} vs {b}");
+        }
+    }
+}
