@@ -161,6 +161,9 @@ enum Action {
     Dot(Box<DotPlan>),
     /// A product run by row blocks together with the kernel after it.
     DotRows(Box<DotPlan>, RowFusion),
+    /// A Gram product summed by row blocks with the kernel before it (see
+    /// [`GramTail`](crate::rows::GramTail)); nothing is left to run at its step.
+    GramRows(Box<DotPlan>),
     /// A loop or a conditional, with its compiled sub-programs.
     Control(Box<ControlStep>),
     /// A factorization on the buffers in place.
@@ -177,6 +180,8 @@ pub(crate) struct Arena {
     partials: Vec<Vec<Vec<u64>>>,
     /// One row-block buffer per worker, for products fused by rows.
     row_blocks: Vec<Vec<u64>>,
+    /// Each row block's share of a fused Gram product.
+    gram_blocks: Vec<u64>,
     /// The memory of each loop or conditional step.
     control: Vec<Option<LoopMemory>>,
     /// The scratch of each factorization step.
@@ -457,6 +462,17 @@ impl Executable {
                 Action::Dot(plan) => plan,
                 _ => return Err(internal(format!("step {d} is no longer a product"))),
             };
+            let mut f = f;
+            if let Some(Action::Dot(gram)) = tail.get(1) {
+                f.gram = crate::rows::gram_tail(s, &f, gram, n);
+            }
+            if let Some(g) = &f.gram {
+                let gram = match std::mem::replace(&mut tail[1], Action::Host) {
+                    Action::Dot(gram) => gram,
+                    _ => return Err(internal(format!("step {} is no longer a product", g.step))),
+                };
+                tail[1] = Action::GramRows(gram);
+            }
             head[d] = Action::DotRows(plan, f);
         }
         let (slot_of, slot_bytes) = plan_memory(s, &is_output, &fused_steps);
@@ -550,6 +566,12 @@ impl Executable {
         self.actions.iter().filter(|a| matches!(a, Action::DotRows(..))).count()
     }
 
+    /// How many Gram products `XᵀX` are summed by row blocks with the kernel
+    /// that writes `X` (after a product run with it, see [`fused_products`](Executable::fused_products)).
+    pub fn fused_gram_products(&self) -> usize {
+        self.actions.iter().filter(|a| matches!(a, Action::GramRows(..))).count()
+    }
+
     /// Bytes of temporary memory the arena holds (after liveness reuse).
     pub fn arena_bytes(&self) -> usize {
         self.slot_bytes.iter().sum()
@@ -570,6 +592,7 @@ impl Executable {
             slots: self.slot_bytes.iter().map(|&b| vec![0u64; b.div_ceil(8)]).collect(),
             scratch: self.scratch_len.iter().map(|&n| vec![0u64; n]).collect(),
             row_blocks: Vec::new(),
+            gram_blocks: Vec::new(),
             partials: self
                 .actions
                 .iter()
@@ -720,7 +743,11 @@ impl Executable {
                 let n = kernel.outputs.len();
                 format!("kernel over {:?} ({n} output{})", kernel.domain, if n == 1 { "" } else { "s" })
             }
+            (Action::DotRows(_, f), _) if f.gram.is_some() => {
+                "dot_general, the kernel after it and the Gram product of its output, by row blocks".to_string()
+            }
             (Action::DotRows(..), _) => "dot_general and the kernel after it, by row blocks".to_string(),
+            (Action::GramRows(_), _) => "dot_general (summed by row blocks with the kernel before it)".to_string(),
             (Action::Control(_), Step::Prim { prim, .. }) => format!("{} (all of it)", prim.name()),
             (_, Step::Prim { prim, .. }) => prim.name().to_string(),
             (_, Step::Kernel { .. }) => "kernel".to_string(),
@@ -744,6 +771,7 @@ impl Executable {
         match &self.actions[si] {
             // Already run, block by block, with the product before it.
             Action::Kernel(k) if k.fused => {}
+            Action::GramRows(_) => {}
             Action::DotRows(plan, fusion) => self.run_fused(si, plan, fusion, args, outs, arena)?,
             Action::Factor(f) => {
                 let scratch = arena.factor[si].as_mut().ok_or_else(|| internal(format!("step {si} has no scratch")))?;
@@ -865,9 +893,30 @@ impl Executable {
             arena.row_blocks.push(vec![0u64; words]);
         }
         let buffers = Table(arena.row_blocks[..workers].iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect());
+        // The Gram tail: its plan and shape, and the share buffer (a matrix
+        // per block) and `X` (the kernel's output).
+        let gram = match &f.gram {
+            Some(g) => {
+                let Action::GramRows(plan) = &self.actions[g.step] else {
+                    return Err(internal(format!("step {} is not the Gram product fused with step {d}", g.step)));
+                };
+                let x = base[n_in + g.output];
+                let words = (blocks * g.cols * g.cols * g.dtype.size_bytes()).div_ceil(8);
+                if arena.gram_blocks.len() < words {
+                    arena.gram_blocks.resize(words, 0);
+                }
+                Some((plan, g, Table(vec![arena.gram_blocks.as_mut_ptr() as *mut u8, x])))
+            }
+            None => None,
+        };
         let partials = &mut arena.partials[f.consumer];
         let tables = k.block_tables(&base, n_in, partials);
         let failure: Mutex<Option<CpuError>> = Mutex::new(None);
+        let fail = |e: CpuError| {
+            if let Ok(mut slot) = failure.lock() {
+                slot.get_or_insert(e);
+            }
+        };
         let position = f.position;
         crate::parallel::for_each_by_worker(blocks, workers, |w, blk| {
             let (r0, r1) = f.rows[blk];
@@ -884,9 +933,7 @@ impl Executable {
                 }
             };
             if let Err(e) = done {
-                if let Ok(mut slot) = failure.lock() {
-                    slot.get_or_insert(e.into());
-                }
+                fail(e.into());
                 return;
             }
             let mut t = tables[blk].0.clone();
@@ -898,12 +945,88 @@ impl Executable {
             // rows this block reads are the ones just computed into `buf`, and
             // blocks write disjoint rows of each output or their own partials.
             unsafe { func.call(t.as_ptr(), lo, hi) };
+            if let Some((plan, g, ptrs)) = &gram {
+                let (share, x) = (ptrs.at(0).wrapping_add(blk * g.cols * g.cols * g.dtype.size_bytes()), ptrs.at(1));
+                // SAFETY: `x` is the kernel's output of `n × cols` elements,
+                // whose rows r0..r1 this block has just written, and `share`
+                // is this block's own `cols × cols` part of the share buffer.
+                let done = unsafe {
+                    match g.dtype {
+                        DType::F64 => gram_rows::<f64>(plan, x, share, (r0, r1)),
+                        _ => gram_rows::<f32>(plan, x, share, (r0, r1)),
+                    }
+                };
+                if let Err(e) = done {
+                    fail(e.into());
+                }
+            }
         });
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(e);
         }
         // SAFETY: the blocks ran with these tables (see `block_tables`).
         unsafe { k.combine_partials(&base, n_in, partials) };
+        if let Some(g) = &f.gram {
+            let out = self.ptr(s.steps[g.step].outputs()[0], args, outs, arena);
+            let shares = arena.gram_blocks.as_ptr() as *const u8;
+            // SAFETY: the output is the Gram product's buffer of `cols × cols`
+            // elements, and the share buffer holds one such matrix per block.
+            unsafe {
+                match g.dtype {
+                    DType::F64 => sum_shares::<f64>(shares, blocks, out, g.cols * g.cols),
+                    _ => sum_shares::<f32>(shares, blocks, out, g.cols * g.cols),
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// One block's share of a fused Gram product (see [`crate::rows::GramTail`]).
+///
+/// # Safety
+/// `x` must address the plan's `n × p` operand and `share` `p × p` elements
+/// of `T` that nothing else uses meanwhile.
+unsafe fn gram_rows<T: crate::linalg::DotElem>(
+    plan: &DotPlan,
+    x: *const u8,
+    share: *mut u8,
+    (r0, r1): (usize, usize),
+) -> Result<(), crate::linalg::LinalgError> {
+    let Some((n, p)) = plan.gram_of_rows() else {
+        return Err(crate::linalg::LinalgError::Unsupported {
+            op: "dot_general",
+            avals: "a product that is no Gram product of rows".into(),
+        });
+    };
+    // SAFETY: guaranteed by the caller.
+    let (xs, out) = unsafe {
+        (std::slice::from_raw_parts(x as *const T, n * p), std::slice::from_raw_parts_mut(share as *mut T, p * p))
+    };
+    plan.run_gram_rows(xs, out, r0, r1)
+}
+
+/// `out = Σ shares[b]` over `blocks` consecutive matrices of `len` elements,
+/// added in block order.
+///
+/// # Safety
+/// `shares` must address `blocks × len` elements of `T`, and `out` `len`
+/// others.
+unsafe fn sum_shares<T: Copy + std::ops::Add<Output = T>>(shares: *const u8, blocks: usize, out: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    let (all, out) = unsafe {
+        (
+            std::slice::from_raw_parts(shares as *const T, blocks * len),
+            std::slice::from_raw_parts_mut(out as *mut T, len),
+        )
+    };
+    let mut parts = all.chunks_exact(len);
+    if let Some(first) = parts.next() {
+        out.copy_from_slice(first);
+    }
+    for part in parts {
+        for (o, &v) in out.iter_mut().zip(part) {
+            *o = *o + v;
+        }
     }
 }

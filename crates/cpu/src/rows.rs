@@ -6,13 +6,17 @@
 //! into its own small buffer, which stays in cache, and runs the kernel on
 //! the same rows straight away; `O` itself is never written to memory.
 //!
+//! When the step after the kernel is the Gram product `XᵀX` of one of its
+//! outputs, each block also adds its rows' share of it while they are in
+//! cache (see [`GramTail`]): the schedule walks the rows once for the three.
+//!
 //! Blocks are cut by size alone and the kernel's reductions over rows are
 //! combined from per-block partials in block order, so results do not depend
 //! on the number of threads.
 
 use crate::linalg::{DotElem, DotPlan, LinalgError};
 use arrayjit_ir::DType;
-use arrayjit_lower::{reads_only_at_own_point, Schedule, Step};
+use arrayjit_lower::{reads_only_at_own_point, OutputKind, Schedule, Step};
 
 /// The schedule with each product moved down to just before its only
 /// reader, when that reader is a kernel and nothing in between touches the
@@ -71,6 +75,41 @@ pub(crate) struct RowFusion {
     /// Columns of `O`, and its dtype.
     pub cols: usize,
     pub dtype: DType,
+    /// The Gram product of one of the kernel's outputs, summed block by block.
+    pub gram: Option<GramTail>,
+}
+
+/// The Gram product `G = XᵀX` of an output `X` of the fused kernel, when it
+/// is the step right after the kernel: each block adds its rows' share
+/// `X[r0..r1]ᵀ X[r0..r1]` while they are still in cache (per-block shares
+/// summed in block order, so the result does not depend on the thread count).
+#[derive(Clone, Debug)]
+pub(crate) struct GramTail {
+    /// The product's step (the consumer's step + 1).
+    pub step: usize,
+    /// Where `X` sits among the kernel's outputs.
+    pub output: usize,
+    /// `X`'s columns (`G` is `cols × cols`), and its dtype.
+    pub cols: usize,
+    pub dtype: DType,
+}
+
+/// The Gram tail of fusion `f` whose kernel covers `n` rows, when step
+/// `f.consumer + 1` is such a product (planned as `plan`).
+pub(crate) fn gram_tail(s: &Schedule, f: &RowFusion, plan: &DotPlan, n: usize) -> Option<GramTail> {
+    let step = f.consumer + 1;
+    let Step::Prim { inputs, .. } = s.steps.get(step)? else { return None };
+    let Step::Kernel { kernel, outputs, .. } = &s.steps[f.consumer] else { return None };
+    let [x, y] = inputs[..] else { return None };
+    let (rows, cols) = plan.gram_of_rows()?;
+    let dtype = s.buffers[x].aval.dtype;
+    if x != y || rows != n || !matches!(dtype, DType::F32 | DType::F64) {
+        return None;
+    }
+    // `X` is stored by the kernel at its own point, so a block writes exactly its rows of it.
+    let output = outputs.iter().position(|&b| b == x)?;
+    let stored = matches!(kernel.outputs[output].kind, OutputKind::Store) && kernel.domain == [rows, cols];
+    stored.then_some(GramTail { step, output, cols, dtype })
 }
 
 /// The fusion of product step `d` with step `d + 1`, if it applies. `outer`
@@ -101,7 +140,7 @@ pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], o
         return None;
     }
     let rows = (0..n).step_by(block_rows).map(|r0| (r0, (r0 + block_rows).min(n))).collect();
-    Some(RowFusion { consumer: c, position, block_rows, rows, cols: p, dtype: s.buffers[o].aval.dtype })
+    Some(RowFusion { consumer: c, position, block_rows, rows, cols: p, dtype: s.buffers[o].aval.dtype, gram: None })
 }
 
 /// Rows `r0..r1` of a product into `out`.

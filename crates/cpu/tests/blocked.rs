@@ -209,3 +209,50 @@ fn a_product_moves_next_to_its_reader_to_run_with_it_by_rows() {
         }
     }
 }
+
+/// A Gram product `XᵀX` of the row-fused kernel's output is summed block by
+/// block with it: results within rounding of the interpreter's (the sum is in
+/// another order), and the same bits on any number of threads.
+#[test]
+fn gram_products_summed_by_row_blocks_match_the_interpreter() {
+    for (dt, f64s, tol) in [("f32", false, 1e-4), ("f64", true, 1e-11)] {
+        let text = format!(
+            "{{ lambda ; m:{dt}[3000,50] w:{dt}[50,50] y:{dt}[3000,50] . let
+                o:{dt}[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m w
+                a:{dt}[3000,50] = mul o 0.1:{dt}
+                b:{dt}[3000,50] = exp a
+                x:{dt}[3000,50] = sub b y
+                s:{dt}[50] = reduce_sum[axes=(0)] x
+                g:{dt}[50,50] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] x x
+              in (x, s, g) }}"
+        );
+        let p = parse(&text).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        assert_eq!((exe.fused_products(), exe.fused_gram_products()), (1, 1), "{}", exe.schedule());
+        let args = [
+            HostArray::new([3000, 50], data(150_000, 31, f64s)).unwrap(),
+            HostArray::new([50, 50], data(2500, 32, f64s)).unwrap(),
+            HostArray::new([3000, 50], data(150_000, 33, f64s)).unwrap(),
+        ];
+        let refs: Vec<&HostArray> = args.iter().collect();
+        let want = arrayjit_interp::eval_program(&p, &args).unwrap();
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            arrayjit_cpu::parallel::set_threads(threads);
+            runs.push(exe.run(&refs).unwrap());
+        }
+        arrayjit_cpu::parallel::set_threads(0);
+        assert_eq!(runs[0], runs[1], "{dt}: results differ between 1 and 2 threads");
+        assert_eq!(runs[0], runs[2], "{dt}: results differ between 1 and 3 threads");
+        for (g, w) in runs[0].iter().zip(&want) {
+            assert_eq!(g.aval(), w.aval());
+            // Sums of 3000 terms: the tolerance scales with the largest element.
+            let scale = (0..w.numel()).map(|i| w.data().get(i).as_f64().abs()).fold(1.0, f64::max);
+            for i in 0..g.numel() {
+                let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+                assert!((a - b).abs() <= tol * scale, "{dt} element {i}: {a} vs {b}");
+            }
+        }
+    }
+}

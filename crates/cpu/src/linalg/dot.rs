@@ -500,6 +500,42 @@ impl DotPlan {
     }
 }
 
+impl DotPlan {
+    /// `(n, p)` when this plan is the Gram product `XᵀX` of one row-major
+    /// `n × p` matrix read in place, handed the same slice twice: then
+    /// [`run_gram_rows`](DotPlan::run_gram_rows) computes the share of a
+    /// block of `X`'s rows, and the product is the sum of the blocks' shares.
+    pub fn gram_of_rows(&self) -> Option<(usize, usize)> {
+        let (n, p) = (self.k, self.m);
+        let xtx = self.symmetric
+            && self.batch.is_empty()
+            && self.lhs.pack.is_none()
+            && self.lhs_aval.shape.dims() == [n, p]
+            && (self.lhs.rs, self.lhs.cs) == (1, p);
+        xtx.then_some((n, p))
+    }
+
+    /// `X[r0..r1]ᵀ X[r0..r1]` into `out` (`p × p`, row-major, both triangles),
+    /// for a plan that is a [`gram_of_rows`](DotPlan::gram_of_rows).
+    pub fn run_gram_rows<T: DotElem>(&self, x: &[T], out: &mut [T], r0: usize, r1: usize) -> Result<(), LinalgError> {
+        const OP: &str = "dot_general";
+        let Some((n, p)) = self.gram_of_rows() else {
+            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
+        };
+        check_len(OP, "operand", x.len(), n * p, || self.shapes())?;
+        check_len(OP, "output", out.len(), p * p, || self.shapes())?;
+        if r0 > r1 || r1 > n {
+            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
+        }
+        if r0 == r1 {
+            out.fill(T::ZERO);
+            return Ok(());
+        }
+        T::syrk(out, View { data: &x[r0 * p..r1 * p], rows: p, cols: r1 - r0, rs: 1, cs: p });
+        Ok(())
+    }
+}
+
 /// Products smaller than this many multiply-adds run as one call.
 const BLOCKED_MIN_WORK: usize = 1 << 23;
 
@@ -631,5 +667,31 @@ mod tests {
                 }
             }
         }
+    }
+    /// Blocks of rows' shares of `XᵀX` add up to the product; plans that are
+    /// not the Gram product of rows (`XXᵀ`, two operands) have no shares.
+    #[test]
+    fn gram_shares_of_row_blocks_add_up_to_the_product() {
+        let (n, p) = (37, 5);
+        let x: Vec<f64> = (0..n * p).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let xa = AVal::new(arrayjit_ir::DType::F64, [n, p]);
+        let xtx = DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() };
+        let plan = DotPlan::new(&xtx, &xa, &xa, true).unwrap();
+        assert_eq!(plan.gram_of_rows(), Some((n, p)));
+        let mut whole = vec![0.0; p * p];
+        plan.run(&x, &x, &mut whole, &mut []).unwrap();
+        let (mut sum, mut share) = (vec![0.0; p * p], vec![0.0; p * p]);
+        for (r0, r1) in [(0, 10), (10, 10), (10, 36), (36, 37)] {
+            plan.run_gram_rows(&x, &mut share, r0, r1).unwrap();
+            sum.iter_mut().zip(&share).for_each(|(s, v)| *s += v);
+        }
+        for (a, b) in sum.iter().zip(&whole) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        assert!(plan.run_gram_rows(&x, &mut share, 30, 38).is_err());
+        let xxt = DotDims { lhs_contract: vec![1], rhs_contract: vec![1], ..DotDims::default() };
+        assert_eq!(DotPlan::new(&xxt, &xa, &xa, true).unwrap().gram_of_rows(), None);
+        assert_eq!(DotPlan::new(&xtx, &xa, &xa, false).unwrap().gram_of_rows(), None);
+        assert!(DotPlan::new(&xtx, &xa, &xa, false).unwrap().run_gram_rows(&x, &mut share, 0, 1).is_err());
     }
 }
