@@ -948,12 +948,13 @@ impl Executable {
             if let Some((plan, g, ptrs)) = &gram {
                 let (share, x) = (ptrs.at(0).wrapping_add(blk * g.cols * g.cols * g.dtype.size_bytes()), ptrs.at(1));
                 // SAFETY: `x` is the kernel's output of `n × cols` elements,
-                // whose rows r0..r1 this block has just written, and `share`
-                // is this block's own `cols × cols` part of the share buffer.
+                // whose rows r0..r1 this block has just written (and no other
+                // block writes), and `share` is this block's own `cols × cols`
+                // part of the share buffer.
                 let done = unsafe {
                     match g.dtype {
-                        DType::F64 => gram_rows::<f64>(plan, x, share, (r0, r1)),
-                        _ => gram_rows::<f32>(plan, x, share, (r0, r1)),
+                        DType::F64 => gram_rows::<f64>(plan, x, g.cols, share, (r0, r1)),
+                        _ => gram_rows::<f32>(plan, x, g.cols, share, (r0, r1)),
                     }
                 };
                 if let Err(e) = done {
@@ -982,28 +983,28 @@ impl Executable {
     }
 }
 
-/// One block's share of a fused Gram product (see [`crate::rows::GramTail`]).
+/// One block's share of a fused Gram product (see [`crate::rows::GramTail`]):
+/// `X[r0..r1]ᵀ X[r0..r1]` for `X` of `cols` columns.
 ///
 /// # Safety
-/// `x` must address the plan's `n × p` operand and `share` `p × p` elements
-/// of `T` that nothing else uses meanwhile.
+/// `x` must address `X`, whose rows `r0..r1` nothing writes meanwhile, and
+/// `share` `cols × cols` elements of `T` that nothing else uses meanwhile.
 unsafe fn gram_rows<T: crate::linalg::DotElem>(
     plan: &DotPlan,
     x: *const u8,
+    cols: usize,
     share: *mut u8,
     (r0, r1): (usize, usize),
 ) -> Result<(), crate::linalg::LinalgError> {
-    let Some((n, p)) = plan.gram_of_rows() else {
-        return Err(crate::linalg::LinalgError::Unsupported {
-            op: "dot_general",
-            avals: "a product that is no Gram product of rows".into(),
-        });
+    // SAFETY: guaranteed by the caller; only this block's rows are viewed,
+    // since other blocks write theirs meanwhile.
+    let (block, out) = unsafe {
+        (
+            std::slice::from_raw_parts((x as *const T).add(r0 * cols), (r1 - r0) * cols),
+            std::slice::from_raw_parts_mut(share as *mut T, cols * cols),
+        )
     };
-    // SAFETY: guaranteed by the caller.
-    let (xs, out) = unsafe {
-        (std::slice::from_raw_parts(x as *const T, n * p), std::slice::from_raw_parts_mut(share as *mut T, p * p))
-    };
-    plan.run_gram_rows(xs, out, r0, r1)
+    plan.run_gram_block(block, out)
 }
 
 /// `out = Σ shares[b]` over `blocks` consecutive matrices of `len` elements,

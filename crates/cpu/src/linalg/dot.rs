@@ -503,7 +503,7 @@ impl DotPlan {
 impl DotPlan {
     /// `(n, p)` when this plan is the Gram product `XᵀX` of one row-major
     /// `n × p` matrix read in place, handed the same slice twice: then
-    /// [`run_gram_rows`](DotPlan::run_gram_rows) computes the share of a
+    /// [`run_gram_block`](DotPlan::run_gram_block) computes the share of a
     /// block of `X`'s rows, and the product is the sum of the blocks' shares.
     pub fn gram_of_rows(&self) -> Option<(usize, usize)> {
         let (n, p) = (self.k, self.m);
@@ -515,23 +515,22 @@ impl DotPlan {
         xtx.then_some((n, p))
     }
 
-    /// `X[r0..r1]ᵀ X[r0..r1]` into `out` (`p × p`, row-major, both triangles),
-    /// for a plan that is a [`gram_of_rows`](DotPlan::gram_of_rows).
-    pub fn run_gram_rows<T: DotElem>(&self, x: &[T], out: &mut [T], r0: usize, r1: usize) -> Result<(), LinalgError> {
+    /// `BᵀB` into `out` (`p × p`, row-major, both triangles) for a block `B`
+    /// of consecutive rows of `X` (`block.len()` a multiple of `p`), for a
+    /// plan that is a [`gram_of_rows`](DotPlan::gram_of_rows).
+    pub fn run_gram_block<T: DotElem>(&self, block: &[T], out: &mut [T]) -> Result<(), LinalgError> {
         const OP: &str = "dot_general";
-        let Some((n, p)) = self.gram_of_rows() else {
-            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
-        };
-        check_len(OP, "operand", x.len(), n * p, || self.shapes())?;
+        let bad = || LinalgError::Unsupported { op: OP, avals: format!("{} rows of {}", block.len(), self.shapes()) };
+        let (n, p) = self.gram_of_rows().ok_or_else(bad)?;
         check_len(OP, "output", out.len(), p * p, || self.shapes())?;
-        if r0 > r1 || r1 > n {
-            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
+        if p == 0 || block.len() % p != 0 || block.len() > n * p {
+            return Err(bad());
         }
-        if r0 == r1 {
+        if block.is_empty() {
             out.fill(T::ZERO);
             return Ok(());
         }
-        T::syrk(out, View { data: &x[r0 * p..r1 * p], rows: p, cols: r1 - r0, rs: 1, cs: p });
+        T::syrk(out, View { data: block, rows: p, cols: block.len() / p, rs: 1, cs: p });
         Ok(())
     }
 }
@@ -682,16 +681,16 @@ mod tests {
         plan.run(&x, &x, &mut whole, &mut []).unwrap();
         let (mut sum, mut share) = (vec![0.0; p * p], vec![0.0; p * p]);
         for (r0, r1) in [(0, 10), (10, 10), (10, 36), (36, 37)] {
-            plan.run_gram_rows(&x, &mut share, r0, r1).unwrap();
+            plan.run_gram_block(&x[r0 * p..r1 * p], &mut share).unwrap();
             sum.iter_mut().zip(&share).for_each(|(s, v)| *s += v);
         }
         for (a, b) in sum.iter().zip(&whole) {
             assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
         }
-        assert!(plan.run_gram_rows(&x, &mut share, 30, 38).is_err());
+        assert!(plan.run_gram_block(&x[..7], &mut share).is_err());
         let xxt = DotDims { lhs_contract: vec![1], rhs_contract: vec![1], ..DotDims::default() };
         assert_eq!(DotPlan::new(&xxt, &xa, &xa, true).unwrap().gram_of_rows(), None);
         assert_eq!(DotPlan::new(&xtx, &xa, &xa, false).unwrap().gram_of_rows(), None);
-        assert!(DotPlan::new(&xtx, &xa, &xa, false).unwrap().run_gram_rows(&x, &mut share, 0, 1).is_err());
+        assert!(DotPlan::new(&xtx, &xa, &xa, false).unwrap().run_gram_block(&x[..p], &mut share).is_err());
     }
 }
