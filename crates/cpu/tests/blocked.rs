@@ -3,7 +3,7 @@
 //! over the others, against the reference interpreter.
 
 use arrayjit_cpu::{CompileOptions, Executable};
-use arrayjit_ir::{parse, Data, HostArray};
+use arrayjit_ir::{parse, Data, HostArray, Program};
 
 fn data(n: usize, seed: u64, f64s: bool) -> Data {
     let mut s = seed;
@@ -121,6 +121,32 @@ fn results_do_not_depend_on_the_thread_count() {
     assert_eq!(runs[0], runs[2]);
 }
 
+/// Runs `exe` on 1, 2 and 3 threads, which must give the same bits, and
+/// compares the result with the interpreter's run of `p`: within
+/// `tol·(1 + |want|)` per element, or `tol·max|want|` for results that are
+/// sums in another order (`by_largest`).
+fn agrees_with_the_interpreter(p: &Program, exe: &Executable, args: &[HostArray], tol: f64, by_largest: bool) {
+    let refs: Vec<&HostArray> = args.iter().collect();
+    let want = arrayjit_interp::eval_program(p, args).unwrap();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3] {
+        arrayjit_cpu::parallel::set_threads(threads);
+        runs.push(exe.run(&refs).unwrap());
+    }
+    arrayjit_cpu::parallel::set_threads(0);
+    assert_eq!(runs[0], runs[1], "results differ between 1 and 2 threads");
+    assert_eq!(runs[0], runs[2], "results differ between 1 and 3 threads");
+    for (k, (g, w)) in runs[0].iter().zip(&want).enumerate() {
+        assert_eq!(g.aval(), w.aval());
+        let largest = (0..w.numel()).map(|i| w.data().get(i).as_f64().abs()).fold(1.0, f64::max);
+        for i in 0..g.numel() {
+            let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+            let bound = if by_largest { tol * largest } else { tol * (1.0 + b.abs()) };
+            assert!((a - b).abs() <= bound, "output {k} element {i}: {a} vs {b}");
+        }
+    }
+}
+
 /// A product whose only reader is the next kernel runs with it by row
 /// blocks: same results as the interpreter, and the same bits on any number
 /// of threads.
@@ -148,22 +174,7 @@ fn products_fused_by_rows_match_the_interpreter() {
             HostArray::new([50, 50], data(2500, 12, f64s)).unwrap(),
             HostArray::new([3000, 50], data(150_000, 13, f64s)).unwrap(),
         ];
-        let refs: Vec<&HostArray> = args.iter().collect();
-        let want = arrayjit_interp::eval_program(&p, &args).unwrap();
-        let mut runs = Vec::new();
-        for threads in [1, 2] {
-            arrayjit_cpu::parallel::set_threads(threads);
-            runs.push(exe.run(&refs).unwrap());
-        }
-        arrayjit_cpu::parallel::set_threads(0);
-        assert_eq!(runs[0], runs[1], "{dt}: results differ between 1 and 2 threads");
-        for (g, w) in runs[0].iter().zip(&want) {
-            assert_eq!(g.aval(), w.aval());
-            for i in 0..g.numel() {
-                let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-                assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dt} element {i}: {a} vs {b}");
-            }
-        }
+        agrees_with_the_interpreter(&p, &exe, &args, tol, false);
     }
 }
 
@@ -198,16 +209,7 @@ fn a_product_moves_next_to_its_reader_to_run_with_it_by_rows() {
         HostArray::new([3000, 50], data(150_000, 23, true)).unwrap(),
         HostArray::new([40, 9], data(360, 24, true)).unwrap(),
     ];
-    let refs: Vec<&HostArray> = args.iter().collect();
-    let want = arrayjit_interp::eval_program(&p, &args).unwrap();
-    let got = exe.run(&refs).unwrap();
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g.aval(), w.aval());
-        for i in 0..g.numel() {
-            let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-            assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()), "element {i}: {a} vs {b}");
-        }
-    }
+    agrees_with_the_interpreter(&p, &exe, &args, 1e-10, false);
 }
 
 /// A Gram product `XᵀX` of the row-fused kernel's output is summed block by
@@ -235,24 +237,6 @@ fn gram_products_summed_by_row_blocks_match_the_interpreter() {
             HostArray::new([50, 50], data(2500, 32, f64s)).unwrap(),
             HostArray::new([3000, 50], data(150_000, 33, f64s)).unwrap(),
         ];
-        let refs: Vec<&HostArray> = args.iter().collect();
-        let want = arrayjit_interp::eval_program(&p, &args).unwrap();
-        let mut runs = Vec::new();
-        for threads in [1, 2, 3] {
-            arrayjit_cpu::parallel::set_threads(threads);
-            runs.push(exe.run(&refs).unwrap());
-        }
-        arrayjit_cpu::parallel::set_threads(0);
-        assert_eq!(runs[0], runs[1], "{dt}: results differ between 1 and 2 threads");
-        assert_eq!(runs[0], runs[2], "{dt}: results differ between 1 and 3 threads");
-        for (g, w) in runs[0].iter().zip(&want) {
-            assert_eq!(g.aval(), w.aval());
-            // Sums of 3000 terms: the tolerance scales with the largest element.
-            let scale = (0..w.numel()).map(|i| w.data().get(i).as_f64().abs()).fold(1.0, f64::max);
-            for i in 0..g.numel() {
-                let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-                assert!((a - b).abs() <= tol * scale, "{dt} element {i}: {a} vs {b}");
-            }
-        }
+        agrees_with_the_interpreter(&p, &exe, &args, tol, true);
     }
 }
