@@ -21,22 +21,24 @@ use arrayjit_lower::{reads_only_at_own_point, OutputKind, Schedule, Step};
 /// The schedule with each product moved down to just before its only
 /// reader, when that reader is a kernel and nothing in between touches the
 /// product's operands: the product can then run with it by row blocks.
-/// `None` when no product moves.
+/// Products that feed the same kernel keep their order. `None` when no
+/// product moves.
 pub(crate) fn sink_products(s: &Schedule) -> Option<Schedule> {
-    let mut steps = s.steps.clone();
-    let mut moved = false;
-    let mut d = 0;
-    while d < steps.len() {
-        let Some(c) = sink_target(&steps, d) else {
-            d += 1;
-            continue;
-        };
-        let product = steps.remove(d);
-        steps.insert(c - 1, product);
-        moved = true;
-        // The step now at `d` has not been looked at yet.
+    let target: Vec<Option<usize>> = (0..s.steps.len()).map(|d| sink_target(&s.steps, d)).collect();
+    if target.iter().all(Option::is_none) {
+        return None;
     }
-    moved.then(|| Schedule { steps, ..s.clone() })
+    // Every step stays in order, except that a moving product is placed
+    // right before its reader (which never moves: it is a kernel).
+    let mut steps = Vec::with_capacity(s.steps.len());
+    for (i, step) in s.steps.iter().enumerate() {
+        if target[i].is_some() {
+            continue;
+        }
+        steps.extend((0..i).filter(|&d| target[d] == Some(i)).map(|d| s.steps[d].clone()));
+        steps.push(step.clone());
+    }
+    Some(Schedule { steps, ..s.clone() })
 }
 
 /// Where product step `d` could move to (its reader's index), if later than `d + 1`.

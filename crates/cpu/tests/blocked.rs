@@ -240,3 +240,35 @@ fn gram_products_summed_by_row_blocks_match_the_interpreter() {
         agrees_with_the_interpreter(&p, &exe, &args, tol, true);
     }
 }
+
+/// Two products read by the same kernel further down both move next to it,
+/// in their order (the last one then runs with it by row blocks).
+#[test]
+fn products_read_by_one_kernel_move_next_to_it_together() {
+    let p = parse(
+        "{ lambda ; m:f64[3000,50] w:f64[50,50] u:f64[50,50] v:f64[40,9] . let
+            o:f64[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m w
+            q:f64[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m u
+            e:f64[40,9] = exp v
+            t:f64[] = reduce_sum[axes=(0,1)] e
+            tb:f64[3000,50] = broadcast_in_dim[shape=(3000,50) broadcast_dimensions=()] t
+            a:f64[3000,50] = mul o tb
+            y:f64[3000,50] = add a q
+          in (y) }",
+    )
+    .unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let steps = &exe.schedule().steps;
+    let last_three: Vec<bool> =
+        steps[steps.len() - 3..].iter().map(|s| matches!(s, arrayjit_lower::Step::Prim { .. })).collect();
+    assert_eq!(last_three, [true, true, false], "{}", exe.schedule());
+    assert_eq!(exe.fused_products(), 1, "{}", exe.schedule());
+    let args = [
+        HostArray::new([3000, 50], data(150_000, 41, true)).unwrap(),
+        HostArray::new([50, 50], data(2500, 42, true)).unwrap(),
+        HostArray::new([50, 50], data(2500, 43, true)).unwrap(),
+        HostArray::new([40, 9], data(360, 44, true)).unwrap(),
+    ];
+    agrees_with_the_interpreter(&p, &exe, &args, 1e-10, false);
+}
