@@ -35,7 +35,7 @@ use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelModule};
 use crate::control::{ControlStep, LoopMemory};
 use crate::linalg::{DotPlan, LinalgError};
 use crate::parallel::Table;
-use crate::rows::{dot_rows, RowFusion};
+use crate::rows::{dot_rows, gram_rows, RowFusion};
 use crate::steps::{dot, read_host, run_prim, FactorStep};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
@@ -452,7 +452,7 @@ impl Executable {
         for d in 0..fusable {
             let (head, tail) = actions.split_at_mut(d + 1);
             let (Action::Dot(plan), Action::Kernel(k)) = (&head[d], &mut tail[0]) else { continue };
-            let Some(f) = crate::rows::plan(s, d, plan, &is_output, k.outer) else { continue };
+            let Some(mut f) = crate::rows::plan(s, d, plan, &is_output, k.outer) else { continue };
             let (_, n, _, _) = plan.gemm_dims();
             let unit = k.outer / n;
             k.ranges = f.rows.iter().map(|&(r0, r1)| (r0 * unit, r1 * unit)).collect();
@@ -462,7 +462,6 @@ impl Executable {
                 Action::Dot(plan) => plan,
                 _ => return Err(internal(format!("step {d} is no longer a product"))),
             };
-            let mut f = f;
             if let Some(Action::Dot(gram)) = tail.get(1) {
                 f.gram = crate::rows::gram_tail(s, &f, gram, n);
             }
@@ -969,65 +968,18 @@ impl Executable {
         unsafe { k.combine_partials(&base, n_in, partials) };
         if let Some(g) = &f.gram {
             let out = self.ptr(s.steps[g.step].outputs()[0], args, outs, arena);
+            let (len, size) = (g.cols * g.cols, g.dtype.size_bytes());
             let shares = arena.gram_blocks.as_ptr() as *const u8;
             // SAFETY: the output is the Gram product's buffer of `cols × cols`
-            // elements, and the share buffer holds one such matrix per block.
+            // elements, and the share buffer holds one such matrix per block;
+            // the shares are added in block order.
             unsafe {
-                match g.dtype {
-                    DType::F64 => sum_shares::<f64>(shares, blocks, out, g.cols * g.cols),
-                    _ => sum_shares::<f32>(shares, blocks, out, g.cols * g.cols),
+                std::ptr::copy_nonoverlapping(shares, out, len * size);
+                for blk in 1..blocks {
+                    crate::parallel::combine(ReduceOp::Sum, g.dtype, out, shares.add(blk * len * size), len);
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// One block's share of a fused Gram product (see [`crate::rows::GramTail`]):
-/// `X[r0..r1]ᵀ X[r0..r1]` for `X` of `cols` columns.
-///
-/// # Safety
-/// `x` must address `X`, whose rows `r0..r1` nothing writes meanwhile, and
-/// `share` `cols × cols` elements of `T` that nothing else uses meanwhile.
-unsafe fn gram_rows<T: crate::linalg::DotElem>(
-    plan: &DotPlan,
-    x: *const u8,
-    cols: usize,
-    share: *mut u8,
-    (r0, r1): (usize, usize),
-) -> Result<(), crate::linalg::LinalgError> {
-    // SAFETY: guaranteed by the caller; only this block's rows are viewed,
-    // since other blocks write theirs meanwhile.
-    let (block, out) = unsafe {
-        (
-            std::slice::from_raw_parts((x as *const T).add(r0 * cols), (r1 - r0) * cols),
-            std::slice::from_raw_parts_mut(share as *mut T, cols * cols),
-        )
-    };
-    plan.run_gram_block(block, out)
-}
-
-/// `out = Σ shares[b]` over `blocks` consecutive matrices of `len` elements,
-/// added in block order.
-///
-/// # Safety
-/// `shares` must address `blocks × len` elements of `T`, and `out` `len`
-/// others.
-unsafe fn sum_shares<T: Copy + std::ops::Add<Output = T>>(shares: *const u8, blocks: usize, out: *mut u8, len: usize) {
-    // SAFETY: guaranteed by the caller.
-    let (all, out) = unsafe {
-        (
-            std::slice::from_raw_parts(shares as *const T, blocks * len),
-            std::slice::from_raw_parts_mut(out as *mut T, len),
-        )
-    };
-    let mut parts = all.chunks_exact(len);
-    if let Some(first) = parts.next() {
-        out.copy_from_slice(first);
-    }
-    for part in parts {
-        for (o, &v) in out.iter_mut().zip(part) {
-            *o = *o + v;
-        }
     }
 }

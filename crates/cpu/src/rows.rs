@@ -172,3 +172,27 @@ pub(crate) unsafe fn dot_rows<T: DotElem>(
     };
     plan.run_rows(ls, rs, os, r0, r1)
 }
+
+/// One block's share of a fused Gram product (see [`GramTail`]):
+/// `X[r0..r1]ᵀ X[r0..r1]` for `X` of `cols` columns.
+///
+/// # Safety
+/// `x` must address `X`, whose rows `r0..r1` nothing writes meanwhile, and
+/// `share` `cols × cols` elements of `T` that nothing else uses meanwhile.
+pub(crate) unsafe fn gram_rows<T: DotElem>(
+    plan: &DotPlan,
+    x: *const u8,
+    cols: usize,
+    share: *mut u8,
+    (r0, r1): (usize, usize),
+) -> Result<(), LinalgError> {
+    // SAFETY: guaranteed by the caller; only this block's rows are viewed,
+    // since other blocks write theirs meanwhile.
+    let (block, out) = unsafe {
+        (
+            std::slice::from_raw_parts((x as *const T).add(r0 * cols), (r1 - r0) * cols),
+            std::slice::from_raw_parts_mut(share as *mut T, cols * cols),
+        )
+    };
+    plan.run_gram_block(block, out)
+}
