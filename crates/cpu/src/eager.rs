@@ -38,7 +38,11 @@ impl OpKey {
     }
 }
 
-type Cache = Mutex<HashMap<(OpKey, Vec<AVal>), Arc<Executable>>>;
+/// The primitive, its operand types, and which operands are the same
+/// array (operand `i` is operand `alias[i]`, the first one it equals).
+type Key = (OpKey, Vec<AVal>, Vec<usize>);
+
+type Cache = Mutex<HashMap<Key, Arc<Executable>>>;
 
 fn cache() -> &'static Cache {
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -56,6 +60,26 @@ pub fn cached_ops() -> usize {
 /// The single-equation program `prim(args)`.
 fn one_op_program(prim: &Prim, avals: &[AVal]) -> Result<Program, CpuError> {
     Program::one_equation(prim, avals).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })
+}
+
+/// For each operand, the first operand that is the same array in memory.
+fn aliases(args: &[&HostArray]) -> Vec<usize> {
+    (0..args.len()).map(|i| (0..i).find(|&j| std::ptr::eq(args[j], args[i])).unwrap_or(i)).collect()
+}
+
+/// `prim` applied to one input per distinct operand: an operand passed twice
+/// is one input read twice, so that the compiled step knows it (`XᵀX` runs
+/// as the symmetric product).
+fn aliased_op_program(prim: &Prim, avals: &[AVal], alias: &[usize]) -> Result<Program, CpuError> {
+    let outs = prim.abstract_eval(avals).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })?;
+    let mut b = arrayjit_ir::ProgramBuilder::new();
+    let mut ins: Vec<Atom> = Vec::with_capacity(avals.len());
+    for (i, a) in avals.iter().enumerate() {
+        let atom = if alias[i] == i { Atom::Var(b.add_input(a.clone())) } else { ins[alias[i]] };
+        ins.push(atom);
+    }
+    let vars = b.add_eqn(prim.clone(), ins, outs, arrayjit_ir::Loc::default());
+    Ok(b.finish(vars.into_iter().map(Atom::Var).collect()))
 }
 
 /// Runs one primitive on concrete arrays with a cached compiled kernel.
@@ -89,7 +113,9 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
             _ => Err(CpuError::Step { op: prim.name(), message: "has no eager implementation".into() }),
         };
     };
-    let key = (op, avals);
+    let alias = aliases(args);
+    let distinct: Vec<&HostArray> = args.iter().enumerate().filter(|&(i, _)| alias[i] == i).map(|(_, a)| *a).collect();
+    let key = (op, avals, alias);
     let hit = match cache().lock() {
         Ok(c) => c.get(&key).cloned(),
         Err(p) => p.into_inner().get(&key).cloned(),
@@ -97,7 +123,7 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     let exe = match hit {
         Some(e) => e,
         None => {
-            let p = one_op_program(prim, &key.1)?;
+            let p = aliased_op_program(prim, &key.1, &key.2)?;
             // The passes expand what is not a kernel or a library call by itself (arg-reductions).
             let (p, _) =
                 arrayjit_lower::optimize(&p).map_err(|e| CpuError::Step { op: prim.name(), message: e.to_string() })?;
@@ -109,7 +135,7 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
             c.entry(key).or_insert(exe).clone()
         }
     };
-    exe.run(args)
+    exe.run(&distinct)
 }
 
 /// How many times each program structure was run, and its compiled code once hot.

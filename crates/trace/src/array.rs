@@ -5,6 +5,7 @@ use crate::device::{same_device, Device, DeviceBuffer};
 use crate::element::Element;
 use crate::error::{raise, Error, OrRaise, Result};
 use crate::frame;
+use crate::view::Transposed;
 use arrayjit_ir::{AVal, DType, Data, HostArray, Loc, Scalar, Shape, Var};
 use std::fmt;
 use std::panic::Location;
@@ -29,6 +30,8 @@ pub(crate) enum Repr {
     Tracer(Arc<Tracer>),
     /// In a device's memory.
     Device(Arc<dyn DeviceBuffer>),
+    /// An eager transpose not copied yet (see [`crate::view`]).
+    Transposed(Arc<Transposed>),
 }
 
 /// A variable of the program being traced in frame `frame`.
@@ -84,7 +87,7 @@ impl Array {
     pub fn try_into_host(self) -> std::result::Result<HostArray, Array> {
         match self.repr {
             Repr::Value(h) => Arc::try_unwrap(h).map_err(Array::from_shared),
-            repr @ (Repr::Tracer(_) | Repr::Device(_)) => Err(Array { repr }),
+            repr @ (Repr::Tracer(_) | Repr::Device(_) | Repr::Transposed(_)) => Err(Array { repr }),
         }
     }
 
@@ -121,7 +124,7 @@ impl Array {
     pub fn device(&self) -> Option<Arc<dyn Device>> {
         match &self.repr {
             Repr::Device(b) => Some(b.device()),
-            Repr::Value(_) | Repr::Tracer(_) => None,
+            Repr::Value(_) | Repr::Tracer(_) | Repr::Transposed(_) => None,
         }
     }
 
@@ -129,7 +132,7 @@ impl Array {
     pub fn device_buffer(&self) -> Option<&Arc<dyn DeviceBuffer>> {
         match &self.repr {
             Repr::Device(b) => Some(b),
-            Repr::Value(_) | Repr::Tracer(_) => None,
+            Repr::Value(_) | Repr::Tracer(_) | Repr::Transposed(_) => None,
         }
     }
 
@@ -190,6 +193,7 @@ impl Array {
     pub fn aval(&self) -> AVal {
         match &self.repr {
             Repr::Value(h) => h.aval(),
+            Repr::Transposed(t) => t.aval().clone(),
             Repr::Tracer(t) => t.aval.clone(),
             Repr::Device(b) => b.aval().clone(),
         }
@@ -198,6 +202,7 @@ impl Array {
     pub fn shape(&self) -> &[usize] {
         match &self.repr {
             Repr::Value(h) => h.shape(),
+            Repr::Transposed(t) => &t.aval().shape,
             Repr::Tracer(t) => &t.aval.shape,
             Repr::Device(b) => &b.aval().shape,
         }
@@ -206,6 +211,7 @@ impl Array {
     pub fn dtype(&self) -> DType {
         match &self.repr {
             Repr::Value(h) => h.dtype(),
+            Repr::Transposed(t) => t.aval().dtype,
             Repr::Tracer(t) => t.aval.dtype,
             Repr::Device(b) => b.aval().dtype,
         }
@@ -297,6 +303,10 @@ impl fmt::Display for Array {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Value(h) => write!(f, "{h}"),
+            Repr::Transposed(t) => match t.value(Loc::default()) {
+                Ok(h) => write!(f, "{h}"),
+                Err(e) => write!(f, "<{}: {e}>", t.aval()),
+            },
             Repr::Tracer(t) => write!(f, "Traced<{}>", t.aval),
             Repr::Device(b) => match b.to_host() {
                 Ok(h) => write!(f, "{h} (on {})", b.device().name()),

@@ -4,7 +4,7 @@
 use crate::array::Array;
 use crate::device::{same_device, Device, DeviceBuffer};
 use crate::error::{Error, Result};
-use crate::{eager, frame};
+use crate::{eager, frame, view};
 use arrayjit_ir::{AVal, Atom, HostArray, Loc, Prim, Program};
 use std::sync::Arc;
 
@@ -20,12 +20,15 @@ pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
         prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
         return run_on(&device, inputs.iter().copied(), loc, prim.name(), |refs| device.execute(&prim, refs));
     }
+    let avals: Vec<AVal> = inputs.iter().map(|a| a.aval()).collect();
+    prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
+    if let Some(outs) = view::execute(&prim, inputs, loc)? {
+        return Ok(outs);
+    }
     let values = inputs
         .iter()
         .map(|a| frame::concrete(a, loc, "operand").map(|h| h.as_ref()))
         .collect::<Result<Vec<&HostArray>>>()?;
-    let avals: Vec<AVal> = values.iter().map(|h| h.aval()).collect();
-    prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
     let outs = eager::execute(&prim, &values, loc)?;
     Ok(outs.into_iter().map(Array::from_host).collect())
 }

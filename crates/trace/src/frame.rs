@@ -102,6 +102,7 @@ fn to_atom(stack: &mut [Frame], level: usize, a: &Array, loc: Loc) -> Result<Ato
     let frame = &mut rest[0];
     match &a.repr {
         Repr::Value(h) => constant(frame, Arc::as_ptr(h) as usize, || Ok(h.clone())),
+        Repr::Transposed(t) => constant(frame, Arc::as_ptr(t) as usize, || t.value(loc).cloned()),
         // Copied back once per trace (per buffer), as a constant.
         Repr::Device(b) => constant(frame, Arc::as_ptr(b) as *const () as usize, || {
             b.to_host().map(Arc::new).map_err(|m| Error::Invalid {
@@ -178,6 +179,7 @@ pub(crate) fn record(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Arra
 pub(crate) fn concrete<'a>(a: &'a Array, loc: Loc, what: &str) -> Result<&'a Arc<HostArray>> {
     match &a.repr {
         Repr::Value(h) => Ok(h),
+        Repr::Transposed(t) => t.value(loc),
         Repr::Device(b) => Err(Error::Invalid {
             message: format!(
                 "{what} ({}) is in the memory of {}: copy it back with to_host() first",

@@ -19,6 +19,7 @@ pub mod lax;
 pub mod ops;
 pub mod transform;
 pub mod tree;
+mod view;
 
 pub use array::Array;
 pub use arrayjit_ir::{AVal, DType, HostArray, Program, Shape};

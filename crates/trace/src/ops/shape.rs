@@ -52,6 +52,10 @@ impl Array {
     }
 
     /// Permutes the axes: output axis `i` is input axis `perm[i]`.
+    ///
+    /// In eager code the result is a view, copied only when its elements are
+    /// read; a matrix product reads it in place (`m.t().matmul(&m)` is the
+    /// symmetric product, with no copy of `m`).
     #[track_caller]
     pub fn transpose(&self, perm: &[usize]) -> Array {
         self.try_transpose(perm).or_raise()
