@@ -69,3 +69,21 @@ fn an_operand_passed_twice_is_read_once() {
     let dot = x.t().matmul(&x).to_vec::<f32>();
     close(&dot, &at_b(&xd, &xd, 1000, 3, 3), 1000);
 }
+
+#[test]
+fn views_pass_through_jit_grad_and_closures() {
+    let (_, m) = matrix(40, 6, 4);
+    let v = m.t();
+    let w = Array::from_vec((0..40).map(|i| i as f32 * 0.01).collect::<Vec<_>>(), [40]);
+    let copy = Array::from_host(v.to_host());
+    // As an argument of a compiled function.
+    let f = arrayjit::jit(|x: Array| (&x * 2.0).matmul(&x.t()));
+    assert_eq!(f.call(v.clone()).unwrap().to_vec::<f32>(), f.call(copy.clone()).unwrap().to_vec::<f32>());
+    // As a value a traced function closes over.
+    let g = arrayjit::jit(|x: Array| v.matmul(&x));
+    assert_eq!(g.call(w.clone()).unwrap().to_vec::<f32>(), copy.matmul(&w).to_vec::<f32>());
+    // Differentiated with respect to.
+    let d = arrayjit::grad(|x: Array| (x.matmul(&w)).sum(..))(v.clone()).unwrap();
+    let want = arrayjit::grad(|x: Array| (x.matmul(&w)).sum(..))(copy).unwrap();
+    assert_eq!(d.to_vec::<f32>(), want.to_vec::<f32>());
+}
