@@ -78,6 +78,24 @@ fn products_by_uniform_operands_become_sums() {
 }
 
 #[test]
+fn products_by_non_finite_uniform_operands_stay_products() {
+    // inf·(1 − 1 + 5) is inf, but inf·1 + inf·(−1) + inf·5 is NaN; and a
+    // product over an empty contraction is 0 whatever the operand holds.
+    let f = |(h, e): (Array, Array)| {
+        let inf = Array::full([1, 3], f64::INFINITY, arrayjit::DType::F64);
+        let nan = Array::full([2, 0], f64::NAN, arrayjit::DType::F64);
+        (inf.matmul(&h), nan.matmul(&e))
+    };
+    let args = (Array::from_vec(vec![1.0, -1.0, 5.0], [3, 1]), Array::zeros([0, 4], arrayjit::DType::F64));
+    let (a, b) = jit(&f).call(args.clone()).unwrap();
+    assert!(a.to_vec::<f64>()[0].is_nan());
+    assert_eq!(b.to_vec::<f64>(), vec![0.0; 8]);
+    let (c, d) = f(args);
+    assert!(c.to_vec::<f64>()[0].is_nan());
+    assert_eq!(d.to_vec::<f64>(), vec![0.0; 8]);
+}
+
+#[test]
 fn loop_bodies_are_optimised_before_hoisting() {
     let y = ramp(40, 6, 0.21);
     let f = |(c0, w0): (Array, Array)| {

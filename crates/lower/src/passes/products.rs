@@ -221,6 +221,12 @@ pub fn uniform_products(p: &Program) -> Program {
             Some(c) => (c, 1),
             None => (uniform(p, &def, &e.inputs[1])?, 0),
         };
+        // c·Σx is Σ c·x only for finite c: an infinite c times terms of both
+        // signs is NaN, not ±inf, and over an empty contraction the product
+        // is 0 where NaN·0 would be NaN.
+        if !c.as_f64().is_finite() {
+            return None;
+        }
         let (la, ra) = (p.atom_aval(&e.inputs[0]), p.atom_aval(&e.inputs[1]));
         let out = r.out_avals(e).remove(0);
         let (oa, contract) = if other == 1 { (&ra, &d.rhs_contract) } else { (&la, &d.lhs_contract) };
