@@ -18,8 +18,12 @@ use proptest::test_runner::RngSeed;
 
 fn config(default_cases: u32) -> ProptestConfig {
     match std::env::var("ARRAYJIT_SOAK").ok().and_then(|s| s.parse().ok()) {
-        Some(n) => ProptestConfig::with_cases(n),
-        None => ProptestConfig { rng_seed: RngSeed::Fixed(0x5eed_a77a), ..ProptestConfig::with_cases(default_cases) },
+        Some(n) => ProptestConfig { max_global_rejects: n, ..ProptestConfig::with_cases(n) },
+        None => ProptestConfig {
+            rng_seed: RngSeed::Fixed(0x5eed_a77a),
+            max_global_rejects: default_cases,
+            ..ProptestConfig::with_cases(default_cases)
+        },
     }
 }
 
@@ -36,7 +40,25 @@ fn close(a: &HostArray, b: &HostArray, tol: f64) -> bool {
     })
 }
 
+/// Programs whose result a few ulp of difference in one operation can move
+/// by more than any tolerance, so that both sides compute noise (each found
+/// by a soak):
+/// - a negative integer power of a difference that cancels (`(tanh x − x)⁻²`
+///   at x ≈ 1e-3), like the divisions left out of the generator;
+/// - sin or cos of what an exponential or a product of many factors made
+///   large (`cos(expm1(expm1 x))` near 16000, `cos` of a 64-factor product
+///   near 1.6e15).
+fn ill_conditioned(p: &Program) -> bool {
+    let text = p.to_string();
+    let trig = text.contains(" sin ") || text.contains(" cos ");
+    let amplifiers = ["reduce_prod", " exp ", "expm1", " pow ", "integer_pow"];
+    text.contains("integer_pow[y=-") || (trig && amplifiers.iter().any(|a| text.contains(a)))
+}
+
 fn check(p: &Program, inputs: &[HostArray]) -> Result<(), TestCaseError> {
+    if ill_conditioned(p) {
+        return Err(TestCaseError::reject("ill-conditioned"));
+    }
     let want = arrayjit_interp::eval_program(p, inputs).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let (q, _) = arrayjit_lower::optimize(p).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let s = arrayjit_lower::fuse(&q);
@@ -79,14 +101,8 @@ fn base() -> GenConfig {
 proptest! {
     #![proptest_config(config(200))]
 
-    /// A product of many factors, reassociated, moves by a few ulp; fed to
-    /// sin or cos it can reach arguments beyond their accurate range (see
-    /// `VECTOR_EXCLUDED`), where both sides compute noise: such programs are
-    /// discarded (a soak found `cos` of a 64-factor product near 1.6e15).
     #[test]
     fn compiled_programs_match_the_interpreter(case in arb_program_and_inputs(base())) {
-        let text = case.0.to_string();
-        prop_assume!(!(text.contains("reduce_prod") && (text.contains(" sin ") || text.contains(" cos "))));
         check(&case.0, &case.1)?;
     }
 
