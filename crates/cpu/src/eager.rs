@@ -247,3 +247,37 @@ pub fn execute_equations(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArr
     }
     p.outputs.iter().map(|a| read(&env, a)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrayjit_ir::prim::DotDims;
+    use arrayjit_ir::Data;
+
+    #[test]
+    fn an_operand_passed_twice_is_one_input_of_the_compiled_operation() {
+        let x =
+            HostArray::new([40, 3], Data::F64((0..120).map(|i| (f64::from(i) * 0.9).sin()).collect())).expect("shape");
+        let copy = x.clone();
+        let xtx: Prim =
+            Linalg::DotGeneral(DotDims { lhs_contract: vec![0], rhs_contract: vec![0], ..DotDims::default() }).into();
+        assert_eq!(aliases(&[&x, &x, &copy]), vec![0, 0, 2]);
+        let p = aliased_op_program(&xtx, &[x.aval(), x.aval()], &[0, 0]).expect("types");
+        assert_eq!(p.inputs.len(), 1);
+        let same = execute_prim(&xtx, &[&x, &x]).expect("runs");
+        let apart = execute_prim(&xtx, &[&x, &copy]).expect("runs");
+        let keys: Vec<Vec<usize>> = match cache().lock() {
+            Ok(c) => c
+                .keys()
+                .filter(|k| k.0 == OpKey::of(&xtx).expect("an op") && k.1[0] == x.aval())
+                .map(|k| k.2.clone())
+                .collect(),
+            Err(p) => p.into_inner().keys().map(|k| k.2.clone()).collect(),
+        };
+        assert!(keys.contains(&vec![0, 0]) && keys.contains(&vec![0, 1]), "{keys:?}");
+        let (a, b) = (same[0].data(), apart[0].data());
+        for i in 0..9 {
+            assert!((a.get(i).as_f64() - b.get(i).as_f64()).abs() < 1e-12);
+        }
+    }
+}

@@ -218,7 +218,9 @@ pub(crate) fn run<Out: Tree>(
     for (o, sh) in owned.into_iter().zip(&shared) {
         args.push(match (o, sh) {
             (Some(h), _) => Arg::Donated(h),
-            (None, Some(a)) => Arg::Borrowed(a.try_host().map_err(|_| not_concrete())?.as_ref()),
+            (None, Some(a)) => {
+                Arg::Borrowed(a.try_host().map_err(|e| if a.is_tracer() { not_concrete() } else { e })?.as_ref())
+            }
             // Every leaf went to one side or the other.
             (None, None) => return Err(not_concrete()),
         });

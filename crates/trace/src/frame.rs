@@ -22,6 +22,9 @@ struct Frame {
     /// Tracers of enclosing frames used here, in the order they became inputs.
     captured: Vec<Array>,
     captured_vars: HashMap<(u64, Var), Var>,
+    /// Device arrays whose address keys a constant, held until the trace
+    /// ends so that no other buffer can take the address meanwhile.
+    kept: Vec<Array>,
 }
 
 thread_local! {
@@ -72,6 +75,7 @@ pub(crate) fn push_frame(in_avals: &[AVal], in_paths: &[String]) -> (FrameGuard,
             consts: HashMap::new(),
             captured: Vec::new(),
             captured_vars: HashMap::new(),
+            kept: Vec::new(),
         })
     });
     (FrameGuard { id, done: false }, inputs)
@@ -102,18 +106,28 @@ fn to_atom(stack: &mut [Frame], level: usize, a: &Array, loc: Loc) -> Result<Ato
     let frame = &mut rest[0];
     match &a.repr {
         Repr::Value(h) => constant(frame, Arc::as_ptr(h) as usize, || Ok(h.clone())),
-        Repr::Transposed(t) => constant(frame, Arc::as_ptr(t) as usize, || t.value(loc).cloned()),
+        // The copy, keyed by its address like any host array (the program holds it).
+        Repr::Transposed(t) => {
+            let h = t.value(loc)?;
+            constant(frame, Arc::as_ptr(h) as usize, || Ok(h.clone()))
+        }
         // Copied back once per trace (per buffer), as a constant.
-        Repr::Device(b) => constant(frame, Arc::as_ptr(b) as *const () as usize, || {
-            b.to_host().map(Arc::new).map_err(|m| Error::Invalid {
-                message: format!(
-                    "copying a {} closed over by a traced function back from {}: {m}",
-                    b.aval(),
-                    b.device().name()
-                ),
-                loc,
+        Repr::Device(b) => {
+            let key = Arc::as_ptr(b) as *const () as usize;
+            if !frame.consts.contains_key(&key) {
+                frame.kept.push(a.clone());
+            }
+            constant(frame, key, || {
+                b.to_host().map(Arc::new).map_err(|m| Error::Invalid {
+                    message: format!(
+                        "copying a {} closed over by a traced function back from {}: {m}",
+                        b.aval(),
+                        b.device().name()
+                    ),
+                    loc,
+                })
             })
-        }),
+        }
         Repr::Tracer(t) => {
             if t.frame == frame.id {
                 return Ok(Atom::Var(t.var));

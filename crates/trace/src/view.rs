@@ -200,6 +200,41 @@ mod tests {
     }
 
     #[test]
+    fn products_of_permuted_batched_and_composed_views_read_in_place() {
+        let x = Array::from_vec((0..24).map(|i| (f64::from(i) * 0.7).cos()).collect::<Vec<_>>(), [2, 3, 4]);
+        let w = Array::from_vec((0..10).map(|i| f64::from(i) - 4.5).collect::<Vec<_>>(), [2, 5]);
+        let contract_last = DotDims { lhs_contract: vec![2], rhs_contract: vec![0], ..DotDims::default() };
+        // A cycle of the axes (not its own inverse): view axis i is x's axis [1, 2, 0][i].
+        let cycled = x.transpose(&[1, 2, 0]);
+        // The same view reached through two transposes.
+        let composed = x.transpose(&[1, 0, 2]).transpose(&[0, 2, 1]);
+        // A batch axis that is not the array's first: view [2, 3, 4] from y [3, 2, 4].
+        let y = Array::from_vec((0..24).map(|i| (f64::from(i) * 0.3).sin()).collect::<Vec<_>>(), [3, 2, 4]);
+        let batched = y.transpose(&[1, 0, 2]);
+        let z = Array::from_vec((0..40).map(|i| f64::from(i) * 0.1).collect::<Vec<_>>(), [2, 4, 5]);
+        let batch_dims =
+            DotDims { lhs_contract: vec![2], rhs_contract: vec![1], lhs_batch: vec![0], rhs_batch: vec![0] };
+        let got = [
+            cycled.dot_general(&w, contract_last.clone()),
+            composed.dot_general(&w, contract_last.clone()),
+            batched.dot_general(&z, batch_dims.clone()),
+        ];
+        for v in [&cycled, &composed, &batched] {
+            let Repr::Transposed(t) = &v.repr else { panic!("not a view") };
+            assert!(t.value.get().is_none(), "the product copied a view");
+        }
+        let plain: Prim = Linalg::DotGeneral(contract_last).into();
+        let want = [
+            reference(&plain, &[&cycled, &w]),
+            reference(&plain, &[&composed, &w]),
+            reference(&Linalg::DotGeneral(batch_dims).into(), &[&batched, &z]),
+        ];
+        for (g, w) in got.iter().zip(&want) {
+            close(&g.to_vec::<f64>(), w);
+        }
+    }
+
+    #[test]
     fn a_product_that_would_reorder_free_axes_copies_the_view() {
         // A batched product over a view whose free axes are swapped.
         let x = Array::from_vec((0..24).map(|i| f64::from(i) * 0.5).collect::<Vec<_>>(), [2, 3, 4]);
