@@ -15,13 +15,12 @@ pub fn bind(prim: Prim, inputs: &[&Array], loc: Loc) -> Result<Vec<Array>> {
     if frame::is_tracing() {
         return frame::record(prim, inputs, loc);
     }
-    if let Some(device) = device_of(inputs.iter().copied(), loc)? {
-        let avals: Vec<AVal> = inputs.iter().map(|a| a.aval()).collect();
-        prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
-        return run_on(&device, inputs.iter().copied(), loc, prim.name(), |refs| device.execute(&prim, refs));
-    }
+    let device = device_of(inputs.iter().copied(), loc)?;
     let avals: Vec<AVal> = inputs.iter().map(|a| a.aval()).collect();
     prim.abstract_eval(&avals).map_err(|source| Error::Type { source, loc })?;
+    if let Some(device) = device {
+        return run_on(&device, inputs.iter().copied(), loc, prim.name(), |refs| device.execute(&prim, refs));
+    }
     if let Some(outs) = view::execute(&prim, inputs, loc)? {
         return Ok(outs);
     }

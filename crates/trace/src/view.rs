@@ -67,11 +67,7 @@ fn transpose(x: &Array, perm: &[usize]) -> Result<Option<Array>> {
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return Ok(Some(Array::from_shared(source)));
     }
-    let mut shape = Vec::with_capacity(perm.len());
-    for &p in &perm {
-        shape.push(source.shape()[p]);
-    }
-    let aval = AVal::new(source.dtype(), shape);
+    let aval = AVal::new(source.dtype(), perm.iter().map(|&p| source.shape()[p]).collect::<Vec<_>>());
     Ok(Some(Array { repr: Repr::Transposed(Arc::new(Transposed { source, perm, aval, value: OnceLock::new() })) }))
 }
 
@@ -85,23 +81,29 @@ fn product(dims: &DotDims, lhs: &Array, rhs: &Array, loc: Loc) -> Result<Option<
         return Ok(None);
     }
     let mut dims = dims.clone();
-    let lhs_value = match &l {
-        Some((source, contract, batch)) => {
-            (dims.lhs_contract, dims.lhs_batch) = (contract.clone(), batch.clone());
-            source.clone()
-        }
-        None => crate::frame::concrete(lhs, loc, "operand")?.clone(),
-    };
-    let rhs_value = match &r {
-        Some((source, contract, batch)) => {
-            (dims.rhs_contract, dims.rhs_batch) = (contract.clone(), batch.clone());
-            source.clone()
-        }
-        None => crate::frame::concrete(rhs, loc, "operand")?.clone(),
-    };
+    let lhs_value = operand(lhs, l, &mut dims.lhs_contract, &mut dims.lhs_batch, loc)?;
+    let rhs_value = operand(rhs, r, &mut dims.rhs_contract, &mut dims.rhs_batch, loc)?;
     let prim: Prim = Linalg::DotGeneral(dims).into();
     let outs = eager::execute(&prim, &[lhs_value.as_ref(), rhs_value.as_ref()], loc)?;
     Ok(Some(outs.into_iter().map(Array::from_host).collect()))
+}
+
+/// The array a product reads for operand `x`: a view's array (its
+/// dimension numbers then renamed as that array's), else `x`'s value.
+fn operand(
+    x: &Array,
+    in_place: Option<(Arc<HostArray>, Vec<usize>, Vec<usize>)>,
+    contract: &mut Vec<usize>,
+    batch: &mut Vec<usize>,
+    loc: Loc,
+) -> Result<Arc<HostArray>> {
+    match in_place {
+        Some((source, c, b)) => {
+            (*contract, *batch) = (c, b);
+            Ok(source)
+        }
+        None => crate::frame::concrete(x, loc, "operand").cloned(),
+    }
 }
 
 /// A view's array, and the operand's contracting and batch dimensions
