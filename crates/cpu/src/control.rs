@@ -8,7 +8,8 @@
 //! passed by pointer, each `x` slice is a pointer into the stacked input,
 //! each `y` is written straight into its slot of the stacked output, and a
 //! carry is double-buffered between the step's output buffer and one
-//! temporary, arranged so that the last iteration writes the output.
+//! temporary, arranged so that the last iteration writes the output, unless
+//! the body can update it in place: it then stays in the output buffer.
 //! A scan with `unroll = u` runs a body made of `u` copies of the original
 //! (fused across iterations) for `length / u` passes, then the original for
 //! the rest.
@@ -46,6 +47,10 @@ pub(crate) struct ScanStep {
     length: usize,
     reverse: bool,
     carry_bytes: Vec<usize>,
+    /// The carries that every body updates in place (see
+    /// [`Executable::updates_in_place`]): they live in the step's output
+    /// buffer from the first iteration's result on.
+    in_place: Vec<bool>,
     /// Bytes of one slice of each `x` and each `y`.
     x_bytes: Vec<usize>,
     y_bytes: Vec<usize>,
@@ -87,9 +92,17 @@ impl ControlStep {
                 let u = (*unroll).min(*length);
                 let unrolled =
                     if u > 1 { Some((compile_program(&unroll_body(body, nc, nk, u), opts)?, u)) } else { None };
+                let body = compile_body(body, opts)?;
+                let in_place = (0..nk)
+                    .map(|k| {
+                        let both = |e: &Executable| e.updates_in_place(nc + k, k);
+                        both(&body) && unrolled.as_ref().is_none_or(|(e, _)| both(e))
+                    })
+                    .collect();
                 ControlStep::Scan(Box::new(ScanStep {
-                    body: compile_body(body, opts)?,
+                    body,
                     unrolled,
+                    in_place,
                     num_consts: nc,
                     length: *length,
                     reverse: *reverse,
@@ -127,12 +140,26 @@ impl ControlStep {
         }
     }
 
+    /// Which carries a `scan` updates in place (`None` for other steps).
+    pub(crate) fn carries_in_place(&self) -> Option<&[bool]> {
+        match self {
+            ControlStep::Scan(s) => Some(&s.in_place),
+            _ => None,
+        }
+    }
+
     /// The memory the step keeps between calls.
     pub(crate) fn memory(&self) -> LoopMemory {
         let carries = |bytes: &[usize]| bytes.iter().map(|b| vec![0u64; b.div_ceil(8)]).collect();
         match self {
             ControlStep::Scan(s) => LoopMemory {
-                carries: carries(&s.carry_bytes),
+                // A carry updated in place needs no second buffer.
+                carries: s
+                    .carry_bytes
+                    .iter()
+                    .zip(&s.in_place)
+                    .map(|(&b, &here)| vec![0u64; if here { 0 } else { b.div_ceil(8) }])
+                    .collect(),
                 arenas: std::iter::once(&s.body)
                     .chain(s.unrolled.as_ref().map(|(e, _)| e))
                     .map(Executable::new_arena)
@@ -225,7 +252,7 @@ impl ScanStep {
             for (k, &init) in init.iter().enumerate() {
                 args.push(if r == 0 {
                     init as *const u8
-                } else if to_out {
+                } else if to_out && !self.in_place[k] {
                     carries[k].as_ptr() as *const u8
                 } else {
                     finals[k] as *const u8
@@ -233,14 +260,15 @@ impl ScanStep {
             }
             dests.clear();
             for (k, &fin) in finals.iter().enumerate() {
-                dests.push(if to_out { fin } else { carries[k].as_mut_ptr() as *mut u8 });
+                dests.push(if to_out || self.in_place[k] { fin } else { carries[k].as_mut_ptr() as *mut u8 });
             }
             for j in 0..n {
                 let i = index(t + j);
                 args.extend(xs.iter().zip(&self.x_bytes).map(|(&x, &b)| x.wrapping_add(i * b) as *const u8));
                 dests.extend(ys.iter().zip(&self.y_bytes).map(|(&y, &b)| y.wrapping_add(i * b)));
             }
-            // SAFETY: see `ControlStep::run`.
+            // SAFETY: see `ControlStep::run`; a carry's destination is its
+            // argument only where both bodies update it in place.
             unsafe { exe.run_raw(args, dests, arena, scratch, ptrs)? };
             t += n;
         }

@@ -571,6 +571,19 @@ impl Executable {
         self.actions.iter().filter(|a| matches!(a, Action::GramRows(..))).count()
     }
 
+    /// For each `scan` step, in schedule order, which of its carries the body
+    /// updates in place, in the step's output buffer, instead of alternating
+    /// two buffers (see `Executable::updates_in_place`).
+    pub fn scan_carries_in_place(&self) -> Vec<Vec<bool>> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Control(c) => c.carries_in_place().map(<[bool]>::to_vec),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Bytes of temporary memory the arena holds (after liveness reuse).
     pub fn arena_bytes(&self) -> usize {
         self.slot_bytes.iter().sum()
@@ -629,6 +642,54 @@ impl Executable {
     /// Runs on `args`, which must match the signature exactly.
     pub fn run(&self, args: &[&HostArray]) -> Result<Vec<HostArray>, CpuError> {
         self.run_with(args.iter().map(|a| Arg::Borrowed(a)).collect())
+    }
+
+    /// Whether a raw run may write program output `output` into the memory
+    /// of argument `input` (see [`run_raw`](Executable::run_raw)): a loop then
+    /// updates that carry in place instead of alternating two buffers, and
+    /// the stores land on the cache lines the loads just brought in instead of
+    /// lines that must first be fetched from memory.
+    ///
+    /// It holds when one kernel stores the output, elementwise at its own
+    /// point, and is the last step to read the argument, reading each element
+    /// only where it writes the same element and before writing it; the
+    /// argument has the output's type and is not itself an output. A product
+    /// run by row blocks with that kernel may read the argument too, as its
+    /// left operand with rows one after another: each block reads its own rows
+    /// before the kernel overwrites them.
+    pub(crate) fn updates_in_place(&self, input: usize, output: usize) -> bool {
+        let s = &self.schedule;
+        let Some(&OutputSource::Buffer(ob)) = s.outputs.get(output) else { return false };
+        let named = |b: usize| s.outputs.iter().filter(|o| matches!(o, OutputSource::Buffer(x) if *x == b)).count();
+        let Some(ib) = s.buffers.iter().position(|b| matches!(b.kind, BufferKind::Input(i) if i == input)) else {
+            return false;
+        };
+        if !matches!(self.raw_outputs.get(output), Some(crate::raw::RawOut::Direct))
+            || named(ob) != 1
+            || named(ib) != 0
+            || s.buffers[ib].aval != s.buffers[ob].aval
+        {
+            return false;
+        }
+        let Some(si) = s.steps.iter().position(|st| st.outputs().contains(&ob)) else { return false };
+        let (Step::Kernel { kernel, inputs, outputs }, Action::Kernel(ks)) = (&s.steps[si], &self.actions[si]) else {
+            return false;
+        };
+        let Some(j) = outputs.iter().position(|&o| o == ob) else { return false };
+        let own_point_first = inputs.iter().enumerate().filter(|(_, &b)| b == ib).all(|(k, _)| {
+            reads_only_at_own_point(&kernel.nodes, k, &kernel.domain) && ks.reads_first[j].get(k) == Some(&true)
+        });
+        if kernel.outputs[j].kind != OutputKind::Store || !own_point_first {
+            return false;
+        }
+        s.steps.iter().enumerate().filter(|(_, st)| st.inputs().contains(&ib)).all(|(r, st)| match &self.actions[r] {
+            _ if r == si => true,
+            Action::DotRows(plan, f) if f.consumer == si => {
+                st.inputs().first() == Some(&ib) && st.inputs().get(1) != Some(&ib) && plan.lhs_row_stride().is_some()
+            }
+            // Any other reader runs, whole, before the kernel.
+            _ => r < si,
+        })
     }
 
     /// Which outputs a donated argument can become: `(argument, output)` pairs.

@@ -61,7 +61,9 @@ impl Executable {
     /// # Safety
     /// Each argument pointer must address a live buffer of the argument's
     /// type, each destination a writable buffer of the output's type, and
-    /// no destination may overlap an argument or another destination.
+    /// no destination may overlap an argument or another destination, except
+    /// that destination `j` may be argument `i` itself where
+    /// [`updates_in_place(i, j)`](Executable::updates_in_place).
     pub(crate) unsafe fn run_raw(
         &self,
         args: &[*const u8],

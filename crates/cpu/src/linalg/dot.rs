@@ -468,6 +468,57 @@ impl DotPlan {
             && !self.symmetric
     }
 
+    /// The left operand's columns: the contraction's size.
+    pub fn lhs_cols(&self) -> usize {
+        self.lhs.cols
+    }
+
+    /// The distance between the left operand's rows in its buffer, when they
+    /// lie one after another (row-major, read in place): rows `r0..r1` are
+    /// then the elements `r0·stride .. (r1 - 1)·stride + K`, which is all that
+    /// [`run_row_block`](DotPlan::run_row_block) reads.
+    pub fn lhs_row_stride(&self) -> Option<usize> {
+        let l = &self.lhs;
+        (self.rows_runnable() && (l.cs == 1 || l.cols <= 1) && l.rs >= l.cols).then_some(l.rs)
+    }
+
+    /// `rows` consecutive rows of the product, into `out` (`rows × N`), from
+    /// `block`, the left operand's elements from the first of those rows on
+    /// (at least to the end of the last). Only for plans with a
+    /// [`lhs_row_stride`](DotPlan::lhs_row_stride): a block reads no other
+    /// rows, so other blocks may write theirs meanwhile.
+    pub fn run_row_block<T: DotElem>(
+        &self,
+        block: &[T],
+        rhs: &[T],
+        out: &mut [T],
+        rows: usize,
+    ) -> Result<(), LinalgError> {
+        const OP: &str = "dot_general";
+        let Some(stride) = self.lhs_row_stride() else {
+            return Err(LinalgError::Unsupported { op: OP, avals: format!("a row block of {}", self.shapes()) });
+        };
+        check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
+        check_len(OP, "output rows", out.len(), rows * self.n, || self.shapes())?;
+        let need = if rows == 0 { 0 } else { (rows - 1) * stride + self.lhs.cols };
+        if rows > self.m || block.len() < need {
+            return Err(LinalgError::Unsupported {
+                op: OP,
+                avals: format!("{rows} rows from {} elements of {}", block.len(), self.shapes()),
+            });
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        if self.k == 0 {
+            out.fill(T::ZERO);
+            return Ok(());
+        }
+        let l = View { data: block, rows, cols: self.lhs.cols, rs: self.lhs.rs, cs: self.lhs.cs };
+        T::gemm(out, l, self.rhs.view(rhs, 0, &self.batch));
+        Ok(())
+    }
+
     /// Rows `r0..r1` of the product, into `out` (`(r1 - r0) × N`, row-major),
     /// computed as [`run`](DotPlan::run) computes them. Only for plans that are
     /// [`rows_runnable`](DotPlan::rows_runnable).

@@ -1,0 +1,165 @@
+//! Loop carries updated in place: a `scan` whose body's kernel reads each
+//! element of a carry before writing the same element of its next value (and
+//! nothing reads the old value later) keeps that carry in one buffer. Results
+//! must match the reference interpreter either way, with the same bits on any
+//! number of threads, and the carries that do not qualify must not be updated
+//! in place.
+
+use arrayjit_cpu::{CompileOptions, Executable};
+use arrayjit_ir::{parse, Data, HostArray};
+
+fn data(n: usize, seed: u64, f64s: bool) -> Data {
+    let mut s = seed;
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect();
+    if f64s {
+        Data::F64(v)
+    } else {
+        Data::F32(v.into_iter().map(|x| x as f32).collect())
+    }
+}
+
+/// Compiles `text`, checks which carries are updated in place, and compares
+/// runs on 1, 2 and 3 threads with the interpreter (relative to `tol`) and
+/// with each other (bit for bit). Each run is made twice, so the second
+/// finds the arena and the loop's buffers as the first left them.
+fn check(text: &str, shapes: &[&[usize]], f64s: bool, tol: f64, in_place: &[bool]) {
+    let p = parse(text).unwrap();
+    let args: Vec<HostArray> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| HostArray::new(s.to_vec(), data(s.iter().product(), 40 + i as u64, f64s)).unwrap())
+        .collect();
+    let want = arrayjit_interp::eval_program(&p, &args).unwrap();
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    assert_eq!(exe.scan_carries_in_place(), vec![in_place.to_vec()], "{}", exe.schedule());
+    let refs: Vec<&HostArray> = args.iter().collect();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3] {
+        arrayjit_cpu::parallel::set_threads(threads);
+        let first = exe.run(&refs).unwrap();
+        assert_eq!(exe.run(&refs).unwrap(), first, "a second run on {threads} threads differs");
+        runs.push(first);
+    }
+    arrayjit_cpu::parallel::set_threads(0);
+    assert_eq!(runs[0], runs[1], "results differ between 1 and 2 threads");
+    assert_eq!(runs[0], runs[2], "results differ between 1 and 3 threads");
+    // The arguments are not written: the first iteration reads them, the rest read the outputs.
+    for (a, s) in args.iter().zip(shapes.iter().enumerate()) {
+        assert_eq!(a.data(), &data(s.1.iter().product(), 40 + s.0 as u64, f64s), "argument {} changed", s.0);
+    }
+    for (k, (g, w)) in runs[0].iter().zip(&want).enumerate() {
+        assert_eq!(g.aval(), w.aval());
+        for i in 0..g.numel() {
+            let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{text}\noutput {k} element {i}: {a} vs {b}");
+        }
+    }
+}
+
+/// An optimizer-like update: two carries, each read at its own point by the
+/// kernel that writes its next value.
+#[test]
+fn elementwise_updates_of_carries_run_in_place() {
+    for (dt, f64s, tol) in [("f32", false, 1e-5), ("f64", true, 1e-12)] {
+        let text = format!(
+            "{{ lambda ; m:{dt}[300,70] v:{dt}[300,70] xs:{dt}[5,300,70] . let
+                m2:{dt}[300,70] v2:{dt}[300,70] ys:{dt}[5] = scan[
+                  length=5
+                  num_consts=0
+                  num_carry=2
+                  reverse=false
+                  unroll=1
+                  body={{ lambda ; a:{dt}[300,70] b:{dt}[300,70] x:{dt}[300,70] . let
+                      c:{dt}[300,70] = mul a 0.9:{dt}
+                      d:{dt}[300,70] = mul x 0.1:{dt}
+                      e:{dt}[300,70] = add c d
+                      f:{dt}[300,70] = mul x x
+                      g:{dt}[300,70] = add b f
+                      h:{dt}[300,70] = abs g
+                      j:{dt}[300,70] = sqrt h
+                      k:{dt}[300,70] = add j 1.0:{dt}
+                      i:{dt}[300,70] = div e k
+                      s:{dt}[] = reduce_sum[axes=(0,1)] i
+                    in (e, g, s) }}
+                ] m v xs
+              in (m2, v2, ys) }}"
+        );
+        check(&text, &[&[300, 70], &[300, 70], &[5, 300, 70]], f64s, tol, &[true, true]);
+    }
+}
+
+/// The carry feeds a product run by row blocks with the kernel that writes
+/// its next value, and that value's Gram product is summed by the same
+/// blocks: each block reads its rows of the carry before overwriting them.
+#[test]
+fn a_carry_read_by_a_row_fused_product_runs_in_place() {
+    for (dt, f64s, tol) in [("f32", false, 1e-4), ("f64", true, 1e-10)] {
+        let text = format!(
+            "{{ lambda ; w:{dt}[50,50] c:{dt}[3000,50] . let
+                r:{dt}[3000,50] gs:{dt}[4,50,50] = scan[
+                  length=4
+                  num_consts=1
+                  num_carry=1
+                  reverse=false
+                  unroll=1
+                  body={{ lambda ; w:{dt}[50,50] c:{dt}[3000,50] . let
+                      o:{dt}[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] c w
+                      a:{dt}[3000,50] = mul o 0.05:{dt}
+                      t:{dt}[3000,50] = tanh c
+                      d:{dt}[3000,50] = add t a
+                      g:{dt}[50,50] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] d d
+                    in (d, g) }}
+                ] w c
+              in (r, gs) }}"
+        );
+        check(&text, &[&[50, 50], &[3000, 50]], f64s, tol, &[true]);
+    }
+}
+
+/// A carry that a later step still reads (here a product of the new value
+/// with the old one) keeps two buffers.
+#[test]
+fn a_carry_read_after_its_update_alternates_buffers() {
+    let text = "{ lambda ; c:f64[64,64] . let
+        r:f64[64,64] ps:f64[3,64,64] = scan[
+          length=3
+          num_consts=0
+          num_carry=1
+          reverse=false
+          unroll=1
+          body={ lambda ; c:f64[64,64] . let
+              a:f64[64,64] = mul c 0.5:f64
+              d:f64[64,64] = add a 1.0:f64
+              p:f64[64,64] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] d c
+            in (d, p) }
+        ] c
+      in (r, ps) }";
+    check(text, &[&[64, 64]], true, 1e-12, &[false]);
+}
+
+/// A kernel that reads the carry away from its own point (a transpose) while
+/// writing the next value keeps two buffers too.
+#[test]
+fn a_carry_read_transposed_alternates_buffers() {
+    let text = "{ lambda ; c:f64[64,64] . let
+        r:f64[64,64] = scan[
+          length=3
+          num_consts=0
+          num_carry=1
+          reverse=false
+          unroll=1
+          body={ lambda ; c:f64[64,64] . let
+              t:f64[64,64] = transpose[permutation=(1,0)] c
+              a:f64[64,64] = mul c 0.5:f64
+              d:f64[64,64] = add a t
+            in (d) }
+        ] c
+      in (r) }";
+    check(text, &[&[64, 64]], true, 1e-12, &[false]);
+}
