@@ -62,6 +62,8 @@ pub(crate) struct WhileStep {
     cond_consts: usize,
     body_consts: usize,
     carry_bytes: Vec<usize>,
+    /// The carries the body updates in place (as a scan's).
+    in_place: Vec<bool>,
 }
 
 /// A loop step's memory, kept in the executable's arena between calls: the
@@ -111,13 +113,19 @@ impl ControlStep {
                     y_bytes: outs[nk..].iter().map(bytes_of).collect(),
                 }))
             }
-            Control::While { cond, body, cond_consts, body_consts } => ControlStep::While(Box::new(WhileStep {
-                cond: compile_body(cond, opts)?,
-                body: compile_body(body, opts)?,
-                cond_consts: *cond_consts,
-                body_consts: *body_consts,
-                carry_bytes: body.out_avals().iter().map(bytes_of).collect(),
-            })),
+            Control::While { cond, body: program, cond_consts, body_consts } => {
+                let body = compile_body(program, opts)?;
+                let carry_bytes: Vec<usize> = program.out_avals().iter().map(bytes_of).collect();
+                let in_place = (0..carry_bytes.len()).map(|k| body.updates_in_place(body_consts + k, k)).collect();
+                ControlStep::While(Box::new(WhileStep {
+                    cond: compile_body(cond, opts)?,
+                    body,
+                    cond_consts: *cond_consts,
+                    body_consts: *body_consts,
+                    carry_bytes,
+                    in_place,
+                }))
+            }
             Control::Cond { branches } => {
                 ControlStep::Cond(branches.iter().map(|b| compile_body(b, opts)).collect::<Result<_, _>>()?)
             }
@@ -140,26 +148,24 @@ impl ControlStep {
         }
     }
 
-    /// Which carries a `scan` updates in place (`None` for other steps).
+    /// Which carries a loop updates in place (`None` for other steps).
     pub(crate) fn carries_in_place(&self) -> Option<&[bool]> {
         match self {
             ControlStep::Scan(s) => Some(&s.in_place),
+            ControlStep::While(w) => Some(&w.in_place),
             _ => None,
         }
     }
 
     /// The memory the step keeps between calls.
     pub(crate) fn memory(&self) -> LoopMemory {
-        let carries = |bytes: &[usize]| bytes.iter().map(|b| vec![0u64; b.div_ceil(8)]).collect();
+        // A carry updated in place needs no second buffer.
+        let carries = |bytes: &[usize], in_place: &[bool]| {
+            bytes.iter().zip(in_place).map(|(&b, &here)| vec![0u64; if here { 0 } else { b.div_ceil(8) }]).collect()
+        };
         match self {
             ControlStep::Scan(s) => LoopMemory {
-                // A carry updated in place needs no second buffer.
-                carries: s
-                    .carry_bytes
-                    .iter()
-                    .zip(&s.in_place)
-                    .map(|(&b, &here)| vec![0u64; if here { 0 } else { b.div_ceil(8) }])
-                    .collect(),
+                carries: carries(&s.carry_bytes, &s.in_place),
                 arenas: std::iter::once(&s.body)
                     .chain(s.unrolled.as_ref().map(|(e, _)| e))
                     .map(Executable::new_arena)
@@ -167,7 +173,7 @@ impl ControlStep {
                 ..LoopMemory::default()
             },
             ControlStep::While(w) => LoopMemory {
-                carries: carries(&w.carry_bytes),
+                carries: carries(&w.carry_bytes, &w.in_place),
                 arenas: vec![w.cond.new_arena(), w.body.new_arena()],
                 ..LoopMemory::default()
             },
@@ -282,11 +288,14 @@ impl WhileStep {
         let (bc, init) = rest.split_at(self.body_consts);
         let LoopMemory { carries, arenas, args, dests, ptrs, outs: scratch, flag } = mem;
         let (cond_arena, rest) = arenas.split_at_mut(1);
-        // Where the carry is now: 0 the initial operands, 1 the outputs, 2 the temporaries.
+        // Where the carry is now: 0 the initial operands, 1 the outputs, 2 the
+        // temporaries; a carry updated in place is in the outputs from the
+        // first iteration's result on.
         let mut at = 0;
         let carry = |at: usize, k: usize, carries: &mut [Vec<u64>]| -> *mut u8 {
             match at {
                 0 => init[k],
+                _ if self.in_place[k] => outs[k],
                 1 => outs[k],
                 _ => carries[k].as_mut_ptr() as *mut u8,
             }
@@ -314,14 +323,16 @@ impl WhileStep {
             for k in 0..init.len() {
                 dests.push(carry(next, k, carries));
             }
-            // SAFETY: see `ControlStep::run`.
+            // SAFETY: see `ControlStep::run`; a carry's destination is its
+            // argument only where the body updates it in place.
             unsafe { self.body.run_raw(args, dests, &mut rest[0], scratch, ptrs)? };
             at = next;
         }
-        if at != 1 {
-            for (k, &n) in self.carry_bytes.iter().enumerate() {
+        for (k, &n) in self.carry_bytes.iter().enumerate() {
+            let src = carry(at, k, carries);
+            if src != outs[k] {
                 // SAFETY: distinct buffers of `n` bytes each.
-                unsafe { std::ptr::copy_nonoverlapping(carry(at, k, carries), outs[k], n) };
+                unsafe { std::ptr::copy_nonoverlapping(src, outs[k], n) };
             }
         }
         Ok(())

@@ -571,10 +571,10 @@ impl Executable {
         self.actions.iter().filter(|a| matches!(a, Action::GramRows(..))).count()
     }
 
-    /// For each `scan` step, in schedule order, which of its carries the body
-    /// updates in place, in the step's output buffer, instead of alternating
-    /// two buffers (see `Executable::updates_in_place`).
-    pub fn scan_carries_in_place(&self) -> Vec<Vec<bool>> {
+    /// For each `scan` and `while` step, in schedule order, which of its
+    /// carries the body updates in place, in the step's output buffer, instead
+    /// of alternating two buffers (see `Executable::updates_in_place`).
+    pub fn loop_carries_in_place(&self) -> Vec<Vec<bool>> {
         self.actions
             .iter()
             .filter_map(|a| match a {
