@@ -194,8 +194,10 @@ impl ControlStep {
         // SAFETY (for the whole function): forwarded from the caller; every
         // pointer computed below stays inside the buffer it is derived from
         // (slice `i < length` of a stacked buffer of `length` slices), and a
-        // body never writes a buffer it reads (carries alternate between two
-        // distinct buffers; ys go to distinct slices).
+        // body writes a buffer it reads only where `run_raw` allows it: a
+        // carry updated in place (`Executable::updates_in_place`); the other
+        // carries alternate between two distinct buffers, ys go to distinct
+        // slices.
         unsafe {
             match self {
                 ControlStep::Scan(s) => s.run(ins, outs, mem),

@@ -684,8 +684,15 @@ impl Executable {
         }
         s.steps.iter().enumerate().filter(|(_, st)| st.inputs().contains(&ib)).all(|(r, st)| match &self.actions[r] {
             _ if r == si => true,
+            // Its row `r` must be the row `r` the kernel overwrites: the
+            // kernel covers `[n, cols]` at its own point (`rows::plan`) and
+            // the carry has the output's type, so rows of `cols` elements,
+            // one after another.
             Action::DotRows(plan, f) if f.consumer == si => {
-                st.inputs().first() == Some(&ib) && st.inputs().get(1) != Some(&ib) && plan.lhs_row_stride().is_some()
+                st.inputs().first() == Some(&ib)
+                    && st.inputs().get(1) != Some(&ib)
+                    && plan.lhs_cols() == f.cols
+                    && plan.lhs_row_stride() == Some(f.cols)
             }
             // Any other reader runs, whole, before the kernel.
             _ => r < si,

@@ -5,6 +5,10 @@
 use arrayjit_cpu::{CompileOptions, Executable};
 use arrayjit_ir::{parse, Data, HostArray, Program};
 
+/// The thread count is set for the whole process, and the tests of a file
+/// run side by side: those that set it take this lock first.
+static THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn data(n: usize, seed: u64, f64s: bool) -> Data {
     let mut s = seed;
     let v: Vec<f64> = (0..n)
@@ -112,6 +116,7 @@ fn results_do_not_depend_on_the_thread_count() {
     let a = HostArray::new([2000, 300], data(600_000, 3, false)).unwrap();
     let b = HostArray::new([2000, 300], data(600_000, 4, false)).unwrap();
     let mut runs = Vec::new();
+    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     for threads in [1, 2, 3] {
         arrayjit_cpu::parallel::set_threads(threads);
         runs.push(exe.run(&[&a, &b]).unwrap());
@@ -129,6 +134,7 @@ fn agrees_with_the_interpreter(p: &Program, exe: &Executable, args: &[HostArray]
     let refs: Vec<&HostArray> = args.iter().collect();
     let want = arrayjit_interp::eval_program(p, args).unwrap();
     let mut runs = Vec::new();
+    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     for threads in [1, 2, 3] {
         arrayjit_cpu::parallel::set_threads(threads);
         runs.push(exe.run(&refs).unwrap());

@@ -8,6 +8,10 @@
 use arrayjit_cpu::{CompileOptions, Executable};
 use arrayjit_ir::{parse, Data, HostArray};
 
+/// The thread count is set for the whole process, and the tests of a file
+/// run side by side: those that set it take this lock first.
+static THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn data(n: usize, seed: u64, f64s: bool) -> Data {
     let mut s = seed;
     let v: Vec<f64> = (0..n)
@@ -40,6 +44,7 @@ fn check(text: &str, shapes: &[&[usize]], f64s: bool, tol: f64, in_place: &[bool
     assert_eq!(exe.loop_carries_in_place(), vec![in_place.to_vec()], "{}", exe.schedule());
     let refs: Vec<&HostArray> = args.iter().collect();
     let mut runs = Vec::new();
+    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     for threads in [1, 2, 3] {
         arrayjit_cpu::parallel::set_threads(threads);
         let first = exe.run(&refs).unwrap();
@@ -119,6 +124,21 @@ fn a_carry_read_by_a_row_fused_product_runs_in_place() {
               in (r, gs) }}"
         );
         check(&text, &[&[50, 50], &[3000, 50]], f64s, tol, &[true]);
+        // The body, compiled on its own, runs its product by row blocks with
+        // the kernel, and the Gram product with them: the in-place case above
+        // is the fused one.
+        let body = format!(
+            "{{ lambda ; w:{dt}[50,50] c:{dt}[3000,50] . let
+                o:{dt}[3000,50] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] c w
+                a:{dt}[3000,50] = mul o 0.05:{dt}
+                t:{dt}[3000,50] = tanh c
+                d:{dt}[3000,50] = add t a
+                g:{dt}[50,50] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] d d
+              in (d, g) }}"
+        );
+        let (q, _) = arrayjit_lower::optimize(&parse(&body).unwrap()).unwrap();
+        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        assert_eq!((exe.fused_products(), exe.fused_gram_products()), (1, 1), "{}", exe.schedule());
     }
 }
 
@@ -165,27 +185,83 @@ fn a_carry_read_transposed_alternates_buffers() {
 }
 
 /// A `while` loop updates its carries in place too where they qualify: the
-/// counter (a float, from a random start) and the array read at their own
-/// points, not the matrix read transposed.
+/// counter (a float, from 0.756 here) and the array read at their own
+/// points, not the matrix read transposed. The bounds give an odd, an even
+/// and no number of iterations, so the double-buffered carry ends in either
+/// buffer or never leaves the argument.
 #[test]
 fn while_loop_carries_run_in_place() {
-    let text = "{ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
-        j:f64[] d:f64[200,30] f:f64[30,30] = while[
-          cond_consts=0
-          body_consts=0
-          cond={ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
-              b:bool[] = lt i 7.0:f64
-            in (b) }
-          body={ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
-              k:f64[] = add i 1.0:f64
-              a:f64[200,30] = mul c 0.5:f64
-              s:f64[200,30] = sin c
-              d:f64[200,30] = add a s
-              t:f64[30,30] = transpose[permutation=(1,0)] e
-              h:f64[30,30] = mul e 0.5:f64
-              f:f64[30,30] = add h t
-            in (k, d, f) }
-        ] i c e
-      in (j, d, f) }";
-    check(text, &[&[], &[200, 30], &[30, 30]], true, 1e-12, &[true, true, false]);
+    for bound in ["7.0", "6.0", "-5.0"] {
+        let text = format!(
+            "{{ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
+                j:f64[] d:f64[200,30] f:f64[30,30] = while[
+                  cond_consts=0
+                  body_consts=0
+                  cond={{ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
+                      b:bool[] = lt i {bound}:f64
+                    in (b) }}
+                  body={{ lambda ; i:f64[] c:f64[200,30] e:f64[30,30] . let
+                      k:f64[] = add i 1.0:f64
+                      a:f64[200,30] = mul c 0.5:f64
+                      s:f64[200,30] = sin c
+                      d:f64[200,30] = add a s
+                      t:f64[30,30] = transpose[permutation=(1,0)] e
+                      h:f64[30,30] = mul e 0.5:f64
+                      f:f64[30,30] = add h t
+                    in (k, d, f) }}
+                ] i c e
+              in (j, d, f) }}"
+        );
+        check(&text, &[&[], &[200, 30], &[30, 30]], true, 1e-12, &[true, true, false]);
+    }
+}
+
+/// A scan with both kinds of carry, unrolled (passes of two iterations, then
+/// one) and reversed: the in-place carry and the double-buffered one each
+/// end in the output.
+#[test]
+fn a_scan_mixes_in_place_and_double_buffered_carries() {
+    for length in [4, 5] {
+        let text = format!(
+            "{{ lambda ; m:f64[100,40] e:f64[40,40] xs:f64[{length},100,40] . let
+                m2:f64[100,40] e2:f64[40,40] ys:f64[{length}] = scan[
+                  length={length}
+                  num_consts=0
+                  num_carry=2
+                  reverse=true
+                  unroll=2
+                  body={{ lambda ; m:f64[100,40] e:f64[40,40] x:f64[100,40] . let
+                      a:f64[100,40] = mul m 0.9:f64
+                      b:f64[100,40] = add a x
+                      t:f64[40,40] = transpose[permutation=(1,0)] e
+                      h:f64[40,40] = mul e 0.5:f64
+                      f:f64[40,40] = add h t
+                      s:f64[] = reduce_sum[axes=(0,1)] b
+                    in (b, f, s) }}
+                ] m e xs
+              in (m2, e2, ys) }}"
+        );
+        check(&text, &[&[100, 40], &[40, 40], &[length, 100, 40]], true, 1e-12, &[true, false]);
+    }
+}
+
+/// A carry whose old value the body also returns (as a y) keeps two
+/// buffers, as does a new value returned twice.
+#[test]
+fn carries_returned_as_they_are_or_twice_alternate_buffers() {
+    let text = "{ lambda ; c:f64[50,20] d:f64[50,20] . let
+        r:f64[50,20] q:f64[50,20] olds:f64[3,50,20] twice:f64[3,50,20] = scan[
+          length=3
+          num_consts=0
+          num_carry=2
+          reverse=false
+          unroll=1
+          body={ lambda ; c:f64[50,20] d:f64[50,20] . let
+              a:f64[50,20] = mul c 0.5:f64
+              b:f64[50,20] = add a 1.0:f64
+              e:f64[50,20] = cos d
+            in (b, e, c, e) }
+        ] c d
+      in (r, q, olds, twice) }";
+    check(text, &[&[50, 20], &[50, 20]], true, 1e-12, &[false, false]);
 }

@@ -500,19 +500,23 @@ impl DotPlan {
         };
         check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
         check_len(OP, "output rows", out.len(), rows * self.n, || self.shapes())?;
-        let need = if rows == 0 { 0 } else { (rows - 1) * stride + self.lhs.cols };
-        if rows > self.m || block.len() < need {
-            return Err(LinalgError::Unsupported {
-                op: OP,
-                avals: format!("{rows} rows from {} elements of {}", block.len(), self.shapes()),
-            });
+        if rows > self.m {
+            return Err(LinalgError::Unsupported { op: OP, avals: format!("{rows} rows of {}", self.shapes()) });
         }
         if out.is_empty() {
             return Ok(());
         }
+        // An empty contraction reads nothing.
         if self.k == 0 {
             out.fill(T::ZERO);
             return Ok(());
+        }
+        let need = (rows - 1) * stride + self.lhs.cols;
+        if block.len() < need {
+            return Err(LinalgError::Unsupported {
+                op: OP,
+                avals: format!("{rows} rows from {} elements of {}", block.len(), self.shapes()),
+            });
         }
         let l = View { data: block, rows, cols: self.lhs.cols, rs: self.lhs.rs, cs: self.lhs.cs };
         T::gemm(out, l, self.rhs.view(rhs, 0, &self.batch));
