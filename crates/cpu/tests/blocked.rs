@@ -3,26 +3,10 @@
 //! over the others, against the reference interpreter.
 
 use arrayjit_cpu::{CompileOptions, Executable};
-use arrayjit_ir::{parse, Data, HostArray, Program};
+use arrayjit_ir::{parse, HostArray, Program};
 
-/// The thread count is set for the whole process, and the tests of a file
-/// run side by side: those that set it take this lock first.
-static THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn data(n: usize, seed: u64, f64s: bool) -> Data {
-    let mut s = seed;
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect();
-    if f64s {
-        Data::F64(v)
-    } else {
-        Data::F32(v.into_iter().map(|x| x as f32).collect())
-    }
-}
+mod common;
+use common::{data, same_on_1_2_3_threads};
 
 fn check(text: &str, shape: &[usize], f64s: bool, tol: f64) {
     let p = parse(text).unwrap();
@@ -115,15 +99,7 @@ fn results_do_not_depend_on_the_thread_count() {
     let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
     let a = HostArray::new([2000, 300], data(600_000, 3, false)).unwrap();
     let b = HostArray::new([2000, 300], data(600_000, 4, false)).unwrap();
-    let mut runs = Vec::new();
-    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    for threads in [1, 2, 3] {
-        arrayjit_cpu::parallel::set_threads(threads);
-        runs.push(exe.run(&[&a, &b]).unwrap());
-    }
-    arrayjit_cpu::parallel::set_threads(0);
-    assert_eq!(runs[0], runs[1]);
-    assert_eq!(runs[0], runs[2]);
+    same_on_1_2_3_threads(|_| exe.run(&[&a, &b]).unwrap());
 }
 
 /// Runs `exe` on 1, 2 and 3 threads, which must give the same bits, and
@@ -133,16 +109,8 @@ fn results_do_not_depend_on_the_thread_count() {
 fn agrees_with_the_interpreter(p: &Program, exe: &Executable, args: &[HostArray], tol: f64, by_largest: bool) {
     let refs: Vec<&HostArray> = args.iter().collect();
     let want = arrayjit_interp::eval_program(p, args).unwrap();
-    let mut runs = Vec::new();
-    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    for threads in [1, 2, 3] {
-        arrayjit_cpu::parallel::set_threads(threads);
-        runs.push(exe.run(&refs).unwrap());
-    }
-    arrayjit_cpu::parallel::set_threads(0);
-    assert_eq!(runs[0], runs[1], "results differ between 1 and 2 threads");
-    assert_eq!(runs[0], runs[2], "results differ between 1 and 3 threads");
-    for (k, (g, w)) in runs[0].iter().zip(&want).enumerate() {
+    let got = same_on_1_2_3_threads(|_| exe.run(&refs).unwrap());
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.aval(), w.aval());
         let largest = (0..w.numel()).map(|i| w.data().get(i).as_f64().abs()).fold(1.0, f64::max);
         for i in 0..g.numel() {

@@ -6,26 +6,10 @@
 //! in place.
 
 use arrayjit_cpu::{CompileOptions, Executable};
-use arrayjit_ir::{parse, Data, HostArray};
+use arrayjit_ir::{parse, HostArray};
 
-/// The thread count is set for the whole process, and the tests of a file
-/// run side by side: those that set it take this lock first.
-static THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn data(n: usize, seed: u64, f64s: bool) -> Data {
-    let mut s = seed;
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect();
-    if f64s {
-        Data::F64(v)
-    } else {
-        Data::F32(v.into_iter().map(|x| x as f32).collect())
-    }
-}
+mod common;
+use common::{data, same_on_1_2_3_threads};
 
 /// Compiles `text`, checks which carries are updated in place, and compares
 /// runs on 1, 2 and 3 threads with the interpreter (relative to `tol`) and
@@ -43,22 +27,16 @@ fn check(text: &str, shapes: &[&[usize]], f64s: bool, tol: f64, in_place: &[bool
     let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
     assert_eq!(exe.loop_carries_in_place(), vec![in_place.to_vec()], "{}", exe.schedule());
     let refs: Vec<&HostArray> = args.iter().collect();
-    let mut runs = Vec::new();
-    let _alone = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    for threads in [1, 2, 3] {
-        arrayjit_cpu::parallel::set_threads(threads);
+    let got = same_on_1_2_3_threads(|threads| {
         let first = exe.run(&refs).unwrap();
         assert_eq!(exe.run(&refs).unwrap(), first, "a second run on {threads} threads differs");
-        runs.push(first);
-    }
-    arrayjit_cpu::parallel::set_threads(0);
-    assert_eq!(runs[0], runs[1], "results differ between 1 and 2 threads");
-    assert_eq!(runs[0], runs[2], "results differ between 1 and 3 threads");
+        first
+    });
     // The arguments are not written: the first iteration reads them, the rest read the outputs.
     for (a, s) in args.iter().zip(shapes.iter().enumerate()) {
         assert_eq!(a.data(), &data(s.1.iter().product(), 40 + s.0 as u64, f64s), "argument {} changed", s.0);
     }
-    for (k, (g, w)) in runs[0].iter().zip(&want).enumerate() {
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.aval(), w.aval());
         for i in 0..g.numel() {
             let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
