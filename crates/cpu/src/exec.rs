@@ -40,7 +40,9 @@ use crate::steps::{dot, read_host, run_prim, FactorStep};
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, HostArray, Prim};
-use arrayjit_lower::{reads_only_at_own_point, BufferKind, OutputKind, OutputSource, ReduceOp, Schedule, Step};
+use arrayjit_lower::{
+    reads_only_at_own_point, BufferId, BufferKind, Kernel, OutputKind, OutputSource, ReduceOp, Schedule, Step,
+};
 use std::sync::{Arc, Mutex};
 
 /// How to compile.
@@ -337,10 +339,7 @@ fn plan_donations(s: &Schedule, actions: &[Action], output_buffers: &[usize]) ->
                     && buf.aval == s.buffers[ob].aval
                     && !returned.contains(b)
                     && last_read[*b] == Some(si)
-                    && inputs.iter().enumerate().filter(|(_, &ib)| ib == *b).all(|(k, _)| {
-                        reads_only_at_own_point(&kernel.nodes, k, &kernel.domain)
-                            && matches!(&actions[si], Action::Kernel(ks) if ks.reads_first[j][k])
-                    })
+                    && matches!(&actions[si], Action::Kernel(ks) if overwrites_as_it_reads(kernel, inputs, ks, j, *b))
             })?;
             taken[donor.0] = true;
             match donor.1.kind {
@@ -349,6 +348,15 @@ fn plan_donations(s: &Schedule, actions: &[Action], output_buffers: &[usize]) ->
             }
         })
         .collect()
+}
+
+/// Whether `kernel` (its step's `inputs`, compiled as `ks`) reads buffer `b`
+/// only at its own point and each time before storing output `j` there:
+/// output `j` may then be written over `b`.
+fn overwrites_as_it_reads(kernel: &Kernel, inputs: &[BufferId], ks: &KernelStep, j: usize, b: BufferId) -> bool {
+    inputs.iter().enumerate().filter(|(_, &ib)| ib == b).all(|(k, _)| {
+        reads_only_at_own_point(&kernel.nodes, k, &kernel.domain) && ks.reads_first[j].get(k) == Some(&true)
+    })
 }
 
 impl Executable {
@@ -676,10 +684,7 @@ impl Executable {
             return false;
         };
         let Some(j) = outputs.iter().position(|&o| o == ob) else { return false };
-        let own_point_first = inputs.iter().enumerate().filter(|(_, &b)| b == ib).all(|(k, _)| {
-            reads_only_at_own_point(&kernel.nodes, k, &kernel.domain) && ks.reads_first[j].get(k) == Some(&true)
-        });
-        if kernel.outputs[j].kind != OutputKind::Store || !own_point_first {
+        if kernel.outputs[j].kind != OutputKind::Store || !overwrites_as_it_reads(kernel, inputs, ks, j, ib) {
             return false;
         }
         s.steps.iter().enumerate().filter(|(_, st)| st.inputs().contains(&ib)).all(|(r, st)| match &self.actions[r] {

@@ -162,23 +162,20 @@ pub(crate) unsafe fn dot_rows<T: DotElem>(
     cols: usize,
     (r0, r1): (usize, usize),
 ) -> Result<(), LinalgError> {
-    // SAFETY: guaranteed by the caller.
-    let (rs, os) = unsafe {
-        (std::slice::from_raw_parts(r as *const T, rn), std::slice::from_raw_parts_mut(out as *mut T, (r1 - r0) * cols))
+    // The block views only the elements its rows read: with rows one after
+    // another, only its own rows of `L`, which the kernel may then overwrite
+    // in place while other blocks run (see `Executable::updates_in_place`).
+    let (start, len) = plan.lhs_rows_span(r0, r1);
+    let start = start.min(ln);
+    // SAFETY: guaranteed by the caller; `start + len <= ln`.
+    let (ls, rs, os) = unsafe {
+        (
+            std::slice::from_raw_parts((l as *const T).add(start), len.min(ln - start)),
+            std::slice::from_raw_parts(r as *const T, rn),
+            std::slice::from_raw_parts_mut(out as *mut T, (r1 - r0) * cols),
+        )
     };
-    // With rows one after another, the block views only its own rows of `L`,
-    // which the kernel may then overwrite in place while other blocks run
-    // (see `Executable::updates_in_place`).
-    if let Some(stride) = plan.lhs_row_stride() {
-        let start = (r0 * stride).min(ln);
-        let len = if r1 > r0 { ((r1 - r0 - 1) * stride + plan.lhs_cols()).min(ln - start) } else { 0 };
-        // SAFETY: `l` addresses `ln` elements of `T`, and `start + len <= ln`.
-        let block = unsafe { std::slice::from_raw_parts((l as *const T).add(start), len) };
-        return plan.run_row_block(block, rs, os, r1 - r0);
-    }
-    // SAFETY: guaranteed by the caller.
-    let ls = unsafe { std::slice::from_raw_parts(l as *const T, ln) };
-    plan.run_rows(ls, rs, os, r0, r1)
+    plan.run_rows(ls, rs, os, r1 - r0)
 }
 
 /// One block's share of a fused Gram product (see [`GramTail`]):

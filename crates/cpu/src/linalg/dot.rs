@@ -474,35 +474,35 @@ impl DotPlan {
     }
 
     /// The distance between the left operand's rows in its buffer, when they
-    /// lie one after another (row-major, read in place): rows `r0..r1` are
-    /// then the elements `r0·stride .. (r1 - 1)·stride + K`, which is all that
-    /// [`run_row_block`](DotPlan::run_row_block) reads.
+    /// lie one after another (row-major, read in place): the
+    /// [`lhs_rows_span`](DotPlan::lhs_rows_span) of some rows then holds
+    /// those rows and no others.
     pub fn lhs_row_stride(&self) -> Option<usize> {
         let l = &self.lhs;
         (self.rows_runnable() && (l.cs == 1 || l.cols <= 1) && l.rs >= l.cols).then_some(l.rs)
     }
 
-    /// `rows` consecutive rows of the product, into `out` (`rows × N`), from
-    /// `block`, the left operand's elements from the first of those rows on
-    /// (at least to the end of the last). Only for plans with a
-    /// [`lhs_row_stride`](DotPlan::lhs_row_stride): a block reads no other
-    /// rows, so other blocks may write theirs meanwhile.
-    pub fn run_row_block<T: DotElem>(
-        &self,
-        block: &[T],
-        rhs: &[T],
-        out: &mut [T],
-        rows: usize,
-    ) -> Result<(), LinalgError> {
+    /// The elements of the left operand's buffer that rows `r0..r1` of the
+    /// product read, as `(start, len)`: what [`run_rows`](DotPlan::run_rows)
+    /// is handed.
+    pub fn lhs_rows_span(&self, r0: usize, r1: usize) -> (usize, usize) {
+        let l = &self.lhs;
+        let len = if r1 > r0 && l.cols > 0 { (r1 - r0 - 1) * l.rs + (l.cols - 1) * l.cs + 1 } else { 0 };
+        (r0 * l.rs, len)
+    }
+
+    /// `rows` consecutive rows of the product, into `out` (`rows × N`,
+    /// row-major), computed as [`run`](DotPlan::run) computes them, from
+    /// `lhs`, the left operand's elements from the first of those rows on
+    /// (their [`lhs_rows_span`](DotPlan::lhs_rows_span)). Only for plans that
+    /// are [`rows_runnable`](DotPlan::rows_runnable).
+    pub fn run_rows<T: DotElem>(&self, lhs: &[T], rhs: &[T], out: &mut [T], rows: usize) -> Result<(), LinalgError> {
         const OP: &str = "dot_general";
-        let Some(stride) = self.lhs_row_stride() else {
-            return Err(LinalgError::Unsupported { op: OP, avals: format!("a row block of {}", self.shapes()) });
-        };
         check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
-        check_len(OP, "output rows", out.len(), rows * self.n, || self.shapes())?;
-        if rows > self.m {
+        if !self.rows_runnable() || rows > self.m {
             return Err(LinalgError::Unsupported { op: OP, avals: format!("{rows} rows of {}", self.shapes()) });
         }
+        check_len(OP, "output rows", out.len(), rows * self.n, || self.shapes())?;
         if out.is_empty() {
             return Ok(());
         }
@@ -511,46 +511,15 @@ impl DotPlan {
             out.fill(T::ZERO);
             return Ok(());
         }
-        let need = (rows - 1) * stride + self.lhs.cols;
-        if block.len() < need {
+        let (_, need) = self.lhs_rows_span(0, rows);
+        if lhs.len() < need {
             return Err(LinalgError::Unsupported {
                 op: OP,
-                avals: format!("{rows} rows from {} elements of {}", block.len(), self.shapes()),
+                avals: format!("{rows} rows from {} elements of {}", lhs.len(), self.shapes()),
             });
         }
-        let l = View { data: block, rows, cols: self.lhs.cols, rs: self.lhs.rs, cs: self.lhs.cs };
+        let l = View { data: lhs, rows, cols: self.lhs.cols, rs: self.lhs.rs, cs: self.lhs.cs };
         T::gemm(out, l, self.rhs.view(rhs, 0, &self.batch));
-        Ok(())
-    }
-
-    /// Rows `r0..r1` of the product, into `out` (`(r1 - r0) × N`, row-major),
-    /// computed as [`run`](DotPlan::run) computes them. Only for plans that are
-    /// [`rows_runnable`](DotPlan::rows_runnable).
-    pub fn run_rows<T: DotElem>(
-        &self,
-        lhs: &[T],
-        rhs: &[T],
-        out: &mut [T],
-        r0: usize,
-        r1: usize,
-    ) -> Result<(), LinalgError> {
-        const OP: &str = "dot_general";
-        check_len(OP, "lhs", lhs.len(), self.lhs.len, || self.shapes())?;
-        check_len(OP, "rhs", rhs.len(), self.rhs.len, || self.shapes())?;
-        if !self.rows_runnable() || r0 > r1 || r1 > self.m {
-            return Err(LinalgError::Unsupported { op: OP, avals: format!("rows {r0}..{r1} of {}", self.shapes()) });
-        }
-        check_len(OP, "output rows", out.len(), (r1 - r0) * self.n, || self.shapes())?;
-        if out.is_empty() {
-            return Ok(());
-        }
-        if self.k == 0 {
-            out.fill(T::ZERO);
-            return Ok(());
-        }
-        let l = self.lhs.view(lhs, 0, &self.batch);
-        let sub = View { data: &l.data[r0 * l.rs..], rows: r1 - r0, ..l };
-        T::gemm(out, sub, self.rhs.view(rhs, 0, &self.batch));
         Ok(())
     }
 }
