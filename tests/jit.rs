@@ -121,6 +121,10 @@ fn ahead_of_time_stages_show_their_work() {
     let compiled = lowered.compile().unwrap();
     let clif = compiled.clif();
     assert!(clif.contains("f32x4"), "{clif}");
+    // The machine code follows the IR, in 128-bit vector registers.
+    let asm = clif.split("; machine code").nth(1).unwrap_or_default();
+    let vector_register = if cfg!(target_arch = "x86_64") { "%xmm" } else { "v" };
+    assert!(asm.contains(vector_register) && asm.contains("ret"), "{clif}");
     assert!(compiled.timings().total() > std::time::Duration::ZERO);
     let (s, m) = compiled.call((x.clone(), y.clone())).unwrap();
     let (es, em) = ((x.exp() * &y).sum(..), (&x - &y).square().mean(..));

@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex};
 /// How to compile.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    /// Keep each kernel's Cranelift IR, as Cranelift optimised it, as text
+    /// Keep each kernel's Cranelift IR, as Cranelift optimised it, and its machine code, as text
     /// (for dumps and `clif`).
     pub keep_clif: bool,
     /// Run a matrix product whose only reader is the next kernel together
@@ -535,7 +535,7 @@ impl Executable {
         &self.in_avals
     }
 
-    /// Each kernel's Cranelift IR (empty unless compiled with `keep_clif`).
+    /// Each kernel's Cranelift IR, then its machine code (empty unless compiled with `keep_clif`).
     pub fn clif(&self) -> &[String] {
         &self.clif
     }

@@ -1,6 +1,8 @@
 //! A quick comparison run by hand, not part of the suite: `DotPlan` against
 //! direct faer calls on `M` (11600x114, f32) · `Ω` (114x114) and on `MᵀM`,
-//! single-threaded, median of 40 runs. Run it with
+//! median of 40 runs. `DotPlan` splits large products over the worker
+//! threads (`ARRAYJIT_THREADS`, all cores by default); the direct calls run on
+//! one. Run it with
 //! `cargo test -p arrayjit-cpu --release --test linalg_bench -- --ignored --nocapture`.
 
 use arrayjit_cpu::linalg::{
@@ -33,6 +35,7 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 #[ignore = "a benchmark: run by hand with --ignored --nocapture, in release"]
 fn linalg_bench_dot_plan_against_faer() {
     init();
+    println!("DotPlan on {} thread(s)", arrayjit_cpu::parallel::threads());
     let (n, p) = (11600, 114);
     let mut state = 1u64;
     let mut rand = |len: usize| -> Vec<f32> {

@@ -1,6 +1,7 @@
 //! `ARRAYJIT_DUMP=dir`: every compilation writes its stages to files in `dir`
 //! — the traced program, the program after each optimisation pass, the fused
-//! schedule with its fusion decisions, and each kernel's Cranelift IR — one
+//! schedule with its fusion decisions, and each kernel's Cranelift IR with the
+//! machine code it became — one
 //! file per stage, named `<function>-<n>.<stage>.txt`.
 
 use crate::stages::{Compiled, Lowered};

@@ -160,7 +160,8 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
     }
 
     /// Each kernel's Cranelift IR, as Cranelift optimised it (loop-invariant
-    /// values moved out of loops, constants folded) before emitting machine code.
+    /// values moved out of loops, constants folded), then the machine code it
+    /// became, after a line `; machine code`.
     pub fn clif(&self) -> String {
         self.exe.clif_text()
     }

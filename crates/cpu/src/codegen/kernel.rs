@@ -74,13 +74,17 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Resul
     let outer = k.domain[0];
     let reduces_outer =
         k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
+    m.ctx.set_disasm(keep_clif);
     if let Err(e) = m.module.define_function(id, &mut m.ctx) {
         let text = m.ctx.func.display().to_string();
         m.module.clear_context(&mut m.ctx);
         return Err(CodegenError { message: format!("Cranelift rejected the kernel: {e:?}"), clif: Some(text) });
     }
-    // As Cranelift optimised it: what the machine code was made from.
-    let clif = keep_clif.then(|| m.ctx.func.display().to_string());
+    // As Cranelift optimised it (what the machine code was made from), then the machine code.
+    let clif = keep_clif.then(|| {
+        let asm = m.ctx.compiled_code().and_then(|c| c.vcode.clone()).unwrap_or_default();
+        format!("{}\n; machine code\n{asm}", m.ctx.func.display())
+    });
     m.module.clear_context(&mut m.ctx);
     Ok(KernelCode { id, outer, reduces_outer, lanes, clif, reads_first: order.reads_first })
 }
