@@ -3,7 +3,7 @@
 //! The normal run uses a fixed seed; `ARRAYJIT_SOAK=N` runs N fresh cases.
 
 use arrayjit_ir::random::{arb_loop_and_inputs, arb_program_and_inputs, GenConfig};
-use arrayjit_ir::{typecheck, HostArray};
+use arrayjit_ir::{typecheck, Data, HostArray, Program};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -36,16 +36,51 @@ fn close(a: &HostArray, b: &HostArray) -> bool {
 }
 
 /// The optimised program is well typed and computes what `p` computes.
-fn same_when_optimised(p: &arrayjit_ir::Program, inputs: &[HostArray]) -> Result<(), TestCaseError> {
+fn same_when_optimised(p: &Program, inputs: &[HostArray]) -> Result<(), TestCaseError> {
     tolerance_for(p);
     let want = arrayjit_interp::eval_program(p, inputs).unwrap();
     let (q, _) = arrayjit_lower::optimize(p).unwrap();
     typecheck(&q).unwrap();
     let got = arrayjit_interp::eval_program(&q, inputs).unwrap();
+    let same = got.iter().zip(&want).all(|(g, w)| close(g, w));
+    if !same && unstable(p, inputs, &want) {
+        return Err(TestCaseError::reject("results that rounding alone changes"));
+    }
     for (g, w) in got.iter().zip(&want) {
         prop_assert!(close(g, w), "optimised result {g} differs from {w}\nprogram:\n{p}\noptimised:\n{q}");
     }
     Ok(())
+}
+
+/// Whether `p`'s own results leave the tolerance when its float inputs move
+/// by a few units in the last place. Rewrites that reassociate sums change
+/// roundings, and some results jump with them: an LU factorization of a
+/// singular matrix (a broadcast of a column gives one) picks its pivots
+/// between an exact zero and a rounding residue. Such a case says nothing
+/// about the rewrite, so it is not counted.
+fn unstable(p: &Program, inputs: &[HostArray], want: &[HostArray]) -> bool {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut nudge = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) % 7) as f64 - 3.0
+    };
+    (0..8).any(|_| {
+        let moved: Vec<HostArray> = inputs
+            .iter()
+            .map(|x| {
+                let data = match x.data() {
+                    Data::F32(v) => Data::F32(v.iter().map(|&e| e * (1.0 + nudge() as f32 * f32::EPSILON)).collect()),
+                    Data::F64(v) => Data::F64(v.iter().map(|&e| e * (1.0 + nudge() * f64::EPSILON)).collect()),
+                    other => other.clone(),
+                };
+                HostArray::new(x.shape().clone(), data).unwrap()
+            })
+            .collect();
+        match arrayjit_interp::eval_program(p, &moved) {
+            Ok(got) => got.iter().zip(want).any(|(g, w)| !close(g, w)),
+            Err(_) => true,
+        }
+    })
 }
 
 fn config() -> GenConfig {
@@ -110,4 +145,40 @@ proptest! {
         typecheck(&p).unwrap();
         same_when_optimised(&p, &inputs)?;
     }
+}
+
+/// Found by a soak: the optimiser turns `x · broadcast(c)` into `sum(x) · c`,
+/// which rounds differently, and the LU factorization of the singular
+/// matrix made from it then picks another pivot (an exact zero against a
+/// rounding residue). The original program's own pivots move when its input
+/// moves by an ulp, so the case is rejected rather than failed; a program
+/// that stays put under such nudges is still compared.
+#[test]
+fn pivots_that_rounding_moves_are_not_counted() {
+    let text = "{ lambda ; a:f32[4,2] . let
+        f:f32[2,1] = broadcast_in_dim[shape=(2,1) broadcast_dimensions=()] 2.0057497:f32
+        g:f32[4,1] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] a f
+        m:f32[4,4] = broadcast_in_dim[shape=(4,4) broadcast_dimensions=(0,1)] g
+        n:f32[4,4] o:i32[4] p:i32[4] = lu m
+      in (p) }";
+    let p = arrayjit_ir::parse(text).unwrap();
+    let a =
+        HostArray::new(vec![4, 2], Data::F32(vec![0.0, 0.0, 0.0, 0.0, -3.3808305, -3.657137, 0.07427963, -3.9795613]))
+            .unwrap();
+    let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&a)).unwrap();
+    assert!(unstable(&p, std::slice::from_ref(&a), &want));
+    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+    let got = arrayjit_interp::eval_program(&q, std::slice::from_ref(&a)).unwrap();
+    assert_ne!(got[0].data().get(1).as_f64(), want[0].data().get(1).as_f64(), "{q}");
+    assert!(matches!(same_when_optimised(&p, &[a]), Err(TestCaseError::Reject(_))));
+    // The same product feeding a well-conditioned matrix is compared as usual.
+    let stable = "{ lambda ; a:f32[4,2] . let
+        f:f32[2,1] = broadcast_in_dim[shape=(2,1) broadcast_dimensions=()] 2.0057497:f32
+        g:f32[4,1] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] a f
+      in (g) }";
+    let p = arrayjit_ir::parse(stable).unwrap();
+    let a = HostArray::new(vec![4, 2], Data::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])).unwrap();
+    let want = arrayjit_interp::eval_program(&p, std::slice::from_ref(&a)).unwrap();
+    assert!(!unstable(&p, std::slice::from_ref(&a), &want));
+    assert!(same_when_optimised(&p, &[a]).is_ok());
 }
