@@ -382,7 +382,6 @@ impl Executable {
         let mut m = KernelModule::new()?;
         let mut actions = Vec::with_capacity(s.steps.len());
         let mut scratch_len = Vec::with_capacity(s.steps.len());
-        let mut clif = Vec::new();
         let mut lanes = Vec::new();
         for (si, step) in s.steps.iter().enumerate() {
             let mut scratch = 0;
@@ -420,7 +419,6 @@ impl Executable {
                         reads_first: code.reads_first,
                     }));
                     lanes.push(code.lanes);
-                    clif.push(code.clif.unwrap_or_default());
                 }
                 Step::Prim { prim: Prim::Linalg(Linalg::DotGeneral(dims)), inputs, .. }
                     if inputs.len() == 2 && s.buffers[inputs[0]].aval.dtype != DType::Bool =>
@@ -443,7 +441,8 @@ impl Executable {
             }
             scratch_len.push(scratch);
         }
-        let module = m.finish()?;
+        let mut module = m.finish()?;
+        let clif = std::mem::take(&mut module.texts);
         let mut is_output = vec![false; s.buffers.len()];
         let mut output_buffers = Vec::new();
         for o in &s.outputs {

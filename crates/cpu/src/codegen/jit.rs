@@ -2,6 +2,7 @@
 //! ISA (SSE4/AVX/FMA as the host has them), `opt_level = speed`, and the few
 //! runtime functions generated code may call.
 
+use super::compile::{compile_all, Pending};
 use super::CodegenError;
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_codegen::settings::{self, Configurable};
@@ -74,6 +75,8 @@ pub struct KernelModule {
     pub(crate) ctx: Context,
     pub(crate) fctx: FunctionBuilderContext,
     funcs: Vec<FuncId>,
+    /// Kernels built but not yet compiled, in the order they were added.
+    pub(crate) pending: Vec<Pending>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> CodegenError {
@@ -97,7 +100,7 @@ impl KernelModule {
         jb.symbol(FMOD, rt_fmod as *const u8);
         let module = JITModule::new(jb);
         let ctx = module.make_context();
-        Ok(KernelModule { module, ctx, fctx: FunctionBuilderContext::new(), funcs: Vec::new() })
+        Ok(KernelModule { module, ctx, fctx: FunctionBuilderContext::new(), funcs: Vec::new(), pending: Vec::new() })
     }
 
     /// The signature of every kernel: the pointer table and a range, no result.
@@ -117,8 +120,16 @@ impl KernelModule {
         Ok(id)
     }
 
-    /// Finalizes the module: the kernels' entry points, in the order they were added.
+    /// Compiles the kernels (several at once) and finalizes the module: the
+    /// kernels' entry points, in the order they were added.
     pub fn finish(mut self) -> Result<CompiledModule, CodegenError> {
+        let pending = std::mem::take(&mut self.pending);
+        let compiled = compile_all(self.module.isa(), pending)?;
+        let mut texts = Vec::with_capacity(compiled.len());
+        for c in compiled {
+            self.module.define_function_bytes(c.id, c.alignment, &c.bytes, &c.relocs).map_err(|e| err("define", e))?;
+            texts.push(c.text);
+        }
         self.module.finalize_definitions().map_err(|e| err("finalize", e))?;
         let fns = self
             .funcs
@@ -130,7 +141,7 @@ impl KernelModule {
                 KernelFn(unsafe { std::mem::transmute::<*const u8, RawKernelFn>(ptr) })
             })
             .collect();
-        Ok(CompiledModule { _module: ModuleHolder(Some(self.module)), fns })
+        Ok(CompiledModule { _module: ModuleHolder(Some(self.module)), fns, texts })
     }
 }
 
@@ -160,4 +171,6 @@ unsafe impl Sync for ModuleHolder {}
 pub struct CompiledModule {
     _module: ModuleHolder,
     pub(crate) fns: Vec<KernelFn>,
+    /// Per kernel, its optimised Cranelift IR and machine code when asked for (else empty).
+    pub(crate) texts: Vec<String>,
 }

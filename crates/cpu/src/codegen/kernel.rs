@@ -9,6 +9,7 @@
 //! Every load position is checked against its buffer's length when the kernel
 //! is compiled: generated code never reads out of bounds.
 
+use super::compile::Pending;
 use super::jit::KernelModule;
 use super::ops::{self, constant, mem_type, reg_type};
 use super::order::{self, Item, Order};
@@ -38,8 +39,6 @@ pub struct KernelCode {
     pub reduces_outer: Vec<bool>,
     /// Vector lanes of the innermost loop (1: scalar code only).
     pub lanes: u32,
-    /// The Cranelift IR as Cranelift optimised it, when it was asked for.
-    pub clif: Option<String>,
     /// Per output, per input: whether the kernel reads each element of the
     /// input before it writes the same element of the output, so that the
     /// output may be written into the input's memory (donation).
@@ -74,19 +73,11 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Resul
     let outer = k.domain[0];
     let reduces_outer =
         k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
-    m.ctx.set_disasm(keep_clif);
-    if let Err(e) = m.module.define_function(id, &mut m.ctx) {
-        let text = m.ctx.func.display().to_string();
-        m.module.clear_context(&mut m.ctx);
-        return Err(CodegenError { message: format!("Cranelift rejected the kernel: {e:?}"), clif: Some(text) });
-    }
-    // As Cranelift optimised it (what the machine code was made from), then the machine code.
-    let clif = keep_clif.then(|| {
-        let asm = m.ctx.compiled_code().and_then(|c| c.vcode.clone()).unwrap_or_default();
-        format!("{}\n; machine code\n{asm}", m.ctx.func.display())
-    });
+    // Compiled with the module's other kernels when the module is finished.
+    let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
     m.module.clear_context(&mut m.ctx);
-    Ok(KernelCode { id, outer, reduces_outer, lanes, clif, reads_first: order.reads_first })
+    m.pending.push(Pending { id, func, keep_text: keep_clif });
+    Ok(KernelCode { id, outer, reduces_outer, lanes, reads_first: order.reads_first })
 }
 
 /// A rank-0 domain becomes `[1]`, so every kernel has an innermost loop.

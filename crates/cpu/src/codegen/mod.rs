@@ -1,6 +1,7 @@
 //! Code generation with Cranelift: the JIT module kernels live in, how each
 //! elementwise primitive is spelled, and the loop nests of fused kernels.
 
+mod compile;
 pub mod jit;
 pub mod kernel;
 pub(crate) mod ops;
