@@ -14,6 +14,10 @@
 //!   the first NaN, else the first extremum.
 //!
 //! Each primitive family's file documents the rest of its semantics.
+//! [`eval_program_nudged`] evaluates with every floating-point result moved
+//! by a few ulps and its zeros signed at random: a program whose results
+//! move beyond a tolerance under it is ill-conditioned at those inputs, and
+//! differential tests do not count a backend's difference there.
 //!
 //! ```
 //! use arrayjit_interp::{eval_prim, eval_program};
@@ -37,11 +41,14 @@ mod control;
 mod elementwise;
 mod index;
 mod linalg;
+mod nudge;
 mod reduce;
 mod shape;
 mod typed;
 
 use arrayjit_ir::{AVal, HostArray, Prim, Program, TypeError, Var};
+
+pub use nudge::eval_program_nudged;
 
 /// Why a program or primitive could not be evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
