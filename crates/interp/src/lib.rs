@@ -48,7 +48,7 @@ mod typed;
 
 use arrayjit_ir::{AVal, HostArray, Prim, Program, TypeError, Var};
 
-pub use nudge::eval_program_nudged;
+pub use nudge::{eval_program_nudged, moved_by_nudges};
 
 /// Why a program or primitive could not be evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -32,6 +32,21 @@ pub fn eval_program_nudged(p: &Program, args: &[HostArray], seed: u64) -> Result
     crate::eval_program(p, args)
 }
 
+/// Whether nudged evaluations of `p` (a few seeds of [`eval_program_nudged`])
+/// give results that `same` does not accept as `want`, or fail: `p` is then
+/// ill-conditioned at `args`.
+pub fn moved_by_nudges(
+    p: &Program,
+    args: &[HostArray],
+    want: &[HostArray],
+    same: impl Fn(&HostArray, &HostArray) -> bool,
+) -> bool {
+    (1..=8).any(|seed| match eval_program_nudged(p, args, seed) {
+        Ok(got) => got.iter().zip(want).any(|(g, w)| !same(g, w)),
+        Err(_) => true,
+    })
+}
+
 /// The next draw, when nudging.
 fn draw() -> Option<u64> {
     STATE.with(|s| {
