@@ -69,7 +69,7 @@ extern "C" int aj_launch(const char* name, const unsigned* d, const unsigned lon
     for (name, text) in crate::render::functions(source) {
         let sync = text.contains("__syncthreads") || text.contains("__syncwarp");
         s.push_str(&format!(
-            "  if (!std::strcmp(name, \"{name}\")) {{ launch(grid, block, {sync}, [&] {{ aj_call({name}, p); }}); return 0; }}\n"
+            "  if (!std::strcmp(name, \"{name}\")) {{ return launch(grid, block, {sync}, [&] {{ aj_call({name}, p); }}); }}\n"
         ));
     }
     s.push_str("  return 1;\n}\n");
@@ -147,10 +147,11 @@ impl Runtime for HostRuntime {
             let f: libloading::Symbol<LaunchFn> = m.lib.get(b"aj_launch").map_err(|e| err(e.to_string()))?;
             f(name.as_ptr(), dims.as_ptr(), params.as_ptr())
         };
-        if r != 0 {
-            return Err(err(format!("no function {} in the module", l.name)));
+        match r {
+            0 => Ok(()),
+            1 => Err(err(format!("no function {} in the module", l.name))),
+            _ => Err(err(format!("{}: the threads of a block of {:?} could not be started", l.name, l.block))),
         }
-        Ok(())
     }
 
     fn end_capture(&self) -> Result<Self::Graph, CudaError> {
