@@ -1,7 +1,7 @@
 //! A [`Runtime`] that runs the generated CUDA C on the CPU, for testing the
 //! CUDA backend on machines without a GPU: each module is compiled as C++
 //! into a shared library by the system's `g++` (with [`SHIM`], which runs a
-//! block's threads as OS threads meeting at a barrier and gives the device
+//! block's threads as fibers switched at its barriers and gives the device
 //! intrinsics their PTX semantics), buffers are host memory, and products
 //! are plain loops. It is slow and meant for tests: everything the executor
 //! does above the runtime (memory, launch order, loops, products) is then
@@ -150,7 +150,11 @@ impl Runtime for HostRuntime {
         match r {
             0 => Ok(()),
             1 => Err(err(format!("no function {} in the module", l.name))),
-            _ => Err(err(format!("{}: the threads of a block of {:?} could not be started", l.name, l.block))),
+            2 => Err(err(format!("{}: no stacks for the threads of a block of {:?}", l.name, l.block))),
+            _ => Err(err(format!(
+                "{}: threads of a block of {:?} wait at a barrier that the others left without reaching",
+                l.name, l.block
+            ))),
         }
     }
 
@@ -192,5 +196,94 @@ impl Runtime for HostRuntime {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Param;
+
+    /// A module of one hand-written function `name` with `block` threads per block.
+    fn one(rt: &HostRuntime, source: &str, name: &str, grid: u32, block: [u32; 3]) -> (HostModule, Launch) {
+        let launch = Launch { name: name.into(), grid: [grid, 1, 1], block, params: Vec::new() };
+        let k = RenderedKernel { source: source.into(), launches: vec![launch.clone()], partials: Vec::new() };
+        (rt.load(&[k]).unwrap_or_else(|e| panic!("{e}")), launch)
+    }
+
+    fn floats(rt: &HostRuntime, b: &HostBuf, n: usize) -> Vec<f32> {
+        let bytes = rt.download(b, 4 * n).unwrap_or_else(|e| panic!("{e}"));
+        bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+
+    #[test]
+    fn threads_of_a_block_meet_at_barriers() {
+        if !HostRuntime::available() {
+            eprintln!("skipped: g++ is not available");
+            return;
+        }
+        let rt = HostRuntime;
+        // Each block reverses its 2x64 slice through shared memory, twice
+        // over a barrier; each warp then sums its 32 values through a
+        // second shared array and __syncwarp, in lane 0's order.
+        let source = r#"extern "C" __global__ void turn(float* out) {
+  __shared__ float s[128];
+  __shared__ float w[128];
+  unsigned t = threadIdx.x + 64 * threadIdx.y, base = 128 * blockIdx.x;
+  s[t] = (float)(base + t);
+  __syncthreads();
+  float v = s[127 - t];
+  __syncthreads();
+  s[t] = v * 2.0f;
+  __syncthreads();
+  out[base + t] = s[127 - t];
+  w[t] = s[t];
+  __syncwarp();
+  if (t % 32 == 0) {
+    float acc = 0.0f;
+    for (int i = 0; i < 32; ++i) acc += w[t + i];
+    out[256 + 4 * blockIdx.x + t / 32] = acc;
+  }
+}
+"#;
+        let (m, mut l) = one(&rt, source, "turn", 2, [64, 2, 1]);
+        let out = rt.alloc(4 * (256 + 8)).unwrap_or_else(|e| panic!("{e}"));
+        l.params = vec![Param::Output(0)];
+        rt.launch(&m, &l, &[rt.address(&out)]).unwrap_or_else(|e| panic!("{e}"));
+        let got = floats(&rt, &out, 256 + 8);
+        for (i, &x) in got[..256].iter().enumerate() {
+            assert_eq!(x, 2.0 * i as f32, "element {i}");
+        }
+        for (k, &x) in got[256..].iter().enumerate() {
+            let (b, w) = (k / 4, k % 4);
+            // Warp w of block b holds s[t] = 2·(base + 127 − t) for its 32 t.
+            let want: f32 = (32 * w..32 * w + 32).map(|t| 2.0 * (128 * b + 127 - t) as f32).sum();
+            assert_eq!(x, want, "warp {w} of block {b}");
+        }
+    }
+
+    #[test]
+    fn a_barrier_that_some_threads_skip_is_an_error_not_a_hang() {
+        if !HostRuntime::available() {
+            eprintln!("skipped: g++ is not available");
+            return;
+        }
+        let rt = HostRuntime;
+        let source = r#"extern "C" __global__ void stuck(float* out) {
+  if (threadIdx.x < 5) return;
+  __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+"#;
+        let (m, mut l) = one(&rt, source, "stuck", 1, [32, 1, 1]);
+        let out = rt.alloc(4 * 32).unwrap_or_else(|e| panic!("{e}"));
+        l.params = vec![Param::Output(0)];
+        let e = rt.launch(&m, &l, &[rt.address(&out)]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("stuck") && e.contains("barrier"), "{e}");
+        // The runtime still runs work after it.
+        let (m, mut l) = one(&rt, source.replace("return;", "out[0] = 0.0f;").as_str(), "stuck", 1, [32, 1, 1]);
+        l.params = vec![Param::Output(0)];
+        rt.launch(&m, &l, &[rt.address(&out)]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(floats(&rt, &out, 32)[31], 1.0);
     }
 }

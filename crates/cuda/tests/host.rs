@@ -1,6 +1,6 @@
 //! The generated CUDA C computes what the reference interpreter computes.
 //! Without a GPU, each module runs on the emulator runtime (compiled as C++
-//! for the host; threads of a block are OS threads meeting at a barrier):
+//! for the host; threads of a block are fibers switched at its barriers):
 //! every launch of every kernel runs in the rendered order, on fixed inputs,
 //! and each output must match the kernel's reference evaluation. Where there
 //! is a GPU, the same runs there too. This checks
