@@ -182,10 +182,14 @@ inline int aj_run_block(unsigned threads, dim3 block) {
         c.uc_link = &f.scheduler;
         makecontext(&c, aj_fiber_main, 0);
       }
+  // Rounds alternate between the threads' order and its reverse, so that a
+  // thread that reads what another writes without a barrier between them
+  // sees the wrong value in one of the two, whichever thread comes first.
   unsigned live = threads;
-  while (live > 0) {
+  for (unsigned round = 0; live > 0; ++round) {
     unsigned long before = f.progress;
-    for (unsigned i = 0; i < threads; ++i) {
+    for (unsigned k = 0; k < threads; ++k) {
+      unsigned i = round % 2 == 0 ? k : threads - 1 - k;
       if (f.done[i]) continue;
       f.current = i;
       threadIdx = f.index[i];
