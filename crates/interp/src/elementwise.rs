@@ -338,14 +338,8 @@ mod tests {
     use super::*;
     use crate::test_util::*;
     use crate::{eval_prim, EvalError};
-    use arrayjit_ir::Scalar;
 
     const FLOATS: [DType; 2] = [DType::F32, DType::F64];
-
-    /// A float array of dtype `d` holding `v` (rounded to f32 where `d` is f32).
-    fn fl(d: DType, shape: &[usize], v: &[f64]) -> HostArray {
-        HostArray::new(shape.to_vec(), Data::from_scalars(d, v.iter().map(|&x| Scalar::F64(x)))).unwrap()
-    }
 
     fn tol(d: DType) -> f64 {
         if d == DType::F32 {

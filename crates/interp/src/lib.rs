@@ -162,6 +162,11 @@ pub(crate) mod test_util {
     pub fn bools(shape: &[usize], v: &[bool]) -> HostArray {
         HostArray::new(shape.to_vec(), Data::Bool(v.to_vec())).unwrap()
     }
+    /// A float array of dtype `d` holding `v` (rounded to f32 where `d` is f32).
+    pub fn fl(d: arrayjit_ir::DType, shape: &[usize], v: &[f64]) -> HostArray {
+        let scalars = v.iter().map(|&x| arrayjit_ir::Scalar::F64(x));
+        HostArray::new(shape.to_vec(), Data::from_scalars(d, scalars)).unwrap()
+    }
 
     /// Evaluates a single-output primitive, panicking on error (tests only).
     pub fn eval1<const N: usize>(prim: impl Into<Prim>, args: [HostArray; N]) -> HostArray {

@@ -254,13 +254,9 @@ mod tests {
     use super::*;
     use crate::eval_prim;
     use crate::test_util::*;
-    use arrayjit_ir::{DType, Scalar};
+    use arrayjit_ir::DType;
 
     const FLOATS: [DType; 2] = [DType::F32, DType::F64];
-
-    fn fl(d: DType, shape: &[usize], v: &[f64]) -> HostArray {
-        HostArray::new(shape.to_vec(), Data::from_scalars(d, v.iter().map(|&x| Scalar::F64(x)))).unwrap()
-    }
 
     fn tol(d: DType) -> f64 {
         if d == DType::F32 {

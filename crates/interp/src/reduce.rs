@@ -161,11 +161,7 @@ mod tests {
     use super::*;
     use crate::eval_prim;
     use crate::test_util::*;
-    use arrayjit_ir::{DType, Data, Scalar};
-
-    fn fl(d: DType, shape: &[usize], v: &[f64]) -> HostArray {
-        HostArray::new(shape.to_vec(), Data::from_scalars(d, v.iter().map(|&x| Scalar::F64(x)))).unwrap()
-    }
+    use arrayjit_ir::{DType, Data};
 
     fn axes(a: &[usize]) -> Vec<usize> {
         a.to_vec()
