@@ -90,14 +90,18 @@ struct aj_fibers {
   aj_barrier* warps = nullptr;
   const void* body = nullptr;
   void (*call)(const void*) = nullptr;
-  ~aj_fibers() {
-    for (unsigned i = 0; i < capacity; ++i) munmap(stacks[i], AJ_STACK + AJ_GUARD);
+  // The per-fiber tables (not the stacks they point to).
+  void drop_tables() {
     delete[] contexts;
     delete[] stacks;
     delete[] done;
     delete[] warp_of;
     delete[] index;
     delete[] warps;
+  }
+  ~aj_fibers() {
+    for (unsigned i = 0; i < capacity; ++i) munmap(stacks[i], AJ_STACK + AJ_GUARD);
+    drop_tables();
   }
   // Room for `n` fibers; false when stacks cannot be mapped.
   bool reserve(unsigned n) {
@@ -112,12 +116,7 @@ struct aj_fibers {
       mprotect(m, AJ_GUARD, PROT_NONE);
       st[made] = static_cast<char*>(m);
     }
-    delete[] contexts;
-    delete[] stacks;
-    delete[] done;
-    delete[] warp_of;
-    delete[] index;
-    delete[] warps;
+    drop_tables();
     contexts = c;
     stacks = st;
     capacity = made;
