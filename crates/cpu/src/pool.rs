@@ -35,8 +35,13 @@ thread_local! {
     static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// How many spins a waiting thread makes before it sleeps.
-const SPINS: u32 = 2_000;
+/// How many spins a waiting thread makes before it sleeps: about 0.6 ms on
+/// an x86 core (`pause` takes some 30 ns), long enough to stay awake across
+/// the single-threaded steps between two parallel kernels of a loop body.
+/// A wake-up from sleep costs more than those steps (sleeping at once
+/// before each factorization made a small PLN step 40% slower; see
+/// BENCHMARKS.md), and libgomp spins longer still by default.
+const SPINS: u32 = 20_000;
 
 fn pool(workers: usize) -> &'static Pool {
     static POOL: OnceLock<&'static Pool> = OnceLock::new();
