@@ -206,11 +206,29 @@ mod tests {
     use super::*;
     use crate::render::Param;
 
-    /// A module of one hand-written function `name` with `block` threads per block.
-    fn one(rt: &HostRuntime, source: &str, name: &str, grid: u32, block: [u32; 3]) -> (HostModule, Launch) {
-        let launch = Launch { name: name.into(), grid: [grid, 1, 1], block, params: Vec::new() };
+    /// The host runtime, or `None` (saying so) without `g++`.
+    fn runtime() -> Option<HostRuntime> {
+        let ok = HostRuntime::available();
+        if !ok {
+            eprintln!("skipped: g++ is not available");
+        }
+        ok.then_some(HostRuntime)
+    }
+
+    /// A module of one hand-written function `name(float* out)` with
+    /// `block` threads per block, its launch, and an output of `len` floats.
+    fn one(
+        rt: &HostRuntime,
+        source: &str,
+        name: &str,
+        grid: u32,
+        block: [u32; 3],
+        len: usize,
+    ) -> (HostModule, Launch, HostBuf) {
+        let launch = Launch { name: name.into(), grid: [grid, 1, 1], block, params: vec![Param::Output(0)] };
         let k = RenderedKernel { source: source.into(), launches: vec![launch.clone()], partials: Vec::new() };
-        (rt.load(&[k]).unwrap_or_else(|e| panic!("{e}")), launch)
+        let module = rt.load(&[k]).unwrap_or_else(|e| panic!("{e}"));
+        (module, launch, rt.alloc(4 * len).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn floats(rt: &HostRuntime, b: &HostBuf, n: usize) -> Vec<f32> {
@@ -220,11 +238,7 @@ mod tests {
 
     #[test]
     fn threads_of_a_block_meet_at_barriers() {
-        if !HostRuntime::available() {
-            eprintln!("skipped: g++ is not available");
-            return;
-        }
-        let rt = HostRuntime;
+        let Some(rt) = runtime() else { return };
         // Each block reverses its 2x64 slice through shared memory, twice
         // over a barrier; each warp then sums its 32 values through a
         // second shared array and __syncwarp, in lane 0's order.
@@ -248,9 +262,7 @@ mod tests {
   }
 }
 "#;
-        let (m, mut l) = one(&rt, source, "turn", 2, [64, 2, 1]);
-        let out = rt.alloc(4 * (256 + 8)).unwrap_or_else(|e| panic!("{e}"));
-        l.params = vec![Param::Output(0)];
+        let (m, l, out) = one(&rt, source, "turn", 2, [64, 2, 1], 256 + 8);
         rt.launch(&m, &l, &[rt.address(&out)]).unwrap_or_else(|e| panic!("{e}"));
         let got = floats(&rt, &out, 256 + 8);
         for (i, &x) in got[..256].iter().enumerate() {
@@ -266,25 +278,18 @@ mod tests {
 
     #[test]
     fn a_barrier_that_some_threads_skip_is_an_error_not_a_hang() {
-        if !HostRuntime::available() {
-            eprintln!("skipped: g++ is not available");
-            return;
-        }
-        let rt = HostRuntime;
+        let Some(rt) = runtime() else { return };
         let source = r#"extern "C" __global__ void stuck(float* out) {
   if (threadIdx.x < 5) return;
   __syncthreads();
   out[threadIdx.x] = 1.0f;
 }
 "#;
-        let (m, mut l) = one(&rt, source, "stuck", 1, [32, 1, 1]);
-        let out = rt.alloc(4 * 32).unwrap_or_else(|e| panic!("{e}"));
-        l.params = vec![Param::Output(0)];
+        let (m, l, out) = one(&rt, source, "stuck", 1, [32, 1, 1], 32);
         let e = rt.launch(&m, &l, &[rt.address(&out)]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("stuck") && e.contains("barrier"), "{e}");
         // The runtime still runs work after it.
-        let (m, mut l) = one(&rt, source.replace("return;", "out[0] = 0.0f;").as_str(), "stuck", 1, [32, 1, 1]);
-        l.params = vec![Param::Output(0)];
+        let (m, l, out) = one(&rt, &source.replace("return;", "out[0] = 0.0f;"), "stuck", 1, [32, 1, 1], 32);
         rt.launch(&m, &l, &[rt.address(&out)]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(floats(&rt, &out, 32)[31], 1.0);
     }
