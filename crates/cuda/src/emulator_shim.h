@@ -74,55 +74,47 @@ struct aj_barrier {
 // overflow stops the process instead of writing over a neighbour.
 const size_t AJ_STACK = 256 * 1024, AJ_GUARD = 4096;
 
-// The launching thread's fibers and their stacks (kept for later blocks).
+// One thread of a block: its context, its stack, its index.
+struct aj_fiber {
+  ucontext_t context;
+  char* stack;
+  dim3 index;
+  bool done;
+};
+
+// The launching thread's fibers, with stacks kept for later blocks.
 struct aj_fibers {
   ucontext_t scheduler;
-  ucontext_t* contexts = nullptr;
-  char** stacks = nullptr;
-  bool* done = nullptr;
-  unsigned* warp_of = nullptr;
-  dim3* index = nullptr;
-  unsigned capacity = 0, count = 0, current = 0;
+  aj_fiber* fibers = nullptr;
+  aj_barrier* warps = nullptr;
+  unsigned capacity = 0, current = 0;
   // Barrier arrivals and finished fibers: a round of the scheduler that
   // adds none means the live fibers wait for threads that have left.
   unsigned long progress = 0;
   aj_barrier block;
-  aj_barrier* warps = nullptr;
   const void* body = nullptr;
   void (*call)(const void*) = nullptr;
-  // The per-fiber tables (not the stacks they point to).
-  void drop_tables() {
-    delete[] contexts;
-    delete[] stacks;
-    delete[] done;
-    delete[] warp_of;
-    delete[] index;
-    delete[] warps;
-  }
   ~aj_fibers() {
-    for (unsigned i = 0; i < capacity; ++i) munmap(stacks[i], AJ_STACK + AJ_GUARD);
-    drop_tables();
+    for (unsigned i = 0; i < capacity; ++i) munmap(fibers[i].stack, AJ_STACK + AJ_GUARD);
+    delete[] fibers;
+    delete[] warps;
   }
   // Room for `n` fibers; false when stacks cannot be mapped.
   bool reserve(unsigned n) {
     if (n <= capacity) return true;
-    ucontext_t* c = new ucontext_t[n];
-    char** st = new char*[n];
-    for (unsigned i = 0; i < capacity; ++i) st[i] = stacks[i];
+    aj_fiber* grown = new aj_fiber[n];
+    for (unsigned i = 0; i < capacity; ++i) grown[i].stack = fibers[i].stack;
     unsigned made = capacity;
     for (; made < n; ++made) {
       void* m = mmap(nullptr, AJ_STACK + AJ_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (m == MAP_FAILED) break;
       mprotect(m, AJ_GUARD, PROT_NONE);
-      st[made] = static_cast<char*>(m);
+      grown[made].stack = static_cast<char*>(m);
     }
-    drop_tables();
-    contexts = c;
-    stacks = st;
+    delete[] fibers;
+    delete[] warps;
+    fibers = grown;
     capacity = made;
-    done = new bool[made];
-    warp_of = new unsigned[made];
-    index = new dim3[made];
     warps = new aj_barrier[(made + 31) / 32];
     return made == n;
   }
@@ -131,7 +123,7 @@ thread_local aj_fibers aj_here;
 
 inline void aj_yield() {
   aj_fibers& f = aj_here;
-  swapcontext(&f.contexts[f.current], &f.scheduler);
+  swapcontext(&f.fibers[f.current].context, &f.scheduler);
 }
 
 inline void aj_wait(aj_barrier& b) {
@@ -146,12 +138,12 @@ inline void aj_wait(aj_barrier& b) {
   while (b.generation == g) aj_yield();
 }
 inline void aj_syncthreads() { aj_wait(aj_here.block); }
-inline void aj_syncwarp() { aj_wait(aj_here.warps[aj_here.warp_of[aj_here.current]]); }
+inline void aj_syncwarp() { aj_wait(aj_here.warps[aj_here.current / 32]); }
 
 inline void aj_fiber_main() {
   aj_fibers& f = aj_here;
   f.call(f.body);
-  f.done[f.current] = true;
+  f.fibers[f.current].done = true;
   ++f.progress;
   // Returning resumes the scheduler (the context's uc_link).
 }
@@ -164,19 +156,18 @@ template <typename F> void aj_invoke(const void* f) { (*static_cast<const F*>(f)
 inline int aj_run_block(unsigned threads, dim3 block) {
   aj_fibers& f = aj_here;
   if (!f.reserve(threads)) return 2;
-  f.count = threads;
   f.block = {threads, 0, 0};
   for (unsigned w = 0; w * 32 < threads; ++w) f.warps[w] = {threads - w * 32 < 32 ? threads - w * 32 : 32, 0, 0};
   for (unsigned tz = 0; tz < block.z; ++tz)
     for (unsigned ty = 0; ty < block.y; ++ty)
       for (unsigned tx = 0; tx < block.x; ++tx) {
         unsigned i = tx + block.x * (ty + block.y * tz);
-        f.index[i] = {tx, ty, tz};
-        f.warp_of[i] = i / 32;
-        f.done[i] = false;
-        ucontext_t& c = f.contexts[i];
+        aj_fiber& fiber = f.fibers[i];
+        fiber.index = {tx, ty, tz};
+        fiber.done = false;
+        ucontext_t& c = fiber.context;
         getcontext(&c);
-        c.uc_stack.ss_sp = f.stacks[i] + AJ_GUARD;
+        c.uc_stack.ss_sp = fiber.stack + AJ_GUARD;
         c.uc_stack.ss_size = AJ_STACK;
         c.uc_link = &f.scheduler;
         makecontext(&c, aj_fiber_main, 0);
@@ -189,11 +180,12 @@ inline int aj_run_block(unsigned threads, dim3 block) {
     unsigned long before = f.progress;
     for (unsigned k = 0; k < threads; ++k) {
       unsigned i = round % 2 == 0 ? k : threads - 1 - k;
-      if (f.done[i]) continue;
+      aj_fiber& fiber = f.fibers[i];
+      if (fiber.done) continue;
       f.current = i;
-      threadIdx = f.index[i];
-      swapcontext(&f.scheduler, &f.contexts[i]);
-      if (f.done[i]) --live;
+      threadIdx = fiber.index;
+      swapcontext(&f.scheduler, &fiber.context);
+      if (fiber.done) --live;
     }
     if (live > 0 && f.progress == before) return 3;
   }
