@@ -14,13 +14,15 @@ cargo build --release --example pln >/dev/null 2>&1
 OUT=$(mktemp)
 # Iterations per level: enough for a stable per-iteration time at this size.
 iters() { case "$1" in 0) echo 100 ;; 1) echo 300 ;; *) echo 500 ;; esac; }
+# Each program's output is read only after it exits: a parser starting
+# while it runs would take a core from it (see BENCHMARKS.md).
 for round in $(seq "$ROUNDS"); do
   for level in 0 1 2 4; do
     n=$(iters "$level")
-    ./target/release/examples/pln --json --level "$level" --repeat "$REP" --iters "$n" 2>/dev/null \
-      | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('arrayjit', $level, d['ms_per_iter'], d['compile_ms'])" >>"$OUT"
-    (cd benches && "$PY" jax_pln.py --level "$level" --rep "$REP" --iters "$n" --runs 1 --logdet slogdet --aot-only 2>/dev/null) \
-      | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); c=d.get('compile_s'); l=d.get('lower_s'); print('jax', $level, d['per_iter_ms'], 1e3*(c+l) if c is not None else 'nan')" >>"$OUT"
+    a=$(./target/release/examples/pln --json --level "$level" --repeat "$REP" --iters "$n" 2>/dev/null)
+    echo "$a" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print('arrayjit', $level, d['ms_per_iter'], d['compile_ms'])" >>"$OUT"
+    j=$(cd benches && "$PY" jax_pln.py --level "$level" --rep "$REP" --iters "$n" --runs 1 --logdet slogdet --aot-only 2>/dev/null)
+    echo "$j" | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); c=d.get('compile_s'); l=d.get('lower_s'); print('jax', $level, d['per_iter_ms'], 1e3*(c+l) if c is not None else 'nan')" >>"$OUT"
   done
 done
 python3 - "$OUT" <<'PY'
