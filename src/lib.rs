@@ -37,7 +37,7 @@ pub use arrayjit_jit::{jit, Compiled, CompiledOn, Jit, Lowered, Static, Timings}
 pub use arrayjit_trace::{
     concatenate, is_tracing, make_jaxpr, stack, trace, tree_flatten, tree_leaves, tree_map, tree_unflatten,
     triangular_solve, try_concatenate, try_stack, try_triangular_solve, try_where, where_, Array, Axes, Element, Error,
-    Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
+    Loc, Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
 };
 pub use arrayjit_trace::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use arrayjit_trace::{Device, DeviceBuffer};

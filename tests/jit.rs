@@ -140,6 +140,14 @@ fn wrong_arguments_to_a_compiled_function_are_errors() {
     assert!(e.contains("jit.rs"), "the error names the caller's line: {e}");
     let e = compiled.call(Array::from_vec(vec![1.0f64; 3], [3])).unwrap_err().to_string();
     assert!(e.contains("f64[3]"), "{e}");
+    // A tree of another structure (here a list of another length).
+    let g = jit(|xs: Vec<Array>| xs.iter().fold(Array::scalar(0.0f32), |a, x| a + x.sum(..)));
+    let two = vec![Array::from_vec(vec![1.0f32; 3], [3]); 2];
+    let compiled = g.lower(&two).unwrap().compile().unwrap();
+    let line = line!() + 1;
+    let e = compiled.call(vec![Array::from_vec(vec![1.0f32; 3], [3]); 3]).unwrap_err().to_string();
+    assert!(e.starts_with("tree structure mismatch: "), "{e}");
+    assert!(e.contains(&format!("tests/jit.rs:{line}:")), "the error names the caller's line: {e}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::jvp::{jvp_program, list_def};
 use crate::linearize::linearize;
 use crate::rules::locate;
 use crate::transpose::transpose_program;
-use arrayjit_ir::{dce, AVal, Loc, Program};
+use arrayjit_ir::{dce, AVal, DType, Loc, Program};
 use arrayjit_trace::bind::apply_program;
 use arrayjit_trace::{
     lax, trace_avals, tree_flatten, tree_unflatten, Array, Error, Result, TraceOutput, Traced, Tree, TreeDef,
@@ -35,7 +35,7 @@ fn trace_at<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, args: &In, loc: L
 }
 
 fn tree_err(e: arrayjit_trace::TreeError) -> Error {
-    Error::Tree(e.to_string())
+    Error::Tree { message: e.to_string(), loc: Loc::default() }
 }
 
 fn invalid(message: String, loc: Loc) -> Error {
@@ -66,10 +66,10 @@ impl<In: Tree> Pullback<In> {
     fn call_at<Ct: Tree>(&self, ct: &Ct, loc: Loc) -> Result<In> {
         let (leaves, def) = tree_flatten(ct);
         if def != self.out_def {
-            return Err(Error::Tree(format!(
-                "the cotangent has structure {def} but the outputs have {}",
-                self.out_def
-            )));
+            return Err(Error::Tree {
+                message: format!("the cotangent has structure {def} but the outputs have {}", self.out_def),
+                loc,
+            });
         }
         let mut args = self.residuals.clone();
         for (i, (c, a)) in leaves.iter().zip(&self.out_avals).enumerate() {
@@ -158,7 +158,10 @@ fn jvp_at<In: Tree, R: TraceOutput>(
     let (leaves, def) = tree_flatten(primals);
     let (tleaves, tdef) = tree_flatten(tangents);
     if def != tdef {
-        return Err(Error::Tree(format!("the tangents have structure {tdef} but the primals have {def}")));
+        return Err(Error::Tree {
+            message: format!("the tangents have structure {tdef} but the primals have {def}"),
+            loc,
+        });
     }
     let mut diff = Vec::new();
     let mut args = leaves.clone();
@@ -340,7 +343,9 @@ pub fn grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
     let loc = here();
     move |x: In| {
         let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, false, loc)?;
-        let TreeDef::Tuple(parts) = &def else { return Err(Error::Tree(format!("expected (loss, aux), got {def}"))) };
+        let TreeDef::Tuple(parts) = &def else {
+            return Err(Error::Tree { message: format!("expected (loss, aux), got {def}"), loc: Loc::default() });
+        };
         let aux: Aux = tree_unflatten(&parts[1], outs).map_err(tree_err)?;
         Ok((rebuild(&x, g)?, aux))
     }
@@ -419,17 +424,17 @@ fn basis(aval: &AVal, loc: Loc) -> Result<Vec<Array>> {
         .collect()
 }
 
-/// Stacks per-direction results `rows[k]` (each of shape `inner`) into `outer ++ inner` or `inner ++ outer`.
-fn assemble(rows: Vec<Array>, inner: &[usize], outer: &[usize], outer_first: bool) -> Result<Array> {
-    let k = rows.len();
+/// Stacks per-direction results `rows[k]` (each of shape `inner`) into
+/// `outer ++ inner` or `inner ++ outer`; with no directions, an empty array of
+/// `dtype` (the Jacobian's).
+fn assemble(rows: Vec<Array>, inner: &[usize], outer: &[usize], outer_first: bool, dtype: DType) -> Result<Array> {
     let flat: Vec<Array> = rows.iter().map(|r| lax::reshape(r, &[1, inner.iter().product()])).collect::<Result<_>>()?;
     let refs: Vec<&Array> = flat.iter().collect();
     let m = if refs.is_empty() {
-        lax::full(&[0, inner.iter().product()], 0.0, arrayjit_ir::DType::F32)?
+        lax::full(&[0, inner.iter().product()], 0.0, dtype)?
     } else {
         lax::apply1(arrayjit_ir::prim::ShapeOp::Concatenate { axis: 0 }.into(), &refs)?
     };
-    let _ = k;
     if outer_first {
         let mut s = outer.to_vec();
         s.extend_from_slice(inner);
@@ -451,17 +456,17 @@ pub fn jacfwd<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(A
         let jac = || {
             let dirs = basis(&x.aval(), loc)?;
             let mut cols = Vec::with_capacity(dirs.len());
-            let mut out_shape = None;
+            let mut out = None;
             for d in &dirs {
                 let (y, t) = jvp_at(&f, &x, d, loc)?;
-                out_shape = Some(y.shape().to_vec());
+                out = Some(y.aval());
                 cols.push(t);
             }
-            let out_shape = match out_shape {
-                Some(s) => s,
-                None => trace_at(&f, &x, loc)?.program.out_avals()[0].shape.0.clone(),
+            let out = match out {
+                Some(a) => a,
+                None => trace_at(&f, &x, loc)?.program.out_avals()[0].clone(),
             };
-            assemble(cols, &out_shape, x.shape(), false)
+            assemble(cols, &out.shape, x.shape(), false, out.dtype)
         };
         jac().map_err(|e| locate(e, loc))
     }
@@ -476,7 +481,7 @@ pub fn jacrev<R: TraceOutput<Tree = Array>>(f: impl Fn(Array) -> R) -> impl Fn(A
         let jac = || {
             let (y, pb) = vjp_at(&f, &x, loc)?;
             let rows = basis(&y.aval(), loc)?.iter().map(|c| pb.call_at(c, loc)).collect::<Result<Vec<_>>>()?;
-            assemble(rows, x.shape(), y.shape(), true)
+            assemble(rows, x.shape(), y.shape(), true, x.dtype())
         };
         jac().map_err(|e| locate(e, loc))
     }

@@ -85,6 +85,16 @@ fn second_derivatives_match_analytic_ones() {
 }
 
 #[test]
+fn the_smallest_integer_power_has_a_derivative() {
+    // d/dx x^n = n·x^(n-1), where n - 1 does not fit in i32 for n = i32::MIN.
+    let n = i32::MIN;
+    for (x0, want) in [(1.0f64, n as f64), (-1.0, -(n as f64))] {
+        let d = grad(|x: Array| x.powi(n))(Array::scalar(x0)).unwrap().item::<f64>();
+        assert_eq!(d, want, "at {x0}");
+    }
+}
+
+#[test]
 fn hessian_vector_products_match_finite_differences_of_gradients() {
     let mut rng = Rng::new(21);
     let a = rng.spd(3);
@@ -113,6 +123,18 @@ fn jacobians_agree() {
     let e1 = Array::from_vec(vec![0.0f64, 1.0, 0.0], [3]);
     let (_, t) = jvp(f, &x, &e1).unwrap();
     close(&jf.slice(&[0, 1], &[2, 2]).reshape([2]), &t, 1e-15);
+}
+
+#[test]
+fn empty_jacobians_keep_the_dtype() {
+    // No input elements (forward mode has no directions) or no output
+    // elements (reverse mode has none): the Jacobian is empty, in f64 here.
+    let empty = Array::zeros([0], DType::F64);
+    let jf = jacfwd(|x: Array| x.sum(..).broadcast_to([2]))(empty).unwrap();
+    assert_eq!((jf.shape(), jf.dtype()), (&[2usize, 0][..], DType::F64));
+    let x = Array::from_vec(vec![1.0f64, 2.0], [2]);
+    let jr = jacrev(|x: Array| x.slice(&[0], &[0]))(x).unwrap();
+    assert_eq!((jr.shape(), jr.dtype()), (&[0usize, 2][..], DType::F64));
 }
 
 #[test]

@@ -246,7 +246,8 @@ impl std::fmt::Debug for Executable {
 
 /// Bytes of a dense buffer of type `a`.
 pub(crate) fn bytes_of(a: &AVal) -> usize {
-    a.numel() * a.dtype.size_bytes()
+    // Every buffer's size was checked when the executable was compiled.
+    a.bytes().unwrap_or(usize::MAX)
 }
 
 /// Assigns every temporary that is not a program output to an arena slot:
@@ -376,6 +377,9 @@ impl Executable {
 
     /// Compiles every step of `s`.
     fn compile_steps(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+        if let Some((b, buf)) = s.buffers.iter().enumerate().find(|(_, b)| b.aval.bytes().is_none()) {
+            return Err(internal(format!("buffer {b}, {}, holds more bytes than fit in memory", buf.aval)));
+        }
         let sunk = if opts.row_fusion { crate::rows::sink_products(s) } else { None };
         let s = sunk.as_ref().unwrap_or(s);
         crate::linalg::init();

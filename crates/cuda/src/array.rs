@@ -27,7 +27,7 @@ impl<R: Runtime> DeviceArray<R> {
 
     /// Copies the array back, once what is queued before has written it.
     pub fn get(&self, rt: &R) -> Result<HostArray, CudaError> {
-        from_bytes(&self.aval, &rt.download(&self.buf, self.aval.numel() * self.aval.dtype.size_bytes())?)
+        from_bytes(&self.aval, &rt.download(&self.buf, self.aval.bytes().unwrap_or(usize::MAX))?)
     }
 
     pub fn aval(&self) -> &AVal {

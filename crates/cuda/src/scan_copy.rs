@@ -36,7 +36,7 @@ impl ScanCopies {
         length: usize,
         reverse: bool,
     ) -> (ScanCopies, Vec<RenderedKernel>) {
-        let bytes = |a: &arrayjit_ir::AVal| a.numel() * a.dtype.size_bytes();
+        let bytes = |a: &arrayjit_ir::AVal| a.bytes().unwrap_or(usize::MAX);
         let xs: Vec<usize> = body.input_avals().iter().skip(consts + carry).map(bytes).collect();
         let ys: Vec<usize> = body.output_avals().iter().skip(carry).map(bytes).collect();
         ScanCopies::render(prefix, &xs, &ys, length, reverse)

@@ -227,10 +227,11 @@ impl Parser {
                 }
             }
         }
-        if dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
-            return Err(at.error(format!("the shape {:?} has more elements than fit in memory", dims)));
+        let aval = AVal::new(dtype, dims);
+        if aval.bytes().is_none() {
+            return Err(at.error(format!("the type {aval} holds more bytes than fit in memory")));
         }
-        Ok(AVal::new(dtype, dims))
+        Ok(aval)
     }
 
     /// A dimension size: a non-negative integer.

@@ -26,7 +26,7 @@ struct Pool {
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
 fn bytes(dtype: DType, len: usize) -> usize {
-    dtype.size_bytes() * len
+    dtype.size_bytes().saturating_mul(len)
 }
 
 fn with<R>(f: impl FnOnce(&mut Pool) -> R) -> R {

@@ -103,6 +103,13 @@ impl AVal {
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
+
+    /// Bytes of a dense array of this type, when it could exist: the count
+    /// must not overflow, and no allocation can exceed `isize::MAX` bytes.
+    pub fn bytes(&self) -> Option<usize> {
+        let n = self.shape.0.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        n.checked_mul(self.dtype.size_bytes()).filter(|&b| b <= isize::MAX as usize)
+    }
 }
 
 impl fmt::Display for AVal {

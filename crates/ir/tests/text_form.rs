@@ -247,7 +247,7 @@ fn constants_and_literals_must_fit_their_types() {
     );
     assert_eq!(
         error("{ lambda ; a:f32[99999999999,99999999999,99999999999] . let in (a) }"),
-        "line 1, column 14: the shape [99999999999, 99999999999, 99999999999] has more elements than fit in memory"
+        "line 1, column 14: the type f32[99999999999,99999999999,99999999999] holds more bytes than fit in memory"
     );
 }
 

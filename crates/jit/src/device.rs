@@ -62,7 +62,7 @@ impl<R: Runtime, In: Tree, Out: Tree> CompiledOn<R, In, Out> {
     #[track_caller]
     pub fn call(&self, args: In) -> Result<Out> {
         let loc = Loc(Some(Location::caller()));
-        let leaves = leaves_of(&self.name, &self.in_def, &args)?;
+        let leaves = leaves_of(&self.name, &self.in_def, &args, loc)?;
         let hosts: Vec<Arc<HostArray>> = leaves
             .iter()
             .map(|a| {
@@ -78,7 +78,7 @@ impl<R: Runtime, In: Tree, Out: Tree> CompiledOn<R, In, Out> {
             .run(&*self.rt, &refs)
             .map_err(|e| Error::Eval { message: format!("`{}`: {e}", self.name), loc })?;
         tree_unflatten(&self.out_def, outs.into_iter().map(Array::from_host).collect())
-            .map_err(|e| Error::Tree(e.to_string()))
+            .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
     }
 
     /// Runs on the leaves of the arguments (in tree order) already on the

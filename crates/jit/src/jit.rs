@@ -125,7 +125,8 @@ where
             let mut all = leaves;
             all.extend(traced.captured.iter().cloned());
             let outs = apply_program(&traced.program, &all, loc)?;
-            return tree_unflatten(&traced.out_def, outs).map_err(|e| Error::Tree(e.to_string()));
+            return tree_unflatten(&traced.out_def, outs)
+                .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() });
         }
         let key = (def, avals);
         if leaves.iter().any(|a| a.device().is_some()) {
@@ -168,7 +169,7 @@ where
             }
         };
         let outs = apply_program(&traced.0, &leaves, loc)?;
-        tree_unflatten(&traced.1, outs).map_err(|e| Error::Tree(e.to_string()))
+        tree_unflatten(&traced.1, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
     }
 
     /// Traces, optimises and fuses for arguments like `args` (only their

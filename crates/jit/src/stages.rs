@@ -154,7 +154,7 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
     #[track_caller]
     pub fn call(&self, args: In) -> Result<Out> {
         let loc = Loc(Some(Location::caller()));
-        let leaves = leaves_of(&self.name, &self.in_def, &args)?;
+        let leaves = leaves_of(&self.name, &self.in_def, &args, loc)?;
         drop(args);
         run(&self.exe, &self.name, leaves, &self.out_def, loc)
     }
@@ -182,10 +182,13 @@ impl<In: Tree, Out: Tree> Compiled<In, Out> {
 }
 
 /// The leaves of `args`, which must have the structure `want` that `name` was compiled for.
-pub(crate) fn leaves_of<In: Tree>(name: &str, want: &TreeDef, args: &In) -> Result<Vec<Array>> {
+pub(crate) fn leaves_of<In: Tree>(name: &str, want: &TreeDef, args: &In, loc: Loc) -> Result<Vec<Array>> {
     let (leaves, def) = tree_flatten(args);
     if def != *want {
-        return Err(Error::Tree(format!("`{name}` was compiled for arguments {want} but was given {def}")));
+        return Err(Error::Tree {
+            message: format!("`{name}` was compiled for arguments {want} but was given {def}"),
+            loc,
+        });
     }
     Ok(leaves)
 }
@@ -227,5 +230,6 @@ pub(crate) fn run<Out: Tree>(
         });
     }
     let outs = exe.run_with(args).map_err(|e| Error::Eval { message: format!("`{name}`: {e}"), loc })?;
-    tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect()).map_err(|e| Error::Tree(e.to_string()))
+    tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect())
+        .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
 }

@@ -32,7 +32,7 @@ pub use clipping::{clip, clip_by_global_norm, Clip, ClipByGlobalNorm};
 pub use combine::{chain, Chain};
 pub use simple::{add_decayed_weights, scale, scale_by_learning_rate, sgd, AddDecayedWeights, Scale};
 
-use arrayjit_trace::{tree_flatten, tree_unflatten, Array, Error, Result, Tree};
+use arrayjit_trace::{tree_flatten, tree_unflatten, Array, Error, Loc, Result, Tree};
 
 /// A gradient transformation: how updates (at first, gradients) are turned
 /// into the steps applied to the parameters, with state carried between steps.
@@ -56,34 +56,39 @@ pub trait GradientTransformation {
     /// have the structure of `params`.
     #[track_caller]
     fn update_tree<P: Tree>(&self, updates: P, state: Self::State, params: &P) -> Result<(P, Self::State)> {
+        let loc = Loc(Some(std::panic::Location::caller()));
         let (u, udef) = tree_flatten(&updates);
         let (p, pdef) = tree_flatten(params);
         if udef != pdef {
-            return Err(Error::Tree(format!(
-                "the updates have structure {} but the parameters {}",
-                udef.describe(),
-                pdef.describe()
-            )));
+            return Err(Error::Tree {
+                message: format!(
+                    "the updates have structure {} but the parameters {}",
+                    udef.describe(),
+                    pdef.describe()
+                ),
+                loc,
+            });
         }
         let (u, state) = self.update(u, state, &p)?;
-        Ok((tree_unflatten(&udef, u).map_err(|e| Error::Tree(e.to_string()))?, state))
+        Ok((tree_unflatten(&udef, u).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?, state))
     }
 }
 
 /// `params + updates`, leaf by leaf (optax's `apply_updates`); each result
 /// keeps its parameter's dtype.
+#[track_caller]
 pub fn apply_updates<P: Tree>(params: &P, updates: &P) -> Result<P> {
+    let loc = Loc(Some(std::panic::Location::caller()));
     let (p, pdef) = tree_flatten(params);
     let (u, udef) = tree_flatten(updates);
     if udef != pdef {
-        return Err(Error::Tree(format!(
-            "the updates have structure {} but the parameters {}",
-            udef.describe(),
-            pdef.describe()
-        )));
+        return Err(Error::Tree {
+            message: format!("the updates have structure {} but the parameters {}", udef.describe(), pdef.describe()),
+            loc,
+        });
     }
     let out = p.iter().zip(&u).map(|(p, u)| p.try_add(&u.try_astype(p.dtype())?)).collect::<Result<Vec<_>>>()?;
-    tree_unflatten(&pdef, out).map_err(|e| Error::Tree(e.to_string()))
+    tree_unflatten(&pdef, out).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
 }
 
 /// Checks that a transformation was given one update per parameter.

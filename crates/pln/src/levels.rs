@@ -165,7 +165,7 @@ fn level1_on_device<Rt: Runtime>(
     let run = t.elapsed();
     let leaves = p.iter().map(host).collect::<Result<Vec<_>>>()?;
     let params: Params = arrayjit::tree_unflatten(&arrayjit::tree_flatten(&params).1, leaves)
-        .map_err(|e| arrayjit::Error::Tree(e.to_string()))?;
+        .map_err(|e| arrayjit::Error::Tree { message: e.to_string(), loc: arrayjit::Loc::default() })?;
     let sigma = match &sg {
         Some(s) => host(s)?,
         None => sigma,

@@ -150,8 +150,9 @@ where
     operands.extend(xs.iter());
     let mut outs = bind(prim.into(), &operands, loc)?;
     let ys = outs.split_off(nk);
-    let c = tree_unflatten(&carry_def, outs).map_err(|e| Error::Tree(e.to_string()))?;
-    let y = tree_unflatten(&y_def, ys).map_err(|e| Error::Tree(e.to_string()))?;
+    let c =
+        tree_unflatten(&carry_def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?;
+    let y = tree_unflatten(&y_def, ys).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?;
     Ok((c, y))
 }
 
@@ -269,7 +270,7 @@ where
     let mut operands: Vec<&Array> = cond_consts.iter().chain(&body_consts).collect();
     operands.extend(carry.iter());
     let outs = bind(prim.into(), &operands, loc)?;
-    tree_unflatten(&def, outs).map_err(|e| Error::Tree(e.to_string()))
+    tree_unflatten(&def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
 }
 
 /// `on_true(operands)` if `pred` (a boolean scalar) holds, else
@@ -382,5 +383,5 @@ fn bind_cond<R: Tree>(index: &Array, branches: Vec<Traced>, ops: &[Array], names
     operands.extend(ops.iter());
     operands.extend(captured.iter());
     let outs = bind(Control::Cond { branches: programs }.into(), &operands, loc)?;
-    tree_unflatten(&first.out_def, outs).map_err(|e| Error::Tree(e.to_string()))
+    tree_unflatten(&first.out_def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
 }

@@ -28,9 +28,10 @@ pub enum Error {
          return it from the traced function instead of storing it"
     )]
     LeakedTracer { aval: AVal, origin: String, loc: Loc },
-    /// A tree did not have the structure its type expects.
-    #[error("tree structure mismatch: {0}")]
-    Tree(String),
+    /// A tree did not have the structure its type expects (or that a
+    /// compiled function was given).
+    #[error("tree structure mismatch: {message} (at {loc})")]
+    Tree { message: String, loc: Loc },
     /// Bad arguments to an API function (e.g. data that does not fit a shape).
     #[error("{message} (at {loc})")]
     Invalid { message: String, loc: Loc },

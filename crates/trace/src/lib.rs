@@ -22,7 +22,7 @@ pub mod tree;
 mod view;
 
 pub use array::Array;
-pub use arrayjit_ir::{AVal, DType, HostArray, Program, Shape};
+pub use arrayjit_ir::{AVal, DType, HostArray, Loc, Program, Shape};
 pub use control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use device::{Device, DeviceBuffer};
 pub use element::Element;

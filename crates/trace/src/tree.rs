@@ -292,13 +292,20 @@ pub fn tree_unflatten<T: Tree>(def: &TreeDef, leaves: Vec<Array>) -> Result<T, T
 }
 
 /// Applies `f` to every leaf, keeping the structure.
+///
+/// # Panics
+/// If `T`'s [`Tree`] implementation cannot rebuild what its own `flatten`
+/// gave (every implementation in this crate and every derived one can).
+#[track_caller]
 pub fn tree_map<T: Tree>(t: &T, mut f: impl FnMut(&Array) -> Array) -> T {
     let (leaves, def) = tree_flatten(t);
     let mapped: Vec<Array> = leaves.iter().map(&mut f).collect();
     match tree_unflatten(&def, mapped) {
         Ok(v) => v,
-        // flatten and unflatten of one value agree by construction
-        Err(e) => unreachable!("tree_map rebuilt a tree it had just flattened: {e}"),
+        Err(e) => panic!(
+            "tree_map: the Tree implementation of {} does not rebuild what it flattens: {e}",
+            std::any::type_name::<T>()
+        ),
     }
 }
 

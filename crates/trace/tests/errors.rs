@@ -165,6 +165,15 @@ fn reduction_errors_name_the_op_the_operand_and_the_line() {
     let line = line!() + 1;
     let (t, p) = (x.try_sum_keepdims([1, -1]), panic_message(|| drop(x.sum_keepdims([1, -1]))));
     same_error(t, &p, line, "reduce_sum: axis 1 is given twice in [1, -1] (operand f32[2,3])");
+    let empty = Array::zeros([0, 3], DType::F32);
+    let line = line!() + 1;
+    let (t, p) = (empty.try_max(0), panic_message(|| drop(empty.max(0))));
+    same_error(t, &p, line, "reduce_max: axis 0 of f32[0,3] is empty, so it has no extremum");
+    assert_eq!(empty.min(1).shape(), [0], "a minimum over a non-empty axis of an empty array is fine");
+    // A usize axis too large for i64 is out of range, not a negative axis counted from the end.
+    let line = line!() + 1;
+    let (t, p) = (x.try_sum(usize::MAX), panic_message(|| drop(x.sum(usize::MAX))));
+    same_error(t, &p, line, "reduce_sum: axis 9223372036854775807 is out of range for rank 2");
     let s = Array::scalar(1.0f64);
     let line = line!() + 1;
     let (t, p) = (s.try_argmax(0), panic_message(|| drop(s.argmax(0))));
@@ -298,6 +307,25 @@ fn elementwise_and_constructor_errors_name_the_op_the_operands_and_the_line() {
     let line = line!() + 1;
     let (t, p) = (Array::try_arange(3, DType::Bool), panic_message(|| drop(Array::arange(3, DType::Bool))));
     same_error(t, &p, line, "iota: cannot count in bool");
+}
+
+#[test]
+fn arrays_too_large_for_memory_are_errors_before_anything_is_allocated() {
+    let huge = [1usize << 31, 1 << 31];
+    let x = Array::zeros([2], DType::F32);
+    let line = line!() + 1;
+    let (t, p) = (x.try_broadcast_to([1 << 62, 2]), panic_message(|| drop(x.broadcast_to([1 << 62, 2]))));
+    same_error(t, &p, line, "broadcast_in_dim: its result f32[4611686018427387904,2] would hold more bytes");
+    let line = line!() + 1;
+    let (t, p) = (Array::try_iota(DType::I32, huge, 0), panic_message(|| drop(Array::iota(DType::I32, huge, 0))));
+    same_error(t, &p, line, "iota: its result i32[2147483648,2147483648] would hold more bytes");
+    // Under a trace too, whatever would compile it.
+    let line = line!() + 1;
+    let err = make_jaxpr(|x: Array| x.broadcast_to([1 << 40, 1 << 40, 2]).sum(..), &x).unwrap_err().to_string();
+    assert!(err.starts_with("broadcast_in_dim: its result f32[1099511627776,1099511627776,2] would hold"), "{err}");
+    assert!(err.contains(&here(line)), "{err}");
+    // An array that fits is fine, however large its count of elements once broadcast against it.
+    assert_eq!(Array::zeros([0, 1 << 40], DType::F64).shape(), [0, 1 << 40]);
 }
 
 #[test]

@@ -62,7 +62,14 @@ pub(crate) fn jvp(op: E, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
             let coef = match exponent {
                 1 => c(1.0, x),
                 2 => mul(x, &c(2.0, x))?,
-                n => mul(&lax::integer_pow(x, n - 1)?, &c(n as f64, x))?,
+                n => {
+                    // x^(n-1); for n = i32::MIN, whose n - 1 does not fit, x^n / x.
+                    let lower = match n.checked_sub(1) {
+                        Some(m) => lax::integer_pow(x, m)?,
+                        None => lax::div(&lax::integer_pow(x, n)?, x)?,
+                    };
+                    mul(&lower, &c(n as f64, x))?
+                }
             };
             scaled(tx, &coef)?
         }

@@ -61,6 +61,7 @@ pub(crate) fn locate(e: Error, loc: Loc) -> Error {
         Error::Invalid { message, loc: l } if unknown(&l) => Error::Invalid { message, loc },
         Error::Transform { op, message, loc: l } if unknown(&l) => Error::Transform { op, message, loc },
         Error::Eval { message, loc: l } if unknown(&l) => Error::Eval { message, loc },
+        Error::Tree { message, loc: l } if unknown(&l) => Error::Tree { message, loc },
         other => other,
     }
 }

@@ -73,13 +73,22 @@ impl Prim {
 
     /// The shape/dtype rule: the output types for these operand types, or why
     /// the operands are not accepted.
+    /// Every result must be an array that could exist: its size in bytes
+    /// must fit in memory (code that allocates and indexes it relies on it).
     pub fn abstract_eval(&self, ins: &[AVal]) -> Result<Vec<AVal>, TypeError> {
-        match self {
+        let outs = match self {
             Prim::Elementwise(p) => p.abstract_eval(ins),
             Prim::Shape(p) => p.abstract_eval(ins),
             Prim::Reduce(p) => p.abstract_eval(ins),
             Prim::Linalg(p) => p.abstract_eval(ins),
             Prim::Control(p) => p.abstract_eval(ins),
+        }?;
+        match outs.iter().find(|a| a.bytes().is_none()) {
+            Some(a) => Err(TypeError::new(
+                self.name(),
+                format!("its result {a} would hold more bytes than any array can (at most {} bytes)", isize::MAX),
+            )),
+            None => Ok(outs),
         }
     }
 }

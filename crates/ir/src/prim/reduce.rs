@@ -90,6 +90,9 @@ impl Reduction {
                 if x.shape[*axis] == 0 {
                     return Err(TypeError::new(name, format!("axis {axis} of {x} is empty, so it has no extremum")));
                 }
+                if x.shape[*axis] > i32::MAX as usize {
+                    return Err(TypeError::new(name, format!("axis {axis} of {x} is longer than an i32 index counts")));
+                }
                 DType::I32
             }
             _ => x.dtype,
@@ -117,6 +120,10 @@ mod tests {
         assert!(R::Sum { axes: vec![3] }.abstract_eval(std::slice::from_ref(&x)).is_err());
         assert!(R::Sum { axes: vec![1, 1] }.abstract_eval(&[x]).is_err());
         assert!(R::ArgMax { axis: 0 }.abstract_eval(&[AVal::new(DType::F32, [0, 2])]).is_err());
+        // An index past i32::MAX would wrap; an axis up to it is fine.
+        let long = |n: usize| R::ArgMax { axis: 0 }.abstract_eval(&[AVal::new(DType::F32, [n])]);
+        assert!(long(1 << 31).unwrap_err().to_string().contains("longer than an i32 index counts"));
+        assert_eq!(long((1 << 31) - 1).unwrap(), vec![AVal::scalar(DType::I32)]);
         assert_eq!(
             R::Sum { axes: vec![0] }.abstract_eval(&[AVal::new(DType::F64, [0, 2])]).unwrap(),
             vec![AVal::new(DType::F64, [2])]

@@ -325,6 +325,10 @@ impl ShapeOp {
                 if dtype.is_bool() {
                     return Err(err(self, "cannot count in bool; use i32, f32 or f64".into()));
                 }
+                // The last index, the length less one, must fit in i32.
+                if *dtype == DType::I32 && shape[*axis] > 1 << 31 {
+                    return Err(err(self, format!("axis {axis} of {shape} is longer than i32 counts")));
+                }
                 AVal { dtype: *dtype, shape: shape.clone() }
             }
         };
@@ -357,6 +361,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cannot broadcast operand f32[2] to shape [2,3]"));
+    }
+
+    #[test]
+    fn i32_iotas_count_up_to_i32_max() {
+        let iota = |n: usize, dtype| S::Iota { dtype, shape: Shape::from([n]), axis: 0 }.abstract_eval(&[]);
+        assert_eq!(iota(1 << 31, DType::I32).unwrap(), vec![AVal::new(DType::I32, [1 << 31])]);
+        assert!(iota((1 << 31) + 1, DType::I32).unwrap_err().to_string().contains("longer than i32 counts"));
+        assert!(iota((1 << 31) + 1, DType::F32).is_ok());
     }
 
     #[test]

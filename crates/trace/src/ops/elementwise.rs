@@ -115,9 +115,11 @@ binary_methods! {
     sub try_sub => E::Sub;
     /// Elementwise product.
     mul try_mul => E::Mul;
-    /// Division as the `div` primitive: truncating for integers (see also `/`, which is true division).
+    /// Division as the `div` primitive: truncating for integers (see also `/`, which is true division);
+    /// integers never trap (XLA's choices): `x / 0` is -1, and `i32::MIN / -1` is `i32::MIN`.
     div_raw try_div_raw => E::Div;
-    /// Remainder with the sign of the dividend (Rust's `%`).
+    /// Remainder with the sign of the dividend, as Rust's `%` (and XLA's `rem`),
+    /// except that integers never trap: `x % 0` is `x`, and `i32::MIN % -1` is 0.
     rem try_rem => E::Rem;
     /// xʸ for float arrays (integers compute in f32).
     pow try_pow => E::Pow;

@@ -21,9 +21,15 @@ impl Axes for i32 {
         Some(vec![*self as i64])
     }
 }
+/// A `usize` axis as the signed axes the checks take: one beyond `i64` is
+/// out of range for every array, and must not wrap to a negative axis.
+fn signed(a: usize) -> i64 {
+    i64::try_from(a).unwrap_or(i64::MAX)
+}
+
 impl Axes for usize {
     fn axes(&self, _: usize) -> Option<Vec<i64>> {
-        Some(vec![*self as i64])
+        Some(vec![signed(*self)])
     }
 }
 impl<const N: usize> Axes for [i32; N] {
@@ -43,12 +49,12 @@ impl Axes for Vec<i32> {
 }
 impl Axes for &[usize] {
     fn axes(&self, _: usize) -> Option<Vec<i64>> {
-        Some(self.iter().map(|&a| a as i64).collect())
+        Some(self.iter().map(|&a| signed(a)).collect())
     }
 }
 impl Axes for Vec<usize> {
     fn axes(&self, _: usize) -> Option<Vec<i64>> {
-        Some(self.iter().map(|&a| a as i64).collect())
+        Some(self.iter().map(|&a| signed(a)).collect())
     }
 }
 impl Axes for RangeFull {
@@ -83,6 +89,13 @@ fn keep(reduced: Array, axes: &[usize], loc: Loc) -> Result<Array> {
 fn reduce_axes(kind: fn(Vec<usize>) -> R, x: &Array, spec: &dyn Axes, keepdims: bool, loc: Loc) -> Result<Array> {
     let name = kind(vec![]).name();
     let axes = resolve(name, spec, x, loc)?;
+    // As NumPy and JAX: a maximum or minimum of no elements has no value
+    // (the primitive itself gives the identity, −∞ or +∞).
+    let extremum = matches!(kind(vec![]), R::Max { .. } | R::Min { .. });
+    if let Some(&a) = axes.iter().find(|&&a| extremum && x.shape()[a] == 0) {
+        let message = format!("axis {a} of {} is empty, so it has no extremum", x.aval());
+        return Err(Error::Type { source: TypeError::new(name, message), loc });
+    }
     // Sums of booleans count (as NumPy does).
     let x = if x.dtype() == DType::Bool { convert(x, DType::I32, loc)? } else { x.clone() };
     let r = reduce(kind(axes.clone()), &x, loc)?;
@@ -138,9 +151,9 @@ macro_rules! reductions {
 reductions! {
     /// Sum over `axes` (`..` for all); booleans are counted.
     sum try_sum, sum_keepdims try_sum_keepdims => |axes| R::Sum { axes };
-    /// Maximum over `axes` (NaN propagates).
+    /// Maximum over `axes` (NaN propagates; an empty axis is an error).
     max try_max, max_keepdims try_max_keepdims => |axes| R::Max { axes };
-    /// Minimum over `axes` (NaN propagates).
+    /// Minimum over `axes` (NaN propagates; an empty axis is an error).
     min try_min, min_keepdims try_min_keepdims => |axes| R::Min { axes };
     /// Product over `axes`.
     prod try_prod, prod_keepdims try_prod_keepdims => |axes| R::Prod { axes };
