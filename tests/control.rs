@@ -246,6 +246,21 @@ fn loop_programs_print_and_parse_back() {
 }
 
 #[test]
+fn eager_loops_see_each_new_value_they_close_over() {
+    // A large constant is known to the loop cache by its address. While the
+    // weights are ones, the compiled body simplifies them away; the next
+    // weights, likely allocated where the freed ones were, must not find
+    // that code.
+    let xs = Array::ones([4, 65536], arrayjit::DType::F32);
+    for scale in [1.0f32, 3.0, 1.0, 0.0, 2.0] {
+        let w = Array::from_vec(vec![scale; 65536], [65536]);
+        let (s, ()) =
+            scan(|c: Array, x: Array| (&c + &(&x * &w).sum(..), ()), Array::scalar(0.0f32), xs.clone()).unwrap();
+        assert_eq!(s.item::<f32>(), 4.0 * 65536.0 * scale, "weights of {scale}");
+    }
+}
+
+#[test]
 fn control_flow_errors_say_what_is_wrong() {
     let msg = |r: arrayjit::Result<Array>| r.err().map(|e| e.to_string()).unwrap_or_default();
     let x = Array::from_vec(vec![1.0f32, 2.0], [2]);

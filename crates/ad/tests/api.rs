@@ -85,6 +85,13 @@ fn second_derivatives_match_analytic_ones() {
 }
 
 #[test]
+fn abs_has_slope_one_at_zero_as_in_jax() {
+    let x = Array::from_vec(vec![-2.0f64, -0.0, 0.0, 3.0], [4]);
+    let g = grad(|x: Array| x.abs().sum(..))(x).unwrap();
+    assert_eq!(g.to_vec::<f64>(), vec![-1.0, 1.0, 1.0, 1.0]);
+}
+
+#[test]
 fn the_smallest_integer_power_has_a_derivative() {
     // d/dx x^n = n·x^(n-1), where n - 1 does not fit in i32 for n = i32::MIN.
     let n = i32::MIN;

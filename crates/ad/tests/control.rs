@@ -218,3 +218,20 @@ fn while_loop_has_jvp_but_refuses_reverse_mode() {
     let err = vjp(|x: Array| f(x), &x).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("while_loop") && err.contains("Use scan"), "{err}");
 }
+
+#[test]
+fn reverse_mode_passes_a_while_loop_that_carries_no_derivative() {
+    // The loop counts while comparing against x: its result does not vary
+    // with x, so the gradient goes around it (JAX's too).
+    let f = |x: Array| {
+        let k = while_loop(
+            |k: Array| k.lt(10i32),
+            |k: Array| &(&k + &x.gt(0.0).astype(DType::I32)) + 1i32,
+            Array::scalar(0i32),
+        )
+        .unwrap();
+        &x * &k.astype(DType::F64)
+    };
+    let g = grad(f)(Array::scalar(2.0f64)).unwrap();
+    assert_eq!(g.item::<f64>(), 10.0);
+}

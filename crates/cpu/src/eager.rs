@@ -12,6 +12,7 @@
 //! iteration, without the user writing `jit`.
 
 use crate::exec::{CompileOptions, CpuError, Executable};
+use arrayjit_ir::fingerprint::by_address;
 use arrayjit_ir::prim::{Control, Elementwise, Linalg, Reduction, ShapeOp};
 use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program};
 use std::collections::HashMap;
@@ -104,7 +105,7 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
             // program each time it is traced).
             Prim::Control(_) => {
                 let p = one_op_program(prim, &avals)?;
-                let key = arrayjit_ir::fingerprint::fingerprint(&p);
+                let key = ProgramKey { hash: arrayjit_ir::fingerprint::fingerprint(&p), kept: by_address(&p, true) };
                 match program_code(key, 1, || crate::control::compile_program(&p, &CompileOptions::default()))? {
                     Some(exe) => exe.run(args),
                     None => Err(CpuError::Step { op: prim.name(), message: "the loop was not compiled".into() }),
@@ -138,8 +139,23 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     exe.run(&distinct)
 }
 
-/// How many times each program structure was run, and its compiled code once hot.
-type ProgramCache = Mutex<HashMap<u64, (u32, Option<Arc<Executable>>)>>;
+/// A program's fingerprint, and the constants it identifies by address,
+/// kept alive with the cache entry so that no other array can take their
+/// address while the entry lives (the compiled code may not hold them).
+struct ProgramKey {
+    hash: u64,
+    kept: Vec<Arc<HostArray>>,
+}
+
+/// How many times each program structure was run, and its compiled code once
+/// hot, with the constants its fingerprint names by address.
+type ProgramCache = Mutex<HashMap<u64, Entry>>;
+
+struct Entry {
+    runs: u32,
+    code: Option<Arc<Executable>>,
+    _kept: Vec<Arc<HostArray>>,
+}
 
 fn programs() -> &'static ProgramCache {
     static CACHE: OnceLock<ProgramCache> = OnceLock::new();
@@ -152,8 +168,8 @@ const MAX_PROGRAMS: usize = 256;
 /// The number of whole programs compiled by eager evaluation so far.
 pub fn cached_programs() -> usize {
     match programs().lock() {
-        Ok(c) => c.values().filter(|(_, e)| e.is_some()).count(),
-        Err(p) => p.into_inner().values().filter(|(_, e)| e.is_some()).count(),
+        Ok(c) => c.values().filter(|e| e.code.is_some()).count(),
+        Err(p) => p.into_inner().values().filter(|e| e.code.is_some()).count(),
     }
 }
 
@@ -161,29 +177,30 @@ pub fn cached_programs() -> usize {
 /// compiled code, compiling it with `compile` on its `hot_after`-th run
 /// (`None` before).
 fn program_code(
-    key: u64,
+    key: ProgramKey,
     hot_after: u32,
     compile: impl FnOnce() -> Result<Executable, CpuError>,
 ) -> Result<Option<Arc<Executable>>, CpuError> {
+    let hash = key.hash;
     let (seen, exe) = {
         let mut c = match programs().lock() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
-        if c.len() >= MAX_PROGRAMS && !c.contains_key(&key) {
+        if c.len() >= MAX_PROGRAMS && !c.contains_key(&hash) {
             c.clear();
         }
-        let entry = c.entry(key).or_insert((0, None));
-        entry.0 = entry.0.saturating_add(1);
-        (entry.0, entry.1.clone())
+        let entry = c.entry(hash).or_insert(Entry { runs: 0, code: None, _kept: key.kept });
+        entry.runs = entry.runs.saturating_add(1);
+        (entry.runs, entry.code.clone())
     };
     if exe.is_some() || seen < hot_after {
         return Ok(exe);
     }
     let exe = Arc::new(compile()?);
     if let Ok(mut c) = programs().lock() {
-        if let Some(entry) = c.get_mut(&key) {
-            entry.1 = Some(exe.clone());
+        if let Some(entry) = c.get_mut(&hash) {
+            entry.code = Some(exe.clone());
         }
     }
     Ok(Some(exe))
@@ -198,7 +215,7 @@ pub fn execute_program(p: &Program, args: &[&HostArray]) -> Result<Vec<HostArray
     // Constants count by type: the code takes their values as arguments, so
     // a program closing over values that change from call to call (the
     // current parameters) still finds it.
-    let key = arrayjit_ir::fingerprint::fingerprint_without_consts(p);
+    let key = ProgramKey { hash: arrayjit_ir::fingerprint::fingerprint_without_consts(p), kept: by_address(p, false) };
     let compile = || crate::control::compile_program(&p.consts_as_inputs(), &CompileOptions::default());
     match program_code(key, 2, compile)? {
         Some(exe) => {

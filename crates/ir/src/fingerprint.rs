@@ -3,11 +3,15 @@
 //! anew each time (a gradient evaluated eagerly in a loop) can find the
 //! code compiled for its earlier copies. Large constants are identified by
 //! the buffer they share (data closed over by the traced function is the
-//! same buffer every time), small ones by their contents.
+//! same buffer every time), small ones by their contents. A cache keyed by a
+//! fingerprint must keep those buffers alive ([`by_address`]): the code may
+//! no longer hold them (a constant of ones multiplies nothing once
+//! simplified), and a later array at the same address would find it.
 
 use crate::prim::{Control, Param, Prim};
-use crate::{Data, Program};
+use crate::{Data, HostArray, Program};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Constants with more elements than this are identified by address.
 const BY_ADDRESS: usize = 4096;
@@ -26,6 +30,27 @@ pub fn fingerprint_without_consts(p: &Program) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     program(p, false, &mut h);
     h.finish()
+}
+
+/// The constants identified by address in `fingerprint(p)` (with `top`) or
+/// `fingerprint_without_consts(p)` (without): those of more than
+/// [`BY_ADDRESS`] elements, in `p` itself if `top` and in its loops' and
+/// branches' programs at any depth.
+pub fn by_address(p: &Program, top: bool) -> Vec<Arc<HostArray>> {
+    let mut out = Vec::new();
+    collect(p, top, &mut out);
+    out
+}
+
+fn collect(p: &Program, top: bool, out: &mut Vec<Arc<HostArray>>) {
+    if top {
+        out.extend(p.consts.iter().filter(|(_, c)| c.numel() > BY_ADDRESS).map(|(_, c)| c.clone()));
+    }
+    for e in &p.eqns {
+        if let Prim::Control(c) = &e.prim {
+            c.sub_programs().into_iter().for_each(|b| collect(b, true, out));
+        }
+    }
 }
 
 fn program(p: &Program, values: bool, h: &mut impl Hasher) {

@@ -222,6 +222,14 @@ fn jvp_while(
         }
         grown.into_iter().for_each(|k| k_nz[k] = true);
     };
+    if !k_nz.contains(&true) {
+        // No carry depends on a value with a tangent (a counter that only
+        // compares against one): the loop as it was, with no tangents, so
+        // that reverse mode, which cannot go through a loop, never meets it.
+        let prim = Control::While { cond: cond.clone(), body: body.clone(), cond_consts: cc, body_consts: bc };
+        let refs: Vec<&Array> = xs.iter().collect();
+        return Ok((lax::apply(prim.into(), &refs)?, vec![None; nk]));
+    }
     // The condition reads the primal carries only.
     let carry_avals = &ins[bc..];
     let mut cavals = cond.in_avals();

@@ -43,7 +43,12 @@ pub(crate) fn jvp(op: E, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
     let tx = &ts[0];
     let t: Tangent = match op {
         E::Neg => tx.as_ref().map(neg).transpose()?,
-        E::Abs => scaled(tx, &unary(E::Sign, x)?)?,
+        E::Abs => {
+            // ±1 by x ≥ 0, as JAX: 1 at 0 (of the subgradients there, the
+            // one JAX users see), −1 for NaN.
+            let up = lax::convert(&binary(E::Ge, x, &c(0.0, x))?, x.dtype())?;
+            scaled(tx, &lax::sub(&mul(&up, &c(2.0, x))?, &c(1.0, x))?)?
+        }
         E::Exp => scaled(tx, &z)?,
         E::Log => tx.as_ref().map(|t| lax::div(t, x)).transpose()?,
         E::Log1p => tx.as_ref().map(|t| lax::div(t, &add(x, &c(1.0, x))?)).transpose()?,
