@@ -257,6 +257,12 @@ impl Array {
     }
 
     /// Lower Cholesky factor of a symmetric positive-definite matrix (NaNs if it is not).
+    ///
+    /// Only the lower triangle is read; derivatives treat the matrix as
+    /// symmetric (a tangent counts as its symmetric part, and a gradient comes
+    /// back symmetric), as JAX's do. For a matrix that is not symmetric, the
+    /// value is that of its lower triangle mirrored, while JAX would factor
+    /// (A + Aᵀ)/2.
     #[track_caller]
     pub fn cholesky(&self) -> Array {
         self.try_cholesky().or_raise()
