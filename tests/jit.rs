@@ -148,6 +148,11 @@ fn wrong_arguments_to_a_compiled_function_are_errors() {
     let e = compiled.call(vec![Array::from_vec(vec![1.0f32; 3], [3]); 3]).unwrap_err().to_string();
     assert!(e.starts_with("tree structure mismatch: "), "{e}");
     assert!(e.contains(&format!("tests/jit.rs:{line}:")), "the error names the caller's line: {e}");
+    // Through `as_fn` too, an error in the function names the line of the operation.
+    let h = jit(|x: Array| x.reshape([4]));
+    let (hf, line) = (h.as_fn(), line!() - 1);
+    let e = hf(Array::from_vec(vec![1.0f32; 3], [3])).unwrap_err().to_string();
+    assert!(e.contains(&format!("tests/jit.rs:{line}:")), "the error names the line of the reshape: {e}");
 }
 
 #[test]

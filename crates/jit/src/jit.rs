@@ -115,7 +115,10 @@ where
     /// into the enclosing program under a transformation.
     #[track_caller]
     pub fn call(&self, args: In) -> Result<R::Tree> {
-        let loc = Loc(Some(Location::caller()));
+        self.call_at(args, Loc(Some(Location::caller())))
+    }
+
+    fn call_at(&self, args: In, loc: Loc) -> Result<R::Tree> {
         let (leaves, def) = tree_flatten(&args);
         // The leaves now hold the only other handles: an array moved in can be donated.
         drop(args);
@@ -201,8 +204,11 @@ where
     }
 
     /// The function as a closure, for use where a `Fn` is expected
-    /// (`grad(jitted.as_fn())`).
+    /// (`grad(jitted.as_fn())`); its errors point at the line that called
+    /// `as_fn`.
+    #[track_caller]
     pub fn as_fn(&self) -> impl Fn(In) -> Result<R::Tree> + '_ {
-        move |args| self.call(args)
+        let loc = Loc(Some(Location::caller()));
+        move |args| self.call_at(args, loc)
     }
 }
