@@ -78,21 +78,27 @@ fn products_by_uniform_operands_become_sums() {
 }
 
 #[test]
-fn products_by_non_finite_uniform_operands_stay_products() {
-    // inf·(1 − 1 + 5) is inf, but inf·1 + inf·(−1) + inf·5 is NaN; and a
-    // product over an empty contraction is 0 whatever the operand holds.
-    let f = |(h, e): (Array, Array)| {
+fn products_by_extreme_uniform_operands_give_what_products_give() {
+    // The sums scale term by term, as a product does: inf·(1 − 1 + 5) would
+    // be inf where inf·1 + inf·(−1) + inf·5 is NaN; 0·(1e308 + 1e308) would
+    // be NaN where 0·1e308 + 0·1e308 is 0; and a product over an empty
+    // contraction is 0 whatever the operand holds.
+    let f = |(h, e, big): (Array, Array, Array)| {
         let inf = Array::full([1, 3], f64::INFINITY, arrayjit::DType::F64);
         let nan = Array::full([2, 0], f64::NAN, arrayjit::DType::F64);
-        (inf.matmul(&h), nan.matmul(&e))
+        let zero = Array::zeros([1, 2], arrayjit::DType::F64);
+        (inf.matmul(&h), nan.matmul(&e), zero.matmul(&big))
     };
-    let args = (Array::from_vec(vec![1.0, -1.0, 5.0], [3, 1]), Array::zeros([0, 4], arrayjit::DType::F64));
-    let (a, b) = jit(&f).call(args.clone()).unwrap();
-    assert!(a.to_vec::<f64>()[0].is_nan());
-    assert_eq!(b.to_vec::<f64>(), vec![0.0; 8]);
-    let (c, d) = f(args);
-    assert!(c.to_vec::<f64>()[0].is_nan());
-    assert_eq!(d.to_vec::<f64>(), vec![0.0; 8]);
+    let args = (
+        Array::from_vec(vec![1.0, -1.0, 5.0], [3, 1]),
+        Array::zeros([0, 4], arrayjit::DType::F64),
+        Array::from_vec(vec![1e308, 1e308], [2, 1]),
+    );
+    for (a, b, c) in [jit(&f).call(args.clone()).unwrap(), f(args)] {
+        assert!(a.to_vec::<f64>()[0].is_nan());
+        assert_eq!(b.to_vec::<f64>(), vec![0.0; 8]);
+        assert_eq!(c.to_vec::<f64>(), vec![0.0]);
+    }
 }
 
 #[test]

@@ -192,7 +192,10 @@ impl Graph<'_> {
 pub fn gram_sums(p: &Program) -> Program {
     let (uses, def) = super::products::uses_and_defs(p);
     let g = Graph { p, def, uses };
-    let matches: Vec<Match> = (0..p.eqns.len()).filter_map(|i| g.find(i)).collect();
+    // A Gram matrix of no rows is zeros, whose sum against X is NaN where X
+    // holds one; the rewritten sum over no elements would be 0.
+    let matches: Vec<Match> =
+        (0..p.eqns.len()).filter_map(|i| g.find(i)).filter(|m| p.atom_aval(&m.a).shape.first() != Some(&0)).collect();
     if matches.is_empty() {
         return p.clone();
     }

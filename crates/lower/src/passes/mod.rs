@@ -1,5 +1,23 @@
 //! Optimisation passes over programs, each small and named. `optimize` runs
 //! them in order and records the program after each one (for dumps).
+//!
+//! What the passes may change, against the reference interpreter (as XLA's
+//! simplifier may against a literal evaluation):
+//!
+//! - roundings: sums and products are reassociated (`A·B + A·C` as
+//!   `A·(B + C)`, Gram sums), divisions by a shared value become products by
+//!   its reciprocal, and a computed divisor is assumed not subnormal;
+//! - the sign of a zero: `x + 0` is `x`, and a sum reduced to one term (a
+//!   diagonal read, an outer product) may give −0 where a sum from +0 gives +0;
+//! - infinities and NaNs in a product by a structured operand: `diag(v)·B`
+//!   scales rows, so an inf or NaN in `B` reaches its own row only, not every
+//!   row through `0·inf`; `A·B + A·C` can overflow in `B + C` where neither
+//!   product does; a Gram sum against an `X` holding an inf can give NaN;
+//! - a carried log-determinant is that of the factor the inverse came from,
+//!   which stays finite where factoring the rounded inverse would overflow.
+//!
+//! Finite inputs away from the range limits see roundings only: what the
+//! differential tests check against the interpreter.
 
 pub mod arg_reduce;
 pub mod carry;

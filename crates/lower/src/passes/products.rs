@@ -221,23 +221,24 @@ pub fn uniform_products(p: &Program) -> Program {
             Some(c) => (c, 1),
             None => (uniform(p, &def, &e.inputs[1])?, 0),
         };
-        // c·Σx is Σ c·x only for finite c: an infinite c times terms of both
-        // signs is NaN, not ±inf, and over an empty contraction the product
-        // is 0 where NaN·0 would be NaN.
-        if !c.as_f64().is_finite() {
-            return None;
-        }
         let (la, ra) = (p.atom_aval(&e.inputs[0]), p.atom_aval(&e.inputs[1]));
         let out = r.out_avals(e).remove(0);
         let (oa, contract) = if other == 1 { (&ra, &d.rhs_contract) } else { (&la, &d.lhs_contract) };
         let nl = la.rank() - d.lhs_contract.len();
         let nr = ra.rank() - d.rhs_contract.len();
         let summed_aval = arrayjit_ir::AVal::new(out.dtype, free_dims(oa, contract));
+        // Σ c·x, scaled term by term as the product is (c·Σx could overflow
+        // where the terms do not, and 0·Σx would be NaN where Σ 0·x is 0).
+        let terms = if c.as_f64() == 1.0 {
+            ins[other]
+        } else {
+            let scaled = arrayjit_ir::AVal::new(out.dtype, oa.shape.clone());
+            Atom::Var(r.b.add_eqn(Elementwise::Mul.into(), vec![ins[other], Atom::Lit(c)], vec![scaled], e.loc)[0])
+        };
         let sum = Reduction::Sum { axes: contract.clone() };
-        let sum = r.b.add_eqn(sum.into(), vec![ins[other]], vec![summed_aval], e.loc)[0];
+        let sum = r.b.add_eqn(sum.into(), vec![terms], vec![summed_aval], e.loc)[0];
         let at: Vec<usize> = if other == 1 { (nl..nl + nr).collect() } else { (0..nl).collect() };
         let bc = ShapeOp::BroadcastInDim { shape: out.shape.clone(), dims: at };
-        let spread = r.b.add_eqn(bc.into(), vec![Atom::Var(sum)], vec![out.clone()], e.loc)[0];
-        Some(r.b.add_eqn(Elementwise::Mul.into(), vec![Atom::Var(spread), Atom::Lit(c)], vec![out], e.loc))
+        Some(r.b.add_eqn(bc.into(), vec![Atom::Var(sum)], vec![out], e.loc))
     })
 }
