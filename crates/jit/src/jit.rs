@@ -48,9 +48,10 @@ pub struct Jit<F, In, R: TraceOutput> {
 /// use arrayjit_jit::jit;
 /// use arrayjit_trace::Array;
 ///
-/// let softplus = jit(|x: Array| (x.exp() + 1.0).log());
-/// let y = softplus.call(Array::from_vec(vec![0.0f64, 1.0], [2]))?;
-/// assert!((y.to_vec::<f64>()[0] - 2f64.ln()).abs() < 1e-12);
+/// // log(1 + eˣ), written so that it neither overflows nor loses small values.
+/// let softplus = jit(|x: Array| x.maximum(0.0) + (-x.abs()).exp().log1p());
+/// let y = softplus.call(Array::from_vec(vec![0.0f64, 1000.0, -50.0], [3]))?.to_vec::<f64>();
+/// assert!((y[0] - 2f64.ln()).abs() < 1e-12 && y[1] == 1000.0 && (y[2] - (-50f64).exp()).abs() < 1e-30);
 /// # Ok::<(), arrayjit_trace::Error>(())
 /// ```
 pub fn jit<In: Tree, R: TraceOutput, F: Fn(In) -> R>(f: F) -> Jit<F, In, R> {

@@ -42,11 +42,12 @@ impl GradientTransformation for ClipByGlobalNorm {
     }
 
     fn update(&self, updates: Vec<Array>, (): (), _: &[Array]) -> Result<(Vec<Array>, ())> {
-        let Some(first) = updates.first() else { return Ok((updates, ())) };
-        // The squared norms summed in the first leaf's dtype.
-        let mut total = Array::zeros([], first.dtype());
+        // The squared norms summed in the widest dtype among the leaves (an
+        // f64 leaf's square could overflow an f32 total, as optax's would not).
+        let Some(wide) = updates.iter().map(Array::dtype).max() else { return Ok((updates, ())) };
+        let mut total = Array::zeros([], wide);
         for u in &updates {
-            total = total.try_add(&u.try_mul(u)?.try_sum(..)?.try_astype(first.dtype())?)?;
+            total = total.try_add(&u.try_mul(u)?.try_sum(..)?.try_astype(wide)?)?;
         }
         let norm = total.try_sqrt()?;
         let small = norm.try_lt(self.0)?;

@@ -106,6 +106,16 @@ fn stateless_transformations() {
 }
 
 #[test]
+fn the_global_norm_of_mixed_precisions_is_taken_in_the_widest() {
+    // 1e20² overflows f32: a total kept in the f32 leaf's dtype would be
+    // infinite and every update scaled to 0.
+    let updates = vec![Array::from_vec(vec![3.0f32], [1]), Array::from_vec(vec![1e20f64], [1])];
+    let (out, ()) = clip_by_global_norm(1.0).update(updates, (), &[]).unwrap();
+    assert!((out[1].to_vec::<f64>()[0] - 1.0).abs() < 1e-12, "{:?}", out[1].to_vec::<f64>());
+    assert!((out[0].to_vec::<f32>()[0] - 3e-20).abs() < 1e-26, "{:?}", out[0].to_vec::<f32>());
+}
+
+#[test]
 fn eager_jit_and_scan_agree() {
     let opt = chain(chain(radam(0.5), clip_by_global_norm(2.0)), clip(0.3));
     let p0 = (Array::from_vec(vec![0.5f32, -1.0, 2.0], [3]), Array::from_vec(vec![1.0f32, 2.0], [2]));

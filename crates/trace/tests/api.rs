@@ -100,6 +100,11 @@ fn reductions() {
     assert_eq!(x.argmax(1).to_vec::<i32>(), vec![1, 2]);
     assert_eq!(x.argmin(0).to_vec::<i32>(), vec![0, 1, 0]);
     assert_eq!(x.gt(2.5).sum(..).item::<i32>(), 4);
+    // Booleans: any and all as max and min, the first true by argmax.
+    let mask = x.gt(4.5);
+    assert_eq!(mask.max(1).to_vec::<bool>(), vec![true, true]);
+    assert_eq!(mask.min(..).item::<bool>(), false);
+    assert_eq!(mask.argmax(1).to_vec::<i32>(), vec![1, 2]);
     let centered = &x - x.mean_keepdims(1);
     close(&centered.sum(1), &[0.0, 0.0], 1e-6);
 }
@@ -148,6 +153,10 @@ fn linear_algebra() {
     close(&l, &[8f64.ln()], 1e-15);
     close(&a.solve(&b.reshape([2, 1])), &[-0.125, 0.75], 1e-15);
     close(&a.solve_spd(&b.reshape([2, 1])), &[-0.125, 0.75], 1e-15);
+    // A vector right-hand side gives a vector, as NumPy's solve.
+    assert_eq!(a.solve(&b).shape(), [2]);
+    close(&a.solve(&b), &[-0.125, 0.75], 1e-15);
+    close(&a.solve_spd(&b), &[-0.125, 0.75], 1e-15);
     let l = a.cholesky();
     close(&l.matmul(&l.t()), &[4.0, 2.0, 2.0, 3.0], 1e-15);
     // A permutation flips the determinant's sign.

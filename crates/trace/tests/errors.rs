@@ -225,7 +225,7 @@ fn linear_algebra_errors_name_the_op_the_operands_and_the_line() {
     let rhs = "the right-hand side must have shape [2, k]";
     let line = line!() + 1;
     let (t, p) = (sq.try_solve(&v), panic_message(|| drop(sq.solve(&v))));
-    same_error(t, &p, line, &format!("solve: cannot solve f64[2,2] · X = i32[3]: {rhs}"));
+    same_error(t, &p, line, "solve: cannot solve f64[2,2] · x = i32[3]: a vector right-hand side must have 2 elements");
     let line = line!() + 1;
     let (t, p) = (sq.try_solve_spd(&a.t()), panic_message(|| drop(sq.solve_spd(&a.t()))));
     same_error(t, &p, line, &format!("solve_spd: cannot solve f64[2,2] · X = f64[3,2]: {rhs}"));

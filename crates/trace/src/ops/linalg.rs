@@ -184,6 +184,24 @@ fn rhs(op: &str, a: &Array, b: &Array, dtype: DType, loc: Loc) -> Result<Array> 
     broadcast_to(&b, &shape, op, loc)
 }
 
+/// `solve(b)` for `b` of rank 2 or more, and for a vector `b` the solution
+/// for it as one column, that column's vector (`a` is square, checked).
+fn as_columns(op: &str, a: &Array, b: &Array, loc: Loc, solve: impl FnOnce(&Array) -> Result<Array>) -> Result<Array> {
+    if b.ndim() != 1 {
+        return solve(b);
+    }
+    let n = a.shape()[a.ndim() - 1];
+    if b.shape()[0] != n {
+        let message =
+            format!("cannot solve {} · x = {}: a vector right-hand side must have {n} elements", a.aval(), b.aval());
+        return Err(type_err(op, message, loc));
+    }
+    let column = bind1(ShapeOp::ExpandDims { axes: vec![1] }.into(), &[b], loc)?;
+    let x = solve(&column)?;
+    let r = x.ndim();
+    bind1(ShapeOp::Squeeze { axes: vec![r - 1] }.into(), &[&x], loc)
+}
+
 /// Solves `a · X = b` through LU; `a` is a float square matrix and `b` fits it.
 fn solve_lu(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
     let f = lu(a, loc)?;
@@ -306,8 +324,9 @@ impl Array {
         solve_spd(&a, &e, loc)
     }
 
-    /// Solves `self · X = b` through LU. `b` is `[.., n, k]`; its batch
-    /// dimensions broadcast to those of `self`.
+    /// Solves `self · X = b` through LU. `b` is `[.., n, k]`, its batch
+    /// dimensions broadcasting to those of `self`, or a vector `[n]` (the
+    /// solution is then `[.., n]`, as NumPy's).
     #[track_caller]
     pub fn solve(&self, b: &Array) -> Array {
         self.try_solve(b).or_raise()
@@ -318,8 +337,7 @@ impl Array {
     pub fn try_solve(&self, b: &Array) -> Result<Array> {
         let loc = caller();
         let a = float_matrix("solve", self, loc)?;
-        let b = rhs("solve", self, b, a.dtype(), loc)?;
-        solve_lu(&a, &b, loc)
+        as_columns("solve", &a, b, loc, |b| solve_lu(&a, &rhs("solve", self, b, a.dtype(), loc)?, loc))
     }
 
     /// Solves `self · X = b` for symmetric positive-definite `self` through
@@ -334,8 +352,7 @@ impl Array {
     pub fn try_solve_spd(&self, b: &Array) -> Result<Array> {
         let loc = caller();
         let a = float_matrix("solve_spd", self, loc)?;
-        let b = rhs("solve_spd", self, b, a.dtype(), loc)?;
-        solve_spd(&a, &b, loc)
+        as_columns("solve_spd", &a, b, loc, |b| solve_spd(&a, &rhs("solve_spd", self, b, a.dtype(), loc)?, loc))
     }
 
     /// log det of a symmetric positive-definite matrix, as 2·Σ log diag(L) of

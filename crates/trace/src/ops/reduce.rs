@@ -96,9 +96,12 @@ fn reduce_axes(kind: fn(Vec<usize>) -> R, x: &Array, spec: &dyn Axes, keepdims: 
         let message = format!("axis {a} of {} is empty, so it has no extremum", x.aval());
         return Err(Error::Type { source: TypeError::new(name, message), loc });
     }
-    // Sums of booleans count (as NumPy does).
-    let x = if x.dtype() == DType::Bool { convert(x, DType::I32, loc)? } else { x.clone() };
+    // Sums and products of booleans count (as NumPy does); their maximum
+    // and minimum are booleans again (any, all).
+    let bool_in = x.dtype() == DType::Bool;
+    let x = if bool_in { convert(x, DType::I32, loc)? } else { x.clone() };
     let r = reduce(kind(axes.clone()), &x, loc)?;
+    let r = if bool_in && extremum { convert(&r, DType::Bool, loc)? } else { r };
     if keepdims {
         keep(r, &axes, loc)
     } else {
@@ -151,9 +154,11 @@ macro_rules! reductions {
 reductions! {
     /// Sum over `axes` (`..` for all); booleans are counted.
     sum try_sum, sum_keepdims try_sum_keepdims => |axes| R::Sum { axes };
-    /// Maximum over `axes` (NaN propagates; an empty axis is an error).
+    /// Maximum over `axes` (NaN propagates; an empty axis is an error; for
+    /// booleans, whether any is true).
     max try_max, max_keepdims try_max_keepdims => |axes| R::Max { axes };
-    /// Minimum over `axes` (NaN propagates; an empty axis is an error).
+    /// Minimum over `axes` (NaN propagates; an empty axis is an error; for
+    /// booleans, whether all are true).
     min try_min, min_keepdims try_min_keepdims => |axes| R::Min { axes };
     /// Product over `axes`.
     prod try_prod, prod_keepdims try_prod_keepdims => |axes| R::Prod { axes };
@@ -211,5 +216,9 @@ impl Array {
 
 fn arg_reduce(op: &str, kind: fn(usize) -> R, x: &Array, axis_: i64, loc: Loc) -> Result<Array> {
     let a = axis(op, axis_, x.ndim(), x, loc)?;
+    // The first true (or false) of a mask: on booleans counted as 0 and 1.
+    if x.dtype() == DType::Bool {
+        return reduce(kind(a), &convert(x, DType::I32, loc)?, loc);
+    }
     reduce(kind(a), x, loc)
 }
