@@ -110,6 +110,26 @@ fn reductions() {
 }
 
 #[test]
+fn floor_division_and_remainder_follow_python() {
+    // Python: divmod(a, b) for every sign pair (and exact multiples).
+    let (a, b) = ([7, -7, 7, -7, 6, -6, 0], [2, 2, -2, -2, 3, -3, 5]);
+    let want_q = [3, -4, -4, 3, 2, 2, 0];
+    let want_r = [1, 1, -1, -1, 0, 0, 0];
+    let (x, y) = (Array::from_vec(a.to_vec(), [7]), Array::from_vec(b.to_vec(), [7]));
+    assert_eq!(x.floor_divide(&y).to_vec::<i32>(), want_q);
+    assert_eq!(x.remainder(&y).to_vec::<i32>(), want_r);
+    let f = |v: [i32; 7]| Array::from_vec(v.iter().map(|&k| k as f64).collect(), [7]);
+    assert_eq!(f(a).floor_divide(&f(b)).to_vec::<f64>(), want_q.map(f64::from));
+    assert_eq!(f(a).remainder(&f(b)).to_vec::<f64>(), want_r.map(f64::from));
+    // Python's 1 // 0.1 is 9.0 and 1 % 0.1 about 0.1, since 0.1 is a little above 1/10.
+    let (one, tenth) = (Array::scalar(1.0f64), Array::scalar(0.1f64));
+    assert_eq!(one.floor_divide(&tenth).item::<f64>(), 9.0);
+    assert!((one.remainder(&tenth).item::<f64>() - 0.09999999999999995).abs() < 1e-17);
+    // -1 mod 5 with a Rust scalar, for wrap-around indexing.
+    assert_eq!(Array::from_vec(vec![-1i32, 4], [2]).remainder(5).to_vec::<i32>(), vec![4, 4]);
+}
+
+#[test]
 fn shapes() {
     let x = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
     assert_eq!(x.reshape([3, 2]).shape(), &[3, 2]);

@@ -120,6 +120,7 @@ binary_methods! {
     div_raw try_div_raw => E::Div;
     /// Remainder with the sign of the dividend, as Rust's `%` (and XLA's `rem`),
     /// except that integers never trap: `x % 0` is `x`, and `i32::MIN % -1` is 0.
+    /// [`Array::remainder`] is Python's `%` (the divisor's sign).
     rem try_rem => E::Rem;
     /// xʸ for float arrays (integers compute in f32).
     pow try_pow => E::Pow;
@@ -240,4 +241,70 @@ pub fn where_(cond: impl Into<Operand>, x: impl Into<Operand>, y: impl Into<Oper
 #[track_caller]
 pub fn try_where(cond: impl Into<Operand>, x: impl Into<Operand>, y: impl Into<Operand>) -> Result<Array> {
     select(cond.into(), x.into(), y.into(), caller())
+}
+
+/// `x` and `y` unified, the truncated remainder `r` of `x / y`, and where
+/// `r` has to move by one `y` to take `y`'s sign (floor semantics).
+fn floor_parts(op: &str, a: Operand, b: Operand, loc: Loc) -> Result<(Array, Array, Array, Array)> {
+    let xs = unify(op, vec![a, b], None, loc)?;
+    let (x, y) = (&xs[0], &xs[1]);
+    if x.dtype().is_bool() {
+        return Err(Error::Type {
+            source: TypeError::new(op, format!("is defined for numbers, got {}", x.aval())),
+            loc,
+        });
+    }
+    let r = bind1(E::Rem.into(), &[x, y], loc)?;
+    let zero = crate::lax::scalar(0.0, x.dtype());
+    let cmp = |op: E, a: &Array, b: &Array| bind1(op.into(), &[a, b], loc);
+    let r_neg = cmp(E::Lt, &r, &zero)?;
+    let y_neg = cmp(E::Lt, y, &zero)?;
+    let other_sign = cmp(E::Ne, &r_neg, &y_neg)?;
+    let shift = cmp(E::And, &cmp(E::Ne, &r, &zero)?, &other_sign)?;
+    Ok((x.clone(), y.clone(), r, shift))
+}
+
+impl Array {
+    /// `self mod other` with the divisor's sign, as NumPy's and JAX's
+    /// `remainder` (Python's `%`): `-1 mod 5` is 4, where `%` (Rust's) gives −1.
+    #[track_caller]
+    pub fn remainder(&self, other: impl Into<Operand>) -> Array {
+        self.try_remainder(other).or_raise()
+    }
+
+    /// [`Array::remainder`], returning errors.
+    #[track_caller]
+    pub fn try_remainder(&self, other: impl Into<Operand>) -> Result<Array> {
+        let loc = caller();
+        let (_, y, r, shift) = floor_parts("remainder", self.into(), other.into(), loc)?;
+        let moved = bind1(E::Add.into(), &[&r, &y], loc)?;
+        bind1(E::Select.into(), &[&shift, &moved, &r], loc)
+    }
+
+    /// The quotient rounded toward −∞, as NumPy's and JAX's `floor_divide`
+    /// (Python's `//`): `-1 // 5` is −1, where `div_raw` truncates to 0.
+    /// With [`Array::remainder`], `x = (x // y)·y + x mod y`.
+    #[track_caller]
+    pub fn floor_divide(&self, other: impl Into<Operand>) -> Array {
+        self.try_floor_divide(other).or_raise()
+    }
+
+    /// [`Array::floor_divide`], returning errors.
+    #[track_caller]
+    pub fn try_floor_divide(&self, other: impl Into<Operand>) -> Result<Array> {
+        let loc = caller();
+        let (x, y, r, shift) = floor_parts("floor_divide", self.into(), other.into(), loc)?;
+        let one = crate::lax::scalar(1.0, x.dtype());
+        // The exact quotient of x − r by y: truncated for integers, and for
+        // floats an integer up to rounding, which `floor(q + ½)` removes.
+        let q = if x.dtype().is_float() {
+            let exact = bind1(E::Div.into(), &[&bind1(E::Sub.into(), &[&x, &r], loc)?, &y], loc)?;
+            let half = crate::lax::scalar(0.5, x.dtype());
+            bind1(E::Floor.into(), &[&bind1(E::Add.into(), &[&exact, &half], loc)?], loc)?
+        } else {
+            bind1(E::Div.into(), &[&x, &y], loc)?
+        };
+        let less = bind1(E::Sub.into(), &[&q, &one], loc)?;
+        bind1(E::Select.into(), &[&shift, &less, &q], loc)
+    }
 }
