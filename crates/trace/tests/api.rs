@@ -119,8 +119,8 @@ fn floor_division_and_remainder_follow_python() {
     assert_eq!(x.floor_divide(&y).to_vec::<i32>(), want_q);
     assert_eq!(x.remainder(&y).to_vec::<i32>(), want_r);
     let f = |v: [i32; 7]| Array::from_vec(v.iter().map(|&k| k as f64).collect(), [7]);
-    assert_eq!(f(a).floor_divide(&f(b)).to_vec::<f64>(), want_q.map(f64::from));
-    assert_eq!(f(a).remainder(&f(b)).to_vec::<f64>(), want_r.map(f64::from));
+    assert_eq!(f(a).floor_divide(f(b)).to_vec::<f64>(), want_q.map(f64::from));
+    assert_eq!(f(a).remainder(f(b)).to_vec::<f64>(), want_r.map(f64::from));
     // Python's 1 // 0.1 is 9.0 and 1 % 0.1 about 0.1, since 0.1 is a little above 1/10.
     let (one, tenth) = (Array::scalar(1.0f64), Array::scalar(0.1f64));
     assert_eq!(one.floor_divide(&tenth).item::<f64>(), 9.0);
