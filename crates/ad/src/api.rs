@@ -34,10 +34,6 @@ fn trace_at<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, args: &In, loc: L
     trace_avals(f, &def, &avals, loc)
 }
 
-fn tree_err(e: arrayjit_trace::TreeError) -> Error {
-    Error::Tree { message: e.to_string(), loc: Loc::default() }
-}
-
 fn invalid(message: String, loc: Loc) -> Error {
     Error::Invalid { message, loc }
 }
@@ -89,7 +85,7 @@ impl<In: Tree> Pullback<In> {
                 None => lax::zeros_like(a)?,
             });
         }
-        tree_unflatten(&self.in_def, out).map_err(tree_err)
+        tree_unflatten(&self.in_def, out).map_err(Error::from)
     }
 }
 
@@ -122,7 +118,7 @@ fn vjp_at<In: Tree, R: TraceOutput>(
     let out_avals = traced.program.out_avals();
     let ct_mask: Vec<bool> = out_avals.iter().map(|a| a.dtype.is_float()).collect();
     let transposed = transpose_program(&lin.linear, lin.num_residuals, &ct_mask)?;
-    let out = tree_unflatten(&traced.out_def, outs).map_err(tree_err)?;
+    let out = tree_unflatten(&traced.out_def, outs).map_err(Error::from)?;
     let pb = Pullback {
         transposed,
         residuals,
@@ -185,8 +181,8 @@ fn jvp_at<In: Tree, R: TraceOutput>(
     args.extend(tans);
     let mut outs = apply_program(&dce(&j), &args, loc)?;
     let touts = outs.split_off(traced.program.outputs.len());
-    let out = tree_unflatten(&traced.out_def, outs).map_err(tree_err)?;
-    let tout = tree_unflatten(&traced.out_def, touts).map_err(tree_err)?;
+    let out = tree_unflatten(&traced.out_def, outs).map_err(Error::from)?;
+    let tout = tree_unflatten(&traced.out_def, touts).map_err(Error::from)?;
     Ok((out, tout))
 }
 
@@ -220,7 +216,7 @@ fn grad_leaves_at<In: Tree, R: TraceOutput>(
     let out_def_cell: RefCell<Option<TreeDef>> = RefCell::new(None);
     let g = trace_avals(
         |xs: Vec<Array>| -> Result<Vec<Array>> {
-            let a: In = tree_unflatten(&in_def, xs.clone()).map_err(tree_err)?;
+            let a: In = tree_unflatten(&in_def, xs.clone()).map_err(Error::from)?;
             let traced = trace_at(f, &a, loc)?;
             let out_avals = traced.program.out_avals();
             check_loss(&traced.out_def, &out_avals, has_aux, loc)?;
@@ -309,7 +305,7 @@ fn positions_mask(def: &TreeDef, positions: &[usize], loc: Loc) -> Result<Vec<bo
 
 fn rebuild<In: Tree>(args: &In, grads: Vec<Array>) -> Result<In> {
     let (_, def) = tree_flatten(args);
-    tree_unflatten(&def, grads).map_err(tree_err)
+    tree_unflatten(&def, grads).map_err(Error::from)
 }
 
 /// The gradient of a scalar-valued `f`, with respect to all of its (float)
@@ -346,7 +342,7 @@ pub fn grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux)>>(
         let TreeDef::Tuple(parts) = &def else {
             return Err(Error::Tree { message: format!("expected (loss, aux), got {def}"), loc: Loc::default() });
         };
-        let aux: Aux = tree_unflatten(&parts[1], outs).map_err(tree_err)?;
+        let aux: Aux = tree_unflatten(&parts[1], outs).map_err(Error::from)?;
         Ok((rebuild(&x, g)?, aux))
     }
 }
@@ -359,7 +355,7 @@ pub fn value_and_grad_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Array, Aux
     let loc = here();
     move |x: In| {
         let (outs, def, g) = value_and_grad_leaves(&f, &x, &all_leaves, true, true, loc)?;
-        Ok((tree_unflatten(&def, outs).map_err(tree_err)?, rebuild(&x, g)?))
+        Ok((tree_unflatten(&def, outs).map_err(Error::from)?, rebuild(&x, g)?))
     }
 }
 
@@ -405,7 +401,7 @@ pub fn value_and_grad_argnums_aux<In: Tree, Aux: Tree, R: TraceOutput<Tree = (Ar
         let pos = argnums.positions();
         let sel = |d: &TreeDef| positions_mask(d, &pos, loc);
         let (outs, def, g) = value_and_grad_leaves(&f, &x, &sel, true, true, loc)?;
-        Ok((tree_unflatten(&def, outs).map_err(tree_err)?, argnums.select(rebuild(&x, g)?)))
+        Ok((tree_unflatten(&def, outs).map_err(Error::from)?, argnums.select(rebuild(&x, g)?)))
     }
 }
 

@@ -77,8 +77,7 @@ impl<R: Runtime, In: Tree, Out: Tree> CompiledOn<R, In, Out> {
             .exe
             .run(&*self.rt, &refs)
             .map_err(|e| Error::Eval { message: format!("`{}`: {e}", self.name), loc })?;
-        tree_unflatten(&self.out_def, outs.into_iter().map(Array::from_host).collect())
-            .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+        tree_unflatten(&self.out_def, outs.into_iter().map(Array::from_host).collect()).map_err(Error::from)
     }
 
     /// Runs on the leaves of the arguments (in tree order) already on the

@@ -129,8 +129,7 @@ where
             let mut all = leaves;
             all.extend(traced.captured.iter().cloned());
             let outs = apply_program(&traced.program, &all, loc)?;
-            return tree_unflatten(&traced.out_def, outs)
-                .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() });
+            return tree_unflatten(&traced.out_def, outs).map_err(Error::from);
         }
         let key = (def, avals);
         if leaves.iter().any(|a| a.device().is_some()) {
@@ -173,7 +172,7 @@ where
             }
         };
         let outs = apply_program(&traced.0, &leaves, loc)?;
-        tree_unflatten(&traced.1, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+        tree_unflatten(&traced.1, outs).map_err(Error::from)
     }
 
     /// Traces, optimises and fuses for arguments like `args` (only their

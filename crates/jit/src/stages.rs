@@ -230,6 +230,5 @@ pub(crate) fn run<Out: Tree>(
         });
     }
     let outs = exe.run_with(args).map_err(|e| Error::Eval { message: format!("`{name}`: {e}"), loc })?;
-    tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect())
-        .map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+    tree_unflatten(out_def, outs.into_iter().map(Array::from_host).collect()).map_err(Error::from)
 }

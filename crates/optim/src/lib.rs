@@ -70,7 +70,7 @@ pub trait GradientTransformation {
             });
         }
         let (u, state) = self.update(u, state, &p)?;
-        Ok((tree_unflatten(&udef, u).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?, state))
+        Ok((tree_unflatten(&udef, u).map_err(Error::from)?, state))
     }
 }
 
@@ -88,7 +88,7 @@ pub fn apply_updates<P: Tree>(params: &P, updates: &P) -> Result<P> {
         });
     }
     let out = p.iter().zip(&u).map(|(p, u)| p.try_add(&u.try_astype(p.dtype())?)).collect::<Result<Vec<_>>>()?;
-    tree_unflatten(&pdef, out).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+    tree_unflatten(&pdef, out).map_err(Error::from)
 }
 
 /// Checks that a transformation was given one update per parameter.

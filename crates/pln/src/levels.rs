@@ -164,8 +164,8 @@ fn level1_on_device<Rt: Runtime>(
     let losses: Vec<f64> = losses.iter().map(|l| host(l).map(|a| crate::model::scalar(&a))).collect::<Result<_>>()?;
     let run = t.elapsed();
     let leaves = p.iter().map(host).collect::<Result<Vec<_>>>()?;
-    let params: Params = arrayjit::tree_unflatten(&arrayjit::tree_flatten(&params).1, leaves)
-        .map_err(|e| arrayjit::Error::Tree { message: e.to_string(), loc: arrayjit::Loc::default() })?;
+    let params: Params =
+        arrayjit::tree_unflatten(&arrayjit::tree_flatten(&params).1, leaves).map_err(arrayjit::Error::from)?;
     let sigma = match &sg {
         Some(s) => host(s)?,
         None => sigma,

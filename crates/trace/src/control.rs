@@ -150,9 +150,8 @@ where
     operands.extend(xs.iter());
     let mut outs = bind(prim.into(), &operands, loc)?;
     let ys = outs.split_off(nk);
-    let c =
-        tree_unflatten(&carry_def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?;
-    let y = tree_unflatten(&y_def, ys).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?;
+    let c = tree_unflatten(&carry_def, outs).map_err(Error::from)?;
+    let y = tree_unflatten(&y_def, ys).map_err(Error::from)?;
     Ok((c, y))
 }
 
@@ -270,7 +269,7 @@ where
     let mut operands: Vec<&Array> = cond_consts.iter().chain(&body_consts).collect();
     operands.extend(carry.iter());
     let outs = bind(prim.into(), &operands, loc)?;
-    tree_unflatten(&def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+    tree_unflatten(&def, outs).map_err(Error::from)
 }
 
 /// `on_true(operands)` if `pred` (a boolean scalar) holds, else
@@ -383,5 +382,5 @@ fn bind_cond<R: Tree>(index: &Array, branches: Vec<Traced>, ops: &[Array], names
     operands.extend(ops.iter());
     operands.extend(captured.iter());
     let outs = bind(Control::Cond { branches: programs }.into(), &operands, loc)?;
-    tree_unflatten(&first.out_def, outs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })
+    tree_unflatten(&first.out_def, outs).map_err(Error::from)
 }

@@ -45,6 +45,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A tree rebuilt from leaves that do not fit its definition. The caller's
+/// line is unknown here; entry points that know it fill it in.
+impl From<crate::tree::TreeError> for Error {
+    fn from(e: crate::tree::TreeError) -> Error {
+        Error::Tree { message: e.to_string(), loc: Loc::default() }
+    }
+}
+
 /// The unwinding payload that carries an error out of a trace.
 struct TraceAbort(Error);
 

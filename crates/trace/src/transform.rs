@@ -51,8 +51,7 @@ pub fn trace_avals<In: Tree, Out: TraceOutput>(
 ) -> Result<Traced> {
     let paths = in_def.leaf_paths();
     let (guard, inputs) = push_frame(in_avals, &paths);
-    let args: In =
-        tree_unflatten(in_def, inputs).map_err(|e| Error::Tree { message: e.to_string(), loc: Loc::default() })?;
+    let args: In = tree_unflatten(in_def, inputs).map_err(Error::from)?;
     let out = catch_abort(move || f(args).into_tree())??;
     let (leaves, out_def) = tree_flatten(&out);
     let (program, captured) = guard.finish(&leaves, loc)?;
