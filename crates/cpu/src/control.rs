@@ -15,6 +15,7 @@
 //! the rest.
 
 use crate::exec::{bytes_of, Arena, CompileOptions, CpuError, Executable};
+use arrayjit_ir::prim::control::custom_jvp_as_call;
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Program, ProgramBuilder};
 
@@ -87,6 +88,10 @@ impl ControlStep {
     pub(crate) fn compile(c: &Control, opts: &CompileOptions) -> Result<ControlStep, CpuError> {
         Ok(match c {
             Control::Call { body } => ControlStep::Call(Box::new(compile_body(body, opts)?)),
+            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
+                let body = custom_jvp_as_call(body, jvp, *body_consts, *jvp_consts);
+                ControlStep::Call(Box::new(compile_body(&body, opts)?))
+            }
             Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
                 let (nc, nk) = (*num_consts, *num_carry);
                 let ins = body.in_avals();

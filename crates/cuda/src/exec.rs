@@ -157,6 +157,10 @@ impl<R: Runtime> Executable<R> {
     fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {
         Ok(match c {
             Control::Call { body } => Plan::Call(Box::new(compile_program(rt, body)?)),
+            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
+                let body = arrayjit_ir::prim::control::custom_jvp_as_call(body, jvp, *body_consts, *jvp_consts);
+                Plan::Call(Box::new(compile_program(rt, &body)?))
+            }
             Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
                 let schedule = arrayjit_lower::fuse(body);
                 let (nc, nk) = (*num_consts, *num_carry);

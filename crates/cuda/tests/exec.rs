@@ -1,12 +1,12 @@
 //! The executor, end to end: programs with products, reductions, host-run
 //! factorizations, `scan` (forward and reverse, with stacked inputs and
-//! outputs), `while_loop` and `cond`, and the PLN fit itself, each checked
+//! outputs), `while_loop`, `cond` and `custom_jvp`, and the PLN fit itself, each checked
 //! against the CPU backend. One body per case runs on every runtime: the
 //! host runtime (`arrayjit_cuda::emulator`, any machine with `g++`) and the GPU (where
 //! there is one; `ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
 
 use arrayjit::value_and_grad;
-use arrayjit::{cond, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
+use arrayjit::{cond, custom_jvp, grad, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
 mod gpu_support;
 mod random_support;
 
@@ -371,6 +371,20 @@ fn loops_and_conditionals<R: Runtime>(rt: &R) {
         "cond",
         |(p, x): (Array, Array)| cond(&p, |x: Array| x.sin(), |x: Array| x.cos() * 2.0, x).unwrap(),
         (Array::scalar(true), ramp(&[4], 0.5)),
+        1e-12,
+    );
+    // A function with its own derivative rule, and a gradient through it.
+    check(
+        rt,
+        "custom_jvp",
+        |x: Array| {
+            let f = |x: Array| {
+                custom_jvp(|x: Array| x.exp().log1p(), |x: Array, t: Array| (x.exp().log1p(), t * x.logistic()), x)
+            };
+            let g = grad(|x: Array| f(x).map(|y| y.sum(..)))(x.clone()).unwrap();
+            (f(x).unwrap(), g)
+        },
+        ramp(&[4], 0.5),
         1e-12,
     );
 }

@@ -1,10 +1,11 @@
 //! Running programs: the environment that maps variables to values, the
 //! equation loop, and the higher-order primitives (`call`, `scan`, `while`,
-//! `cond`) that run sub-programs on their operands: loops run naively, one
+//! `cond`, `custom_jvp`) that run sub-programs on their operands: loops run naively, one
 //! iteration at a time, slicing and stacking by copying.
 
 use crate::{eval_prim_refs, EvalError};
 use arrayjit_ir::error::list_avals;
+use arrayjit_ir::prim::control::custom_jvp_body_operands;
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Data, HostArray, Program, Scalar, Var};
 use std::borrow::Cow;
@@ -13,6 +14,9 @@ use std::borrow::Cow;
 pub(crate) fn eval(op: &Control, args: &[&HostArray]) -> Result<Vec<HostArray>, EvalError> {
     match op {
         Control::Call { body } => run_program(body, args),
+        Control::CustomJvp { body, body_consts, jvp_consts, .. } => {
+            run_program(body, &custom_jvp_body_operands(args, *body_consts, *jvp_consts))
+        }
         Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
             let (consts, rest) = args.split_at(*num_consts);
             let (init, xs) = rest.split_at(*num_carry);

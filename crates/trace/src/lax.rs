@@ -130,6 +130,12 @@ pub fn apply(prim: arrayjit_ir::Prim, inputs: &[&Array]) -> Result<Vec<Array>> {
     bind(prim, inputs, loc())
 }
 
+/// Evaluates a closed program on `args` in the current context (for rules
+/// that run a program in place of a primitive).
+pub fn apply_program(p: &arrayjit_ir::Program, args: &[Array]) -> Result<Vec<Array>> {
+    crate::bind::apply_program(p, args, loc())
+}
+
 /// Applies a single-output primitive.
 pub fn apply1(prim: arrayjit_ir::Prim, inputs: &[&Array]) -> Result<Array> {
     bind1(prim, inputs, loc())

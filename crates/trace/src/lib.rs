@@ -10,6 +10,7 @@
 pub mod array;
 pub mod bind;
 pub mod control;
+pub mod custom;
 pub mod device;
 pub mod eager;
 pub mod element;
@@ -24,6 +25,7 @@ mod view;
 pub use array::Array;
 pub use arrayjit_ir::{AVal, DType, HostArray, Loc, Program, Shape};
 pub use control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
+pub use custom::custom_jvp;
 pub use device::{Device, DeviceBuffer};
 pub use element::Element;
 pub use error::{Error, Result};

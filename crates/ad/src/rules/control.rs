@@ -8,7 +8,8 @@
 //! transposed body, carrying the cotangents of the carries and accumulating
 //! those of the loop-invariant operands; a linear `cond` transposes branch
 //! by branch. `while` has no transpose (its trip count is unknown when the
-//! program is built): partial evaluation reports that with advice.
+//! program is built): partial evaluation reports that with advice. A
+//! `custom_jvp` is differentiated by running its own rule in its place.
 
 use super::{instantiate, transform_error, JvpOut, LinIn, Tangent};
 use crate::jvp::{jvp_eval, list_def};
@@ -31,6 +32,9 @@ pub(crate) fn jvp(op: &Control, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> 
             jvp_while(cond, body, *cond_consts, *body_consts, xs, ts)
         }
         Control::Cond { branches } => jvp_cond(branches, xs, ts),
+        Control::CustomJvp { jvp, body_consts, jvp_consts, .. } => {
+            jvp_custom(op, jvp, *body_consts, *jvp_consts, xs, ts)
+        }
     }
 }
 
@@ -43,6 +47,10 @@ pub(crate) fn transpose(op: &Control, cts: &[Tangent], ins: &[LinIn]) -> Result<
         }
         Control::Cond { branches } => transpose_cond(branches, cts, ins),
         Control::Call { .. } => Err(transform_error("call", "has no transpose rule (calls are differentiated inline)")),
+        Control::CustomJvp { .. } => Err(transform_error(
+            "custom_jvp",
+            "has no transpose rule (its derivative rule runs in its place when it is differentiated)",
+        )),
         Control::While { .. } => Err(while_error()),
     }
 }
@@ -54,6 +62,49 @@ pub(crate) fn while_error() -> arrayjit_trace::Error {
          when it runs. Use scan, or fori_loop with static bounds, for loops to be differentiated (forward mode, \
          jvp, works)",
     )
+}
+
+/// The JVP of a function with its own rule `jvp`. Without tangents the
+/// primitive stays as it is (a later transformation may still need its
+/// rule); with some, the rule runs in its place on the arguments and their
+/// tangents (zeros where there are none). The values the function or its
+/// rule closed over get no tangent: one that has one is an error, since the
+/// rule could not account for it.
+fn jvp_custom(
+    op: &Control,
+    jvp: &Program,
+    body_consts: usize,
+    jvp_consts: usize,
+    xs: &[Array],
+    ts: &[Tangent],
+) -> Result<JvpOut> {
+    let nc = body_consts + jvp_consts;
+    if let Some(k) = ts[..nc].iter().position(Option::is_some) {
+        let whose = if k < body_consts { "function" } else { "derivative rule" };
+        return Err(transform_error(
+            "custom_jvp",
+            format!(
+                "the {whose} closes over a value that is being differentiated ({}); pass it to the function as an \
+                 argument, so that the rule receives its tangent",
+                xs[k].aval()
+            ),
+        ));
+    }
+    let args = &xs[nc..];
+    let n_out = jvp.outputs.len() / 2;
+    if ts[nc..].iter().all(Option::is_none) {
+        let refs: Vec<&Array> = xs.iter().collect();
+        return Ok((lax::apply(op.clone().into(), &refs)?, vec![None; n_out]));
+    }
+    let mut operands = xs[body_consts..nc].to_vec();
+    operands.extend_from_slice(args);
+    for (x, t) in args.iter().zip(&ts[nc..]) {
+        operands.push(instantiate(t, &x.aval())?);
+    }
+    let mut outs = lax::apply_program(jvp, &operands)?;
+    let touts = outs.split_off(n_out);
+    // Integers carry no tangent, whatever the rule returned for them.
+    Ok((outs, touts.into_iter().map(|t| t.aval().dtype.is_float().then_some(t)).collect()))
 }
 
 /// Traces `f` over `avals` into a closed body; values it closed over are

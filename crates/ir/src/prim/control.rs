@@ -3,7 +3,8 @@
 //! called under another trace); `scan`, `while` and `cond` are the loops and
 //! the conditional, each holding its body (or branches) as closed programs
 //! whose first inputs are the values the body closed over (hoisted out of
-//! the loop, as JAX's `num_consts`).
+//! the loop, as JAX's `num_consts`); `custom_jvp` is a function with a
+//! derivative rule of its own.
 
 use super::params::{Param, Params};
 use crate::error::list_avals;
@@ -31,6 +32,15 @@ pub enum Control {
     /// Runs one of `branches` on the operands after the first, chosen by the
     /// first (an `i32` scalar index, clamped into range, as `lax.switch`).
     Cond { branches: Vec<Arc<Program>> },
+    /// A function with its own derivative rule (JAX's `custom_jvp`).
+    /// Operands: `body_consts` values `body` closed over, `jvp_consts` values
+    /// `jvp` closed over, then the arguments `x`. `body` takes
+    /// `(body consts, x)` and returns `y`, which are the outputs; `jvp` takes
+    /// `(jvp consts, x, ẋ)`, a tangent of the arguments' types for each
+    /// argument, and returns `(y, ẏ)`. Evaluation and compilation run `body`;
+    /// forward-mode differentiation runs `jvp` instead, so the derivative is
+    /// the rule's whatever `body` computes.
+    CustomJvp { body: Arc<Program>, jvp: Arc<Program>, body_consts: usize, jvp_consts: usize },
 }
 
 impl Control {
@@ -40,6 +50,7 @@ impl Control {
             Control::Scan { .. } => "scan",
             Control::While { .. } => "while",
             Control::Cond { .. } => "cond",
+            Control::CustomJvp { .. } => "custom_jvp",
         }
     }
 
@@ -61,6 +72,12 @@ impl Control {
                 ("body", Param::Program(body.clone())),
             ],
             Control::Cond { branches } => vec![("branches", Param::Programs(branches.clone()))],
+            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => vec![
+                ("body_consts", Param::Int(*body_consts as i64)),
+                ("jvp_consts", Param::Int(*jvp_consts as i64)),
+                ("body", Param::Program(body.clone())),
+                ("jvp", Param::Program(jvp.clone())),
+            ],
         }
     }
 
@@ -86,6 +103,14 @@ impl Control {
                 })
             })(),
             "cond" => p.programs("branches").map(|branches| Control::Cond { branches }),
+            "custom_jvp" => (|| {
+                Ok(Control::CustomJvp {
+                    body_consts: p.usize("body_consts")?,
+                    jvp_consts: p.usize("jvp_consts")?,
+                    body: p.program("body")?,
+                    jvp: p.program("jvp")?,
+                })
+            })(),
             _ => return None,
         })
     }
@@ -96,6 +121,7 @@ impl Control {
             Control::Call { body } | Control::Scan { body, .. } => vec![body],
             Control::While { cond, body, .. } => vec![cond, body],
             Control::Cond { branches } => branches.iter().collect(),
+            Control::CustomJvp { body, jvp, .. } => vec![body, jvp],
         }
     }
 
@@ -117,6 +143,9 @@ impl Control {
                 Control::While { cond: g(cond)?, body: g(body)?, cond_consts: *cond_consts, body_consts: *body_consts }
             }
             Control::Cond { branches } => Control::Cond { branches: branches.iter().map(g).collect::<Result<_, _>>()? },
+            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
+                Control::CustomJvp { body: g(body)?, jvp: g(jvp)?, body_consts: *body_consts, jvp_consts: *jvp_consts }
+            }
         })
     }
 
@@ -235,6 +264,44 @@ impl Control {
                 }
                 Ok(outs)
             }
+            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
+                let (bc, jc) = (*body_consts, *jvp_consts);
+                if bc + jc > ins.len() {
+                    return err(format!("takes {bc} + {jc} constants but was given {} operands", ins.len()));
+                }
+                let args = &ins[bc + jc..];
+                let mut body_in = ins[..bc].to_vec();
+                body_in.extend_from_slice(args);
+                if body.in_avals() != body_in {
+                    return err(format!(
+                        "the body takes {} but was given {}",
+                        list_avals(&body.in_avals()),
+                        list_avals(&body_in)
+                    ));
+                }
+                let mut jvp_in = ins[bc..bc + jc].to_vec();
+                jvp_in.extend_from_slice(args);
+                jvp_in.extend_from_slice(args);
+                if jvp.in_avals() != jvp_in {
+                    return err(format!(
+                        "the derivative rule takes {} but should take its constants, the arguments and their \
+                         tangents: {}",
+                        list_avals(&jvp.in_avals()),
+                        list_avals(&jvp_in)
+                    ));
+                }
+                let outs = body.out_avals();
+                let mut jvp_out = outs.clone();
+                jvp_out.extend_from_slice(&outs);
+                if jvp.out_avals() != jvp_out {
+                    return err(format!(
+                        "the derivative rule returns {} but should return the outputs and their tangents: {}",
+                        list_avals(&jvp.out_avals()),
+                        list_avals(&jvp_out)
+                    ));
+                }
+                Ok(outs)
+            }
         }
     }
 }
@@ -249,4 +316,22 @@ pub fn stacked(a: &AVal, length: usize) -> AVal {
     let mut dims = vec![length];
     dims.extend_from_slice(a.shape.dims());
     AVal::new(a.dtype, dims)
+}
+
+/// The operands a `custom_jvp`'s body takes among the primitive's: its own
+/// constants and the arguments, the rule's constants left out.
+pub fn custom_jvp_body_operands<T: Clone>(ins: &[T], body_consts: usize, jvp_consts: usize) -> Vec<T> {
+    let mut v = ins[..body_consts.min(ins.len())].to_vec();
+    v.extend_from_slice(ins.get(body_consts + jvp_consts..).unwrap_or(&[]));
+    v
+}
+
+/// A `custom_jvp`'s body taking all the primitive's operands (the rule's
+/// constants as unused inputs), to run it as a `call`.
+pub fn custom_jvp_as_call(body: &Program, jvp: &Program, body_consts: usize, jvp_consts: usize) -> Program {
+    let mut avals = body.in_avals();
+    let rule_consts = jvp.in_avals().into_iter().take(jvp_consts);
+    avals.splice(body_consts.min(avals.len())..body_consts.min(avals.len()), rule_consts);
+    let map: Vec<usize> = (0..body.inputs.len()).map(|k| if k < body_consts { k } else { k + jvp_consts }).collect();
+    body.rebind_inputs(&avals, &map)
 }

@@ -1,6 +1,8 @@
-//! Inlining: replaces every `call` by its body's equations, so later passes and
-//! fusion see one flat program.
+//! Inlining: replaces every `call`, and every `custom_jvp` (whose rule only
+//! matters to differentiation, done by now), by its body's equations, so
+//! later passes and fusion see one flat program.
 
+use arrayjit_ir::prim::control::custom_jvp_body_operands;
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Prim, Program, ProgramBuilder, Var};
 
@@ -27,8 +29,15 @@ fn emit(p: &Program, b: &mut ProgramBuilder, map: &mut [Option<Atom>]) -> Vec<At
     };
     for e in &p.eqns {
         let ins: Vec<Atom> = e.inputs.iter().map(|a| get(map, a)).collect();
-        match &e.prim {
-            Prim::Control(Control::Call { body }) => {
+        let inlined = match &e.prim {
+            Prim::Control(Control::Call { body }) => Some((body, ins.clone())),
+            Prim::Control(Control::CustomJvp { body, body_consts, jvp_consts, .. }) => {
+                Some((body, custom_jvp_body_operands(&ins, *body_consts, *jvp_consts)))
+            }
+            _ => None,
+        };
+        match (&e.prim, inlined) {
+            (_, Some((body, ins))) => {
                 let mut inner: Vec<Option<Atom>> = vec![None; body.num_vars()];
                 for (v, value) in &body.consts {
                     inner[v.index()] = Some(Atom::Var(b.add_const(value.clone())));
@@ -41,7 +50,7 @@ fn emit(p: &Program, b: &mut ProgramBuilder, map: &mut [Option<Atom>]) -> Vec<At
                     map[o.index()] = Some(a);
                 }
             }
-            prim => {
+            (prim, None) => {
                 let avals = e.outputs.iter().map(|v: &Var| p.aval(*v).clone()).collect();
                 let outs = b.add_eqn(prim.clone(), ins, avals, e.loc);
                 for (o, n) in e.outputs.iter().zip(outs) {
