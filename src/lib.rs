@@ -39,7 +39,7 @@ pub use arrayjit_trace::{
     triangular_solve, try_concatenate, try_stack, try_triangular_solve, try_where, where_, Array, Axes, Element, Error,
     Loc, Operand, Result, StaticValue, Traced, Tree, TreeDef, TreeError, TriangularSolve, WeakScalar,
 };
-pub use arrayjit_trace::{cond, custom_jvp, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
+pub use arrayjit_trace::{cond, custom_jvp, custom_vjp, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use arrayjit_trace::{Device, DeviceBuffer};
 
 /// Differentiation as program transformations (jvp, linearize, transpose).

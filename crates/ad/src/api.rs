@@ -34,6 +34,18 @@ fn trace_at<In: Tree, R: TraceOutput>(f: impl FnOnce(In) -> R, args: &In, loc: L
     trace_avals(f, &def, &avals, loc)
 }
 
+/// Whether `p` (or a program it holds) has the tangents of a `custom_vjp`,
+/// which forward mode cannot evaluate.
+fn holds_custom_vjp_tangent(p: &Program) -> bool {
+    p.eqns.iter().any(|e| match &e.prim {
+        arrayjit_ir::Prim::Control(c) => {
+            matches!(c, arrayjit_ir::prim::Control::CustomVjpTangent { .. })
+                || c.sub_programs().iter().any(|b| holds_custom_vjp_tangent(b))
+        }
+        _ => false,
+    })
+}
+
 fn invalid(message: String, loc: Loc) -> Error {
     Error::Invalid { message, loc }
 }
@@ -178,6 +190,13 @@ fn jvp_at<In: Tree, R: TraceOutput>(
     }
     diff.extend(std::iter::repeat_n(false, traced.captured.len()));
     let j = jvp_program(&traced.program, &diff)?;
+    if holds_custom_vjp_tangent(&j) {
+        return Err(Error::Transform {
+            op: "jvp".into(),
+            message: arrayjit_ir::prim::control::CUSTOM_VJP_FORWARD.into(),
+            loc,
+        });
+    }
     args.extend(tans);
     let mut outs = apply_program(&dce(&j), &args, loc)?;
     let touts = outs.split_off(traced.program.outputs.len());

@@ -15,7 +15,7 @@
 //! the rest.
 
 use crate::exec::{bytes_of, Arena, CompileOptions, CpuError, Executable};
-use arrayjit_ir::prim::control::custom_jvp_as_call;
+use arrayjit_ir::prim::control::{custom_body_as_call, CUSTOM_VJP_FORWARD};
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Program, ProgramBuilder};
 
@@ -88,9 +88,13 @@ impl ControlStep {
     pub(crate) fn compile(c: &Control, opts: &CompileOptions) -> Result<ControlStep, CpuError> {
         Ok(match c {
             Control::Call { body } => ControlStep::Call(Box::new(compile_body(body, opts)?)),
-            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
-                let body = custom_jvp_as_call(body, jvp, *body_consts, *jvp_consts);
+            Control::CustomJvp { body, jvp: rule, body_consts, jvp_consts: rule_consts }
+            | Control::CustomVjp { body, fwd: rule, body_consts, fwd_consts: rule_consts, .. } => {
+                let body = custom_body_as_call(body, rule, *body_consts, *rule_consts);
                 ControlStep::Call(Box::new(compile_body(&body, opts)?))
+            }
+            Control::CustomVjpTangent { .. } => {
+                return Err(CpuError::Step { op: "custom_vjp_tangent", message: CUSTOM_VJP_FORWARD.into() })
             }
             Control::Scan { body, num_consts, num_carry, length, reverse, unroll } => {
                 let (nc, nk) = (*num_consts, *num_carry);

@@ -13,7 +13,7 @@
 
 use crate::exec::{CompileOptions, CpuError, Executable};
 use arrayjit_ir::fingerprint::by_address;
-use arrayjit_ir::prim::control::custom_jvp_body_operands;
+use arrayjit_ir::prim::control::custom_body_operands;
 use arrayjit_ir::prim::{Control, Elementwise, Linalg, Reduction, ShapeOp};
 use arrayjit_ir::{AVal, Atom, HostArray, Prim, Program};
 use std::collections::HashMap;
@@ -90,9 +90,10 @@ pub fn execute_prim(prim: &Prim, args: &[&HostArray]) -> Result<Vec<HostArray>, 
     let Some(op) = OpKey::of(prim) else {
         return match prim {
             Prim::Control(Control::Call { body }) => execute_equations(body, args),
-            Prim::Control(Control::CustomJvp { body, body_consts, jvp_consts, .. }) => {
-                execute_equations(body, &custom_jvp_body_operands(args, *body_consts, *jvp_consts))
-            }
+            Prim::Control(
+                Control::CustomJvp { body, body_consts, jvp_consts: rule_consts, .. }
+                | Control::CustomVjp { body, body_consts, fwd_consts: rule_consts, .. },
+            ) => execute_equations(body, &custom_body_operands(args, *body_consts, *rule_consts)),
             Prim::Control(Control::Cond { branches }) => {
                 let (index, ops) = args.split_first().ok_or_else(|| CpuError::Signature {
                     want: "an index and the operands".into(),

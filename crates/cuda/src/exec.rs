@@ -157,9 +157,16 @@ impl<R: Runtime> Executable<R> {
     fn control(rt: &R, c: &Control) -> Result<Plan<R>, CudaError> {
         Ok(match c {
             Control::Call { body } => Plan::Call(Box::new(compile_program(rt, body)?)),
-            Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
-                let body = arrayjit_ir::prim::control::custom_jvp_as_call(body, jvp, *body_consts, *jvp_consts);
+            Control::CustomJvp { body, jvp: rule, body_consts, jvp_consts: rule_consts }
+            | Control::CustomVjp { body, fwd: rule, body_consts, fwd_consts: rule_consts, .. } => {
+                let body = arrayjit_ir::prim::control::custom_body_as_call(body, rule, *body_consts, *rule_consts);
                 Plan::Call(Box::new(compile_program(rt, &body)?))
+            }
+            Control::CustomVjpTangent { .. } => {
+                return Err(CudaError::Lowering(format!(
+                    "custom_vjp_tangent: {}",
+                    arrayjit_ir::prim::control::CUSTOM_VJP_FORWARD
+                )))
             }
             Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
                 let schedule = arrayjit_lower::fuse(body);

@@ -1,12 +1,12 @@
 //! The executor, end to end: programs with products, reductions, host-run
 //! factorizations, `scan` (forward and reverse, with stacked inputs and
-//! outputs), `while_loop`, `cond` and `custom_jvp`, and the PLN fit itself, each checked
+//! outputs), `while_loop`, `cond`, `custom_jvp` and `custom_vjp`, and the PLN fit itself, each checked
 //! against the CPU backend. One body per case runs on every runtime: the
 //! host runtime (`arrayjit_cuda::emulator`, any machine with `g++`) and the GPU (where
 //! there is one; `ARRAYJIT_REQUIRE_GPU=1` makes its absence a failure).
 
 use arrayjit::value_and_grad;
-use arrayjit::{cond, custom_jvp, grad, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
+use arrayjit::{cond, custom_jvp, custom_vjp, grad, jit, scan_with, while_loop, Array, DType, HostArray, ScanOptions};
 mod gpu_support;
 mod random_support;
 
@@ -380,6 +380,24 @@ fn loops_and_conditionals<R: Runtime>(rt: &R) {
         |x: Array| {
             let f = |x: Array| {
                 custom_jvp(|x: Array| x.exp().log1p(), |x: Array, t: Array| (x.exp().log1p(), t * x.logistic()), x)
+            };
+            let g = grad(|x: Array| f(x).map(|y| y.sum(..)))(x.clone()).unwrap();
+            (f(x).unwrap(), g)
+        },
+        ramp(&[4], 0.5),
+        1e-12,
+    );
+    check(
+        rt,
+        "custom_vjp",
+        |x: Array| {
+            let f = |x: Array| {
+                custom_vjp(
+                    |x: Array| x.tanh(),
+                    |x: Array| (x.tanh(), x.tanh()),
+                    |th: Array, g: Array| (1.0 - th.square()) * g,
+                    x,
+                )
             };
             let g = grad(|x: Array| f(x).map(|y| y.sum(..)))(x.clone()).unwrap();
             (f(x).unwrap(), g)

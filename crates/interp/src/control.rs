@@ -1,11 +1,11 @@
 //! Running programs: the environment that maps variables to values, the
 //! equation loop, and the higher-order primitives (`call`, `scan`, `while`,
-//! `cond`, `custom_jvp`) that run sub-programs on their operands: loops run naively, one
+//! `cond`, `custom_jvp`, `custom_vjp`) that run sub-programs on their operands: loops run naively, one
 //! iteration at a time, slicing and stacking by copying.
 
 use crate::{eval_prim_refs, EvalError};
 use arrayjit_ir::error::list_avals;
-use arrayjit_ir::prim::control::custom_jvp_body_operands;
+use arrayjit_ir::prim::control::{custom_body_operands, CUSTOM_VJP_FORWARD};
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Data, HostArray, Program, Scalar, Var};
 use std::borrow::Cow;
@@ -14,8 +14,12 @@ use std::borrow::Cow;
 pub(crate) fn eval(op: &Control, args: &[&HostArray]) -> Result<Vec<HostArray>, EvalError> {
     match op {
         Control::Call { body } => run_program(body, args),
-        Control::CustomJvp { body, body_consts, jvp_consts, .. } => {
-            run_program(body, &custom_jvp_body_operands(args, *body_consts, *jvp_consts))
+        Control::CustomJvp { body, body_consts, jvp_consts: rule_consts, .. }
+        | Control::CustomVjp { body, body_consts, fwd_consts: rule_consts, .. } => {
+            run_program(body, &custom_body_operands(args, *body_consts, *rule_consts))
+        }
+        Control::CustomVjpTangent { .. } => {
+            Err(EvalError::NotEvaluable { op: "custom_vjp_tangent", message: CUSTOM_VJP_FORWARD })
         }
         Control::Scan { body, num_consts, num_carry, length, reverse, .. } => {
             let (consts, rest) = args.split_at(*num_consts);

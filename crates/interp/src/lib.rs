@@ -72,6 +72,9 @@ pub enum EvalError {
     /// An equation failed; `source` says why.
     #[error("equation {index} ({prim}) at {loc}: {source}")]
     InEquation { index: usize, prim: &'static str, loc: String, source: Box<EvalError> },
+    /// A primitive that only exists inside a transformation has no value.
+    #[error("{op}: {message}")]
+    NotEvaluable { op: &'static str, message: &'static str },
     /// A kernel met operands its rule should have excluded: a bug in this crate.
     #[error("{op}: internal error: {message}")]
     Internal { op: &'static str, message: String },

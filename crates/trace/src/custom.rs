@@ -1,11 +1,11 @@
-//! Functions with derivative rules of their own (JAX's `custom_jvp`): for a
-//! formula whose automatic derivative is unstable or wasteful (`log(1 + eˣ)`
-//! overflows to ∞/∞ where its derivative is 1), for derivatives known in
-//! closed form, or to change what a gradient means (straight-through
-//! estimators, clipping). The function runs as written when it is evaluated
-//! or compiled; differentiation, in forward and in reverse mode, runs the
-//! rule instead. The rule is itself ordinary code, so higher derivatives
-//! differentiate it.
+//! Functions with derivative rules of their own (JAX's `custom_jvp` and
+//! `custom_vjp`): for a formula whose automatic derivative is unstable or
+//! wasteful (`log(1 + eˣ)` overflows to ∞/∞ where its derivative is 1), for
+//! derivatives known in closed form, or to change what a gradient means
+//! (straight-through estimators, clipping). The function runs as written
+//! when it is evaluated or compiled; differentiation runs the rules instead.
+//! The rules are themselves ordinary code, so higher derivatives
+//! differentiate them.
 
 use crate::array::{caller, Array};
 use crate::bind::bind;
@@ -94,4 +94,102 @@ fn check_rule(out_def: &TreeDef, outs: &[AVal], rule_def: &TreeDef, rule_outs: &
         }
     }
     Ok(())
+}
+
+/// Applies `f` to `args` with reverse-mode rules of its own (JAX's
+/// `custom_vjp`): `fwd(x)` returns `(f(x), r)`, the outputs and residuals (a
+/// tree of arrays) saved for the backward pass, and `bwd(r, ȳ)` returns the
+/// cotangents of the arguments (a tree of the arguments' structure and
+/// types; those of integer arguments are ignored) given the outputs'. `grad`,
+/// `vjp` and their compositions run `fwd` and `bwd`; forward mode (`jvp`,
+/// `jacfwd`) is an error, as in JAX. `f` and `fwd` may close over arrays that
+/// are not differentiated; `bwd` may close over none that is being traced
+/// (return it from `fwd` as a residual).
+///
+/// ```
+/// use arrayjit_trace::{custom_vjp, Array, Result};
+///
+/// // Gradient clipping as a function: the identity, whose backward pass
+/// // clips the cotangent to [-1, 1].
+/// fn clip_gradient(x: Array) -> Result<Array> {
+///     custom_vjp(|x: Array| x, |x: Array| (x, ()), |(): (), g: Array| g.maximum(-1.0f32).minimum(1.0f32), x)
+/// }
+/// let y = clip_gradient(Array::from_vec(vec![3.0f32, -4.0], [2]))?;
+/// assert_eq!(y.to_vec::<f32>(), vec![3.0, -4.0]);
+/// # Ok::<(), arrayjit_trace::Error>(())
+/// ```
+#[track_caller]
+pub fn custom_vjp<A, Y, R, F, Fw, Bw, RF, RFw, RBw>(f: F, fwd: Fw, bwd: Bw, args: A) -> Result<Y>
+where
+    A: Tree,
+    Y: Tree,
+    R: Tree,
+    F: FnOnce(A) -> RF,
+    Fw: FnOnce(A) -> RFw,
+    Bw: FnOnce(R, Y) -> RBw,
+    RF: TraceOutput<Tree = Y>,
+    RFw: TraceOutput<Tree = (Y, R)>,
+    RBw: TraceOutput<Tree = A>,
+{
+    let loc = caller();
+    let invalid = |message: String| Error::Invalid { message: format!("custom_vjp: {message}"), loc };
+    let (xs, def) = tree_flatten(&args);
+    let avals: Vec<AVal> = xs.iter().map(Array::aval).collect();
+    let body = trace_avals(f, &def, &avals, loc)?;
+    let out_avals = body.program.out_avals();
+    let forward = trace_avals(fwd, &def, &avals, loc)?;
+    let res_def = match &forward.out_def {
+        TreeDef::Tuple(parts) if parts.len() == 2 && parts[0] == body.out_def => parts[1].clone(),
+        other => {
+            return Err(invalid(format!(
+                "fwd must return (outputs, residuals), the outputs of the function's structure {}, but returns {}",
+                body.out_def.describe(),
+                other.describe()
+            )))
+        }
+    };
+    let fwd_avals = forward.program.out_avals();
+    let (fwd_outs, res_avals) = fwd_avals.split_at(out_avals.len());
+    for ((path, want), got) in body.out_def.leaf_paths().iter().zip(&out_avals).zip(fwd_outs) {
+        if want != got {
+            return Err(invalid(format!("fwd's output {path} is {got} but the function's is {want}")));
+        }
+    }
+    let mut bwd_avals = res_avals.to_vec();
+    bwd_avals.extend_from_slice(&out_avals);
+    let bwd_def = TreeDef::Tuple(vec![res_def, body.out_def.clone()]);
+    let backward = trace_avals(|(r, ct): (R, Y)| bwd(r, ct), &bwd_def, &bwd_avals, loc)?;
+    if !backward.captured.is_empty() {
+        return Err(invalid(format!(
+            "bwd closes over {} traced value(s) ({}); return them from fwd as residuals",
+            backward.captured.len(),
+            arrayjit_ir::error::list_avals(&backward.captured.iter().map(Array::aval).collect::<Vec<_>>())
+        )));
+    }
+    if backward.out_def != def {
+        return Err(invalid(format!(
+            "bwd must return the arguments' cotangents, of their structure {}, but returns {}",
+            def.describe(),
+            backward.out_def.describe()
+        )));
+    }
+    for ((path, want), got) in def.leaf_paths().iter().zip(&avals).zip(&backward.program.out_avals()) {
+        if want != got {
+            return Err(invalid(format!("bwd's cotangent of argument {path} is {got} but the argument is {want}")));
+        }
+    }
+    let (body_program, body_consts) = hoist(&body);
+    let (fwd_program, fwd_consts) = hoist(&forward);
+    let prim = Control::CustomVjp {
+        body: body_program,
+        fwd: fwd_program,
+        bwd: std::sync::Arc::new(backward.program),
+        body_consts: body_consts.len(),
+        fwd_consts: fwd_consts.len(),
+    };
+    let mut operands: Vec<&Array> = body_consts.iter().collect();
+    operands.extend(fwd_consts.iter());
+    operands.extend(xs.iter());
+    let outs = bind(prim.into(), &operands, loc)?;
+    tree_unflatten(&body.out_def, outs).map_err(Error::from)
 }

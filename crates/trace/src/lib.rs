@@ -25,7 +25,7 @@ mod view;
 pub use array::Array;
 pub use arrayjit_ir::{AVal, DType, HostArray, Loc, Program, Shape};
 pub use control::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
-pub use custom::custom_jvp;
+pub use custom::{custom_jvp, custom_vjp};
 pub use device::{Device, DeviceBuffer};
 pub use element::Element;
 pub use error::{Error, Result};

@@ -9,11 +9,14 @@
 //! those of the loop-invariant operands; a linear `cond` transposes branch
 //! by branch. `while` has no transpose (its trip count is unknown when the
 //! program is built): partial evaluation reports that with advice. A
-//! `custom_jvp` is differentiated by running its own rule in its place.
+//! `custom_jvp` is differentiated by running its own rule in its place; a
+//! `custom_vjp` by running its forward rule, its outputs' tangents left to
+//! transposition, which runs its backward rule.
 
 use super::{instantiate, transform_error, JvpOut, LinIn, Tangent};
 use crate::jvp::{jvp_eval, list_def};
 use crate::transpose::backward_pass;
+use arrayjit_ir::prim::control::CUSTOM_VJP_FORWARD;
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{AVal, Loc, Program};
 use arrayjit_trace::control::hoist;
@@ -35,6 +38,17 @@ pub(crate) fn jvp(op: &Control, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> 
         Control::CustomJvp { jvp, body_consts, jvp_consts, .. } => {
             jvp_custom(op, jvp, *body_consts, *jvp_consts, xs, ts)
         }
+        Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => {
+            let c = CustomVjpOf {
+                fwd,
+                bwd,
+                body_consts: *body_consts,
+                fwd_consts: *fwd_consts,
+                num_outputs: body.outputs.len(),
+            };
+            jvp_custom_vjp(c, xs, ts)
+        }
+        Control::CustomVjpTangent { .. } => Err(transform_error("custom_vjp", CUSTOM_VJP_FORWARD)),
     }
 }
 
@@ -47,10 +61,11 @@ pub(crate) fn transpose(op: &Control, cts: &[Tangent], ins: &[LinIn]) -> Result<
         }
         Control::Cond { branches } => transpose_cond(branches, cts, ins),
         Control::Call { .. } => Err(transform_error("call", "has no transpose rule (calls are differentiated inline)")),
-        Control::CustomJvp { .. } => Err(transform_error(
-            "custom_jvp",
-            "has no transpose rule (its derivative rule runs in its place when it is differentiated)",
+        Control::CustomJvp { .. } | Control::CustomVjp { .. } => Err(transform_error(
+            op.name(),
+            "has no transpose rule (its derivative rules run in its place when it is differentiated)",
         )),
+        Control::CustomVjpTangent { bwd } => transpose_custom_vjp(bwd, cts, ins),
         Control::While { .. } => Err(while_error()),
     }
 }
@@ -81,14 +96,7 @@ fn jvp_custom(
     let nc = body_consts + jvp_consts;
     if let Some(k) = ts[..nc].iter().position(Option::is_some) {
         let whose = if k < body_consts { "function" } else { "derivative rule" };
-        return Err(transform_error(
-            "custom_jvp",
-            format!(
-                "the {whose} closes over a value that is being differentiated ({}); pass it to the function as an \
-                 argument, so that the rule receives its tangent",
-                xs[k].aval()
-            ),
-        ));
+        return Err(closed_over_error("custom_jvp", whose, &xs[k]));
     }
     let args = &xs[nc..];
     let n_out = jvp.outputs.len() / 2;
@@ -105,6 +113,65 @@ fn jvp_custom(
     let touts = outs.split_off(n_out);
     // Integers carry no tangent, whatever the rule returned for them.
     Ok((outs, touts.into_iter().map(|t| t.aval().dtype.is_float().then_some(t)).collect()))
+}
+
+/// The JVP of a function with its own reverse-mode rules: `fwd` gives the
+/// outputs and the residuals, and the outputs' tangents are a
+/// `custom_vjp_tangent` of the residuals and the arguments' tangents, which
+/// only transposition (running `bwd`) gives a value. As for `custom_jvp`,
+/// values the function or `fwd` closed over get no tangent.
+fn jvp_custom_vjp(c: CustomVjpOf<'_>, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
+    let nc = c.body_consts + c.fwd_consts;
+    if let Some(k) = ts[..nc].iter().position(Option::is_some) {
+        let whose = if k < c.body_consts { "function" } else { "forward rule" };
+        return Err(closed_over_error("custom_vjp", whose, &xs[k]));
+    }
+    let mut outs = lax::apply_program(c.fwd, &xs[c.body_consts..])?;
+    let residuals = outs.split_off(c.num_outputs);
+    let mut operands = residuals;
+    for (x, t) in xs[nc..].iter().zip(&ts[nc..]) {
+        operands.push(instantiate(t, &x.aval())?);
+    }
+    let refs: Vec<&Array> = operands.iter().collect();
+    let touts = lax::apply(Control::CustomVjpTangent { bwd: c.bwd.clone() }.into(), &refs)?;
+    Ok((outs, touts.into_iter().map(|t| t.aval().dtype.is_float().then_some(t)).collect()))
+}
+
+/// A `custom_vjp`'s rules and counts, for its JVP.
+struct CustomVjpOf<'a> {
+    fwd: &'a Program,
+    bwd: &'a Arc<Program>,
+    body_consts: usize,
+    fwd_consts: usize,
+    num_outputs: usize,
+}
+
+/// The transpose of `ẏ = L(r, ẋ)`: `bwd(r, ȳ)` gives the cotangents of the
+/// tangents `ẋ` (those that are linear; the residuals must be known).
+fn transpose_custom_vjp(bwd: &Program, cts: &[Tangent], ins: &[LinIn]) -> Result<Vec<Tangent>> {
+    let nr = ins.len() - bwd.outputs.len();
+    let mut operands = Vec::with_capacity(bwd.inputs.len());
+    for r in &ins[..nr] {
+        operands.push(r.known("custom_vjp_tangent")?.clone());
+    }
+    for (ct, aval) in cts.iter().zip(&bwd.in_avals()[nr..]) {
+        operands.push(instantiate(ct, aval)?);
+    }
+    let x_cts = lax::apply_program(bwd, &operands)?;
+    let mut out = vec![None; nr];
+    out.extend(ins[nr..].iter().zip(x_cts).map(|(i, c)| (i.is_linear() && c.aval().dtype.is_float()).then_some(c)));
+    Ok(out)
+}
+
+fn closed_over_error(op: &str, whose: &str, x: &Array) -> arrayjit_trace::Error {
+    transform_error(
+        op,
+        format!(
+            "the {whose} closes over a value that is being differentiated ({}); pass it to the function as an \
+             argument, so that the rules account for it",
+            x.aval()
+        ),
+    )
 }
 
 /// Traces `f` over `avals` into a closed body; values it closed over are

@@ -3,8 +3,8 @@
 //! called under another trace); `scan`, `while` and `cond` are the loops and
 //! the conditional, each holding its body (or branches) as closed programs
 //! whose first inputs are the values the body closed over (hoisted out of
-//! the loop, as JAX's `num_consts`); `custom_jvp` is a function with a
-//! derivative rule of its own.
+//! the loop, as JAX's `num_consts`); `custom_jvp` and `custom_vjp` are
+//! functions with derivative rules of their own.
 
 use super::params::{Param, Params};
 use crate::error::list_avals;
@@ -41,6 +41,21 @@ pub enum Control {
     /// forward-mode differentiation runs `jvp` instead, so the derivative is
     /// the rule's whatever `body` computes.
     CustomJvp { body: Arc<Program>, jvp: Arc<Program>, body_consts: usize, jvp_consts: usize },
+    /// A function with its own reverse-mode rule (JAX's `custom_vjp`).
+    /// Operands: `body_consts` values `body` closed over, `fwd_consts` values
+    /// `fwd` closed over, then the arguments `x`. `body` takes
+    /// `(body consts, x)` and returns `y`, which are the outputs; `fwd` takes
+    /// `(fwd consts, x)` and returns `(y, r)`, the outputs and residuals for
+    /// `bwd`; `bwd` takes `(r, ȳ)` and returns `x̄`, the cotangents of the
+    /// arguments. Evaluation and compilation run `body`; differentiation runs
+    /// `fwd`, and the outputs' tangents are a [`Control::CustomVjpTangent`].
+    CustomVjp { body: Arc<Program>, fwd: Arc<Program>, bwd: Arc<Program>, body_consts: usize, fwd_consts: usize },
+    /// The tangents of a `custom_vjp`'s outputs, `ẏ = L(r, ẋ)`, known only by
+    /// the transpose of the linear map `L`: `bwd(r, ȳ) = Lᵀ ȳ`. Operands:
+    /// the residuals `r`, then a tangent per argument. It exists between
+    /// linearization and transposition; it cannot be evaluated (a
+    /// `custom_vjp` has no forward-mode derivative, as in JAX).
+    CustomVjpTangent { bwd: Arc<Program> },
 }
 
 impl Control {
@@ -51,6 +66,8 @@ impl Control {
             Control::While { .. } => "while",
             Control::Cond { .. } => "cond",
             Control::CustomJvp { .. } => "custom_jvp",
+            Control::CustomVjp { .. } => "custom_vjp",
+            Control::CustomVjpTangent { .. } => "custom_vjp_tangent",
         }
     }
 
@@ -78,6 +95,14 @@ impl Control {
                 ("body", Param::Program(body.clone())),
                 ("jvp", Param::Program(jvp.clone())),
             ],
+            Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => vec![
+                ("body_consts", Param::Int(*body_consts as i64)),
+                ("fwd_consts", Param::Int(*fwd_consts as i64)),
+                ("body", Param::Program(body.clone())),
+                ("fwd", Param::Program(fwd.clone())),
+                ("bwd", Param::Program(bwd.clone())),
+            ],
+            Control::CustomVjpTangent { bwd } => vec![("bwd", Param::Program(bwd.clone()))],
         }
     }
 
@@ -111,6 +136,16 @@ impl Control {
                     jvp: p.program("jvp")?,
                 })
             })(),
+            "custom_vjp" => (|| {
+                Ok(Control::CustomVjp {
+                    body_consts: p.usize("body_consts")?,
+                    fwd_consts: p.usize("fwd_consts")?,
+                    body: p.program("body")?,
+                    fwd: p.program("fwd")?,
+                    bwd: p.program("bwd")?,
+                })
+            })(),
+            "custom_vjp_tangent" => p.program("bwd").map(|bwd| Control::CustomVjpTangent { bwd }),
             _ => return None,
         })
     }
@@ -122,6 +157,8 @@ impl Control {
             Control::While { cond, body, .. } => vec![cond, body],
             Control::Cond { branches } => branches.iter().collect(),
             Control::CustomJvp { body, jvp, .. } => vec![body, jvp],
+            Control::CustomVjp { body, fwd, bwd, .. } => vec![body, fwd, bwd],
+            Control::CustomVjpTangent { bwd } => vec![bwd],
         }
     }
 
@@ -146,6 +183,14 @@ impl Control {
             Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
                 Control::CustomJvp { body: g(body)?, jvp: g(jvp)?, body_consts: *body_consts, jvp_consts: *jvp_consts }
             }
+            Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => Control::CustomVjp {
+                body: g(body)?,
+                fwd: g(fwd)?,
+                bwd: g(bwd)?,
+                body_consts: *body_consts,
+                fwd_consts: *fwd_consts,
+            },
+            Control::CustomVjpTangent { bwd } => Control::CustomVjpTangent { bwd: g(bwd)? },
         })
     }
 
@@ -302,6 +347,73 @@ impl Control {
                 }
                 Ok(outs)
             }
+            Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => {
+                let (bc, fc) = (*body_consts, *fwd_consts);
+                if bc + fc > ins.len() {
+                    return err(format!("takes {bc} + {fc} constants but was given {} operands", ins.len()));
+                }
+                let args = &ins[bc + fc..];
+                let mut body_in = ins[..bc].to_vec();
+                body_in.extend_from_slice(args);
+                if body.in_avals() != body_in {
+                    return err(format!(
+                        "the body takes {} but was given {}",
+                        list_avals(&body.in_avals()),
+                        list_avals(&body_in)
+                    ));
+                }
+                let mut fwd_in = ins[bc..bc + fc].to_vec();
+                fwd_in.extend_from_slice(args);
+                if fwd.in_avals() != fwd_in {
+                    return err(format!(
+                        "the forward rule takes {} but was given {}",
+                        list_avals(&fwd.in_avals()),
+                        list_avals(&fwd_in)
+                    ));
+                }
+                let outs = body.out_avals();
+                let fwd_out = fwd.out_avals();
+                if fwd_out.len() < outs.len() || fwd_out[..outs.len()] != outs[..] {
+                    return err(format!(
+                        "the forward rule returns {} but should return the outputs {} and then residuals",
+                        list_avals(&fwd_out),
+                        list_avals(&outs)
+                    ));
+                }
+                let mut bwd_in = fwd_out[outs.len()..].to_vec();
+                bwd_in.extend_from_slice(&outs);
+                if bwd.in_avals() != bwd_in || bwd.out_avals() != args {
+                    return err(format!(
+                        "the backward rule maps {} to {} but should map the residuals and the outputs' \
+                         cotangents, {}, to the arguments' cotangents, {}",
+                        list_avals(&bwd.in_avals()),
+                        list_avals(&bwd.out_avals()),
+                        list_avals(&bwd_in),
+                        list_avals(args)
+                    ));
+                }
+                Ok(outs)
+            }
+            Control::CustomVjpTangent { bwd } => {
+                let bwd_in = bwd.in_avals();
+                let tangents = bwd.out_avals();
+                let Some(nr) = ins.len().checked_sub(tangents.len()).filter(|nr| *nr <= bwd_in.len()) else {
+                    return err(format!(
+                        "takes residuals and the tangents {} but was given {}",
+                        list_avals(&tangents),
+                        list_avals(ins)
+                    ));
+                };
+                if ins[..nr] != bwd_in[..nr] || ins[nr..] != tangents[..] {
+                    return err(format!(
+                        "takes the residuals {} and the tangents {} but was given {}",
+                        list_avals(&bwd_in[..nr]),
+                        list_avals(&tangents),
+                        list_avals(ins)
+                    ));
+                }
+                Ok(bwd_in[nr..].to_vec())
+            }
         }
     }
 }
@@ -318,20 +430,27 @@ pub fn stacked(a: &AVal, length: usize) -> AVal {
     AVal::new(a.dtype, dims)
 }
 
-/// The operands a `custom_jvp`'s body takes among the primitive's: its own
-/// constants and the arguments, the rule's constants left out.
-pub fn custom_jvp_body_operands<T: Clone>(ins: &[T], body_consts: usize, jvp_consts: usize) -> Vec<T> {
+/// The operands a `custom_jvp`'s (or `custom_vjp`'s) body takes among the
+/// primitive's: its own constants and the arguments, the rule's constants
+/// (`jvp_consts`, or `fwd_consts`) left out.
+pub fn custom_body_operands<T: Clone>(ins: &[T], body_consts: usize, rule_consts: usize) -> Vec<T> {
     let mut v = ins[..body_consts.min(ins.len())].to_vec();
-    v.extend_from_slice(ins.get(body_consts + jvp_consts..).unwrap_or(&[]));
+    v.extend_from_slice(ins.get(body_consts + rule_consts..).unwrap_or(&[]));
     v
 }
 
-/// A `custom_jvp`'s body taking all the primitive's operands (the rule's
-/// constants as unused inputs), to run it as a `call`.
-pub fn custom_jvp_as_call(body: &Program, jvp: &Program, body_consts: usize, jvp_consts: usize) -> Program {
+/// A `custom_jvp`'s (or `custom_vjp`'s) body taking all the primitive's
+/// operands (the rule's constants as unused inputs), to run it as a `call`.
+/// `rule` is the `jvp` (or `fwd`) program, whose first `rule_consts` inputs
+/// are its constants.
+pub fn custom_body_as_call(body: &Program, rule: &Program, body_consts: usize, rule_consts: usize) -> Program {
     let mut avals = body.in_avals();
-    let rule_consts = jvp.in_avals().into_iter().take(jvp_consts);
-    avals.splice(body_consts.min(avals.len())..body_consts.min(avals.len()), rule_consts);
-    let map: Vec<usize> = (0..body.inputs.len()).map(|k| if k < body_consts { k } else { k + jvp_consts }).collect();
+    let at = body_consts.min(avals.len());
+    avals.splice(at..at, rule.in_avals().into_iter().take(rule_consts));
+    let map: Vec<usize> = (0..body.inputs.len()).map(|k| if k < body_consts { k } else { k + rule_consts }).collect();
     body.rebind_inputs(&avals, &map)
 }
+
+/// Why a `custom_vjp_tangent` has no value: what evaluating one reports.
+pub const CUSTOM_VJP_FORWARD: &str = "a custom_vjp function has no forward-mode derivative (jvp, jacfwd), as in \
+                                      JAX; give it a custom_jvp rule to differentiate it in forward mode";

@@ -1,8 +1,8 @@
-//! Inlining: replaces every `call`, and every `custom_jvp` (whose rule only
-//! matters to differentiation, done by now), by its body's equations, so
-//! later passes and fusion see one flat program.
+//! Inlining: replaces every `call`, and every `custom_jvp` and `custom_vjp`
+//! (whose rules only matter to differentiation, done by now), by its body's
+//! equations, so later passes and fusion see one flat program.
 
-use arrayjit_ir::prim::control::custom_jvp_body_operands;
+use arrayjit_ir::prim::control::custom_body_operands;
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Prim, Program, ProgramBuilder, Var};
 
@@ -31,9 +31,10 @@ fn emit(p: &Program, b: &mut ProgramBuilder, map: &mut [Option<Atom>]) -> Vec<At
         let ins: Vec<Atom> = e.inputs.iter().map(|a| get(map, a)).collect();
         let inlined = match &e.prim {
             Prim::Control(Control::Call { body }) => Some((body, ins.clone())),
-            Prim::Control(Control::CustomJvp { body, body_consts, jvp_consts, .. }) => {
-                Some((body, custom_jvp_body_operands(&ins, *body_consts, *jvp_consts)))
-            }
+            Prim::Control(
+                Control::CustomJvp { body, body_consts, jvp_consts: rule_consts, .. }
+                | Control::CustomVjp { body, body_consts, fwd_consts: rule_consts, .. },
+            ) => Some((body, custom_body_operands(&ins, *body_consts, *rule_consts))),
             _ => None,
         };
         match (&e.prim, inlined) {
