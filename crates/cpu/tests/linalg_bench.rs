@@ -1,6 +1,6 @@
 //! A quick comparison run by hand, not part of the suite: `DotPlan` against
 //! direct faer calls on `M` (11600x114, f32) · `Ω` (114x114) and on `MᵀM`,
-//! median of 40 runs. `DotPlan` splits large products over the worker
+//! median of 40 runs, and on the first 116 rows of `M`. `DotPlan` splits large products over the worker
 //! threads (`ARRAYJIT_THREADS`, all cores by default); the direct calls run on
 //! one. Run it with
 //! `cargo test -p arrayjit-cpu --release --test linalg_bench -- --ignored --nocapture`.
@@ -125,6 +125,28 @@ fn linalg_bench_dot_plan_against_faer() {
         t_solve * 1e3,
         t_lu * 1e3
     );
+
+    // M·Ω at n = 116, where DotPlan splits the rows in two blocks (one per
+    // thread), against one faer call; alternating in one loop, medians.
+    let small = 116;
+    let (ms, am_small) = (&m[..small * p], AVal::new(DType::F32, [small, p]));
+    let plan = DotPlan::new(&DotDims::matmul(), &am_small, &ao, false).unwrap();
+    let (mut out, mut direct) = (vec![0.0f32; small * p], vec![0.0f32; small * p]);
+    let (mut t_plan, mut t_one) = (Vec::new(), Vec::new());
+    for _ in 0..3000 {
+        let start = Instant::now();
+        plan.run(ms, &omega, &mut out, &mut []).unwrap();
+        t_plan.push(start.elapsed().as_secs_f64() * 1e6);
+        let start = Instant::now();
+        let dst = MatMut::from_row_major_slice_mut(&mut direct, small, p);
+        let (l, r) = (MatRef::from_row_major_slice(ms, small, p), MatRef::from_row_major_slice(&omega, p, p));
+        faer::linalg::matmul::matmul(dst, Accum::Replace, l, r, 1.0f32, Par::Seq);
+        t_one.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    assert_eq!(out, direct);
+    t_plan.sort_by(f64::total_cmp);
+    t_one.sort_by(f64::total_cmp);
+    println!("M·Ω at n = {small}: DotPlan {:.1} µs, one faer call {:.1} µs", t_plan[1500], t_one[1500]);
 
     // Many tiny products: a batch of 10000 (4x4 · 4x4) and of (8x8 · 8x8) in f32.
     for s in [2usize, 4, 8, 16] {
