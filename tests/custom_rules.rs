@@ -138,3 +138,50 @@ fn reverse_mode_rules_compiled_agree_with_eager_the_interpreter_and_custom_jvp()
     assert!(text.contains("custom_vjp_tangent"), "{text}");
     assert_eq!(parse(&text).as_ref(), Ok(&lin));
 }
+
+/// Three steps of `c ← tanh(c + x)` from zero.
+fn three_steps(x: &Array) -> Result<Array> {
+    let step = |c: Array, (): ()| {
+        let c = (&c + x).tanh();
+        (c.clone(), c)
+    };
+    let (c, _): (Array, Array) =
+        arrayjit::scan_with(step, x.zeros_like(), (), arrayjit::ScanOptions::default().length(3))?;
+    Ok(c)
+}
+
+/// A loop inside a function with a rule, and such a function inside a loop,
+/// compiled: the results agree with eager ones and with the interpreter.
+#[test]
+fn loops_inside_and_around_functions_with_rules() {
+    // The loop with the rule of the identity (a straight-through estimator).
+    let straight = |x: Array| -> Result<Array> {
+        custom_jvp(
+            |x: Array| three_steps(&x),
+            |x: Array, t: Array| -> Result<(Array, Array)> { Ok((three_steps(&x)?, t)) },
+            x,
+        )
+    };
+    let outer = |x: Array| -> Result<Array> {
+        let step = |c: Array, (): ()| -> Result<(Array, Array)> {
+            let c = straight(&c * 0.5 + 1.0)?;
+            Ok((c.clone(), c))
+        };
+        let (c, _): (Array, Array) = arrayjit::scan_with(step, x, (), arrayjit::ScanOptions::default().length(2))?;
+        Ok(c.exp().sum(..))
+    };
+    let x = Array::from_vec(vec![-0.7f64, 0.2, 1.4], [3]);
+    let eager = outer(x.clone()).unwrap().to_f64_vec();
+    close("jit", &jit(outer).call(x.clone()).unwrap().to_f64_vec(), &eager);
+    close("interpreter", &interpreted(outer, &x), &eager);
+    // d/dx of Σ exp(c₂) with c₂ = ½(½x + 1) + 1 through the straight-through rule: ¼·exp(c₂).
+    let g = grad(outer)(x.clone()).unwrap().to_f64_vec();
+    let c2 = |v: f64| {
+        let t = |y: f64| (0..3).fold(0.0, |c: f64, _| (c + y).tanh());
+        t(t(v * 0.5 + 1.0) * 0.5 + 1.0)
+    };
+    let want: Vec<f64> = x.to_f64_vec().iter().map(|&v| 0.25 * c2(v).exp()).collect();
+    close("grad", &g, &want);
+    close("jit(grad)", &jit(grad(outer)).call(x.clone()).unwrap().to_f64_vec(), &g);
+    close("interpreter of grad", &interpreted(grad(outer), &x), &g);
+}

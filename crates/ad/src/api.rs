@@ -189,7 +189,7 @@ fn jvp_at<In: Tree, R: TraceOutput>(
         }
     }
     diff.extend(std::iter::repeat_n(false, traced.captured.len()));
-    let j = jvp_program(&traced.program, &diff)?;
+    let j = dce(&jvp_program(&traced.program, &diff)?);
     if holds_custom_vjp_tangent(&j) {
         return Err(Error::Transform {
             op: "jvp".into(),
@@ -198,7 +198,7 @@ fn jvp_at<In: Tree, R: TraceOutput>(
         });
     }
     args.extend(tans);
-    let mut outs = apply_program(&dce(&j), &args, loc)?;
+    let mut outs = apply_program(&j, &args, loc)?;
     let touts = outs.split_off(traced.program.outputs.len());
     let out = tree_unflatten(&traced.out_def, outs).map_err(Error::from)?;
     let tout = tree_unflatten(&traced.out_def, touts).map_err(Error::from)?;

@@ -3,7 +3,8 @@
 //! (run later, on the residuals and the unknown inputs). Applied to a JVP
 //! program with known primals and unknown tangents it gives linearization.
 
-use arrayjit_ir::{dce, Atom, Program, ProgramBuilder, Var};
+use arrayjit_ir::prim::{Control, ShapeOp};
+use arrayjit_ir::{dce, AVal, Atom, Eqn, Prim, Program, ProgramBuilder, Scalar, Var};
 use arrayjit_trace::{Error, Result};
 
 /// The two halves of a partially evaluated program.
@@ -20,6 +21,11 @@ pub struct Split {
 /// outputs computed by the unknown program (the others must be known).
 /// Equations that depend on no input at all (constants, iotas, zeros) are
 /// recomputed where needed instead of becoming residuals.
+///
+/// A `custom_vjp_tangent` none of whose operands is unknown becomes zeros:
+/// a tangent that does not depend on the unknown tangents is zero (a rule
+/// that drops its tangent, a branch that differentiates nothing), and the
+/// primitive itself has no value to compute.
 pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> Result<Split> {
     // Loops and conditionals with both known and unknown operands are split first.
     let split = crate::split_control::split_control(p, unknown_in)?;
@@ -42,9 +48,11 @@ pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> R
         Atom::Lit(_) => true,
     };
     let mut eqn_unknown = vec![false; p.eqns.len()];
+    let mut zeroed = vec![false; p.eqns.len()];
     for (i, e) in p.eqns.iter().enumerate() {
         let u = e.inputs.iter().any(|a| is(&unknown, a));
-        let f = !u && e.inputs.iter().all(|a| is_fixed(&fixed, a));
+        zeroed[i] = !u && matches!(e.prim, Prim::Control(Control::CustomVjpTangent { .. }));
+        let f = zeroed[i] || (!u && e.inputs.iter().all(|a| is_fixed(&fixed, a)));
         eqn_unknown[i] = u;
         for o in &e.outputs {
             unknown[o.index()] = u;
@@ -88,10 +96,8 @@ pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> R
             lit => Ok(*lit),
         }
     };
-    for (e, _) in p.eqns.iter().zip(&eqn_unknown).filter(|(_, u)| !**u) {
-        let ins = e.inputs.iter().map(|a| remap(&kmap, a)).collect::<Result<Vec<_>>>()?;
-        let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
-        let outs = kb.add_eqn(e.prim.clone(), ins, avals, e.loc);
+    for ((e, _), z) in p.eqns.iter().zip(&eqn_unknown).zip(&zeroed).filter(|((_, u), _)| !**u) {
+        let outs = emit(&mut kb, p, e, &kmap, *z)?;
         for (o, m) in e.outputs.iter().zip(outs) {
             kmap[o.index()] = Some(m);
         }
@@ -132,9 +138,7 @@ pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> R
         if !(eqn_unknown[i] || input_free) {
             continue;
         }
-        let ins = e.inputs.iter().map(|a| remap(&umap, a)).collect::<Result<Vec<_>>>()?;
-        let avals = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
-        let outs = ub.add_eqn(e.prim.clone(), ins, avals, e.loc);
+        let outs = emit(&mut ub, p, e, &umap, zeroed[i])?;
         for (o, m) in e.outputs.iter().zip(outs) {
             umap[o.index()] = Some(m);
         }
@@ -148,6 +152,31 @@ pub fn partial_eval(p: &Program, unknown_in: &[bool], unknown_out: &[bool]) -> R
         .collect::<Result<Vec<_>>>()?;
     let unknown = dce(&ub.finish(uouts));
     Ok(Split { known, unknown, num_residuals: residuals.len() })
+}
+
+/// Emits `e` into `b`, its operands mapped by `map`; zeros of its output
+/// types instead when `zeroed`.
+fn emit(b: &mut ProgramBuilder, p: &Program, e: &Eqn, map: &[Option<Var>], zeroed: bool) -> Result<Vec<Var>> {
+    let avals: Vec<AVal> = e.outputs.iter().map(|v| p.aval(*v).clone()).collect();
+    if zeroed {
+        return Ok(avals
+            .into_iter()
+            .map(|a| {
+                let zero = Atom::Lit(Scalar::from_f64(0.0, a.dtype));
+                let bc = ShapeOp::BroadcastInDim { shape: a.shape.clone(), dims: vec![] };
+                b.add_eqn(bc.into(), vec![zero], vec![a], e.loc)[0]
+            })
+            .collect());
+    }
+    let ins = e
+        .inputs
+        .iter()
+        .map(|a| match a {
+            Atom::Var(v) => map[v.index()].map(Atom::Var).ok_or_else(|| missing(*v)),
+            lit => Ok(*lit),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(b.add_eqn(e.prim.clone(), ins, avals, e.loc))
 }
 
 fn missing(v: Var) -> Error {

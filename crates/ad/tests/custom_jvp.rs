@@ -135,3 +135,24 @@ fn rules_that_do_not_fit_are_errors_naming_the_leaf() {
     let m = g.unwrap_err().to_string();
     assert!(m.contains("custom_jvp") && m.contains("closes over") && m.contains("argument"), "{m}");
 }
+
+/// A rule may apply functions with rules of their own to its tangents:
+/// reverse mode then transposes them as the functions they compute.
+#[test]
+fn rules_that_apply_custom_functions_to_tangents() {
+    // Linear in x: doubling with a rule (custom_jvp), and negation with reverse-mode rules (custom_vjp).
+    let double = |x: Array| custom_jvp(|x: Array| &x * 2.0, |x: Array, t: Array| (&x * 2.0, t * 2.0), x);
+    let negate = |x: Array| arrayjit_trace::custom_vjp(|x: Array| -x, |x: Array| (-x, ()), |(): (), g: Array| -g, x);
+    // sin with the declared derivative −2·cos.
+    let f = |x: Array| -> Result<Array> {
+        custom_jvp(
+            |x: Array| x.sin(),
+            |x: Array, t: Array| -> Result<(Array, Array)> { Ok((x.sin(), negate(double(x.cos() * t)?)?)) },
+            x,
+        )
+    };
+    let x = Array::from_vec(vec![0.3f64, -1.1, 2.0], [3]);
+    let want: Vec<f64> = x.to_f64_vec().iter().map(|v| -2.0 * v.cos()).collect();
+    let g = grad(|x: Array| f(x).map(|y| y.sum(..)))(x.clone()).unwrap();
+    assert_same("grad", &g.to_f64_vec(), &want);
+}

@@ -141,6 +141,9 @@ fn forward_mode_and_rules_that_do_not_fit_are_errors() {
     let e = jvp(cube_with_slope_two, &x, &x).unwrap_err().to_string();
     assert!(e.contains("forward-mode") && e.contains("custom_jvp"), "{e}");
     assert!(e.contains("custom_vjp.rs"), "the error names the caller's line: {e}");
+    // Unless no tangent of it is used.
+    let (y, t) = jvp(|x: Array| cube_with_slope_two(x).map(|y| y.floor()), &x, &x).unwrap();
+    assert_eq!((y.to_vec::<f32>(), t.to_vec::<f32>()), (vec![1.0, 8.0], vec![0.0, 0.0]));
     // bwd's cotangent of another dtype.
     let e =
         custom_vjp(|x: Array| x.sin(), |x: Array| (x.sin(), ()), |(): (), g: Array| g.astype(DType::F64), x.clone())
@@ -167,4 +170,54 @@ fn forward_mode_and_rules_that_do_not_fit_are_errors() {
     })(Array::scalar(2.0f32));
     let m = g.unwrap_err().to_string();
     assert!(m.contains("closes over a value that is being differentiated"), "{m}");
+}
+
+/// The identity, whose gradient is clipped to [-1, 1].
+fn clip_gradient(x: Array) -> Result<Array> {
+    custom_vjp(|x: Array| x, |x: Array| (x, ()), |(): (), g: Array| g.maximum(-1.0).minimum(1.0), x)
+}
+
+/// The identity with a zero derivative (a stop-gradient as a rule).
+fn zero_slope(x: Array) -> Result<Array> {
+    arrayjit_trace::custom_jvp(|x: Array| x, |x: Array, t: Array| (x, t * 0.0), x)
+}
+
+/// A `custom_vjp` fed only tangents that do not depend on what is
+/// differentiated (zero, though not symbolically): its outputs' tangents are
+/// zero, at the top level, in a loop and behind a conditional, through
+/// `grad` and `vjp` alike.
+#[test]
+fn tangents_that_are_zero_without_being_symbolic() {
+    let x = Array::from_vec(vec![1.0f64, -2.0, 3.0], [3]);
+    let top = |x: Array| -> Result<Array> { Ok((clip_gradient(zero_slope(x.clone())?)? * 5.0 + &x).sum(..)) };
+    assert_eq!(grad(top)(x.clone()).unwrap().to_f64_vec(), vec![1.0; 3]);
+    let (_, pb) = vjp(top, &x).unwrap();
+    assert_eq!(pb.call(&Array::scalar(1.0f64)).unwrap().to_f64_vec(), vec![1.0; 3]);
+
+    let looped = |x: Array| -> Result<Array> {
+        let (c, _ys): (Array, Array) = scan_with(
+            |c: Array, (): ()| -> Result<(Array, Array)> {
+                let d = clip_gradient(zero_slope(c.clone())?)?;
+                Ok((&c * 2.0 + d.sum(..), d))
+            },
+            x,
+            (),
+            ScanOptions::default().length(2),
+        )?;
+        Ok(c.sum(..))
+    };
+    // c₁ = 2c₀ + Σ c₀ (no derivative through the sum), c₂ = 2c₁ + Σ c₁: d Σc₂ / dc₀ = 4.
+    assert_eq!(grad(looped)(x.clone()).unwrap().to_f64_vec(), vec![4.0; 3]);
+    let (_, pb) = vjp(looped, &x).unwrap();
+    assert_eq!(pb.call(&Array::scalar(1.0f64)).unwrap().to_f64_vec(), vec![4.0; 3]);
+
+    let branched = |x: Array| -> Result<Array> {
+        let p = x.sum(..).gt(0.0);
+        // Neither branch's output depends on x: a tangent of zeros, known.
+        let k = arrayjit_trace::cond(&p, |x: Array| x.zeros_like() + 1.0, |x: Array| x.zeros_like() - 1.0, x.clone())?;
+        Ok((clip_gradient(k)? * 3.0 + &x * 2.0).sum(..))
+    };
+    assert_eq!(grad(branched)(x.clone()).unwrap().to_f64_vec(), vec![2.0; 3]);
+    let (_, pb) = vjp(branched, &x).unwrap();
+    assert_eq!(pb.call(&Array::scalar(1.0f64)).unwrap().to_f64_vec(), vec![2.0; 3]);
 }

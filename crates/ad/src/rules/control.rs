@@ -16,7 +16,7 @@
 use super::{instantiate, transform_error, JvpOut, LinIn, Tangent};
 use crate::jvp::{jvp_eval, list_def};
 use crate::transpose::backward_pass;
-use arrayjit_ir::prim::control::CUSTOM_VJP_FORWARD;
+use arrayjit_ir::prim::control::{custom_body_operands, CUSTOM_VJP_FORWARD};
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{AVal, Loc, Program};
 use arrayjit_trace::control::hoist;
@@ -35,9 +35,7 @@ pub(crate) fn jvp(op: &Control, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> 
             jvp_while(cond, body, *cond_consts, *body_consts, xs, ts)
         }
         Control::Cond { branches } => jvp_cond(branches, xs, ts),
-        Control::CustomJvp { jvp, body_consts, jvp_consts, .. } => {
-            jvp_custom(op, jvp, *body_consts, *jvp_consts, xs, ts)
-        }
+        Control::CustomJvp { jvp, body_consts, jvp_consts, .. } => jvp_custom(jvp, *body_consts, *jvp_consts, xs, ts),
         Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => {
             let c = CustomVjpOf {
                 fwd,
@@ -61,10 +59,10 @@ pub(crate) fn transpose(op: &Control, cts: &[Tangent], ins: &[LinIn]) -> Result<
         }
         Control::Cond { branches } => transpose_cond(branches, cts, ins),
         Control::Call { .. } => Err(transform_error("call", "has no transpose rule (calls are differentiated inline)")),
-        Control::CustomJvp { .. } | Control::CustomVjp { .. } => Err(transform_error(
-            op.name(),
-            "has no transpose rule (its derivative rules run in its place when it is differentiated)",
-        )),
+        Control::CustomJvp { body, body_consts, jvp_consts: rule_consts, .. }
+        | Control::CustomVjp { body, body_consts, fwd_consts: rule_consts, .. } => {
+            transpose_custom_body(op.name(), body, *body_consts, *rule_consts, cts, ins)
+        }
         Control::CustomVjpTangent { bwd } => transpose_custom_vjp(bwd, cts, ins),
         Control::While { .. } => Err(while_error()),
     }
@@ -79,31 +77,21 @@ pub(crate) fn while_error() -> arrayjit_trace::Error {
     )
 }
 
-/// The JVP of a function with its own rule `jvp`. Without tangents the
-/// primitive stays as it is (a later transformation may still need its
-/// rule); with some, the rule runs in its place on the arguments and their
-/// tangents (zeros where there are none). The values the function or its
+/// The JVP of a function with its own rule `jvp`: the rule runs in its place
+/// on the arguments and their tangents (zeros where there are none). Without
+/// tangents `rules::jvp` keeps the primitive as it is, for a later
+/// transformation that may still need its rule. The values the function or its
 /// rule closed over get no tangent: one that has one is an error, since the
 /// rule could not account for it.
-fn jvp_custom(
-    op: &Control,
-    jvp: &Program,
-    body_consts: usize,
-    jvp_consts: usize,
-    xs: &[Array],
-    ts: &[Tangent],
-) -> Result<JvpOut> {
+fn jvp_custom(jvp: &Program, body_consts: usize, jvp_consts: usize, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
     let nc = body_consts + jvp_consts;
     if let Some(k) = ts[..nc].iter().position(Option::is_some) {
         let whose = if k < body_consts { "function" } else { "derivative rule" };
         return Err(closed_over_error("custom_jvp", whose, &xs[k]));
     }
+    // Some argument has a tangent (`rules::jvp` handles the case of none).
     let args = &xs[nc..];
     let n_out = jvp.outputs.len() / 2;
-    if ts[nc..].iter().all(Option::is_none) {
-        let refs: Vec<&Array> = xs.iter().collect();
-        return Ok((lax::apply(op.clone().into(), &refs)?, vec![None; n_out]));
-    }
     let mut operands = xs[body_consts..nc].to_vec();
     operands.extend_from_slice(args);
     for (x, t) in args.iter().zip(&ts[nc..]) {
@@ -172,6 +160,29 @@ fn closed_over_error(op: &str, whose: &str, x: &Array) -> arrayjit_trace::Error 
             x.aval()
         ),
     )
+}
+
+/// The transpose of a function with its own rules found in linear position
+/// (a rule applied it to tangents): that of its body, which is what it
+/// computes, transposed equation by equation.
+fn transpose_custom_body(
+    op: &str,
+    body: &Program,
+    body_consts: usize,
+    rule_consts: usize,
+    cts: &[Tangent],
+    ins: &[LinIn],
+) -> Result<Vec<Tangent>> {
+    // Body input k is operand `at[k]`.
+    let at = custom_body_operands(&(0..ins.len()).collect::<Vec<_>>(), body_consts, rule_consts);
+    let (lin_k, known_k): (Vec<usize>, Vec<usize>) = (0..at.len()).partition(|&k| ins[at[k]].is_linear());
+    let known = known_k.iter().map(|&k| ins[at[k]].known(op).cloned()).collect::<Result<Vec<_>>>()?;
+    let lin_cts = backward_pass(&known_first(body, &known_k, &lin_k), &known, cts)?;
+    let mut out = vec![None; ins.len()];
+    for (&k, c) in lin_k.iter().zip(lin_cts) {
+        out[at[k]] = Some(c);
+    }
+    Ok(out)
 }
 
 /// Traces `f` over `avals` into a closed body; values it closed over are

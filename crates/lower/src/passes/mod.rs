@@ -32,7 +32,9 @@ pub mod rebuild;
 pub mod reciprocal;
 pub mod simplify;
 
+use arrayjit_ir::prim::Control;
 use arrayjit_ir::{dce, typecheck, Prim, Program, TypeError};
+use std::sync::Arc;
 
 /// A pass: a name, a program-to-program function, and whether it also runs
 /// on loop bodies, conditions and branches (see [`optimize`]).
@@ -103,9 +105,29 @@ fn optimize_bodies(p: &Program) -> Result<Program, TypeError> {
     }
     let mut q = p.clone();
     for e in &mut q.eqns {
-        if let Prim::Control(c) = &e.prim {
-            e.prim = Prim::Control(c.map_programs(|b| run_passes(b, true).map(|(b, _)| b))?);
-        }
+        let optimized = |b: &Program| run_passes(b, true).map(|(b, _)| Arc::new(b));
+        e.prim = match &e.prim {
+            // Only the function's body: its rules are never run once differentiation is done.
+            Prim::Control(Control::CustomJvp { body, jvp, body_consts, jvp_consts }) => Control::CustomJvp {
+                body: optimized(body)?,
+                jvp: jvp.clone(),
+                body_consts: *body_consts,
+                jvp_consts: *jvp_consts,
+            }
+            .into(),
+            Prim::Control(Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts }) => Control::CustomVjp {
+                body: optimized(body)?,
+                fwd: fwd.clone(),
+                bwd: bwd.clone(),
+                body_consts: *body_consts,
+                fwd_consts: *fwd_consts,
+            }
+            .into(),
+            // Never compiled (the backends report why).
+            Prim::Control(Control::CustomVjpTangent { .. }) => continue,
+            Prim::Control(c) => Prim::Control(c.map_programs(|b| run_passes(b, true).map(|(b, _)| b))?),
+            _ => continue,
+        };
     }
     Ok(q)
 }
