@@ -63,11 +63,15 @@ where
         body_consts: body_consts.len(),
         jvp_consts: jvp_consts.len(),
     };
-    let mut operands: Vec<&Array> = body_consts.iter().collect();
-    operands.extend(jvp_consts.iter());
-    operands.extend(xs.iter());
-    let outs = bind(prim.into(), &operands, loc)?;
-    tree_unflatten(&body.out_def, outs).map_err(Error::from)
+    bind_custom(prim, [&body_consts, &jvp_consts, &xs], &body.out_def, loc)
+}
+
+/// Binds a `custom_jvp` or `custom_vjp` to its operands (the body's
+/// constants, the rule's, the arguments); the outputs as a tree of `def`.
+fn bind_custom<Y: Tree>(prim: Control, operands: [&[Array]; 3], def: &TreeDef, loc: Loc) -> Result<Y> {
+    let refs: Vec<&Array> = operands.iter().flat_map(|part| part.iter()).collect();
+    let outs = bind(prim.into(), &refs, loc)?;
+    tree_unflatten(def, outs).map_err(Error::from)
 }
 
 /// Checks that the rule returns `(outputs, tangents)`, each of the
@@ -187,9 +191,5 @@ where
         body_consts: body_consts.len(),
         fwd_consts: fwd_consts.len(),
     };
-    let mut operands: Vec<&Array> = body_consts.iter().collect();
-    operands.extend(fwd_consts.iter());
-    operands.extend(xs.iter());
-    let outs = bind(prim.into(), &operands, loc)?;
-    tree_unflatten(&body.out_def, outs).map_err(Error::from)
+    bind_custom(prim, [&body_consts, &fwd_consts, &xs], &body.out_def, loc)
 }

@@ -310,23 +310,8 @@ impl Control {
                 Ok(outs)
             }
             Control::CustomJvp { body, jvp, body_consts, jvp_consts } => {
-                let (bc, jc) = (*body_consts, *jvp_consts);
-                if bc + jc > ins.len() {
-                    return err(format!("takes {bc} + {jc} constants but was given {} operands", ins.len()));
-                }
-                let args = &ins[bc + jc..];
-                let mut body_in = ins[..bc].to_vec();
-                body_in.extend_from_slice(args);
-                if body.in_avals() != body_in {
-                    return err(format!(
-                        "the body takes {} but was given {}",
-                        list_avals(&body.in_avals()),
-                        list_avals(&body_in)
-                    ));
-                }
-                let mut jvp_in = ins[bc..bc + jc].to_vec();
-                jvp_in.extend_from_slice(args);
-                jvp_in.extend_from_slice(args);
+                let mut jvp_in = self.check_custom_body(ins, body, *body_consts, *jvp_consts)?;
+                jvp_in.extend_from_slice(&ins[body_consts + jvp_consts..]);
                 if jvp.in_avals() != jvp_in {
                     return err(format!(
                         "the derivative rule takes {} but should take its constants, the arguments and their \
@@ -348,22 +333,8 @@ impl Control {
                 Ok(outs)
             }
             Control::CustomVjp { body, fwd, bwd, body_consts, fwd_consts } => {
-                let (bc, fc) = (*body_consts, *fwd_consts);
-                if bc + fc > ins.len() {
-                    return err(format!("takes {bc} + {fc} constants but was given {} operands", ins.len()));
-                }
-                let args = &ins[bc + fc..];
-                let mut body_in = ins[..bc].to_vec();
-                body_in.extend_from_slice(args);
-                if body.in_avals() != body_in {
-                    return err(format!(
-                        "the body takes {} but was given {}",
-                        list_avals(&body.in_avals()),
-                        list_avals(&body_in)
-                    ));
-                }
-                let mut fwd_in = ins[bc..bc + fc].to_vec();
-                fwd_in.extend_from_slice(args);
+                let fwd_in = self.check_custom_body(ins, body, *body_consts, *fwd_consts)?;
+                let args = &ins[body_consts + fwd_consts..];
                 if fwd.in_avals() != fwd_in {
                     return err(format!(
                         "the forward rule takes {} but was given {}",
@@ -415,6 +386,39 @@ impl Control {
                 Ok(bwd_in[nr..].to_vec())
             }
         }
+    }
+}
+
+impl Control {
+    /// What `custom_jvp` and `custom_vjp` check alike: the constant counts
+    /// fit the operands, and the body takes its constants and the
+    /// arguments. Returns the rule's operands: its constants, then the
+    /// arguments.
+    fn check_custom_body(
+        &self,
+        ins: &[AVal],
+        body: &Program,
+        body_consts: usize,
+        rule_consts: usize,
+    ) -> Result<Vec<AVal>, TypeError> {
+        let err = |m: String| Err(TypeError::new(self.name(), m));
+        let (bc, rc) = (body_consts, rule_consts);
+        if bc + rc > ins.len() {
+            return err(format!("takes {bc} + {rc} constants but was given {} operands", ins.len()));
+        }
+        let args = &ins[bc + rc..];
+        let mut body_in = ins[..bc].to_vec();
+        body_in.extend_from_slice(args);
+        if body.in_avals() != body_in {
+            return err(format!(
+                "the body takes {} but was given {}",
+                list_avals(&body.in_avals()),
+                list_avals(&body_in)
+            ));
+        }
+        let mut rule_in = ins[bc..bc + rc].to_vec();
+        rule_in.extend_from_slice(args);
+        Ok(rule_in)
     }
 }
 
