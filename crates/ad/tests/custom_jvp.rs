@@ -5,8 +5,8 @@
 mod common;
 use arrayjit_ad::{grad, jvp, value_and_grad};
 use arrayjit_ir::Program;
-use arrayjit_trace::{custom_jvp, make_jaxpr, scan_with, Array, DType, Result, ScanOptions};
-use common::{assert_same, check_grads, Rng};
+use arrayjit_trace::{custom_jvp, make_jaxpr, Array, DType, Result};
+use common::{assert_same, check_grads, three_steps, Rng};
 
 /// `x³` whose derivative is declared to be `2`: whichever mode differentiates
 /// it, the result shows which of the two ran.
@@ -81,15 +81,7 @@ fn a_true_rule_matches_finite_differences_to_second_order() {
 #[test]
 fn the_rule_is_used_inside_a_scan() {
     // Three steps of c ← c³ with declared slope 2: d c₃ / d c₀ = 2³.
-    let f = |c0: Array| -> Result<Array> {
-        let (c, _ys): (Array, Array) = scan_with(
-            |c: Array, (): ()| cube_with_slope_two(c).map(|c| (c.clone(), c)),
-            c0,
-            (),
-            ScanOptions::default().length(3),
-        )?;
-        Ok(c)
-    };
+    let f = |c0: Array| three_steps(cube_with_slope_two, c0);
     let g = grad(f)(Array::scalar(0.9f64)).unwrap();
     assert_eq!(g.to_f64_vec(), vec![8.0]);
     assert_same("value", &f(Array::scalar(0.9f64)).unwrap().to_f64_vec(), &[0.9f64.powi(27)]);

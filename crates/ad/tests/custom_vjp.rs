@@ -7,7 +7,7 @@ mod common;
 use arrayjit_ad::{grad, jvp, vjp};
 use arrayjit_ir::Program;
 use arrayjit_trace::{custom_vjp, make_jaxpr, scan_with, Array, DType, Result, ScanOptions};
-use common::{assert_same, Rng};
+use common::{assert_same, three_steps, Rng};
 
 /// `x³` whose backward pass multiplies by 2 (the residual is unused).
 fn cube_with_slope_two(x: Array) -> Result<Array> {
@@ -108,15 +108,7 @@ fn a_true_rule_matches_finite_differences_to_second_order() {
 
 #[test]
 fn the_rules_are_used_inside_a_scan() {
-    let f = |c0: Array| -> Result<Array> {
-        let (c, _ys): (Array, Array) = scan_with(
-            |c: Array, (): ()| cube_with_slope_two(c).map(|c| (c.clone(), c)),
-            c0,
-            (),
-            ScanOptions::default().length(3),
-        )?;
-        Ok(c)
-    };
+    let f = |c0: Array| three_steps(cube_with_slope_two, c0);
     assert_eq!(grad(f)(Array::scalar(0.9f64)).unwrap().to_f64_vec(), vec![8.0]);
 }
 

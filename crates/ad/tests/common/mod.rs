@@ -163,3 +163,14 @@ fn check_first(f: &dyn Fn(Vec<Array>) -> Array, args: &[Array], rng: &mut Rng, e
         assert_close("vjp vs jvp", rev, dot(&c.to_f64_vec(), &t.to_f64_vec()), modes);
     }
 }
+
+/// Three steps of `c ← step(c)` from `c0` in a `scan`: the final carry.
+pub fn three_steps(step: fn(Array) -> arrayjit_trace::Result<Array>, c0: Array) -> arrayjit_trace::Result<Array> {
+    let (c, _ys): (Array, Array) = arrayjit_trace::scan_with(
+        |c: Array, (): ()| step(c).map(|c| (c.clone(), c)),
+        c0,
+        (),
+        arrayjit_trace::ScanOptions::default().length(3),
+    )?;
+    Ok(c)
+}
