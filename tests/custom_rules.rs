@@ -185,3 +185,19 @@ fn loops_inside_and_around_functions_with_rules() {
     close("jit(grad)", &jit(grad(outer)).call(x.clone()).unwrap().to_f64_vec(), &g);
     close("interpreter of grad", &interpreted(grad(outer), &x), &g);
 }
+
+/// `det`'s own rule compiled: the gradient at singular matrices (the
+/// transposed adjugate) and at a regular one, against eager evaluation.
+#[test]
+fn det_gradient_compiled() {
+    let a = Array::from_vec(
+        vec![2.0f64, 1.0, 1.0, 4.0, 2.0, 2.0, 1.0, 3.0, 5.0, 2.0, -1.0, 0.5, 1.0, 3.0, 1.0, 0.0, 1.0, 4.0],
+        [2, 3, 3],
+    );
+    let g = |a: Array| grad(|a: Array| Ok::<_, arrayjit::Error>(a.det().sum(..)))(a);
+    let eager = g(a.clone()).unwrap().to_f64_vec();
+    assert!(eager.iter().all(|v| v.is_finite()), "{eager:?}");
+    assert_eq!(&eager[..3], &[4.0, -18.0, 10.0]);
+    close("jit(grad(det))", &jit(g).call(a.clone()).unwrap().to_f64_vec(), &eager);
+    close("interpreter", &interpreted(|a: Array| g(a).map(|g| g.sum(..)), &a), &[eager.iter().sum()]);
+}

@@ -162,3 +162,48 @@ fn lu_factors_directly() {
         }
     }
 }
+
+/// The adjugate of a 3×3 matrix by cofactors: `adj(A)[i][j] = C[j][i]`.
+fn adjugate3(a: &[f64]) -> Vec<f64> {
+    let m = |r: usize, c: usize| a[r * 3 + c];
+    let cof = |r: usize, c: usize| {
+        let (r0, r1) = ((r + 1) % 3, (r + 2) % 3);
+        let (c0, c1) = ((c + 1) % 3, (c + 2) % 3);
+        m(r0, c0) * m(r1, c1) - m(r0, c1) * m(r1, c0)
+    };
+    (0..9).map(|k| cof(k % 3, k / 3)).collect()
+}
+
+/// The determinant's gradient is the transposed adjugate everywhere, at
+/// singular matrices too (rank n − 1: a rank-one adjugate; lower: zero), as
+/// JAX's: through the LU factors alone it would be NaN there.
+#[test]
+fn det_gradient_at_singular_matrices() {
+    let grad_det = arrayjit_ad::grad(|a: Array| a.det().sum(..));
+    let cases: [(&str, [f64; 9]); 4] = [
+        // Pivoting leaves an exact zero pivot last.
+        ("rank 2", [2.0, 1.0, 1.0, 4.0, 2.0, 2.0, 1.0, 3.0, 5.0]),
+        // The zero pivot in the middle.
+        ("rank 2, middle pivot", [1.0, 2.0, 3.0, 2.0, 4.0, 6.5, 0.0, 0.0, 1.0]),
+        ("rank 1", [1.0, 2.0, 3.0, 2.0, 4.0, 6.0, -1.0, -2.0, -3.0]),
+        ("regular", [2.0, -1.0, 0.5, 1.0, 3.0, 1.0, 0.0, 1.0, 4.0]),
+    ];
+    for (what, a) in cases {
+        let g = grad_det(Array::from_vec(a.to_vec(), [3, 3])).unwrap().to_f64_vec();
+        let adj = adjugate3(&a);
+        let want: Vec<f64> = (0..9).map(|k| adj[(k % 3) * 3 + k / 3]).collect();
+        for (x, y) in g.iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{what}: {g:?} vs {want:?}");
+        }
+    }
+    // A batch of all four.
+    let batch: Vec<f64> = cases.iter().flat_map(|(_, a)| a.to_vec()).collect();
+    let g = grad_det(Array::from_vec(batch, [4, 3, 3])).unwrap().to_f64_vec();
+    for (b, (what, a)) in cases.iter().enumerate() {
+        let adj = adjugate3(a);
+        for k in 0..9 {
+            let (x, want) = (g[b * 9 + k], adj[(k % 3) * 3 + k / 3]);
+            assert!((x - want).abs() <= 1e-12 * (1.0 + want.abs()), "batched {what}: {x} vs {want}");
+        }
+    }
+}

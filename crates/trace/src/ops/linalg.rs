@@ -2,11 +2,14 @@
 //! solves, and inverse, determinant, log-determinant and solve. Symmetric
 //! positive-definite matrices go through Cholesky (`inv_spd`, `logdet`,
 //! `solve_spd`); general ones through LU with partial pivoting (`inv`, `det`,
-//! `slogdet`, `solve`). All accept leading batch dimensions.
+//! `slogdet`, `solve`). All accept leading batch dimensions. `det` carries a
+//! derivative rule of its own, through the adjugate.
 
 use crate::array::{caller, Array};
 use crate::bind::{bind, bind1};
+use crate::custom::custom_jvp;
 use crate::error::{Error, OrRaise, Result};
+use crate::ops::elementwise::{binary, select};
 use crate::ops::operand::{broadcast_to, convert};
 use crate::ops::shape::diag_part;
 use arrayjit_ir::prim::{DotDims, Elementwise as E, Linalg, Reduction, ShapeOp};
@@ -399,7 +402,8 @@ impl Array {
         Ok((sign, logabs))
     }
 
-    /// Determinant through LU.
+    /// Determinant through LU. Its gradient is the transposed adjugate,
+    /// finite at singular matrices too, as JAX's.
     #[track_caller]
     pub fn det(&self) -> Array {
         self.try_det().or_raise()
@@ -410,12 +414,70 @@ impl Array {
     pub fn try_det(&self) -> Result<Array> {
         let loc = caller();
         let a = float_matrix("det", self, loc)?;
-        let f = lu(&a, loc)?;
-        let d = diag_part("det", &f.lu, loc)?;
-        let p = bind1(Reduction::Prod { axes: vec![last_axis(&d)] }.into(), &[&d], loc)?;
-        let ps = pivot_sign(&f.pivots, a.dtype(), loc)?;
-        bind1(E::Mul.into(), &[&p, &ps], loc)
+        // Its derivative is tr(adj(A)·Ȧ), finite at singular matrices too
+        // (through the LU factors, A⁻¹ is infinite there and the derivative NaN).
+        custom_jvp(
+            move |a: Array| det_from(&lu(&a, loc)?, a.dtype(), loc),
+            move |a: Array, t: Array| -> Result<(Array, Array)> {
+                let f = lu(&a, loc)?;
+                let r = a.ndim();
+                let mut swap: Vec<usize> = (0..r).collect();
+                swap.swap(r - 2, r - 1);
+                let t_swapped = bind1(ShapeOp::Transpose { perm: swap }.into(), &[&t], loc)?;
+                let terms = bind1(E::Mul.into(), &[&adjugate(&f, a.dtype(), loc)?, &t_swapped], loc)?;
+                let dt = bind1(Reduction::Sum { axes: vec![r - 2, r - 1] }.into(), &[&terms], loc)?;
+                Ok((det_from(&f, a.dtype(), loc)?, dt))
+            },
+            a,
+        )
     }
+}
+
+/// The determinant from the LU factors: the product of `U`'s diagonal, signed by the pivots.
+fn det_from(f: &Lu, dt: DType, loc: Loc) -> Result<Array> {
+    let d = diag_part("det", &f.lu, loc)?;
+    let p = bind1(Reduction::Prod { axes: vec![last_axis(&d)] }.into(), &[&d], loc)?;
+    let ps = pivot_sign(&f.pivots, dt, loc)?;
+    bind1(E::Mul.into(), &[&p, &ps], loc)
+}
+
+/// The adjugate `adj(A)` of each matrix (`A·adj(A) = det(A)·I`), from its
+/// LU factors `P·A = L·U`: `adj(A) = ±adj(U)·L⁻¹·P`. With no zero pivot,
+/// `adj(U) = det(U)·U⁻¹`. With one, at `k`, `U` has rank n − 1 and
+/// `adj(U) = D·(U'⁻¹e_k)(e_kᵀU'⁻¹)`, where `U'` is `U` with that pivot set
+/// to 1 and `D` is the product of the other pivots (`U'⁻¹e_k` and
+/// `e_kᵀU'⁻¹` are `U`'s null vectors, scaled so that the `(k, k)` cofactor
+/// is `D`). With more, `adj(U) = 0`.
+fn adjugate(f: &Lu, dt: DType, loc: Loc) -> Result<Array> {
+    let r = f.lu.ndim();
+    let n = f.lu.shape()[r - 1];
+    let d = diag_part("det", &f.lu, loc)?;
+    let zero_pivot = binary(E::Eq, (&d).into(), 0.0.into(), loc)?;
+    let pivots = select((&zero_pivot).into(), 1.0.into(), (&d).into(), loc)?;
+    // U': the pivots that are zero set to 1 (the solves read the upper triangle only).
+    let on_diagonal = broadcast_to(&eye(n, DType::Bool, loc)?, f.lu.shape(), "det", loc)?;
+    let pivot_rows = bind1(ShapeOp::ExpandDims { axes: vec![r - 2] }.into(), &[&pivots], loc)?;
+    let u1 = select((&on_diagonal).into(), (&pivot_rows).into(), (&f.lu).into(), loc)?;
+    let upper = TriangularSolve { lower: false, ..TriangularSolve::default() };
+    let p = permutation_matrix(&f.perm, dt, loc)?;
+    let lp = tri(&f.lu, &p, TriangularSolve { unit_diagonal: true, ..TriangularSolve::default() }, loc)?;
+    let full = tri(&u1, &lp, upper, loc)?;
+    // One zero pivot at k: row k of U'⁻¹L⁻¹P, then U'⁻¹ of it.
+    let row_k = bind1(ShapeOp::ExpandDims { axes: vec![r - 1] }.into(), &[&zero_pivot], loc)?;
+    let masked = select((&row_k).into(), (&full).into(), 0.0.into(), loc)?;
+    let rank_one = tri(&u1, &masked, upper, loc)?;
+    let zeros = convert(&zero_pivot, DType::I32, loc)?;
+    let count = bind1(Reduction::Sum { axes: vec![r - 2] }.into(), &[&zeros], loc)?;
+    let count = bind1(ShapeOp::ExpandDims { axes: vec![r - 2, r - 1] }.into(), &[&count], loc)?;
+    let none = bind1(E::Eq.into(), &[&count, &Array::scalar(0i32)], loc)?;
+    let one = bind1(E::Eq.into(), &[&count, &Array::scalar(1i32)], loc)?;
+    let picked = select((&one).into(), (&rank_one).into(), 0.0.into(), loc)?;
+    let picked = select((&none).into(), (&full).into(), (&picked).into(), loc)?;
+    // ± the product of the pivots other than a zero one.
+    let product = bind1(Reduction::Prod { axes: vec![r - 2] }.into(), &[&pivots], loc)?;
+    let scale = bind1(E::Mul.into(), &[&product, &pivot_sign(&f.pivots, dt, loc)?], loc)?;
+    let scale = bind1(ShapeOp::ExpandDims { axes: vec![r - 2, r - 1] }.into(), &[&scale], loc)?;
+    bind1(E::Mul.into(), &[&picked, &broadcast_to(&scale, picked.shape(), "det", loc)?], loc)
 }
 
 fn solve_spd(a: &Array, b: &Array, loc: Loc) -> Result<Array> {
