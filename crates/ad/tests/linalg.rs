@@ -174,9 +174,10 @@ fn adjugate3(a: &[f64]) -> Vec<f64> {
     (0..9).map(|k| cof(k % 3, k / 3)).collect()
 }
 
-/// The determinant's gradient is the transposed adjugate everywhere, at
-/// singular matrices too (rank n − 1: a rank-one adjugate; lower: zero), as
-/// JAX's: through the LU factors alone it would be NaN there.
+/// The determinant's gradient is the transposed adjugate at singular
+/// matrices too (rank n − 1: a rank-one adjugate; lower: zero), as JAX's:
+/// through the LU factors alone it would be NaN there. (The documented gap,
+/// rank n − 1 with several zero pivots, gives zeros: finite, not right.)
 #[test]
 fn det_gradient_at_singular_matrices() {
     let grad_det = arrayjit_ad::grad(|a: Array| a.det().sum(..));
@@ -196,6 +197,9 @@ fn det_gradient_at_singular_matrices() {
             assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{what}: {g:?} vs {want:?}");
         }
     }
+    // The gap: [[0, 1], [0, 0]] has adjugate [[0, −1], [0, 0]], its factor two zero pivots.
+    let g = grad_det(Array::from_vec(vec![0.0f64, 1.0, 0.0, 0.0], [2, 2])).unwrap().to_f64_vec();
+    assert_eq!(g, vec![0.0; 4]);
     // A batch of all four.
     let batch: Vec<f64> = cases.iter().flat_map(|(_, a)| a.to_vec()).collect();
     let g = grad_det(Array::from_vec(batch, [4, 3, 3])).unwrap().to_f64_vec();

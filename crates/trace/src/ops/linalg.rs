@@ -402,8 +402,12 @@ impl Array {
         Ok((sign, logabs))
     }
 
-    /// Determinant through LU. Its gradient is the transposed adjugate,
-    /// finite at singular matrices too, as JAX's.
+    /// Determinant through LU. Its gradient is the transposed adjugate, as
+    /// JAX's, finite at singular matrices too. One gap, JAX's as well: a
+    /// matrix of rank n − 1 whose LU factor has two or more zero pivots
+    /// (partial pivoting meets a zero column first, as in `[[0, 1], [0, 0]]`)
+    /// gets a zero gradient where the adjugate is not zero. Second
+    /// derivatives at singular matrices are NaN.
     #[track_caller]
     pub fn det(&self) -> Array {
         self.try_det().or_raise()
@@ -447,7 +451,10 @@ fn det_from(f: &Lu, dt: DType, loc: Loc) -> Result<Array> {
 /// `adj(U) = D·(U'⁻¹e_k)(e_kᵀU'⁻¹)`, where `U'` is `U` with that pivot set
 /// to 1 and `D` is the product of the other pivots (`U'⁻¹e_k` and
 /// `e_kᵀU'⁻¹` are `U`'s null vectors, scaled so that the `(k, k)` cofactor
-/// is `D`). With more, `adj(U) = 0`.
+/// is `D`). With more, this gives 0: right when `U` has rank n − 2 or less,
+/// wrong for the rank n − 1 factors that partial pivoting can leave with
+/// several zero pivots (a zero column met first), which would need a
+/// rank-revealing factorization.
 fn adjugate(f: &Lu, dt: DType, loc: Loc) -> Result<Array> {
     let r = f.lu.ndim();
     let n = f.lu.shape()[r - 1];
