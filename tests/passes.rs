@@ -190,7 +190,7 @@ fn identity_masks_stay_in_the_loop_unless_a_library_step_reads_them() {
                 // index arithmetic, not a boolean matrix made once and loaded.
                 let d = c.diag().sum(..);
                 // An operand of a library step: made once, before the loop.
-                let s = (&s * 0.5 + &eye).inv_spd();
+                let s = (&s * 0.5 + &eye).solve_spd(&eye);
                 ((c, s), d)
             },
             (c0, s0),

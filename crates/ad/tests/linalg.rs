@@ -1,5 +1,6 @@
 //! Derivatives of dot_general and the matrix primitives (and the functions built
-//! on them: inv, solve, det, logdet, slogdet) against finite differences.
+//! on them: inv, inv_spd, cholesky_inverse, solve, det, logdet, slogdet) against
+//! finite differences.
 
 mod common;
 use arrayjit_ir::prim::{DotDims, Linalg};
@@ -53,6 +54,8 @@ proptest! {
             ("cholesky", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).cholesky())),
             ("logdet", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).logdet())),
             ("inv_spd", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).inv_spd())),
+            // A factor with a strong diagonal; its upper triangle is never read.
+            ("cholesky_inverse", Box::new(|xs: Vec<Array>| shifted(&xs[0]).cholesky_inverse())),
             ("solve_spd", Box::new(|xs: Vec<Array>| spd_of(&xs[0]).solve_spd(&xs[1]))),
             ("inv", Box::new(|xs: Vec<Array>| shifted(&xs[0]).matmul(&spd_of(&xs[0])).inv())),
             ("det", Box::new(|xs: Vec<Array>| shifted(&xs[0]).det())),
@@ -92,9 +95,11 @@ fn batched_cholesky_and_inverse() {
     let x = rng.array(&[2, 3, 3], -1.0, 1.0);
     let f = |xs: Vec<Array>| {
         let s = (&xs[0] + xs[0].transpose(&[0, 2, 1])) * 0.5 + Array::eye(3, DType::F64) * 6.0;
-        (s.cholesky(), s.inv()).1 + s.cholesky()
+        (s.cholesky(), s.inv()).1 + s.cholesky() + s.inv_spd()
     };
-    check_grads(&f, &[x], 1, &mut rng);
+    check_grads(&f, std::slice::from_ref(&x), 1, &mut rng);
+    let g = |xs: Vec<Array>| (&xs[0] + Array::eye(3, DType::F64) * 4.0).cholesky_inverse();
+    check_grads(&g, &[x], 2, &mut rng);
 }
 
 #[test]

@@ -4,8 +4,8 @@
 
 use crate::exec::CpuError;
 use crate::linalg::{
-    cholesky, cholesky_scratch, eval_linalg, triangular_solve, DotElem, DotPlan, MatDims, MemBuffer, MemStack,
-    TriangularSolve,
+    cholesky, cholesky_inverse, cholesky_inverse_scratch, cholesky_scratch, eval_linalg, triangular_solve, DotElem,
+    DotPlan, MatDims, MemBuffer, MemStack, TriangularSolve,
 };
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
@@ -72,9 +72,11 @@ pub(crate) fn run_prim(prim: &Prim, ins: &[&HostArray]) -> Result<Vec<HostArray>
 }
 
 /// A factorization run on the executable's buffers with scratch planned at
-/// compile time (no copies, no allocation): Cholesky and triangular solves.
+/// compile time (no copies, no allocation): Cholesky, the inverse from a
+/// Cholesky factor and triangular solves.
 pub(crate) enum FactorStep {
     Cholesky { dims: MatDims, dtype: DType },
+    Inverse { dims: MatDims, dtype: DType },
     Solve { dims: MatDims, flags: TriangularSolve, dtype: DType },
 }
 
@@ -85,6 +87,9 @@ impl FactorStep {
         match (prim, ins) {
             (Prim::Linalg(Linalg::Cholesky), [a]) if float(a) => {
                 Some(FactorStep::Cholesky { dims: MatDims::of(a.shape.dims()), dtype: a.dtype })
+            }
+            (Prim::Linalg(Linalg::CholeskyInverse), [a]) if float(a) => {
+                Some(FactorStep::Inverse { dims: MatDims::of(a.shape.dims()), dtype: a.dtype })
             }
             (&Prim::Linalg(Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal }), [a, b])
                 if float(a) && a.dtype == b.dtype =>
@@ -101,6 +106,10 @@ impl FactorStep {
         match self {
             FactorStep::Cholesky { dims, dtype: DType::F32 } => MemBuffer::new(cholesky_scratch::<f32>(dims.rows)),
             FactorStep::Cholesky { dims, .. } => MemBuffer::new(cholesky_scratch::<f64>(dims.rows)),
+            FactorStep::Inverse { dims, dtype: DType::F32 } => {
+                MemBuffer::new(cholesky_inverse_scratch::<f32>(dims.rows))
+            }
+            FactorStep::Inverse { dims, .. } => MemBuffer::new(cholesky_inverse_scratch::<f64>(dims.rows)),
             FactorStep::Solve { .. } => MemBuffer::new(faer::dyn_stack::StackReq::EMPTY),
         }
     }
@@ -125,6 +134,23 @@ impl FactorStep {
                             MemStack::new(scratch),
                         )?,
                         _ => cholesky(
+                            std::slice::from_raw_parts(ins[0] as *const f64, n),
+                            std::slice::from_raw_parts_mut(out as *mut f64, n),
+                            dims,
+                            MemStack::new(scratch),
+                        )?,
+                    }
+                }
+                FactorStep::Inverse { dims, dtype } => {
+                    let n = dims.len();
+                    match dtype {
+                        DType::F32 => cholesky_inverse(
+                            std::slice::from_raw_parts(ins[0] as *const f32, n),
+                            std::slice::from_raw_parts_mut(out as *mut f32, n),
+                            dims,
+                            MemStack::new(scratch),
+                        )?,
+                        _ => cholesky_inverse(
                             std::slice::from_raw_parts(ins[0] as *const f64, n),
                             std::slice::from_raw_parts_mut(out as *mut f64, n),
                             dims,

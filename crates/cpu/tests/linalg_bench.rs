@@ -6,8 +6,8 @@
 //! `cargo test -p arrayjit-cpu --release --test linalg_bench -- --ignored --nocapture`.
 
 use arrayjit_cpu::linalg::{
-    cholesky, cholesky_scratch, init, lu, lu_scratch, triangular_solve, DotPlan, LuOut, MatDims, MemBuffer, MemStack,
-    TriangularSolve,
+    cholesky, cholesky_inverse, cholesky_inverse_scratch, cholesky_scratch, init, lu, lu_scratch, triangular_solve,
+    DotPlan, LuOut, MatDims, MemBuffer, MemStack, TriangularSolve,
 };
 use arrayjit_ir::prim::DotDims;
 use arrayjit_ir::{AVal, DType};
@@ -125,6 +125,50 @@ fn linalg_bench_dot_plan_against_faer() {
         t_solve * 1e3,
         t_lu * 1e3
     );
+
+    // The inverse from the factor: two triangular solves against the
+    // identity, as `inv_spd` did, against `cholesky_inverse`; alternating,
+    // medians, at several orders.
+    for q in [114usize, 256, 512, 1024] {
+        let b = rand(q * q);
+        let mut a = vec![0.0f32; q * q];
+        for i in 0..q {
+            for j in 0..=i {
+                let dot: f32 = (0..q).map(|k| b[i * q + k] * b[j * q + k]).sum();
+                a[i * q + j] = dot / q as f32 + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let dims = MatDims { batch: 1, rows: q, cols: q };
+        let mut l = vec![0.0f32; q * q];
+        let mut buf = MemBuffer::new(cholesky_scratch::<f32>(q));
+        cholesky(&a, &mut l, dims, MemStack::new(&mut buf)).unwrap();
+        let eye: Vec<f32> = (0..q * q).map(|i| if i % (q + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let back = TriangularSolve { transpose_a: true, ..flags };
+        let (mut x, mut two, mut inv) = (vec![0.0f32; q * q], vec![0.0f32; q * q], vec![0.0f32; q * q]);
+        let (mut t_two, mut t_inv) = (Vec::new(), Vec::new());
+        let mut inv_buf = MemBuffer::new(cholesky_inverse_scratch::<f32>(q));
+        let rounds = (2000 * 114usize.pow(3) / q.pow(3)).max(11);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            triangular_solve(&l, &eye, &mut x, dims, flags).unwrap();
+            triangular_solve(&l, &x, &mut two, dims, back).unwrap();
+            t_two.push(start.elapsed().as_secs_f64() * 1e6);
+            let start = Instant::now();
+            cholesky_inverse(&l, &mut inv, dims, MemStack::new(&mut inv_buf)).unwrap();
+            t_inv.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        let scale = two.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = two.iter().zip(&inv).map(|(a, b)| (a - b).abs() / scale).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "cholesky_inverse differs from the solves by {worst}");
+        t_two.sort_by(f64::total_cmp);
+        t_inv.sort_by(f64::total_cmp);
+        println!(
+            "{q}x{q} inverse from the factor: two triangular solves {:.1} µs, cholesky_inverse {:.1} µs \
+             (largest difference {worst:.1e} of the largest element)",
+            t_two[rounds / 2],
+            t_inv[rounds / 2]
+        );
+    }
 
     // M·Ω at n = 116, where DotPlan splits the rows in two blocks (one per
     // thread), against one faer call; alternating in one loop, medians.

@@ -12,6 +12,9 @@
 //!   then the column below it in parallel. A pivot that is not positive (or
 //!   is NaN) makes the whole matrix NaN. Only the lower triangle is read;
 //!   the upper triangle of the result is 0.
+//! - The inverse from a Cholesky factor, `(L Lᵀ)⁻¹`: an identity, then the
+//!   two triangular solves below (`L Y = I`, `Lᵀ X = Y`), through two
+//!   temporary matrices.
 //! - LU with partial pivoting (rectangular too): one block per matrix; per
 //!   column, one thread finds the pivot (the first of the largest magnitudes,
 //!   never a NaN over the current candidate, as the reference), the rows
@@ -29,7 +32,7 @@
 
 mod blocked;
 
-use crate::render::{Launch, Param, RenderedKernel};
+use crate::render::{Launch, Param, Partial, RenderedKernel};
 use crate::spelling::{literal, reg_type};
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, Scalar};
@@ -70,6 +73,7 @@ pub fn render_library(prim: &Linalg, ins: &[AVal], name: &str) -> Option<Rendere
     }
     match prim {
         Linalg::Cholesky => Some(cholesky(name, a.dtype, n, batch)),
+        Linalg::CholeskyInverse => Some(cholesky_inverse(name, a.dtype, n, batch)),
         Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal } => {
             let b = ins.get(1)?;
             if b.numel() > i32::MAX as usize {
@@ -128,6 +132,53 @@ fn cholesky(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel 
     );
     let launches = per_matrix(name, batch * n, batch, vec![Param::Input(0), Param::Output(0)]);
     RenderedKernel { source: s, launches, partials: Vec::new() }
+}
+
+/// `(L Lᵀ)⁻¹` for a batch of lower factors: the identity into temporary 0,
+/// `L Y = I` into temporary 1, then `Lᵀ X = Y` into the output, each solve
+/// the kernel [`triangular_solve`] renders for its flags.
+fn cholesky_inverse(name: &str, dtype: DType, n: usize, batch: usize) -> RenderedKernel {
+    let t = reg_type(dtype);
+    let total = batch * n * n;
+    let eye = format!("{name}_eye");
+    let mut source = format!(
+        r#"extern "C" __global__ void {eye}({t}* __restrict__ out0) {{
+  const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= {total}LL) return;
+  const int ij = (int)(e % {nn}LL);
+  out0[e] = ij / {n} == ij % {n} ? ({t})1 : ({t})0;
+}}
+"#,
+        nn = n * n,
+    );
+    let mut launches = Vec::new();
+    if total > 0 {
+        let grid = blocks(total.div_ceil(THREADS as usize), 1);
+        launches.push(Launch {
+            name: eye,
+            grid: [grid, 1, 1],
+            block: [THREADS, 1, 1],
+            params: vec![Param::Partial(0)],
+        });
+    }
+    for (suffix, transpose_a, rhs, out) in
+        [("_l", false, Param::Partial(0), Param::Partial(1)), ("_lt", true, Param::Partial(1), Param::Output(0))]
+    {
+        let k = triangular_solve(&format!("{name}{suffix}"), dtype, n, n, batch, true, true, transpose_a, false);
+        source.push_str(&k.source);
+        for mut l in k.launches {
+            for p in &mut l.params {
+                *p = match *p {
+                    Param::Input(1) => rhs,
+                    Param::Output(0) => out,
+                    other => other,
+                };
+            }
+            launches.push(l);
+        }
+    }
+    let partials = vec![Partial { dtype, len: total }; 2];
+    RenderedKernel { source, launches, partials }
 }
 
 /// Right-looking Cholesky with the lower triangle in registers: element

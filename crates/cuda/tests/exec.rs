@@ -250,6 +250,12 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
     let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
     let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);
+    // The inverse from the factor: an identity and two solves per matrix.
+    let pair = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), spd(ramp(&[4, 4], 0.8))], 0);
+    check(rt, "cholesky_inverse", |a: Array| a.cholesky().cholesky_inverse(), pair, 1e-10);
+    let m = ramp(&[70, 70], 0.71);
+    let spd70 = m.matmul(&m.t()) * 0.01 + Array::eye(70, DType::F64);
+    check(rt, "inv_spd 70", |a: Array| a.inv_spd(), spd70, 1e-9);
     // Each kernel's range of sizes (in f64): Cholesky blocked in shared
     // memory up to 108 (70: three blocks of columns, the last partial),
     // in registers up to 127, in global memory past that; solves blocked up

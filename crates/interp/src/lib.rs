@@ -250,7 +250,7 @@ mod tests {
         }
         prims.extend([Reduction::ArgMax { axis: 0 }, Reduction::ArgMin { axis: 1 }].map(Prim::from));
         prims.extend([Linalg::DotGeneral(DotDims::matmul()), Linalg::DotGeneral(DotDims::default())].map(Prim::from));
-        prims.extend([Linalg::Cholesky, Linalg::Lu].map(Prim::from));
+        prims.extend([Linalg::Cholesky, Linalg::CholeskyInverse, Linalg::Lu].map(Prim::from));
         for flags in 0..16 {
             let f = |bit: u32| flags & (1 << bit) != 0;
             let op = Linalg::TriangularSolve { left_side: f(0), lower: f(1), transpose_a: f(2), unit_diagonal: f(3) };

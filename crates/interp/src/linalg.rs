@@ -1,5 +1,5 @@
-//! Linear algebra: dot_general, cholesky, triangular_solve and lu, as the
-//! textbook loops.
+//! Linear algebra: dot_general, cholesky, cholesky_inverse, triangular_solve
+//! and lu, as the textbook loops.
 //!
 //! `dot_general` works in the operands' type, with `f32` products summed in
 //! `f64` and rounded once and `i32` wrapping. The matrix factorizations and the
@@ -31,6 +31,12 @@ pub(crate) fn eval(op: &Linalg, args: &[&HostArray], outs: &[AVal]) -> Result<Ve
             let (batch, n, _) = matrix_dims(args[0]);
             let l: Vec<f64> = (0..batch).flat_map(|k| cholesky(&a[k * n * n..(k + 1) * n * n], n)).collect();
             Ok(vec![array(name, &out.shape, from_f64s(name, out.dtype, l)?)?])
+        }
+        Linalg::CholeskyInverse => {
+            let a = to_f64s(name, args[0])?;
+            let (batch, n, _) = matrix_dims(args[0]);
+            let x: Vec<f64> = (0..batch).flat_map(|k| cholesky_inverse(&a[k * n * n..(k + 1) * n * n], n)).collect();
+            Ok(vec![array(name, &out.shape, from_f64s(name, out.dtype, x)?)?])
         }
         Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal } => {
             let (a, b) = (to_f64s(name, args[0])?, to_f64s(name, args[1])?);
@@ -147,6 +153,19 @@ fn cholesky(a: &[f64], n: usize) -> Vec<f64> {
         }
     }
     l
+}
+
+/// `(L Lᵀ)⁻¹` for one `n x n` factor `L` (its lower triangle): the
+/// solution of `L Y = I` by forward substitution, then of `Lᵀ X = Y` by
+/// backward substitution.
+fn cholesky_inverse(a: &[f64], n: usize) -> Vec<f64> {
+    let l = effective_matrix(true, false, false)(a, n);
+    let mut eye = vec![0.0; n * n];
+    for i in 0..n {
+        eye[i * n + i] = 1.0;
+    }
+    let y = solve_left(&l, n, true, &eye, n);
+    solve_left(&transpose(&l, n, n), n, false, &y, n)
 }
 
 /// Builds, from `A`, the matrix `M = op(A)` that a triangular solve actually
@@ -381,6 +400,32 @@ mod tests {
             a[i * n + i] += n as f64;
         }
         a
+    }
+
+    #[test]
+    fn cholesky_inverse_cases() {
+        for d in FLOATS {
+            // L = [[2, 0], [1, 1]] (the NaN above the diagonal is never read): L Lᵀ = [[4, 2], [2, 2]].
+            let l = fl(d, &[2, 2], &[2.0, f64::NAN, 1.0, 1.0]);
+            assert_eq!(eval1(Linalg::CholeskyInverse, [l]), fl(d, &[2, 2], &[0.5, -0.5, -0.5, 1.0]));
+            assert_eq!(eval1(Linalg::CholeskyInverse, [fl(d, &[1, 1], &[4.0])]), fl(d, &[1, 1], &[0.0625]));
+            assert_eq!(eval1(Linalg::CholeskyInverse, [fl(d, &[3, 0, 0], &[])]), fl(d, &[3, 0, 0], &[]));
+            // A zero pivot divides by zero.
+            let r = vals(&eval1(Linalg::CholeskyInverse, [fl(d, &[1, 1], &[0.0])]));
+            assert!(r[0].is_infinite(), "{r:?}");
+        }
+        // Batched: the inverse of each factor's A = L Lᵀ, A · A⁻¹ = I.
+        let mut rng = Lcg(7);
+        let n = 4;
+        let (a0, a1) = (spd(&mut rng, n), spd(&mut rng, n));
+        let l = vals(&eval1(Linalg::Cholesky, [fl(DType::F64, &[2, n, n], &[a0.clone(), a1.clone()].concat())]));
+        let inv = vals(&eval1(Linalg::CholeskyInverse, [fl(DType::F64, &[2, n, n], &l)]));
+        for (k, a) in [a0, a1].iter().enumerate() {
+            let prod = matmul(a, &inv[k * n * n..(k + 1) * n * n], n, n, n);
+            let eye: Vec<f64> = (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+            assert_close(&prod, &eye, 1e-12);
+        }
+        assert!(eval_prim(&Linalg::CholeskyInverse.into(), &[i32s(&[1, 1], &[1])]).is_err());
     }
 
     #[test]

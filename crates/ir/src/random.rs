@@ -46,10 +46,10 @@ use proptest::prelude::*;
 use std::sync::Arc;
 
 /// The `dot_general` and matrix-decomposition primitives, for [`GenConfig::without`].
-pub const LINALG: [&str; 4] = ["dot_general", "cholesky", "triangular_solve", "lu"];
+pub const LINALG: [&str; 5] = ["dot_general", "cholesky", "cholesky_inverse", "triangular_solve", "lu"];
 
 /// The matrix decompositions and solves, for [`GenConfig::without`].
-pub const DECOMPOSITIONS: [&str; 3] = ["cholesky", "triangular_solve", "lu"];
+pub const DECOMPOSITIONS: [&str; 4] = ["cholesky", "cholesky_inverse", "triangular_solve", "lu"];
 
 /// The names of every primitive the generator can produce.
 pub fn primitive_names() -> Vec<&'static str> {

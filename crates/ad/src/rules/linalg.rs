@@ -107,6 +107,17 @@ pub(crate) fn jvp(op: &Linalg, xs: &[Array], ts: &[Tangent]) -> Result<JvpOut> {
             let phi = lax::add(&keep(&x, &strict)?, &half)?;
             Ok((vec![l.clone()], vec![Some(bmm(&l, &phi)?)]))
         }
+        Linalg::CholeskyInverse => {
+            let inv = apply1(op.clone().into(), &refs)?;
+            let Some(dl) = &ts[0] else { return Ok((vec![inv], vec![None])) };
+            // Only the lower triangles of the factor and its tangent count.
+            let lower = band(inv.shape(), E::Le, 0)?;
+            let (l, dl) = (keep(&xs[0], &lower)?, keep(dl, &lower)?);
+            // d(L Lᵀ)⁻¹ = -Ω (dL Lᵀ + L dLᵀ) Ω = -(S + Sᵀ) with S = Ω dL Lᵀ Ω, Ω being symmetric.
+            let s = bmm(&bmm(&bmm(&inv, &dl)?, &mt(&l)?)?, &inv)?;
+            let t = neg(&lax::add(&s, &mt(&s)?)?)?;
+            Ok((vec![inv], vec![Some(t)]))
+        }
         Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal } => {
             let (a, _) = (&xs[0], &xs[1]);
             let x = apply1(op.clone().into(), &refs)?;
@@ -178,6 +189,6 @@ pub(crate) fn transpose(op: &Linalg, cts: &[Tangent], ins: &[LinIn]) -> Result<V
             }
             Ok(vec![None, Some(tri(a, ct, *left_side, *lower, !*transpose_a, *unit_diagonal)?)])
         }
-        Linalg::Cholesky | Linalg::Lu => Err(nonlinear(op.name())),
+        Linalg::Cholesky | Linalg::CholeskyInverse | Linalg::Lu => Err(nonlinear(op.name())),
     }
 }

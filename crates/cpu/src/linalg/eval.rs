@@ -3,8 +3,8 @@
 //! buffer kernels. For eager single ops and tests.
 
 use super::{
-    cholesky, cholesky_scratch, lu, lu_scratch, triangular_solve, DotElem, DotPlan, Float, LinalgError, LuOut, MatDims,
-    MemBuffer, MemStack, TriangularSolve,
+    cholesky, cholesky_inverse, cholesky_inverse_scratch, cholesky_scratch, lu, lu_scratch, triangular_solve, DotElem,
+    DotPlan, Float, LinalgError, LuOut, MatDims, MemBuffer, MemStack, TriangularSolve,
 };
 use arrayjit_ir::error::list_avals;
 use arrayjit_ir::prim::Linalg;
@@ -47,6 +47,15 @@ pub fn eval_linalg(prim: &Linalg, ins: &[&HostArray]) -> Result<Vec<HostArray>, 
             let data = match a.data() {
                 Data::F32(x) => Data::F32(run_cholesky(x, dims)?),
                 Data::F64(x) => Data::F64(run_cholesky(x, dims)?),
+                _ => return Err(unsupported()),
+            };
+            Ok(vec![array(op, out_aval, data)?])
+        }
+        (Linalg::CholeskyInverse, [a]) => {
+            let dims = MatDims::of(a.shape());
+            let data = match a.data() {
+                Data::F32(x) => Data::F32(run_inverse(x, dims)?),
+                Data::F64(x) => Data::F64(run_inverse(x, dims)?),
                 _ => return Err(unsupported()),
             };
             Ok(vec![array(op, out_aval, data)?])
@@ -105,6 +114,13 @@ fn run_cholesky<T: Float>(a: &[T], dims: MatDims) -> Result<Vec<T>, LinalgError>
     let mut out = vec![T::ZERO; a.len()];
     let mut buf = MemBuffer::new(cholesky_scratch::<T>(dims.rows));
     cholesky(a, &mut out, dims, MemStack::new(&mut buf))?;
+    Ok(out)
+}
+
+fn run_inverse<T: Float>(a: &[T], dims: MatDims) -> Result<Vec<T>, LinalgError> {
+    let mut out = vec![T::ZERO; a.len()];
+    let mut buf = MemBuffer::new(cholesky_inverse_scratch::<T>(dims.rows));
+    cholesky_inverse(a, &mut out, dims, MemStack::new(&mut buf))?;
     Ok(out)
 }
 

@@ -26,9 +26,11 @@
 //! # Ok::<(), arrayjit_cpu::linalg::LinalgError>(())
 //! ```
 
+mod blocks;
 mod dot;
 mod eval;
 mod factor;
+mod inverse;
 mod triangular;
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ pub use dot::{DotElem, DotPlan};
 pub use eval::eval_linalg;
 pub use factor::{cholesky, cholesky_scratch, lu, lu_scratch, LuOut};
 pub use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+pub use inverse::{cholesky_inverse, cholesky_inverse_scratch};
 pub use triangular::{triangular_solve, TriangularSolve};
 
 use arrayjit_ir::TypeError;
@@ -135,6 +138,8 @@ pub trait Float:
     fn finite(self) -> bool;
     /// The absolute value.
     fn magnitude(self) -> Self;
+    /// `self · a + b` with one rounding.
+    fn fused_mul_add(self, a: Self, b: Self) -> Self;
 }
 
 impl Float for f32 {
@@ -147,6 +152,10 @@ impl Float for f32 {
     fn magnitude(self) -> Self {
         self.abs()
     }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
 }
 
 impl Float for f64 {
@@ -158,5 +167,9 @@ impl Float for f64 {
     }
     fn magnitude(self) -> Self {
         self.abs()
+    }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
     }
 }

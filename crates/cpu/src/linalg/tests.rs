@@ -297,6 +297,98 @@ fn cholesky_matches_interpreter() {
     );
 }
 
+/// A random lower factor with a strong diagonal and NaN above it (never read).
+fn factor(rng: &mut Lcg, n: usize) -> Vec<f64> {
+    let mut l = vec![f64::NAN; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            l[i * n + j] = if i == j { 1.5 + rng.next() } else { rng.next() / (n as f64).sqrt() };
+        }
+    }
+    l
+}
+
+/// `cholesky_inverse` of random factors against the interpreter, relative to
+/// the largest element; `out` must be exactly symmetric.
+fn check_inverse(batch: usize, n: usize, seed: u64) {
+    let mut rng = Lcg(seed);
+    let l: Vec<f64> = (0..batch).flat_map(|_| factor(&mut rng, n)).collect();
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-13 };
+        let a = array(dtype, &[batch, n, n], &l);
+        let got = vals(&ours(&Linalg::CholeskyInverse, &[&a])[0]);
+        let want = vals(&interp(&Linalg::CholeskyInverse, &[&a])[0]);
+        let scale = vec![max_abs(&want); want.len()];
+        assert_close(&got, &want, &scale, tol, &format!("cholesky_inverse {dtype} {batch}x{n}x{n}"));
+        for (k, m) in got.chunks((n * n).max(1)).enumerate() {
+            for i in 0..n {
+                for j in 0..i {
+                    assert_eq!(m[i * n + j], m[j * n + i], "matrix {k} of {batch}x{n}x{n} {dtype}: ({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cholesky_inverse_matches_interpreter() {
+    // Sizes around the blocks of 4 rows and of 8 (f64) or 16 (f32) columns,
+    // and the PLN's 114.
+    for (batch, n) in [(1, 1), (2, 2), (1, 3), (1, 4), (3, 5), (1, 8), (1, 15), (2, 16), (1, 17), (1, 33), (1, 114)] {
+        check_inverse(batch, n, n as u64);
+    }
+    check_inverse(0, 3, 1);
+    check_inverse(2, 0, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn cholesky_inverse_matches_interpreter_on_random_sizes(batch in 1usize..3, n in 0usize..40, seed in any::<u64>()) {
+        check_inverse(batch, n, seed);
+    }
+}
+
+/// The portable path (no FMA) computes the same inverse as the interpreter,
+/// whichever path the machine takes.
+#[test]
+fn cholesky_inverse_without_fma() {
+    let n = 21;
+    let l32: Vec<f32> = factor(&mut Lcg(3), n).iter().map(|&x| x as f32).collect();
+    let l64: Vec<f64> = factor(&mut Lcg(3), n);
+    let want = vals(&interp(&Linalg::CholeskyInverse, &[&array(DType::F64, &[n, n], &l64)])[0]);
+    let scale = max_abs(&want);
+    let (rows, stride) = (24, 32);
+    let mut w = vec![0.0f32; rows * stride];
+    let mut out = vec![0.0f32; n * n];
+    super::inverse::invert_portable::<f32, 16>(&l32, &mut w, &vec![0.0; n], &mut out, n, stride);
+    let got: Vec<f64> = out.iter().map(|&x| f64::from(x)).collect();
+    assert_close(&got, &want, &vec![scale; n * n], 1e-5, "portable f32");
+    let stride = 24;
+    let mut w = vec![0.0f64; rows * stride];
+    let mut out = vec![0.0f64; n * n];
+    super::inverse::invert_portable::<f64, 8>(&l64, &mut w, &vec![0.0; n], &mut out, n, stride);
+    assert_close(&out, &want, &vec![scale; n * n], 1e-13, "portable f64");
+}
+
+#[test]
+fn cholesky_inverse_errors() {
+    let dims = MatDims { batch: 1, rows: 40, cols: 40 };
+    let mut buf = MemBuffer::new(StackReq::empty());
+    let e = cholesky_inverse(&[0.0f64; 1600], &mut [0.0; 1600], dims, MemStack::new(&mut buf)).unwrap_err();
+    assert!(e.to_string().starts_with("cholesky_inverse: the scratch stack holds 0 bytes"), "{e}");
+    let mut buf = MemBuffer::new(cholesky_inverse_scratch::<f64>(40));
+    let e = cholesky_inverse(&[0.0f64; 1599], &mut [0.0; 1600], dims, MemStack::new(&mut buf)).unwrap_err();
+    assert!(e.to_string().contains("the factor buffer holds 1599 elements"), "{e}");
+    // A zero pivot divides by zero.
+    let mut out = [0.0f32; 4];
+    let dims = MatDims { batch: 1, rows: 2, cols: 2 };
+    let mut buf = MemBuffer::new(cholesky_inverse_scratch::<f32>(2));
+    cholesky_inverse(&[1.0f32, 0.0, 1.0, 0.0], &mut out, dims, MemStack::new(&mut buf)).unwrap();
+    assert!(out.iter().any(|x| !x.is_finite()), "{out:?}");
+}
+
 /// One random triangular solve with the flags of bits `flags` (left, lower,
 /// transpose, unit), against the interpreter. `A` has a strong diagonal, and
 /// NaN in the triangle that must not be read (and on the diagonal when unit).

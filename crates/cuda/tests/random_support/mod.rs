@@ -7,8 +7,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 /// float remainders by tiny values (noise on both sides), factorizations (of
 /// random, often singular matrices; not kernels), and floor, ceil, sign and
 /// products of values a few ulp apart.
-pub const NOISY: [&str; 9] =
-    ["div", "rem", "cholesky", "triangular_solve", "lu", "floor", "ceil", "sign", "reduce_prod"];
+pub const NOISY: [&str; 10] =
+    ["div", "rem", "cholesky", "cholesky_inverse", "triangular_solve", "lu", "floor", "ceil", "sign", "reduce_prod"];
 
 /// A runner and how many programs to draw: `fixed` of them from a seed made
 /// of `seed`, or, under `ARRAYJIT_SOAK=N`, N from a fresh seed.

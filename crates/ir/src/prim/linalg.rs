@@ -1,4 +1,4 @@
-//! Linear algebra primitives (dot_general, cholesky, triangular_solve, lu):
+//! Linear algebra primitives (dot_general, cholesky, cholesky_inverse, triangular_solve, lu):
 //! names, params and the shape/dtype rule. Matrix primitives accept leading
 //! batch dimensions: an operand of shape `[..., m, n]` is a batch of matrices.
 
@@ -41,6 +41,9 @@ pub enum Linalg {
     /// only the lower triangle of the operand is read; the upper triangle of the result is 0.
     /// A matrix that is not positive definite gives NaNs.
     Cholesky,
+    /// `(L Lᵀ)⁻¹` from a lower Cholesky factor `L`: the inverse of the
+    /// matrix `L` factors. Only the lower triangle of the operand is read.
+    CholeskyInverse,
     /// Solves `op(A) X = B` (`left_side`) or `X op(A) = B` for triangular `A`,
     /// where `op` transposes when `transpose_a`. Only `A`'s `lower` (or upper) triangle is read.
     TriangularSolve {
@@ -60,6 +63,7 @@ impl Linalg {
         match self {
             Linalg::DotGeneral(_) => "dot_general",
             Linalg::Cholesky => "cholesky",
+            Linalg::CholeskyInverse => "cholesky_inverse",
             Linalg::TriangularSolve { .. } => "triangular_solve",
             Linalg::Lu => "lu",
         }
@@ -73,7 +77,7 @@ impl Linalg {
                 ("lhs_batch", ints(&d.lhs_batch)),
                 ("rhs_batch", ints(&d.rhs_batch)),
             ],
-            Linalg::Cholesky | Linalg::Lu => vec![],
+            Linalg::Cholesky | Linalg::CholeskyInverse | Linalg::Lu => vec![],
             Linalg::TriangularSolve { left_side, lower, transpose_a, unit_diagonal } => vec![
                 ("left_side", Param::Bool(*left_side)),
                 ("lower", Param::Bool(*lower)),
@@ -94,6 +98,7 @@ impl Linalg {
                 }))
             })(),
             "cholesky" => Ok(Linalg::Cholesky),
+            "cholesky_inverse" => Ok(Linalg::CholeskyInverse),
             "lu" => Ok(Linalg::Lu),
             "triangular_solve" => (|| {
                 Ok(Linalg::TriangularSolve {
@@ -113,7 +118,7 @@ impl Linalg {
         let err = |m: String| TypeError::new(name, m);
         let want = match self {
             Linalg::DotGeneral(_) | Linalg::TriangularSolve { .. } => 2,
-            Linalg::Cholesky | Linalg::Lu => 1,
+            Linalg::Cholesky | Linalg::CholeskyInverse | Linalg::Lu => 1,
         };
         if ins.len() != want {
             return Err(err(format!("expects {want} operand(s), got {}", list_avals(ins))));
@@ -158,7 +163,7 @@ impl Linalg {
                 dims.extend(d.rhs_free(b.rank()).iter().map(|&i| b.shape[i]));
                 Ok(vec![AVal::new(a.dtype, dims)])
             }
-            Linalg::Cholesky => {
+            Linalg::Cholesky | Linalg::CholeskyInverse => {
                 let a = &ins[0];
                 square(name, a)?;
                 Ok(vec![a.clone()])
@@ -238,6 +243,10 @@ mod tests {
     fn matrix_rules() {
         assert!(Linalg::Cholesky.abstract_eval(&[f(&[2, 3])]).is_err());
         assert_eq!(Linalg::Cholesky.abstract_eval(&[f(&[4, 3, 3])]).unwrap(), vec![f(&[4, 3, 3])]);
+        assert_eq!(Linalg::CholeskyInverse.abstract_eval(&[f(&[4, 3, 3])]).unwrap(), vec![f(&[4, 3, 3])]);
+        let e = Linalg::CholeskyInverse.abstract_eval(&[f(&[3, 2])]).unwrap_err().to_string();
+        assert!(e.starts_with("cholesky_inverse"), "{e}");
+        assert!(Linalg::CholeskyInverse.abstract_eval(&[AVal::new(DType::I32, [2, 2])]).is_err());
         let ts = Linalg::TriangularSolve { left_side: true, lower: true, transpose_a: false, unit_diagonal: false };
         assert_eq!(ts.abstract_eval(&[f(&[3, 3]), f(&[3, 2])]).unwrap(), vec![f(&[3, 2])]);
         assert!(ts.abstract_eval(&[f(&[3, 3]), f(&[2, 3])]).is_err());

@@ -31,12 +31,13 @@ enum Kind {
     ArgReduce,
     Dot,
     Cholesky,
+    CholeskyInverse,
     TriangularSolve,
     Lu,
     Call,
 }
 
-const KINDS: [(Kind, usize); 23] = [
+const KINDS: [(Kind, usize); 24] = [
     (Kind::Unary, 6),
     (Kind::Binary, 8),
     (Kind::IntegerPow, 1),
@@ -57,6 +58,7 @@ const KINDS: [(Kind, usize); 23] = [
     (Kind::ArgReduce, 1),
     (Kind::Dot, 3),
     (Kind::Cholesky, 1),
+    (Kind::CholeskyInverse, 1),
     (Kind::TriangularSolve, 1),
     (Kind::Lu, 1),
     (Kind::Call, 2),
@@ -100,6 +102,7 @@ impl Grower<'_, '_, '_> {
             Kind::ArgReduce => i32_ok && has_numeric && (self.allows("argmax") || self.allows("argmin")),
             Kind::Dot => has_numeric && self.allows("dot_general"),
             Kind::Cholesky => matrices && self.allows("cholesky"),
+            Kind::CholeskyInverse => matrices && self.allows("cholesky_inverse"),
             Kind::TriangularSolve => matrices && self.allows("triangular_solve"),
             Kind::Lu => matrices && i32_ok && self.allows("lu"),
             Kind::Call => self.depth < self.cfg.max_call_depth && self.allows("call"),
@@ -137,6 +140,7 @@ impl Grower<'_, '_, '_> {
             Kind::ArgReduce => self.arg_reduce(),
             Kind::Dot => self.dot(),
             Kind::Cholesky => self.cholesky(),
+            Kind::CholeskyInverse => self.cholesky_inverse(),
             Kind::TriangularSolve => self.triangular_solve(),
             Kind::Lu => self.lu(),
             Kind::Call => self.call(),
@@ -454,6 +458,17 @@ impl Grower<'_, '_, '_> {
             self.matrix(dtype, &batch, m, m)?
         };
         self.emit(Linalg::Cholesky.into(), vec![a]).map(drop)
+    }
+
+    fn cholesky_inverse(&mut self) -> Option<()> {
+        let dtype = self.float_dtype()?;
+        let batch = self.batch();
+        let m = self.dim();
+        let a = self.matrix(dtype, &batch, m, m)?;
+        // Plus the identity, when it can be made: a factor with a pivot near
+        // zero has an inverse of huge elements that rounding decides.
+        let a = self.plus_identity(a, dtype, &batch, m).unwrap_or(a);
+        self.emit(Linalg::CholeskyInverse.into(), vec![a]).map(drop)
     }
 
     /// `a + I` for `a` of `batch` `m x m` matrices (`None` if the

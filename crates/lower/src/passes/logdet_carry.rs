@@ -1,9 +1,9 @@
 //! Carried log-determinants for `scan`: when a loop body takes the
 //! log-determinant of a carry as it enters (`Σ log diag cholesky(X)`, how
 //! `logdet` traces) and leaves in that carry the inverse of a matrix it has
-//! just factored (`X' = L⁻ᵀ·(L⁻¹·I)` with `L = cholesky(Y)`, how the inverse
-//! of a symmetric positive-definite matrix traces), the next iteration's
-//! log-determinant is known without factoring `X'`:
+//! just factored (`X' = cholesky_inverse(L)` with `L = cholesky(Y)`, how the
+//! inverse of a symmetric positive-definite matrix traces, or the same inverse
+//! as `L⁻ᵀ·(L⁻¹·I)`), the next iteration's log-determinant is known without factoring `X'`:
 //! `Σ log diag cholesky(Y⁻¹) = ½ logdet Y⁻¹ = −Σ log diag L`.
 //! The pass carries that value instead. The value for the first iteration
 //! is computed once before the loop, as the body would have computed it, and
@@ -121,9 +121,14 @@ fn diagonal_log_sum(
     (picks_diagonal && one_axis(r1) && is_log && one_axis(r2)).then_some([s, r1, g, r2])
 }
 
-/// `L` when `a` is `L⁻ᵀ·(L⁻¹·I)` with `L = cholesky(Y)`: two left-side,
-/// lower, non-unit solves with `L`, the first against an identity matrix.
+/// `L` when `a` is the inverse from `L = cholesky(Y)`: `cholesky_inverse(L)`,
+/// or `L⁻ᵀ·(L⁻¹·I)` (two left-side, lower, non-unit solves with `L`, the
+/// first against an identity matrix).
 fn inverse_factor(def: &Def<'_>, a: &Atom) -> Option<Atom> {
+    let factored = |l: &Atom| matches!(def(l), Some((Prim::Linalg(Linalg::Cholesky), _)));
+    if let Some((Prim::Linalg(Linalg::CholeskyInverse), [l])) = def(a) {
+        return factored(l).then_some(*l);
+    }
     let solve = |a: &Atom, transpose: bool| match def(a) {
         Some((
             Prim::Linalg(Linalg::TriangularSolve { left_side: true, lower: true, transpose_a, unit_diagonal: false }),
@@ -133,8 +138,7 @@ fn inverse_factor(def: &Def<'_>, a: &Atom) -> Option<Atom> {
     };
     let (l, inner) = solve(a, true)?;
     let (l2, identity) = solve(&inner, false)?;
-    let factored = matches!(def(&l), Some((Prim::Linalg(Linalg::Cholesky), _)));
-    (l == l2 && factored && is_identity(def, &identity)).then_some(l)
+    (l == l2 && factored(&l) && is_identity(def, &identity)).then_some(l)
 }
 
 /// An identity matrix: an identity mask converted to numbers.
@@ -234,9 +238,16 @@ mod tests {
 
     /// A loop carrying `x` and `y`: each iteration reads `h = Σ log diag
     /// cholesky(x)` (and lets it shape `y`), then leaves `x = y⁻¹` through
-    /// `y`'s factor, or (`inverse = false`) `x = y` itself.
-    fn program(inverse: bool, extra_use: bool) -> Program {
+    /// `y`'s factor, or (`inverse = false`) `x = y` itself. The inverse is
+    /// `cholesky_inverse`, or two triangular solves when `solves`.
+    fn program(inverse: bool, extra_use: bool, solves: bool) -> Program {
         let next = if inverse { "x2" } else { "y3" };
+        let inv = if solves {
+            "t1:f64[3,3] = triangular_solve[left_side=true lower=true transpose_a=false unit_diagonal=false] k id
+             x2:f64[3,3] = triangular_solve[left_side=true lower=true transpose_a=true unit_diagonal=false] k t1"
+        } else {
+            "x2:f64[3,3] = cholesky_inverse k"
+        };
         let out = if extra_use { "f" } else { "y3" };
         parse(&format!(
             "{{ lambda ; x:f64[3,3] y:f64[3,3] . let
@@ -258,8 +269,7 @@ mod tests {
                     hid:f64[3,3] = mul id 0.5:f64
                     y3:f64[3,3] = add y2 hid
                     k:f64[3,3] = cholesky y3
-                    t1:f64[3,3] = triangular_solve[left_side=true lower=true transpose_a=false unit_diagonal=false] k id
-                    x2:f64[3,3] = triangular_solve[left_side=true lower=true transpose_a=true unit_diagonal=false] k t1
+                    {inv}
                   in ({next}, {out}, h) }}] x y
               in (a, b, c) }}"
         ))
@@ -292,15 +302,17 @@ mod tests {
 
     #[test]
     fn the_log_determinant_of_a_carried_inverse_is_carried() {
-        let p = program(true, false);
-        let q = carry_log_determinants(&p);
-        typecheck(&q).unwrap();
-        assert_eq!(factorizations_in_the_loop(&p), 2);
-        assert_eq!(factorizations_in_the_loop(&q), 1, "{q}");
-        let (want, got) = (run(&p), run(&q));
-        for (w, g) in want.iter().zip(&got) {
-            for (a, b) in w.iter().zip(g) {
-                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{want:?}\n{got:?}");
+        for solves in [false, true] {
+            let p = program(true, false, solves);
+            let q = carry_log_determinants(&p);
+            typecheck(&q).unwrap();
+            assert_eq!(factorizations_in_the_loop(&p), 2);
+            assert_eq!(factorizations_in_the_loop(&q), 1, "{q}");
+            let (want, got) = (run(&p), run(&q));
+            for (w, g) in want.iter().zip(&got) {
+                for (a, b) in w.iter().zip(g) {
+                    assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{want:?}\n{got:?}");
+                }
             }
         }
     }
@@ -308,7 +320,7 @@ mod tests {
     #[test]
     fn other_loops_are_left_alone() {
         // The next value is not an inverse; the factor has another reader.
-        for p in [program(false, false), program(true, true)] {
+        for p in [program(false, false, false), program(true, true, false), program(true, true, true)] {
             let q = carry_log_determinants(&p);
             assert_eq!(factorizations_in_the_loop(&q), 2, "{q}");
             assert_eq!(run(&p), run(&q));

@@ -323,8 +323,25 @@ impl Array {
     pub fn try_inv_spd(&self) -> Result<Array> {
         let loc = caller();
         let a = float_matrix("inv_spd", self, loc)?;
-        let e = eye_like(&a, loc)?;
-        solve_spd(&a, &e, loc)
+        let l = bind1(Linalg::Cholesky.into(), &[&a], loc)?;
+        bind1(Linalg::CholeskyInverse.into(), &[&l], loc)
+    }
+
+    /// `(L Lᵀ)⁻¹` from a lower Cholesky factor `L` (this array; only its
+    /// lower triangle is read): the inverse of the matrix it factors, so that
+    /// `a.cholesky().cholesky_inverse()` is `a.inv_spd()`. Exactly symmetric
+    /// on the CPU. A zero on the diagonal divides by zero.
+    #[track_caller]
+    pub fn cholesky_inverse(&self) -> Array {
+        self.try_cholesky_inverse().or_raise()
+    }
+
+    /// [`Array::cholesky_inverse`], returning errors.
+    #[track_caller]
+    pub fn try_cholesky_inverse(&self) -> Result<Array> {
+        let loc = caller();
+        let l = float_matrix("cholesky_inverse", self, loc)?;
+        bind1(Linalg::CholeskyInverse.into(), &[&l], loc)
     }
 
     /// Solves `self · X = b` through LU. `b` is `[.., n, k]`, its batch

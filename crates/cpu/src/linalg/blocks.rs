@@ -1,0 +1,66 @@
+//! Register blocks of multiply-adds for the small triangular kernels
+//! ([`super::inverse`]): sums `Σ_k a_r[k] · b_k[j]` over 4 rows `r` and 64
+//! bytes of columns `j`, kept in registers while `k` runs, and the choice of
+//! a copy of a kernel compiled for AVX2 and FMA.
+//!
+//! The kernels are generic over the column count `C` (16 for `f32`, 8 for
+//! `f64`: [`cols`]) and over `FMA`, which fuses each multiply-add. They work
+//! on scratch matrices padded with zeros to whole blocks, so that a block
+//! never needs a bound check.
+
+use super::Float;
+
+/// Rows of a block.
+pub(crate) const ROWS: usize = 4;
+
+/// Columns of a block: 64 bytes of `T`.
+pub(crate) const fn cols<T>() -> usize {
+    64 / std::mem::size_of::<T>()
+}
+
+/// `n` rounded up to whole blocks of rows, and of columns of `T`.
+pub(crate) fn padded<T>(n: usize) -> (usize, usize) {
+    (n.div_ceil(ROWS) * ROWS, n.div_ceil(cols::<T>()) * cols::<T>())
+}
+
+/// Whether this CPU runs the kernels' AVX2 and FMA copies.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn fma_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// `c · x + a`, fused when `FMA` (only where the target has the
+/// instruction: elsewhere `mul_add` is a library call per element).
+#[inline(always)]
+pub(crate) fn madd<T: Float, const FMA: bool>(c: T, x: T, a: T) -> T {
+    if FMA {
+        c.fused_mul_add(x, a)
+    } else {
+        a + c * x
+    }
+}
+
+/// `Σ_k a_r[k · a_stride] · b[k · b_stride + j0 ..][..C]` for `k` in `ks`
+/// and each of the [`ROWS`] rows `r`, in the order of `ks`.
+#[inline(always)]
+pub(crate) fn block<T: Float, const FMA: bool, const C: usize>(
+    ks: std::ops::Range<usize>,
+    a: [&[T]; ROWS],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    j0: usize,
+) -> [[T; C]; ROWS] {
+    let mut acc = [[T::ZERO; C]; ROWS];
+    for k in ks {
+        let ak: [T; ROWS] = std::array::from_fn(|r| a[r][k * a_stride]);
+        // A fixed-size chunk, so that the sums stay in registers.
+        let bk: &[T; C] = b[k * b_stride + j0..].first_chunk().expect("the padded matrix holds whole blocks");
+        for (sums, &x) in acc.iter_mut().zip(&ak) {
+            for (s, &y) in sums.iter_mut().zip(bk) {
+                *s = madd::<T, FMA>(x, y, *s);
+            }
+        }
+    }
+    acc
+}
