@@ -1,8 +1,10 @@
 //! A quick comparison run by hand, not part of the suite: `DotPlan` against
 //! direct faer calls on `M` (11600x114, f32) · `Ω` (114x114) and on `MᵀM`,
-//! median of 40 runs, and on the first 116 rows of `M`. `DotPlan` splits large products over the worker
-//! threads (`ARRAYJIT_THREADS`, all cores by default); the direct calls run on
-//! one. Run it with
+//! median of 40 runs, and on the first 116 rows of `M`; the factorizations at
+//! 114x114; `cholesky_inverse` against two triangular solves at orders 114
+//! to 1024. `DotPlan` splits large products over the worker threads
+//! (`ARRAYJIT_THREADS`, all cores by default); the direct calls run on one.
+//! Run it with
 //! `cargo test -p arrayjit-cpu --release --test linalg_bench -- --ignored --nocapture`.
 
 use arrayjit_cpu::linalg::{
