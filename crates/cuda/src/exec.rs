@@ -1,5 +1,5 @@
 //! Executables on a device: a schedule's kernels and factorizations (Cholesky,
-//! LU, triangular solves) compiled into one module, its products as GEMMs,
+//! the inverse from its factor, LU, triangular solves) compiled into one module, its products as GEMMs,
 //! its loops and conditionals run from the host over device buffers, and
 //! what the device does not do (arg-reductions, products that need packing,
 //! factorizations of integer matrices) run by the reference interpreter on

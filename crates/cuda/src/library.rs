@@ -146,10 +146,12 @@ fn cholesky_inverse(name: &str, dtype: DType, n: usize, batch: usize) -> Rendere
   const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= {total}LL) return;
   const int ij = (int)(e % {nn}LL);
-  out0[e] = ij / {n} == ij % {n} ? ({t})1 : ({t})0;
+  out0[e] = ij / {n1} == ij % {n1} ? ({t})1 : ({t})0;
 }}
 "#,
-        nn = n * n,
+        // (Never launched when empty, but compiled: no division by zero.)
+        nn = (n * n).max(1),
+        n1 = n.max(1),
     );
     let mut launches = Vec::new();
     if total > 0 {
@@ -165,6 +167,8 @@ fn cholesky_inverse(name: &str, dtype: DType, n: usize, batch: usize) -> Rendere
         [("_l", false, Param::Partial(0), Param::Partial(1)), ("_lt", true, Param::Partial(1), Param::Output(0))]
     {
         let k = triangular_solve(&format!("{name}{suffix}"), dtype, n, n, batch, true, true, transpose_a, false);
+        // Its launches are remapped below, which assumes it has no temporaries of its own.
+        debug_assert!(k.partials.is_empty(), "a solve kernel with temporaries");
         source.push_str(&k.source);
         for mut l in k.launches {
             for p in &mut l.params {

@@ -50,7 +50,8 @@ pub struct Launch {
     pub params: Vec<Param>,
 }
 
-/// A temporary buffer of partial reductions, `len` elements of `dtype`.
+/// A temporary buffer of a kernel's (partial reductions, or a library
+/// kernel's intermediate matrices), `len` elements of `dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partial {
     pub dtype: DType,

@@ -250,9 +250,19 @@ fn factorizations_on_the_device<R: Runtime>(rt: &R) {
     let spd = |m: Array| m.matmul(&m.t()) + Array::eye(4, DType::F64);
     let batch = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), -spd(ramp(&[4, 4], 0.5)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky", |a: Array| a.cholesky(), batch, 1e-10);
-    // The inverse from the factor: an identity and two solves per matrix.
+    // The inverse from the factor: an identity and two solves per matrix,
+    // on the device (not the host's fallback), reading only the factor's
+    // lower triangle (the ramp above the diagonal is never read).
+    let planned = arrayjit_cuda::library::render_library(
+        &arrayjit::ir::prim::Linalg::CholeskyInverse,
+        &[arrayjit::AVal::new(DType::F64, [2, 4, 4])],
+        "inverse",
+    );
+    assert!(planned.is_some_and(|k| k.launches.len() == 3), "cholesky_inverse has a device version");
     let pair = arrayjit::stack(&[spd(ramp(&[4, 4], 0.3)), spd(ramp(&[4, 4], 0.8))], 0);
     check(rt, "cholesky_inverse", |a: Array| a.cholesky().cholesky_inverse(), pair, 1e-10);
+    let factor = ramp(&[2, 5, 5], 0.3) + Array::eye(5, DType::F64) * 3.0;
+    check(rt, "cholesky_inverse of a full matrix", |l: Array| l.cholesky_inverse(), factor, 1e-10);
     let m = ramp(&[70, 70], 0.71);
     let spd70 = m.matmul(&m.t()) * 0.01 + Array::eye(70, DType::F64);
     check(rt, "inv_spd 70", |a: Array| a.inv_spd(), spd70, 1e-9);

@@ -2,7 +2,7 @@
 //! from its Cholesky factor, `(L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹`, in the order LAPACK's
 //! `potri` uses: `W = L⁻¹`, then `Wᵀ W`. Each is a triangular product of
 //! n³/6 multiply-adds; two general triangular solves against the identity
-//! would do 7/3 times that work, most of it on zeros.
+//! would do three times that work, most of it on zeros.
 //!
 //! Both passes run as register blocks ([`super::blocks`]) on `W` in a
 //! scratch matrix padded with zeros to whole blocks.
@@ -18,8 +18,10 @@ pub fn cholesky_inverse_scratch<T: Float>(n: usize) -> StackReq {
 
 /// `(L Lᵀ)⁻¹` for each factor of `l` (`dims.batch` row-major `n x n` lower
 /// factors; only the lower triangle is read) into `out`, which comes out
-/// exactly symmetric. A zero pivot divides by zero (IEEE infinities and
-/// NaNs). `stack` holds at least [`cholesky_inverse_scratch`]`(n)`.
+/// exactly symmetric. A zero pivot divides by zero: the result then holds
+/// infinities or NaNs, though not in the same elements as the reference
+/// interpreter's (which solves against the identity's zeros too).
+/// `stack` holds at least [`cholesky_inverse_scratch`]`(n)`.
 ///
 /// ```
 /// use arrayjit_cpu::linalg::{cholesky_inverse, cholesky_inverse_scratch, MatDims, MemBuffer, MemStack};
@@ -57,9 +59,11 @@ pub fn cholesky_inverse<T: Float>(
     let (mut scratch, _) = stack.make_with(rows * stride + n, |_| T::ZERO);
     let (w, zeros) = scratch.split_at_mut(rows * stride);
     let shape = Shape { n, stride };
+    #[cfg(target_arch = "x86_64")]
+    let fma = super::blocks::fma_available();
     for (lk, ok) in l.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
         #[cfg(target_arch = "x86_64")]
-        if super::blocks::fma_available() {
+        if fma {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
             unsafe { invert_fma(lk, w, zeros, ok, shape) };
             continue;

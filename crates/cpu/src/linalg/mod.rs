@@ -1,11 +1,13 @@
-//! Dense linear algebra on raw row-major buffers through faer, single-threaded:
-//! `dot_general` as a planned batched GEMM, Cholesky, triangular solves and LU.
+//! Dense linear algebra on raw row-major buffers, single-threaded: through
+//! faer, `dot_general` as a planned batched GEMM, Cholesky, triangular solves
+//! and LU; our own register blocks for the inverse from a Cholesky factor.
 //!
 //! Every kernel works on plain slices the caller owns (a JIT-compiled
 //! executable or the runtime), with batch dimensions leading, and allocates
 //! nothing: scratch is sized up front ([`DotPlan::scratch_len`],
-//! [`cholesky_scratch`], [`lu_scratch`]) and handed in. [`eval_linalg`] is the
-//! allocating entry point for one primitive on host arrays (eager ops, tests).
+//! [`cholesky_scratch`], [`cholesky_inverse_scratch`], [`lu_scratch`]) and
+//! handed in. [`eval_linalg`] is the allocating entry point for one primitive
+//! on host arrays (eager ops, tests).
 //!
 //! faer runs with [`Par::Seq`](faer::Par::Seq) everywhere: its rayon mode is
 //! pathologically slow on small VMs (see `notes/machine-facts.md` §2). Call

@@ -354,22 +354,21 @@ proptest! {
 /// whichever path the machine takes.
 #[test]
 fn cholesky_inverse_without_fma() {
-    let n = 21;
-    let l32: Vec<f32> = factor(&mut Lcg(3), n).iter().map(|&x| x as f32).collect();
-    let l64: Vec<f64> = factor(&mut Lcg(3), n);
-    let want = vals(&interp(&Linalg::CholeskyInverse, &[&array(DType::F64, &[n, n], &l64)])[0]);
-    let scale = max_abs(&want);
-    let (rows, stride) = (24, 32);
-    let mut w = vec![0.0f32; rows * stride];
-    let mut out = vec![0.0f32; n * n];
-    super::inverse::invert_portable::<f32, 16>(&l32, &mut w, &vec![0.0; n], &mut out, n, stride);
-    let got: Vec<f64> = out.iter().map(|&x| f64::from(x)).collect();
-    assert_close(&got, &want, &vec![scale; n * n], 1e-5, "portable f32");
-    let stride = 24;
-    let mut w = vec![0.0f64; rows * stride];
-    let mut out = vec![0.0f64; n * n];
-    super::inverse::invert_portable::<f64, 8>(&l64, &mut w, &vec![0.0; n], &mut out, n, stride);
-    assert_close(&out, &want, &vec![scale; n * n], 1e-13, "portable f64");
+    for n in [1, 5, 16, 21, 37] {
+        let l64 = factor(&mut Lcg(n as u64), n);
+        let l32: Vec<f32> = l64.iter().map(|&x| x as f32).collect();
+        let want = vals(&interp(&Linalg::CholeskyInverse, &[&array(DType::F64, &[n, n], &l64)])[0]);
+        let scale = vec![max_abs(&want); n * n];
+        let (rows, stride) = super::blocks::padded::<f32>(n);
+        let (mut w, mut out) = (vec![0.0f32; rows * stride], vec![0.0f32; n * n]);
+        super::inverse::invert_portable::<f32, 16>(&l32, &mut w, &vec![0.0; n], &mut out, n, stride);
+        let got: Vec<f64> = out.iter().map(|&x| f64::from(x)).collect();
+        assert_close(&got, &want, &scale, 1e-5, &format!("portable f32, order {n}"));
+        let (rows, stride) = super::blocks::padded::<f64>(n);
+        let (mut w, mut out) = (vec![0.0f64; rows * stride], vec![0.0f64; n * n]);
+        super::inverse::invert_portable::<f64, 8>(&l64, &mut w, &vec![0.0; n], &mut out, n, stride);
+        assert_close(&out, &want, &scale, 1e-13, &format!("portable f64, order {n}"));
+    }
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub fn cases() -> Vec<Case> {
         );
         out.push(case(format!("primitives_{dtype}"), p, 1e-5));
         // The factorizations rendered as device kernels: Cholesky, the
-        // triangular solves behind the SPD inverse, and LU behind the
+        // inverse from its factor (two triangular solves), and LU behind the
         // general inverse and log-determinant.
         let a = ramp(&[6, 6], dtype) + Array::eye(6, dtype) * 4.0;
         let p = render(
