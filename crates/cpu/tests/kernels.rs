@@ -577,3 +577,26 @@ fn sines_of_large_arguments_match_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn integer_powers_are_exact_and_agree_with_the_interpreter() {
+    // Every base against every exponent, the exponent read at run time:
+    // wrapping products, the 31 bits of a positive exponent, negative ones.
+    let xs = [3, -2, 2, 1, -1, 0, 7, 10, i32::MAX, i32::MIN];
+    let ys = [0, 1, 2, 5, 9, 30, 31, 40, i32::MAX, -1, -2, -3, i32::MIN];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for x in xs {
+        for y in ys {
+            a.push(x);
+            b.push(y);
+        }
+    }
+    let n = a.len();
+    let p = parse(&format!("{{ lambda ; x:i32[{n}] y:i32[{n}] . let z:i32[{n}] = pow x y in (z) }}")).unwrap();
+    let ins = [HostArray::new([n], Data::I32(a.clone())).unwrap(), HostArray::new([n], Data::I32(b.clone())).unwrap()];
+    let got = compile(&p).run(&[&ins[0], &ins[1]]).unwrap();
+    let want = arrayjit_interp::eval_program(&p, &ins).unwrap();
+    assert_eq!(got, want);
+    let Data::I32(z) = got[0].data() else { panic!("pow of i32 gives i32") };
+    assert_eq!(z[a.iter().zip(&b).position(|(&x, &y)| x == 10 && y == 9).unwrap()], 1_000_000_000);
+}

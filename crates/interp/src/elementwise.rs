@@ -190,6 +190,7 @@ fn int_fn2(op: Elementwise) -> Option<fn(i32, i32) -> i32> {
         E::Mul => i32::wrapping_mul,
         E::Div => int_div,
         E::Rem => int_rem,
+        E::Pow => int_pow_i32,
         E::Max => |a, b| a.max(b),
         E::Min => |a, b| a.min(b),
         _ => return None,
@@ -504,6 +505,31 @@ mod tests {
         assert_eq!(eval1(E::Neg, [x.clone()]), i32s(&[5], &[i32::MIN, 5, 0, -5, -i32::MAX]));
         assert_eq!(eval1(E::Abs, [x.clone()]), i32s(&[5], &[i32::MIN, 5, 0, 5, i32::MAX]));
         assert_eq!(eval1(E::Sign, [x]), i32s(&[5], &[-1, -1, 0, 1, 1]));
+    }
+
+    #[test]
+    fn pow_of_integers_is_exact() {
+        // The exponent read at run time agrees with `integer_pow` everywhere.
+        let xs = [3, -2, 2, 1, -1, 0, 7, i32::MAX, i32::MIN];
+        let ys = [0, 1, 2, 5, 30, 31, 32, 40, i32::MAX, -1, -2, -3, i32::MIN];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for x in xs {
+            for y in ys {
+                a.push(x);
+                b.push(y);
+            }
+        }
+        let n = a.len();
+        let got = eval1(E::Pow, [i32s(&[n], &a), i32s(&[n], &b)]);
+        for (k, (&x, &y)) in a.iter().zip(&b).enumerate() {
+            let want = eval1(E::IntegerPow { exponent: y }, [i32s(&[], &[x])]);
+            assert_eq!(got.data().get(k), want.data().get(0), "{x}^{y}");
+        }
+        assert_eq!(eval1(E::Pow, [i32s(&[3], &[2, 3, 10]), i32s(&[3], &[10, 40, 9])]).data().get(0).as_f64(), 1024.0);
+        let big = eval1(E::Pow, [i32s(&[1], &[3]), i32s(&[1], &[40])]);
+        assert_eq!(big, i32s(&[1], &[3i32.wrapping_pow(40)]));
+        let exact = eval1(E::Pow, [i32s(&[1], &[10]), i32s(&[1], &[9])]);
+        assert_eq!(exact, i32s(&[1], &[1_000_000_000]), "beyond f32's integers");
     }
 
     #[test]

@@ -227,7 +227,8 @@ pub(crate) fn emit(
         E::Logistic => math::logistic(b, x),
         E::Sin => math::sin(b, x),
         E::Cos => math::cos(b, x),
-        E::Pow => math::pow(b, x, y),
+        E::Pow if float => math::pow(b, x, y),
+        E::Pow => int_pow(b, x, y),
         E::Sqrt => b.ins().sqrt(x),
         E::Rsqrt => {
             let s = b.ins().sqrt(x);
@@ -375,6 +376,37 @@ fn integer_pow(b: &mut FunctionBuilder, x: Value, n: i32, d: DType, lanes: u32) 
     let r = b.ins().select(is0, m1, zero);
     let r = b.ins().select(ism1, at_m1, r);
     b.ins().select(is1, one, r)
+}
+
+/// `x^y` for scalar `i32`s, as `integer_pow` with the exponent read at run
+/// time: by squaring with wrapping products over the 31 bits a non-negative
+/// exponent can have, and for a negative one the truncated `1 / x^|y|` (1 for
+/// x = 1, ±1 for x = -1 by parity, -1 for x = 0 as `1 / 0`, else 0).
+fn int_pow(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let mut acc = b.ins().iconst(types::I32, 1);
+    let mut base = x;
+    for bit in 0..31 {
+        let shifted = b.ins().ushr_imm_u(y, bit);
+        let set = b.ins().band_imm_u(shifted, 1);
+        let times = b.ins().imul(acc, base);
+        acc = b.ins().select(set, times, acc);
+        if bit < 30 {
+            base = b.ins().imul(base, base);
+        }
+    }
+    let one = b.ins().iconst(types::I32, 1);
+    let m1 = b.ins().iconst(types::I32, -1);
+    let zero = b.ins().iconst(types::I32, 0);
+    let odd = b.ins().band_imm_u(y, 1);
+    let at_m1 = b.ins().select(odd, m1, one);
+    let is1 = b.ins().icmp(IntCC::Equal, x, one);
+    let ism1 = b.ins().icmp(IntCC::Equal, x, m1);
+    let is0 = b.ins().icmp(IntCC::Equal, x, zero);
+    let r = b.ins().select(is0, m1, zero);
+    let r = b.ins().select(ism1, at_m1, r);
+    let negative = b.ins().select(is1, one, r);
+    let is_negative = b.ins().icmp(IntCC::SignedLessThan, y, zero);
+    b.ins().select(is_negative, negative, acc)
 }
 
 fn convert(b: &mut FunctionBuilder, x: Value, from: DType, to: DType, lanes: u32) -> Option<Value> {

@@ -37,6 +37,8 @@ pub enum Elementwise {
     Div,
     /// Remainder with the sign of the dividend (C's `fmod`, Rust's `%`).
     Rem,
+    /// `x ** y`; for `i32`, as `integer_pow` with the exponent read at run
+    /// time (wrapping products; a negative exponent truncates `1 / x^|y|`).
     Pow,
     Max,
     Min,
@@ -193,8 +195,8 @@ impl Elementwise {
             E::Exp | E::Log | E::Log1p | E::Expm1 | E::Sqrt | E::Rsqrt | E::Tanh | E::Logistic | E::Sin | E::Cos => {
                 DTypeClass::Float
             }
-            E::Floor | E::Ceil | E::IsFinite | E::Pow => DTypeClass::Float,
-            E::Neg | E::Abs | E::Sign | E::Add | E::Sub | E::Mul | E::Div | E::Rem | E::Max | E::Min => {
+            E::Floor | E::Ceil | E::IsFinite => DTypeClass::Float,
+            E::Neg | E::Abs | E::Sign | E::Add | E::Sub | E::Mul | E::Div | E::Rem | E::Pow | E::Max | E::Min => {
                 DTypeClass::Numeric
             }
             E::IntegerPow { .. } => DTypeClass::Numeric,

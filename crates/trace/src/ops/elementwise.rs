@@ -122,7 +122,10 @@ binary_methods! {
     /// except that integers never trap: `x % 0` is `x`, and `i32::MIN % -1` is 0.
     /// [`Array::remainder`] is Python's `%` (the divisor's sign).
     rem try_rem => E::Rem;
-    /// xʸ for float arrays (integers compute in f32).
+    /// xʸ. Integers to integer powers stay integers, computed exactly by
+    /// squaring with wrapping products, as JAX's; a negative exponent gives the
+    /// truncated `1 / x^|y|` (1 for x = 1, ±1 for x = -1, -1 for x = 0 as
+    /// `1 / 0` is, else 0). With a float on either side the result is a float.
     pow try_pow => E::Pow;
     /// Elementwise maximum (NaN propagates).
     maximum try_maximum => E::Max;
