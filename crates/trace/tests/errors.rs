@@ -214,6 +214,9 @@ fn linear_algebra_errors_name_the_op_the_operands_and_the_line() {
     let (t, p) = (a.try_inv_spd(), panic_message(|| drop(a.inv_spd())));
     same_error(t, &p, line, &format!("inv_spd: {square} f64[2,3]"));
     let line = line!() + 1;
+    let (t, p) = (v.try_cholesky_inverse(), panic_message(|| drop(v.cholesky_inverse())));
+    same_error(t, &p, line, &format!("cholesky_inverse: {square} i32[3]"));
+    let line = line!() + 1;
     let (t, p) = (a.try_det(), panic_message(|| drop(a.det())));
     same_error(t, &p, line, &format!("det: {square} f64[2,3]"));
     let line = line!() + 1;
