@@ -54,14 +54,17 @@ fn math_functions() {
     close(&x.square(), &[0.25, 1.0, 4.0], 0.0);
     close(&x.powi(3), &[0.125, 1.0, 8.0], 0.0);
     close(&x.pow(0.5), &[0.5f64.sqrt(), 1.0, 2f64.sqrt()], 1e-15);
-    // Integers to integer powers stay exact integers, as JAX's; a float
-    // exponent makes a float.
+    // Integers to integer powers stay exact integers, as in JAX; booleans
+    // count as integers; a float exponent makes a float.
     let i = Array::from_vec(vec![10i32, -3, 2, 0], [4]);
     let p = i.pow(Array::from_vec(vec![9i32, 3, -1, -2], [4]));
     assert_eq!(p.dtype(), DType::I32);
     assert_eq!(p.to_vec::<i32>(), vec![1_000_000_000, -27, 0, -1]);
     assert_eq!(i.pow(2).to_vec::<i32>(), vec![100, 9, 4, 0]);
     assert_eq!(i.pow(0.5).dtype(), DType::F32);
+    let b = Array::from_vec(vec![true, false], [2]);
+    assert_eq!(b.pow(&b).to_vec::<i32>(), vec![1, 1]);
+    assert_eq!(b.pow(3).to_vec::<i32>(), vec![1, 0]);
     close(&x.tanh(), &[0.5f64.tanh(), 1f64.tanh(), 2f64.tanh()], 1e-15);
     close(
         &x.logistic(),

@@ -69,12 +69,14 @@ pub fn cases() -> Vec<Case> {
         );
         out.push(case(format!("factorizations_{dtype}"), p, 1e-4));
     }
-    // Division and remainder as XLA defines them, conversions, iota, booleans.
+    // Division and remainder as XLA defines them, integer powers (the
+    // exponent read at run time, -3 to 3, so that the f32 sum below stays
+    // exact), conversions, iota, booleans.
     let i = ramp(&[64], DType::F32).astype(DType::I32);
     let p = render(
         |i: Array| {
             let j = Array::iota(DType::I32, [64], 0) - 7;
-            let q = i.div_raw(&j) + i.rem(&j) + i.powi(2) - i.abs().neg();
+            let q = i.div_raw(&j) + i.rem(&j) + i.powi(2) - i.abs().neg() + i.pow(j.rem(4));
             let b = q.gt(&j).and(i.ne(0)).not();
             (q.clone(), b.select(&q, &i), q.astype(DType::F32).sum(..), b.astype(DType::I32).max(..), b.clone())
         },

@@ -203,7 +203,8 @@ impl Grower<'_, '_, '_> {
 
     fn integer_pow(&mut self) -> Option<()> {
         let (x, xa) = self.numeric_operand(|_| true)?;
-        // Negative powers of integers would divide by zero.
+        // Negative powers of integers are defined (as truncated 1 / x^n) but
+        // mostly 0; the recipe keeps to the interesting ones.
         let lowest = if xa.dtype.is_float() { -2 } else { 0 };
         let exponent = self.tape.range(lowest, 3) as i32;
         self.emit(Elementwise::IntegerPow { exponent }.into(), vec![x]).map(drop)

@@ -26,6 +26,9 @@ pub(crate) fn binary(op: E, a: Operand, b: Operand, loc: Loc) -> Result<Array> {
         if !d.is_float() {
             dtype = Some(DType::F32);
         }
+    } else if op == E::Pow && result_dtype(&[a.clone(), b.clone()]) == DType::Bool {
+        // As NumPy's and JAX's: booleans raised to powers count as integers.
+        dtype = Some(DType::I32);
     }
     let xs = unify(op.name(), vec![a, b], dtype, loc)?;
     bind1(op.into(), &[&xs[0], &xs[1]], loc)
@@ -122,10 +125,11 @@ binary_methods! {
     /// except that integers never trap: `x % 0` is `x`, and `i32::MIN % -1` is 0.
     /// [`Array::remainder`] is Python's `%` (the divisor's sign).
     rem try_rem => E::Rem;
-    /// xʸ. Integers to integer powers stay integers, computed exactly by
-    /// squaring with wrapping products, as JAX's; a negative exponent gives the
-    /// truncated `1 / x^|y|` (1 for x = 1, ±1 for x = -1, -1 for x = 0 as
-    /// `1 / 0` is, else 0). With a float on either side the result is a float.
+    /// xʸ. Integers to integer powers stay integers, as in JAX (booleans count
+    /// as i32): exactly, by squaring with wrapping products, for every
+    /// exponent; a negative one gives the truncated `1 / x^|y|` (1 for x = 1,
+    /// ±1 for x = -1, -1 for x = 0 as `1 / 0` is, else 0), as `powi` does.
+    /// With a float on either side the result is a float.
     pow try_pow => E::Pow;
     /// Elementwise maximum (NaN propagates).
     maximum try_maximum => E::Max;
