@@ -1,6 +1,7 @@
 //! The CPU backend's figures: fused elementwise throughput against a
 //! hand-written Rust loop of the same math, `dot_general` against calling faer
-//! directly, a product fused with its consumer by row blocks, softmax over
+//! directly, the inverse of a symmetric positive-definite matrix from its
+//! factor against two solves, a product fused with its consumer by row blocks, softmax over
 //! short rows, compile time per kernel and per 100-equation program, and the
 //! eager per-operation dispatch overhead.
 //!
@@ -150,6 +151,24 @@ fn dot_general(c: &mut Criterion) {
     g.finish();
 }
 
+/// The inverse of the PLN's 114×114 Σ-shaped matrix: `inv_spd` (Cholesky,
+/// then `cholesky_inverse`) against solving with the identity (Cholesky,
+/// then two triangular solves), both compiled.
+fn spd_inverse(c: &mut Criterion) {
+    let p = 114;
+    let b = Array::from_vec(ramp(p * p, 1.0), [p, p]);
+    let sigma = (b.matmul(&b.t()) / p as f32 + Array::eye(p, DType::F32)).to_host();
+    let sigma = Array::from_host(sigma);
+    let inv = jit(|s: Array| s.inv_spd()).lower(&sigma).unwrap().compile().unwrap();
+    let solve =
+        jit(|s: Array| s.solve_spd(&Array::eye(s.shape()[0], DType::F32))).lower(&sigma).unwrap().compile().unwrap();
+    let mut g = c.benchmark_group("spd_inverse");
+    g.sample_size(50);
+    g.bench_function("inv_spd", |b| b.iter(|| inv.call(sigma.clone()).unwrap()));
+    g.bench_function("solve_spd_identity", |b| b.iter(|| solve.call(sigma.clone()).unwrap()));
+    g.finish();
+}
+
 /// `M·Ω` feeding an elementwise kernel with reductions (the shape of the PLN
 /// gradient's largest pass), with the product fused into the kernel by row
 /// blocks and without.
@@ -244,6 +263,7 @@ criterion_group!(
     fused_elementwise,
     fused_adam,
     dot_general,
+    spd_inverse,
     row_fusion,
     softmax_rows,
     compile_time,
