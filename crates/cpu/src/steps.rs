@@ -5,7 +5,7 @@
 use crate::exec::CpuError;
 use crate::linalg::{
     cholesky, cholesky_inverse, cholesky_inverse_scratch, cholesky_scratch, eval_linalg, triangular_solve, DotElem,
-    DotPlan, MatDims, MemBuffer, MemStack, TriangularSolve,
+    DotPlan, Float, LinalgError, MatDims, MemBuffer, MemStack, TriangularSolve,
 };
 use arrayjit_ir::prim::Linalg;
 use arrayjit_ir::{AVal, DType, Data, HostArray, Prim};
@@ -124,40 +124,14 @@ impl FactorStep {
         // length is the element count of the planned operand or result.
         unsafe {
             match *self {
-                FactorStep::Cholesky { dims, dtype } => {
-                    let n = dims.len();
-                    match dtype {
-                        DType::F32 => cholesky(
-                            std::slice::from_raw_parts(ins[0] as *const f32, n),
-                            std::slice::from_raw_parts_mut(out as *mut f32, n),
-                            dims,
-                            MemStack::new(scratch),
-                        )?,
-                        _ => cholesky(
-                            std::slice::from_raw_parts(ins[0] as *const f64, n),
-                            std::slice::from_raw_parts_mut(out as *mut f64, n),
-                            dims,
-                            MemStack::new(scratch),
-                        )?,
-                    }
+                FactorStep::Cholesky { dims, dtype: DType::F32 } => {
+                    one_matrix::<f32>(cholesky, ins, out, dims, scratch)?
                 }
-                FactorStep::Inverse { dims, dtype } => {
-                    let n = dims.len();
-                    match dtype {
-                        DType::F32 => cholesky_inverse(
-                            std::slice::from_raw_parts(ins[0] as *const f32, n),
-                            std::slice::from_raw_parts_mut(out as *mut f32, n),
-                            dims,
-                            MemStack::new(scratch),
-                        )?,
-                        _ => cholesky_inverse(
-                            std::slice::from_raw_parts(ins[0] as *const f64, n),
-                            std::slice::from_raw_parts_mut(out as *mut f64, n),
-                            dims,
-                            MemStack::new(scratch),
-                        )?,
-                    }
+                FactorStep::Cholesky { dims, .. } => one_matrix::<f64>(cholesky, ins, out, dims, scratch)?,
+                FactorStep::Inverse { dims, dtype: DType::F32 } => {
+                    one_matrix::<f32>(cholesky_inverse, ins, out, dims, scratch)?
                 }
+                FactorStep::Inverse { dims, .. } => one_matrix::<f64>(cholesky_inverse, ins, out, dims, scratch)?,
                 FactorStep::Solve { dims, flags, dtype } => {
                     let n = if flags.left_side { dims.rows } else { dims.cols };
                     let an = dims.batch * n * n;
@@ -183,4 +157,27 @@ impl FactorStep {
         }
         Ok(())
     }
+}
+
+/// A kernel from one batch of matrices to one of the same shape, with scratch.
+type OneMatrix<T> = fn(&[T], &mut [T], MatDims, &mut MemStack) -> Result<(), LinalgError>;
+
+/// Runs `f` on the executable's buffers.
+///
+/// # Safety
+/// `ins[0]` and `out` must address `dims.len()` elements of `T` each, not
+/// overlapping.
+unsafe fn one_matrix<T: Float>(
+    f: OneMatrix<T>,
+    ins: &[*mut u8],
+    out: *mut u8,
+    dims: MatDims,
+    scratch: &mut MemBuffer,
+) -> Result<(), LinalgError> {
+    let n = dims.len();
+    // SAFETY: guaranteed by the caller.
+    let (a, o) = unsafe {
+        (std::slice::from_raw_parts(ins[0] as *const T, n), std::slice::from_raw_parts_mut(out as *mut T, n))
+    };
+    f(a, o, dims, MemStack::new(scratch))
 }
