@@ -40,27 +40,42 @@ pub(crate) fn madd<T: Float, const FMA: bool>(c: T, x: T, a: T) -> T {
     }
 }
 
-/// `Σ_k a_r[k · a_stride] · b[k · b_stride + j0 ..][..C]` for `k` in `ks`
-/// and each of the [`ROWS`] rows `r`, in the order of `ks`.
+/// `Σ_k a[k · a_stride + r] · b[k · b_stride + j0 ..][..C]` for `k` in `ks`
+/// and each of the [`ROWS`] rows `r`, in the order of `ks`: the `ROWS`
+/// values of `a` that a step multiplies lie side by side.
 #[inline(always)]
 pub(crate) fn block<T: Float, const FMA: bool, const C: usize>(
     ks: std::ops::Range<usize>,
-    a: [&[T]; ROWS],
+    a: &[T],
     a_stride: usize,
     b: &[T],
     b_stride: usize,
     j0: usize,
 ) -> [[T; C]; ROWS] {
     let mut acc = [[T::ZERO; C]; ROWS];
-    for k in ks {
-        let ak: [T; ROWS] = std::array::from_fn(|r| a[r][k * a_stride]);
-        // A fixed-size chunk, so that the sums stay in registers.
-        let bk: &[T; C] = b[k * b_stride + j0..].first_chunk().expect("the padded matrix holds whole blocks");
-        for (sums, &x) in acc.iter_mut().zip(&ak) {
+    let steps = ks.len();
+    if steps == 0 {
+        return acc;
+    }
+    let step = |acc: &mut [[T; C]; ROWS], a_row: &[T], b_row: &[T]| {
+        let ak: &[T; ROWS] = a_row.first_chunk().expect("a block lies inside its matrix");
+        let bk: &[T; C] = b_row.first_chunk().expect("a block lies inside its matrix");
+        for (sums, &x) in acc.iter_mut().zip(ak) {
             for (s, &y) in sums.iter_mut().zip(bk) {
                 *s = madd::<T, FMA>(x, y, *s);
             }
         }
+    };
+    // All steps but the last walk whole rows of both operands, so that the
+    // loop's length checks do not depend on the step (the compiler takes
+    // them out of the loop); the last row may stop short of a stride.
+    let (a, b) = (&a[ks.start * a_stride..], &b[ks.start * b_stride + j0..]);
+    let body = steps - 1;
+    let a_rows = a[..body * a_stride].chunks_exact(a_stride.max(1));
+    let b_rows = b[..body * b_stride].chunks_exact(b_stride.max(1));
+    for (a_row, b_row) in a_rows.zip(b_rows) {
+        step(&mut acc, a_row, b_row);
     }
+    step(&mut acc, &a[body * a_stride..], &b[body * b_stride..]);
     acc
 }

@@ -13,7 +13,7 @@ use super::{check_len, Float, LinalgError, MatDims, MemStack, StackReq};
 /// The scratch stack [`cholesky_inverse`] needs for `n x n` factors.
 pub fn cholesky_inverse_scratch<T: Float>(n: usize) -> StackReq {
     let (rows, stride) = padded::<T>(n);
-    StackReq::new::<T>(rows * stride + n)
+    StackReq::new::<T>(rows * stride + ROWS * n)
 }
 
 /// `(L Lᵀ)⁻¹` for each factor of `l` (`dims.batch` row-major `n x n` lower
@@ -56,8 +56,8 @@ pub fn cholesky_inverse<T: Float>(
         return Ok(());
     }
     let (rows, stride) = padded::<T>(n);
-    let (mut scratch, _) = stack.make_with(rows * stride + n, |_| T::ZERO);
-    let (w, zeros) = scratch.split_at_mut(rows * stride);
+    let (mut scratch, _) = stack.make_with(rows * stride + ROWS * n, |_| T::ZERO);
+    let (w, l_block) = scratch.split_at_mut(rows * stride);
     let shape = Shape { n, stride };
     #[cfg(target_arch = "x86_64")]
     let fma = super::blocks::fma_available();
@@ -65,13 +65,13 @@ pub fn cholesky_inverse<T: Float>(
         #[cfg(target_arch = "x86_64")]
         if fma {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            unsafe { invert_fma(lk, w, zeros, ok, shape) };
+            unsafe { invert_fma(lk, w, l_block, ok, shape) };
             continue;
         }
         if cols::<T>() == 16 {
-            invert::<T, false, 16>(lk, w, zeros, ok, shape);
+            invert::<T, false, 16>(lk, w, l_block, ok, shape);
         } else {
-            invert::<T, false, 8>(lk, w, zeros, ok, shape);
+            invert::<T, false, 8>(lk, w, l_block, ok, shape);
         }
     }
     Ok(())
@@ -90,19 +90,25 @@ struct Shape {
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn invert_fma<T: Float>(l: &[T], w: &mut [T], zeros: &[T], out: &mut [T], shape: Shape) {
+unsafe fn invert_fma<T: Float>(l: &[T], w: &mut [T], l_block: &mut [T], out: &mut [T], shape: Shape) {
     if cols::<T>() == 16 {
-        invert::<T, true, 16>(l, w, zeros, out, shape)
+        invert::<T, true, 16>(l, w, l_block, out, shape)
     } else {
-        invert::<T, true, 8>(l, w, zeros, out, shape)
+        invert::<T, true, 8>(l, w, l_block, out, shape)
     }
 }
 
 /// `W = L⁻¹` into the padded `w`, then `out = Wᵀ W`, by blocks `C` (=
-/// [`cols`]) columns wide. `zeros` holds `n` zeros (the factor's rows past
-/// `n` in a block).
+/// [`cols`]) columns wide. `l_block` holds `ROWS · n` elements: a block of
+/// the factor's rows, transposed.
 #[inline(always)]
-fn invert<T: Float, const FMA: bool, const C: usize>(l: &[T], w: &mut [T], zeros: &[T], out: &mut [T], shape: Shape) {
+fn invert<T: Float, const FMA: bool, const C: usize>(
+    l: &[T],
+    w: &mut [T],
+    l_block: &mut [T],
+    out: &mut [T],
+    shape: Shape,
+) {
     let Shape { n, stride } = shape;
     let c = C;
     w.fill(T::ZERO);
@@ -110,11 +116,15 @@ fn invert<T: Float, const FMA: bool, const C: usize>(l: &[T], w: &mut [T], zeros
     // with 1 / L[i,i] on the diagonal. The sums over the rows of earlier
     // blocks run as blocks; those over the block's own rows, one by one.
     for i0 in (0..n).step_by(ROWS) {
-        let l_rows: [&[T]; ROWS] =
-            std::array::from_fn(|r| if i0 + r < n { &l[(i0 + r) * n..(i0 + r + 1) * n] } else { zeros });
+        // L[i0 + r, k] at k · ROWS + r, zero for the rows past n.
+        for (k, lk) in l_block.chunks_exact_mut(ROWS).take(i0).enumerate() {
+            for (r, x) in lk.iter_mut().enumerate() {
+                *x = if i0 + r < n { l[(i0 + r) * n + k] } else { T::ZERO };
+            }
+        }
         for j0 in (0..i0).step_by(c) {
             // W[k, j] = 0 for k < j: the rows before j0 add nothing.
-            let acc = block::<T, FMA, C>(j0..i0, l_rows, 1, w, stride, j0);
+            let acc = block::<T, FMA, C>(j0..i0, l_block, ROWS, w, stride, j0);
             for (r, sums) in acc.iter().enumerate() {
                 w[(i0 + r) * stride + j0..][..c].copy_from_slice(sums);
             }
@@ -142,11 +152,10 @@ fn invert<T: Float, const FMA: bool, const C: usize>(l: &[T], w: &mut [T], zeros
     // block crosses the diagonal its two halves are the same sums.
     let w = &*w;
     for i0 in (0..n).step_by(ROWS) {
-        let w_cols: [&[T]; ROWS] = std::array::from_fn(|r| &w[i0 + r..]);
         let block_rows = ROWS.min(n - i0);
         let end = (i0 + ROWS).min(n);
         for j0 in (0..end).step_by(c) {
-            let acc = block::<T, FMA, C>(i0..n, w_cols, stride, w, stride, j0);
+            let acc = block::<T, FMA, C>(i0..n, &w[i0..], stride, w, stride, j0);
             let width = c.min(end - j0);
             for (r, sums) in acc.iter().enumerate().take(block_rows) {
                 out[(i0 + r) * n + j0..][..width].copy_from_slice(&sums[..width]);
@@ -166,10 +175,10 @@ fn invert<T: Float, const FMA: bool, const C: usize>(l: &[T], w: &mut [T], zeros
 pub(super) fn invert_portable<T: Float, const C: usize>(
     l: &[T],
     w: &mut [T],
-    zeros: &[T],
+    l_block: &mut [T],
     out: &mut [T],
     n: usize,
     stride: usize,
 ) {
-    invert::<T, false, C>(l, w, zeros, out, Shape { n, stride })
+    invert::<T, false, C>(l, w, l_block, out, Shape { n, stride })
 }
