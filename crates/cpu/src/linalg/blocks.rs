@@ -18,9 +18,12 @@ pub(crate) const fn cols<T>() -> usize {
     64 / std::mem::size_of::<T>()
 }
 
-/// `n` rounded up to whole blocks of rows, and of columns of `T`.
+/// `n` rounded up to whole blocks of rows, and the row stride of a padded
+/// matrix: `n` rounded up to whole blocks of columns of `T`, an odd number
+/// of them, so that a column's elements spread over the cache's sets (a
+/// stride of a power of two bytes maps them onto a few).
 pub(crate) fn padded<T>(n: usize) -> (usize, usize) {
-    (n.div_ceil(ROWS) * ROWS, n.div_ceil(cols::<T>()) * cols::<T>())
+    (n.div_ceil(ROWS) * ROWS, (n.div_ceil(cols::<T>()) | 1) * cols::<T>())
 }
 
 /// Whether this CPU runs the kernels' AVX2 and FMA copies.
