@@ -18,7 +18,9 @@ use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{DType, Shape};
 use arrayjit_lower::{Affine, KNode, Kernel, Node, OutputKind};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, Block, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{
+    types, Block, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Type, Value,
+};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module};
@@ -385,11 +387,14 @@ struct Emitter<'k> {
 }
 
 /// A node's value computed before the loops: as a scalar, and splatted to
-/// the kernel's vector lanes.
+/// the kernel's vector lanes in a stack slot. Each loop step loads the
+/// vector from there: Cranelift would otherwise move the splat (and a
+/// boolean's mask) into the loop, several instructions per step, where a
+/// load is one.
 #[derive(Clone, Copy)]
 struct Hoisted {
     scalar: Value,
-    vector: Option<Value>,
+    vector: Option<(StackSlot, Type)>,
 }
 
 impl<'k> Emitter<'k> {
@@ -500,7 +505,11 @@ impl<'k> Emitter<'k> {
             }
             let vector = (self.lanes > 1).then(|| {
                 let lane = if n.dtype == DType::Bool { bool_mask(b, v, self.lanes) } else { v };
-                b.ins().splat(reg_type(n.dtype, self.lanes), lane)
+                let ty = reg_type(n.dtype, self.lanes);
+                let splat = b.ins().splat(ty, lane);
+                let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
+                b.ins().stack_store(types::I64, splat, slot, 0);
+                (slot, ty)
             });
             self.hoisted[ni] = Some(Hoisted { scalar: v, vector });
         }
@@ -832,7 +841,7 @@ impl<'k> Emitter<'k> {
         if let Some(h) = self.hoisted[ni] {
             return match (lanes, h.vector) {
                 (1, _) => Ok(h.scalar),
-                (_, Some(v)) => Ok(v),
+                (_, Some((slot, ty))) => Ok(b.ins().stack_load(types::I64, ty, slot, 0)),
                 (_, None) => Err(cg_err(format!("n{ni} was hoisted without its vector"))),
             };
         }
