@@ -61,7 +61,11 @@ pub fn cholesky_inverse<T: Float>(
     let shape = Shape { n, stride };
     #[cfg(target_arch = "x86_64")]
     let fma = super::blocks::fma_available();
-    for (lk, ok) in l.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
+    for (m, (lk, ok)) in l.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)).enumerate() {
+        // `W` starts at zero: the stack's memory is, for the first matrix.
+        if m > 0 {
+            w.fill(T::ZERO);
+        }
         #[cfg(target_arch = "x86_64")]
         if fma {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
@@ -98,8 +102,8 @@ unsafe fn invert_fma<T: Float>(l: &[T], w: &mut [T], l_block: &mut [T], out: &mu
     }
 }
 
-/// `W = L⁻¹` into the padded `w`, then `out = Wᵀ W`, by blocks `C` (=
-/// [`cols`]) columns wide. `l_block` holds `ROWS · n` elements: a block of
+/// `W = L⁻¹` into the padded `w`, which holds zeros, then `out = Wᵀ W`, by
+/// blocks `C` (= [`cols`]) columns wide. `l_block` holds `ROWS · n` elements: a block of
 /// the factor's rows, transposed.
 #[inline(always)]
 fn invert<T: Float, const FMA: bool, const C: usize>(
@@ -111,7 +115,6 @@ fn invert<T: Float, const FMA: bool, const C: usize>(
 ) {
     let Shape { n, stride } = shape;
     let c = C;
-    w.fill(T::ZERO);
     // W = L⁻¹ by blocks of rows: row i is -(Σ_{k<i} L[i,k] W[k,..]) / L[i,i],
     // with 1 / L[i,i] on the diagonal. The sums over the rows of earlier
     // blocks run as blocks; those over the block's own rows, one by one.
