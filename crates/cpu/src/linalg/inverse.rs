@@ -62,7 +62,7 @@ pub fn cholesky_inverse<T: Float>(
     #[cfg(target_arch = "x86_64")]
     let fma = super::blocks::fma_available();
     for (m, (lk, ok)) in l.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)).enumerate() {
-        // `W` starts at zero: the stack's memory is, for the first matrix.
+        // `W` must start at zero; `make_with` zeroed it for the first matrix.
         if m > 0 {
             w.fill(T::ZERO);
         }
