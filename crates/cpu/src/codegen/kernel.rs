@@ -387,14 +387,23 @@ struct Emitter<'k> {
 }
 
 /// A node's value computed before the loops: as a scalar, and splatted to
-/// the kernel's vector lanes in a stack slot. Each loop step loads the
-/// vector from there: Cranelift would otherwise move the splat (and a
-/// boolean's mask) into the loop, several instructions per step, where a
-/// load is one.
+/// the kernel's vector lanes.
 #[derive(Clone, Copy)]
 struct Hoisted {
     scalar: Value,
-    vector: Option<(StackSlot, Type)>,
+    vector: Option<HoistedVector>,
+}
+
+/// Where a hoisted node's vector lives. In a loop of shape
+/// [`LoopShape::Hoisting`] it stays in a register. In one of shape
+/// [`LoopShape::InPlace`] Cranelift would move the splat (and a boolean's
+/// mask) back into the loop, two to six instructions per step; there the
+/// vector is stored in a stack slot once, and each step loads it (one
+/// instruction).
+#[derive(Clone, Copy)]
+enum HoistedVector {
+    Register(Value),
+    Stack(StackSlot, Type),
 }
 
 impl<'k> Emitter<'k> {
@@ -507,9 +516,15 @@ impl<'k> Emitter<'k> {
                 let lane = if n.dtype == DType::Bool { bool_mask(b, v, self.lanes) } else { v };
                 let ty = reg_type(n.dtype, self.lanes);
                 let splat = b.ins().splat(ty, lane);
-                let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
-                b.ins().stack_store(types::I64, splat, slot, 0);
-                (slot, ty)
+                match self.shape {
+                    LoopShape::Hoisting => HoistedVector::Register(splat),
+                    LoopShape::InPlace => {
+                        // 16 bytes, aligned to 2^4: every vector type here is 128 bits.
+                        let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
+                        b.ins().stack_store(types::I64, splat, slot, 0);
+                        HoistedVector::Stack(slot, ty)
+                    }
+                }
             });
             self.hoisted[ni] = Some(Hoisted { scalar: v, vector });
         }
@@ -841,7 +856,8 @@ impl<'k> Emitter<'k> {
         if let Some(h) = self.hoisted[ni] {
             return match (lanes, h.vector) {
                 (1, _) => Ok(h.scalar),
-                (_, Some((slot, ty))) => Ok(b.ins().stack_load(types::I64, ty, slot, 0)),
+                (_, Some(HoistedVector::Register(v))) => Ok(v),
+                (_, Some(HoistedVector::Stack(slot, ty))) => Ok(b.ins().stack_load(types::I64, ty, slot, 0)),
                 (_, None) => Err(cg_err(format!("n{ni} was hoisted without its vector"))),
             };
         }

@@ -1,12 +1,14 @@
 //! Register blocks of multiply-adds for the small triangular kernels
-//! ([`super::inverse`]): sums `Σ_k a_r[k] · b_k[j]` over 4 rows `r` and 64
-//! bytes of columns `j`, kept in registers while `k` runs, and the choice of
-//! a copy of a kernel compiled for AVX2 and FMA.
+//! ([`super::inverse`]): sums `Σ_k a[k][r] · b[k][j]` over 4 values `r` of
+//! one row of `a` and 64 bytes of columns `j` of `b`, kept in registers
+//! while `k` runs, and the choice of a copy of a kernel compiled for AVX2
+//! and FMA.
 //!
 //! The kernels are generic over the column count `C` (16 for `f32`, 8 for
-//! `f64`: [`cols`]) and over `FMA`, which fuses each multiply-add. They work
-//! on scratch matrices padded with zeros to whole blocks, so that a block
-//! never needs a bound check.
+//! `f64`: [`cols`]) and over `FMA`, which fuses each multiply-add. Their
+//! operands are scratch matrices padded with zeros to whole blocks, or
+//! packed copies, so a block never reaches past a row's end; [`block`]
+//! checks the lengths once, outside its loop.
 
 use super::Float;
 

@@ -103,8 +103,8 @@ unsafe fn invert_fma<T: Float>(l: &[T], w: &mut [T], l_block: &mut [T], out: &mu
 }
 
 /// `W = L⁻¹` into the padded `w`, which holds zeros, then `out = Wᵀ W`, by
-/// blocks `C` (= [`cols`]) columns wide. `l_block` holds `ROWS · n` elements: a block of
-/// the factor's rows, transposed.
+/// blocks `C` (= [`cols`]) columns wide. `l_block` (`ROWS · n` elements) is
+/// scratch: each block of the factor's rows is packed there, transposed.
 #[inline(always)]
 fn invert<T: Float, const FMA: bool, const C: usize>(
     l: &[T],
