@@ -175,13 +175,8 @@ fn invert<T: Float, const FMA: bool, const C: usize>(
 /// The portable path of [`cholesky_inverse`] for one factor, whatever the
 /// machine has, for tests.
 #[cfg(test)]
-pub(super) fn invert_portable<T: Float, const C: usize>(
-    l: &[T],
-    w: &mut [T],
-    l_block: &mut [T],
-    out: &mut [T],
-    n: usize,
-    stride: usize,
-) {
-    invert::<T, false, C>(l, w, l_block, out, Shape { n, stride })
+pub(super) fn invert_portable<T: Float, const C: usize>(l: &[T], out: &mut [T], n: usize) {
+    let (rows, stride) = padded::<T>(n);
+    let (mut w, mut l_block) = (vec![T::ZERO; rows * stride], vec![T::ZERO; ROWS * n]);
+    invert::<T, false, C>(l, &mut w, &mut l_block, out, Shape { n, stride })
 }

@@ -359,28 +359,12 @@ fn cholesky_inverse_without_fma() {
         let l32: Vec<f32> = l64.iter().map(|&x| x as f32).collect();
         let want = vals(&interp(&Linalg::CholeskyInverse, &[&array(DType::F64, &[n, n], &l64)])[0]);
         let scale = vec![max_abs(&want); n * n];
-        let (rows, stride) = super::blocks::padded::<f32>(n);
-        let (mut w, mut out) = (vec![0.0f32; rows * stride], vec![0.0f32; n * n]);
-        super::inverse::invert_portable::<f32, 16>(
-            &l32,
-            &mut w,
-            &mut vec![0.0; super::blocks::ROWS * n],
-            &mut out,
-            n,
-            stride,
-        );
+        let mut out = vec![0.0f32; n * n];
+        super::inverse::invert_portable::<f32, 16>(&l32, &mut out, n);
         let got: Vec<f64> = out.iter().map(|&x| f64::from(x)).collect();
         assert_close(&got, &want, &scale, 1e-5, &format!("portable f32, order {n}"));
-        let (rows, stride) = super::blocks::padded::<f64>(n);
-        let (mut w, mut out) = (vec![0.0f64; rows * stride], vec![0.0f64; n * n]);
-        super::inverse::invert_portable::<f64, 8>(
-            &l64,
-            &mut w,
-            &mut vec![0.0; super::blocks::ROWS * n],
-            &mut out,
-            n,
-            stride,
-        );
+        let mut out = vec![0.0f64; n * n];
+        super::inverse::invert_portable::<f64, 8>(&l64, &mut out, n);
         assert_close(&out, &want, &scale, 1e-13, &format!("portable f64, order {n}"));
     }
 }
