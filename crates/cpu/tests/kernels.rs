@@ -584,13 +584,7 @@ fn integer_powers_are_exact_and_agree_with_the_interpreter() {
     // wrapping products, the 31 bits of a positive exponent, negative ones.
     let xs = [3, -2, 2, 1, -1, 0, 7, 10, i32::MAX, i32::MIN];
     let ys = [0, 1, 2, 5, 9, 30, 31, 40, i32::MAX, -1, -2, -3, i32::MIN];
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for x in xs {
-        for y in ys {
-            a.push(x);
-            b.push(y);
-        }
-    }
+    let (a, b): (Vec<i32>, Vec<i32>) = xs.iter().flat_map(|&x| ys.iter().map(move |&y| (x, y))).unzip();
     let n = a.len();
     let p = parse(&format!("{{ lambda ; x:i32[{n}] y:i32[{n}] . let z:i32[{n}] = pow x y in (z) }}")).unwrap();
     let ins = [HostArray::new([n], Data::I32(a.clone())).unwrap(), HostArray::new([n], Data::I32(b.clone())).unwrap()];

@@ -513,13 +513,7 @@ mod tests {
         // truncated 1 / x^|y| (0 past ±1, -1 for 0 as 1 / 0 is).
         let xs = [3, -2, 2, 1, -1, 0, 7, i32::MAX, i32::MIN];
         let ys = [0, 1, 2, 5, 30, 31, 32, 40, i32::MAX, -1, -2, -3, i32::MIN];
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for x in xs {
-            for y in ys {
-                a.push(x);
-                b.push(y);
-            }
-        }
+        let (a, b): (Vec<i32>, Vec<i32>) = xs.iter().flat_map(|&x| ys.iter().map(move |&y| (x, y))).unzip();
         let n = a.len();
         let got = eval1(E::Pow, [i32s(&[n], &a), i32s(&[n], &b)]);
         for (k, (&x, &y)) in a.iter().zip(&b).enumerate() {

@@ -364,12 +364,17 @@ fn integer_pow(b: &mut FunctionBuilder, x: Value, n: i32, d: DType, lanes: u32) 
         let one = constant(b, d, lanes, 1.0);
         return b.ins().fdiv(one, pos);
     }
-    // Integer x^-k truncates: 1 for x = 1, ±1 for x = -1, -1 (division by zero) for x = 0, else 0.
+    let odd = n.unsigned_abs() & 1 == 1;
+    let at_m1 = b.ins().iconst(types::I32, if odd { -1 } else { 1 });
+    negative_int_pow(b, x, at_m1)
+}
+
+/// Integer `x^-k` (`k > 0`), which truncates: 1 for x = 1, `at_m1` (±1 by
+/// the parity of `k`) for x = -1, -1 (as `1 / 0`) for x = 0, else 0.
+fn negative_int_pow(b: &mut FunctionBuilder, x: Value, at_m1: Value) -> Value {
     let one = b.ins().iconst(types::I32, 1);
     let m1 = b.ins().iconst(types::I32, -1);
     let zero = b.ins().iconst(types::I32, 0);
-    let odd = n.unsigned_abs() & 1 == 1;
-    let at_m1 = if odd { m1 } else { one };
     let is1 = b.ins().icmp(IntCC::Equal, x, one);
     let ism1 = b.ins().icmp(IntCC::Equal, x, m1);
     let is0 = b.ins().icmp(IntCC::Equal, x, zero);
@@ -380,8 +385,7 @@ fn integer_pow(b: &mut FunctionBuilder, x: Value, n: i32, d: DType, lanes: u32) 
 
 /// `x^y` for scalar `i32`s, as `integer_pow` with the exponent read at run
 /// time: by squaring with wrapping products over the 31 bits a non-negative
-/// exponent can have, and for a negative one the truncated `1 / x^|y|` (1 for
-/// x = 1, ±1 for x = -1 by parity, -1 for x = 0 as `1 / 0`, else 0).
+/// exponent can have, and for a negative one [`negative_int_pow`].
 fn int_pow(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
     let mut acc = b.ins().iconst(types::I32, 1);
     let mut base = x;
@@ -394,17 +398,11 @@ fn int_pow(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
             base = b.ins().imul(base, base);
         }
     }
-    let one = b.ins().iconst(types::I32, 1);
-    let m1 = b.ins().iconst(types::I32, -1);
-    let zero = b.ins().iconst(types::I32, 0);
+    let (one, m1, zero) =
+        (b.ins().iconst(types::I32, 1), b.ins().iconst(types::I32, -1), b.ins().iconst(types::I32, 0));
     let odd = b.ins().band_imm_u(y, 1);
     let at_m1 = b.ins().select(odd, m1, one);
-    let is1 = b.ins().icmp(IntCC::Equal, x, one);
-    let ism1 = b.ins().icmp(IntCC::Equal, x, m1);
-    let is0 = b.ins().icmp(IntCC::Equal, x, zero);
-    let r = b.ins().select(is0, m1, zero);
-    let r = b.ins().select(ism1, at_m1, r);
-    let negative = b.ins().select(is1, one, r);
+    let negative = negative_int_pow(b, x, at_m1);
     let is_negative = b.ins().icmp(IntCC::SignedLessThan, y, zero);
     b.ins().select(is_negative, negative, acc)
 }
