@@ -137,8 +137,11 @@ pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], o
     if !elementwise || outer == 0 || outer % n != 0 {
         return None;
     }
-    let block_rows = (BLOCK_ELEMENTS / p.max(1)).clamp(16, n.max(16)) / 16 * 16;
-    if n < 2 * block_rows {
+    // Blocks of about `BLOCK_ELEMENTS`, but at least two: a product too
+    // small for two such blocks is halved, so that two threads share it.
+    let by_size = (BLOCK_ELEMENTS / p.max(1)).clamp(16, n.max(16)) / 16 * 16;
+    let block_rows = by_size.min(n.div_ceil(2).next_multiple_of(16));
+    if n <= block_rows {
         return None;
     }
     let rows = (0..n).step_by(block_rows).map(|r0| (r0, (r0 + block_rows).min(n))).collect();

@@ -215,6 +215,33 @@ fn gram_products_summed_by_row_blocks_match_the_interpreter() {
     }
 }
 
+/// A product too small for two blocks of the usual size (a seed-sized PLN
+/// step: 116 rows) is still cut in two, so that two threads share it and
+/// the Gram product after it; results stay those of the interpreter.
+#[test]
+fn a_small_product_is_halved_to_run_by_row_blocks() {
+    for (dt, f64s, tol) in [("f32", false, 1e-4), ("f64", true, 1e-11)] {
+        let text = format!(
+            "{{ lambda ; m:{dt}[116,114] w:{dt}[114,114] y:{dt}[116,114] . let
+                o:{dt}[116,114] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m w
+                a:{dt}[116,114] = mul o 0.1:{dt}
+                x:{dt}[116,114] = sub a y
+                g:{dt}[114,114] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] x x
+              in (x, g) }}"
+        );
+        let p = parse(&text).unwrap();
+        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
+        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        assert_eq!((exe.fused_products(), exe.fused_gram_products()), (1, 1), "{}", exe.schedule());
+        let args = [
+            HostArray::new([116, 114], data(116 * 114, 51, f64s)).unwrap(),
+            HostArray::new([114, 114], data(114 * 114, 52, f64s)).unwrap(),
+            HostArray::new([116, 114], data(116 * 114, 53, f64s)).unwrap(),
+        ];
+        agrees_with_the_interpreter(&p, &exe, &args, tol, true);
+    }
+}
+
 /// Two products read by the same kernel further down both move next to it,
 /// in their order (the last one then runs with it by row blocks).
 #[test]
