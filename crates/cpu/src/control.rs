@@ -12,9 +12,11 @@
 //! the body can update it in place: it then stays in the output buffer.
 //! A scan with `unroll = u` runs a body made of `u` copies of the original
 //! (fused across iterations) for `length / u` passes, then the original for
-//! the rest.
+//! the rest. A scan whose body ends with library steps that the body's first
+//! kernels do not wait for runs each iteration's tail beside the next
+//! iteration's head (see [`Overlap`]).
 
-use crate::exec::{bytes_of, Arena, CompileOptions, CpuError, Executable};
+use crate::exec::{bytes_of, Arena, CompileOptions, CpuError, Executable, Overlap, RawTables};
 use arrayjit_ir::prim::control::{custom_body_as_call, CUSTOM_VJP_FORWARD};
 use arrayjit_ir::prim::Control;
 use arrayjit_ir::{Atom, Program, ProgramBuilder};
@@ -103,7 +105,7 @@ impl ControlStep {
                 let u = (*unroll).min(*length);
                 let unrolled =
                     if u > 1 { Some((compile_program(&unroll_body(body, nc, nk, u), opts)?, u)) } else { None };
-                let body = compile_body(body, opts)?;
+                let body = Executable::compile_loop_body(&arrayjit_lower::fuse(body), opts, nc, nk)?;
                 let in_place = (0..nk)
                     .map(|k| {
                         let both = |e: &Executable| e.updates_in_place(nc + k, k);
@@ -154,6 +156,14 @@ impl ControlStep {
             ControlStep::While(w) => vec![("while condition".into(), &w.cond), ("while body".into(), &w.body)],
             ControlStep::Cond(bs) => bs.iter().enumerate().map(|(i, b)| (format!("cond branch {i}"), b)).collect(),
             ControlStep::Call(b) => vec![("call body".into(), &**b)],
+        }
+    }
+
+    /// A scan's body (`None` for other steps).
+    pub(crate) fn scan_body(&self) -> Option<&Executable> {
+        match self {
+            ControlStep::Scan(s) => Some(&s.body),
+            _ => None,
         }
     }
 
@@ -236,14 +246,11 @@ fn internal(message: &str) -> CpuError {
 
 impl ScanStep {
     unsafe fn run(&self, ins: &[*mut u8], outs: &[*mut u8], mem: &mut LoopMemory) -> Result<(), CpuError> {
-        let nc = self.num_consts;
         let nk = self.carry_bytes.len();
-        let (consts, rest) = ins.split_at(nc);
-        let (init, xs) = rest.split_at(nk);
-        let (finals, ys) = outs.split_at(nk);
+        let init = &ins[self.num_consts..self.num_consts + nk];
         let length = self.length;
         if length == 0 {
-            for ((&src, &dst), &n) in init.iter().zip(finals).zip(&self.carry_bytes) {
+            for ((&src, &dst), &n) in init.iter().zip(outs).zip(&self.carry_bytes) {
                 // SAFETY: both address a carry of `n` bytes; they are distinct buffers.
                 unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
             }
@@ -254,41 +261,104 @@ impl ScanStep {
             None => (0, 1),
         };
         let runs = passes + (length - passes * per);
+        if let (None, Some(ov)) = (&self.unrolled, self.body.overlap()) {
+            if runs > 1 && crate::parallel::threads() > 1 {
+                // SAFETY: as below.
+                return unsafe { self.run_overlapped(ov, ins, outs, mem) };
+            }
+        }
         let LoopMemory { carries, arenas, args, dests, ptrs, outs: scratch, .. } = mem;
-        let index = |t: usize| if self.reverse { length - 1 - t } else { t };
         let mut t = 0;
         for r in 0..runs {
             let (exe, arena, n) = match (&self.unrolled, r < passes) {
                 (Some((e, u)), true) => (e, &mut arenas[1], *u),
                 _ => (&self.body, &mut arenas[0], 1),
             };
-            // The last run writes the step's outputs; runs alternate buffers.
-            let to_out = (runs - 1 - r) % 2 == 0;
-            args.clear();
-            args.extend(consts.iter().map(|p| *p as *const u8));
-            for (k, &init) in init.iter().enumerate() {
-                args.push(if r == 0 {
-                    init as *const u8
-                } else if to_out && !self.in_place[k] {
-                    carries[k].as_ptr() as *const u8
-                } else {
-                    finals[k] as *const u8
-                });
-            }
-            dests.clear();
-            for (k, &fin) in finals.iter().enumerate() {
-                dests.push(if to_out || self.in_place[k] { fin } else { carries[k].as_mut_ptr() as *mut u8 });
-            }
-            for j in 0..n {
-                let i = index(t + j);
-                args.extend(xs.iter().zip(&self.x_bytes).map(|(&x, &b)| x.wrapping_add(i * b) as *const u8));
-                dests.extend(ys.iter().zip(&self.y_bytes).map(|(&y, &b)| y.wrapping_add(i * b)));
-            }
+            self.tables(ins, outs, carries, (r, runs), t..t + n, args, dests);
             // SAFETY: see `ControlStep::run`; a carry's destination is its
             // argument only where both bodies update it in place.
             unsafe { exe.run_raw(args, dests, arena, scratch, ptrs)? };
             t += n;
         }
+        Ok(())
+    }
+
+    /// The arguments and destinations of run `r` of `runs`, which covers
+    /// iterations `iters`: the last run writes the step's outputs, and runs
+    /// alternate between those and the second buffers `carries`, except
+    /// for carries updated in place.
+    #[allow(clippy::too_many_arguments)]
+    fn tables(
+        &self,
+        ins: &[*mut u8],
+        outs: &[*mut u8],
+        carries: &mut [Vec<u64>],
+        (r, runs): (usize, usize),
+        iters: std::ops::Range<usize>,
+        args: &mut Vec<*const u8>,
+        dests: &mut Vec<*mut u8>,
+    ) {
+        let nc = self.num_consts;
+        let nk = self.carry_bytes.len();
+        let (consts, rest) = ins.split_at(nc);
+        let (init, xs) = rest.split_at(nk);
+        let (finals, ys) = outs.split_at(nk);
+        let to_out = (runs - 1 - r) % 2 == 0;
+        args.clear();
+        args.extend(consts.iter().map(|p| *p as *const u8));
+        for (k, &init) in init.iter().enumerate() {
+            args.push(if r == 0 {
+                init as *const u8
+            } else if to_out && !self.in_place[k] {
+                carries[k].as_ptr() as *const u8
+            } else {
+                finals[k] as *const u8
+            });
+        }
+        dests.clear();
+        for (k, &fin) in finals.iter().enumerate() {
+            dests.push(if to_out || self.in_place[k] { fin } else { carries[k].as_mut_ptr() as *mut u8 });
+        }
+        for t in iters {
+            let i = if self.reverse { self.length - 1 - t } else { t };
+            args.extend(xs.iter().zip(&self.x_bytes).map(|(&x, &b)| x.wrapping_add(i * b) as *const u8));
+            dests.extend(ys.iter().zip(&self.y_bytes).map(|(&y, &b)| y.wrapping_add(i * b)));
+        }
+    }
+
+    /// The loop with each iteration's tail run beside the next one's head
+    /// (see [`Overlap`]): iteration `t` runs its head beside the tail of
+    /// `t - 1`, then the steps in between; the last tail runs alone.
+    ///
+    /// # Safety
+    /// As for [`ControlStep::run`], with `length > 1`.
+    unsafe fn run_overlapped(
+        &self,
+        ov: Overlap,
+        ins: &[*mut u8],
+        outs: &[*mut u8],
+        mem: &mut LoopMemory,
+    ) -> Result<(), CpuError> {
+        let LoopMemory { carries, arenas, ptrs, .. } = mem;
+        let arena = &mut arenas[0];
+        let body = &self.body;
+        let (mut prev, mut cur) = (RawTables::default(), RawTables::default());
+        let mut scratch = body.overlap_scratch(ov)?;
+        for t in 0..self.length {
+            self.tables(ins, outs, carries, (t, self.length), t..t + 1, &mut cur.args, &mut cur.dests);
+            body.raw_outs(&cur.dests, &mut cur.outs);
+            if t == 0 {
+                body.run_step_range(0..ov.head, &cur.args, &cur.outs, arena, ptrs)?;
+            } else {
+                // SAFETY: `prev` is the run before `cur`, done up to its tail.
+                unsafe { body.run_tail_beside_head(ov, &prev, &cur, arena, &mut scratch)? };
+            }
+            body.run_step_range(ov.head..ov.tail, &cur.args, &cur.outs, arena, ptrs)?;
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        body.run_step_range(ov.tail..body.schedule.steps.len(), &prev.args, &prev.outs, arena, ptrs)?;
+        // SAFETY: the last run's steps have all run.
+        unsafe { body.finish_raw(&prev.args, &prev.dests) };
         Ok(())
     }
 }

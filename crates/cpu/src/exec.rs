@@ -31,7 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelModule};
+use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelFn, KernelModule};
 use crate::control::{ControlStep, LoopMemory};
 use crate::linalg::{DotPlan, LinalgError};
 use crate::parallel::Table;
@@ -44,6 +44,9 @@ use arrayjit_lower::{
     reads_only_at_own_point, BufferId, BufferKind, Kernel, OutputKind, OutputSource, ReduceOp, Schedule, Step,
 };
 use std::sync::{Arc, Mutex};
+
+mod overlap;
+pub(crate) use overlap::{Overlap, RawTables};
 
 /// How to compile.
 #[derive(Clone, Debug)]
@@ -230,6 +233,9 @@ pub struct Executable {
     arena: Mutex<Option<Arena>>,
     /// Names the executable in step profiles (`ARRAYJIT_PROFILE=1`).
     id: usize,
+    /// For a loop body: how an iteration's tail may run beside the next
+    /// iteration's head.
+    overlap: Option<Overlap>,
 }
 
 impl std::fmt::Debug for Executable {
@@ -254,7 +260,9 @@ pub(crate) fn bytes_of(a: &AVal) -> usize {
 /// a slot is free again after the last step that reads its tenant. A product
 /// in `fused` runs together with the step after it, so its operands count as
 /// read by that step too.
-fn plan_memory(s: &Schedule, is_output: &[bool], fused: &[usize]) -> (Vec<Option<usize>>, Vec<usize>) {
+/// The slots of what the first `pinned` steps write are never reused (see
+/// [`Overlap`]: those steps run beside the end of the previous run).
+fn plan_memory(s: &Schedule, is_output: &[bool], fused: &[usize], pinned: usize) -> (Vec<Option<usize>>, Vec<usize>) {
     let n = s.buffers.len();
     let mut last_read = vec![None; n];
     for (si, step) in s.steps.iter().enumerate() {
@@ -293,6 +301,9 @@ fn plan_memory(s: &Schedule, is_output: &[bool], fused: &[usize]) -> (Vec<Option
                 },
             };
             slot_of[b] = Some(slot);
+            if si < pinned {
+                continue;
+            }
             // A value nobody reads is dead right after its step.
             release[last_read[b].unwrap_or(si).max(si)].push(slot);
         }
@@ -366,17 +377,39 @@ impl Executable {
     /// [`Schedule::constant_part`]); their results are constants of the
     /// executable.
     pub fn compile(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+        Executable::compile_as(s, opts, None)
+    }
+
+    /// Compiles the body of a loop whose first `consts` arguments are
+    /// constants and next `carries` arguments (and first `carries` outputs)
+    /// its carries: as [`compile`](Executable::compile), and planned for
+    /// running one iteration's tail beside the next one's head where that
+    /// pays (see [`Overlap`]).
+    pub(crate) fn compile_loop_body(
+        s: &Schedule,
+        opts: &CompileOptions,
+        consts: usize,
+        carries: usize,
+    ) -> Result<Executable, CpuError> {
+        Executable::compile_as(s, opts, Some((consts, carries)))
+    }
+
+    fn compile_as(s: &Schedule, opts: &CompileOptions, body: Option<(usize, usize)>) -> Result<Executable, CpuError> {
         match s.constant_part() {
             Some(part) => {
-                let values = Executable::compile_steps(&part.schedule, opts)?.run(&[])?;
-                Executable::compile_steps(&part.fold_into(s, values), opts)
+                let values = Executable::compile_steps(&part.schedule, opts, None)?.run(&[])?;
+                Executable::compile_steps(&part.fold_into(s, values), opts, body)
             }
-            None => Executable::compile_steps(s, opts),
+            None => Executable::compile_steps(s, opts, body),
         }
     }
 
-    /// Compiles every step of `s`.
-    fn compile_steps(s: &Schedule, opts: &CompileOptions) -> Result<Executable, CpuError> {
+    /// Compiles every step of `s`; `body` as in [`compile_as`](Executable::compile_as).
+    fn compile_steps(
+        s: &Schedule,
+        opts: &CompileOptions,
+        body: Option<(usize, usize)>,
+    ) -> Result<Executable, CpuError> {
         if let Some((b, buf)) = s.buffers.iter().enumerate().find(|(_, b)| b.aval.bytes().is_none()) {
             return Err(internal(format!("buffer {b}, {}, holds more bytes than fit in memory", buf.aval)));
         }
@@ -485,7 +518,9 @@ impl Executable {
             }
             head[d] = Action::DotRows(plan, f);
         }
-        let (slot_of, slot_bytes) = plan_memory(s, &is_output, &fused_steps);
+        let overlap = body.and_then(|(consts, carries)| overlap::plan(s, &actions, consts, carries));
+        let pinned = overlap.map_or(0, |o| o.head);
+        let (slot_of, slot_bytes) = plan_memory(s, &is_output, &fused_steps, pinned);
         let mut donors = plan_donations(s, &actions, &output_buffers);
         // A fused product reads its operands while the kernel writes: no donation from them.
         for &d in &fused_steps {
@@ -525,6 +560,7 @@ impl Executable {
             lanes,
             arena: Mutex::new(None),
             id: crate::profile::next_id(),
+            overlap,
         })
     }
 
@@ -590,6 +626,19 @@ impl Executable {
             .iter()
             .filter_map(|a| match a {
                 Action::Control(c) => c.carries_in_place().map(<[bool]>::to_vec),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// For each `scan` step, in schedule order, the steps of its body's head
+    /// and where its tail starts, when an iteration's tail runs beside the
+    /// next one's head (see [`Overlap`]).
+    pub fn loop_overlaps(&self) -> Vec<Option<(usize, usize)>> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Control(c) => c.scan_body().map(|b| b.overlap().map(|o| (o.head, o.tail))),
                 _ => None,
             })
             .collect()
@@ -791,8 +840,21 @@ impl Executable {
         arena: &mut Arena,
         ptrs: &mut Vec<*mut u8>,
     ) -> Result<(), CpuError> {
+        self.run_step_range(0..self.schedule.steps.len(), args, outs, arena, ptrs)
+    }
+
+    /// Runs steps `range`, as [`run_steps`](Executable::run_steps) does.
+    pub(crate) fn run_step_range(
+        &self,
+        range: std::ops::Range<usize>,
+        args: &[*const u8],
+        outs: &[*mut u8],
+        arena: &mut Arena,
+        ptrs: &mut Vec<*mut u8>,
+    ) -> Result<(), CpuError> {
         let timed = crate::profile::enabled();
-        for (si, step) in self.schedule.steps.iter().enumerate() {
+        for si in range {
+            let step = &self.schedule.steps[si];
             ptrs.clear();
             for &b in step.inputs().iter().chain(step.outputs()) {
                 ptrs.push(self.ptr(b, args, outs, arena));
@@ -878,17 +940,7 @@ impl Executable {
                 // step reads it; a slot is reused only after every reader of
                 // its previous tenant has run. Blocks write disjoint rows of
                 // each output, or their own partial buffers.
-                if let [(lo, hi)] = k.ranges[..] {
-                    unsafe { f.call(ptrs.as_ptr(), lo, hi) };
-                    return Ok(());
-                }
-                let n_in = step.inputs().len();
-                let partials = &mut arena.partials[si];
-                let tables = k.block_tables(ptrs, n_in, partials);
-                unsafe {
-                    crate::parallel::run_blocks(f, &tables, &k.ranges);
-                    k.combine_partials(ptrs, n_in, partials);
-                }
+                unsafe { self.run_kernel(si, k, f, ptrs, &mut arena.partials[si]) };
             }
             Action::Dot(plan) => {
                 let (l, r, o) = (ins[0], ins[1], outputs[0]);
@@ -935,6 +987,25 @@ impl Executable {
 }
 
 impl Executable {
+    /// Runs kernel step `si` (`k`, compiled as `f`) on its buffers `ptrs`,
+    /// with `partials` its per-block partial results.
+    ///
+    /// # Safety
+    /// As for the kernel steps of [`run_step`](Executable::run_step).
+    unsafe fn run_kernel(&self, si: usize, k: &KernelStep, f: KernelFn, ptrs: &[*mut u8], partials: &mut [Vec<u64>]) {
+        // SAFETY (for the calls below): guaranteed by the caller.
+        if let [(lo, hi)] = k.ranges[..] {
+            unsafe { f.call(ptrs.as_ptr(), lo, hi) };
+            return;
+        }
+        let n_in = self.schedule.steps[si].inputs().len();
+        let tables = k.block_tables(ptrs, n_in, partials);
+        unsafe {
+            crate::parallel::run_blocks(f, &tables, &k.ranges);
+            k.combine_partials(ptrs, n_in, partials);
+        }
+    }
+
     /// Runs product step `d` and the kernel after it by row blocks: each
     /// worker computes a block of the product's rows into its own buffer and
     /// runs the kernel on those rows, reading the product from that buffer.

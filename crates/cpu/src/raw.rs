@@ -72,17 +72,33 @@ impl Executable {
         outs: &mut Vec<*mut u8>,
         ptrs: &mut Vec<*mut u8>,
     ) -> Result<(), CpuError> {
-        let s = &self.schedule;
+        self.raw_outs(dests, outs);
+        self.run_steps(args, outs, arena, ptrs)?;
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.finish_raw(args, dests) };
+        Ok(())
+    }
+
+    /// The address of each output buffer in a raw run: the destination of
+    /// the program output it delivers directly (null for the others).
+    pub(crate) fn raw_outs(&self, dests: &[*mut u8], outs: &mut Vec<*mut u8>) {
         outs.clear();
         outs.resize(self.output_buffers.len(), std::ptr::null_mut());
-        for (j, (o, how)) in s.outputs.iter().zip(&self.raw_outputs).enumerate() {
+        for (j, (o, how)) in self.schedule.outputs.iter().zip(&self.raw_outputs).enumerate() {
             if let (RawOut::Direct, OutputSource::Buffer(b)) = (how, o) {
                 if let Place::Output(k) = self.places[*b] {
                     outs[k] = dests[j];
                 }
             }
         }
-        self.run_steps(args, outs, arena, ptrs)?;
+    }
+
+    /// Delivers the outputs a raw run does not write directly, once its steps have run.
+    ///
+    /// # Safety
+    /// As for [`run_raw`](Executable::run_raw), after its steps.
+    pub(crate) unsafe fn finish_raw(&self, args: &[*const u8], dests: &[*mut u8]) {
+        let s = &self.schedule;
         for (j, how) in self.raw_outputs.iter().enumerate() {
             let n = match &s.outputs[j] {
                 OutputSource::Buffer(b) => crate::exec::bytes_of(&s.buffers[*b].aval),
@@ -100,6 +116,5 @@ impl Executable {
             // bytes) and does not overlap `dests[j]` (guaranteed by the caller).
             unsafe { std::ptr::copy_nonoverlapping(src, dests[j], n) };
         }
-        Ok(())
     }
 }
