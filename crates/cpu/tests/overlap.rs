@@ -14,35 +14,40 @@ use common::{data, same_on_1_2_3_threads};
 /// of `m` (so it runs as a kernel of its own); the tail factors the new Gram
 /// matrix and inverts it into the carry `om`, which the head does not read.
 /// With `head_reads_om`, the first kernel also reads `om`.
-fn program(head_reads_om: bool) -> String {
+/// `n` rows, `length` iterations.
+fn program(head_reads_om: bool, n: usize, length: usize, reverse: bool) -> String {
     let e = if head_reads_om {
-        "w:f64[] = reduce_sum[axes=(0,1)] om
-         wb:f64[40,30] = broadcast_in_dim[shape=(40,30) broadcast_dimensions=()] w
-         e0:f64[40,30] = exp m
-         e:f64[40,30] = mul e0 wb"
+        format!(
+            "w:f64[] = reduce_sum[axes=(0,1)] om
+             wb:f64[{n},30] = broadcast_in_dim[shape=({n},30) broadcast_dimensions=()] w
+             e0:f64[{n},30] = exp m
+             e:f64[{n},30] = mul e0 wb"
+        )
     } else {
-        "e:f64[40,30] = exp m"
+        format!("e:f64[{n},30] = exp m")
     };
+    let scale = 0.004 / n as f64;
+    let gram = 1.0 / n as f64;
     format!(
-        "{{ lambda ; y:f64[40,30] eye:f64[30,30] m:f64[40,30] om:f64[30,30] . let
-            m2:f64[40,30] om2:f64[30,30] ls:f64[6] = scan[
-              length=6
+        "{{ lambda ; y:f64[{n},30] eye:f64[30,30] m:f64[{n},30] om:f64[30,30] . let
+            m2:f64[{n},30] om2:f64[30,30] ls:f64[{length}] = scan[
+              length={length}
               num_consts=2
               num_carry=2
-              reverse=false
+              reverse={reverse}
               unroll=1
-              body={{ lambda ; y:f64[40,30] eye:f64[30,30] m:f64[40,30] om:f64[30,30] . let
+              body={{ lambda ; y:f64[{n},30] eye:f64[30,30] m:f64[{n},30] om:f64[30,30] . let
                   {e}
                   l:f64[] = reduce_sum[axes=(0,1)] e
-                  d:f64[40,30] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m om
-                  g:f64[40,30] = sub e y
-                  h:f64[40,30] = add g d
-                  z:f64[] = mul l 0.0001:f64
-                  zb:f64[40,30] = broadcast_in_dim[shape=(40,30) broadcast_dimensions=()] z
-                  k:f64[40,30] = mul h zb
-                  mn:f64[40,30] = sub m k
+                  d:f64[{n},30] = dot_general[lhs_contract=(1) rhs_contract=(0) lhs_batch=() rhs_batch=()] m om
+                  g:f64[{n},30] = sub e y
+                  h:f64[{n},30] = add g d
+                  z:f64[] = mul l {scale:?}:f64
+                  zb:f64[{n},30] = broadcast_in_dim[shape=({n},30) broadcast_dimensions=()] z
+                  k:f64[{n},30] = mul h zb
+                  mn:f64[{n},30] = sub m k
                   q:f64[30,30] = dot_general[lhs_contract=(0) rhs_contract=(0) lhs_batch=() rhs_batch=()] mn mn
-                  r:f64[30,30] = mul q 0.025:f64
+                  r:f64[30,30] = mul q {gram:?}:f64
                   s:f64[30,30] = add r eye
                   c:f64[30,30] = cholesky s
                   o:f64[30,30] = cholesky_inverse c
@@ -52,16 +57,16 @@ fn program(head_reads_om: bool) -> String {
     )
 }
 
-fn args() -> Vec<HostArray> {
+fn args(n: usize) -> Vec<HostArray> {
     let eye: Vec<f64> = (0..900).map(|i| if i % 31 == 0 { 1.0 } else { 0.0 }).collect();
-    let small = |seed| match data(1200, seed, true) {
+    let small = match data(n * 30, 62, true) {
         arrayjit_ir::Data::F64(v) => arrayjit_ir::Data::F64(v.into_iter().map(|x| 0.1 * x).collect()),
         d => d,
     };
     vec![
-        HostArray::new([40, 30], data(1200, 61, true)).unwrap(),
+        HostArray::new([n, 30], data(n * 30, 61, true)).unwrap(),
         HostArray::new([30, 30], arrayjit_ir::Data::F64(eye.clone())).unwrap(),
-        HostArray::new([40, 30], small(62)).unwrap(),
+        HostArray::new([n, 30], small).unwrap(),
         HostArray::new([30, 30], arrayjit_ir::Data::F64(eye)).unwrap(),
     ]
 }
@@ -71,31 +76,35 @@ fn compile(text: &str) -> Executable {
     Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap()
 }
 
+/// Loops of several lengths (even and odd, which end in either carry
+/// buffer), forward and reversed, with heads of one and two blocks.
 #[test]
 fn a_tail_of_factorizations_runs_beside_the_next_head() {
-    let text = program(false);
-    let exe = compile(&text);
-    let overlaps = exe.loop_overlaps();
-    assert!(matches!(overlaps[..], [Some((1, _))]), "{overlaps:?}\n{}", exe.schedule());
-    let args = args();
-    let refs: Vec<&HostArray> = args.iter().collect();
-    let want = arrayjit_interp::eval_program(&parse(&text).unwrap(), &args).unwrap();
-    let got = same_on_1_2_3_threads(|threads| {
-        let first = exe.run(&refs).unwrap();
-        assert_eq!(exe.run(&refs).unwrap(), first, "a second run on {threads} threads differs");
-        first
-    });
-    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.aval(), w.aval());
-        for i in 0..g.numel() {
-            let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-            assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()), "output {k} element {i}: {a} vs {b}");
+    for (n, length, reverse) in [(40, 6, false), (40, 3, true), (40, 2, false), (1000, 5, false), (1000, 4, true)] {
+        let text = program(false, n, length, reverse);
+        let exe = compile(&text);
+        let overlaps = exe.loop_overlaps();
+        assert!(matches!(overlaps[..], [Some((1, _))]), "{overlaps:?}\n{}", exe.schedule());
+        let args = args(n);
+        let refs: Vec<&HostArray> = args.iter().collect();
+        let want = arrayjit_interp::eval_program(&parse(&text).unwrap(), &args).unwrap();
+        let got = same_on_1_2_3_threads(|threads| {
+            let first = exe.run(&refs).unwrap();
+            assert_eq!(exe.run(&refs).unwrap(), first, "a second run on {threads} threads differs");
+            first
+        });
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.aval(), w.aval());
+            for i in 0..g.numel() {
+                let (a, b) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+                assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()), "n {n} output {k} element {i}: {a} vs {b}");
+            }
         }
     }
 }
 
 #[test]
 fn a_head_that_reads_the_tails_carry_does_not_overlap() {
-    let exe = compile(&program(true));
+    let exe = compile(&program(true, 40, 6, false));
     assert_eq!(exe.loop_overlaps(), vec![None], "{}", exe.schedule());
 }
