@@ -62,15 +62,6 @@ pub(crate) fn block<T: Float, const FMA: bool, const C: usize>(
     if steps == 0 {
         return acc;
     }
-    let step = |acc: &mut [[T; C]; ROWS], a_row: &[T], b_row: &[T]| {
-        let ak: &[T; ROWS] = a_row.first_chunk().expect("a block lies inside its matrix");
-        let bk: &[T; C] = b_row.first_chunk().expect("a block lies inside its matrix");
-        for (sums, &x) in acc.iter_mut().zip(ak) {
-            for (s, &y) in sums.iter_mut().zip(bk) {
-                *s = madd::<T, FMA>(x, y, *s);
-            }
-        }
-    };
     // All steps but the last walk whole rows of both operands, so that the
     // loop's length checks do not depend on the step (the compiler takes
     // them out of the loop); the last row may stop short of a stride.
@@ -79,8 +70,25 @@ pub(crate) fn block<T: Float, const FMA: bool, const C: usize>(
     let a_rows = a[..body * a_stride].chunks_exact(a_stride.max(1));
     let b_rows = b[..body * b_stride].chunks_exact(b_stride.max(1));
     for (a_row, b_row) in a_rows.zip(b_rows) {
-        step(&mut acc, a_row, b_row);
+        step::<T, FMA, C>(&mut acc, a_row, b_row);
     }
-    step(&mut acc, &a[body * a_stride..], &b[body * b_stride..]);
+    step::<T, FMA, C>(&mut acc, &a[body * a_stride..], &b[body * b_stride..]);
     acc
+}
+
+/// One step of [`block`]: the sums of each row `r` plus `a_row[r] · b_row[..C]`.
+///
+/// A function, not a closure: a closure is compiled with the features of the
+/// function that defines it, so one the optimizer chose not to inline into
+/// the AVX2 and FMA copy of its caller would make every fused multiply-add a
+/// library call (this happened, and made the inverse thirty times slower).
+#[inline(always)]
+fn step<T: Float, const FMA: bool, const C: usize>(acc: &mut [[T; C]; ROWS], a_row: &[T], b_row: &[T]) {
+    let ak: &[T; ROWS] = a_row.first_chunk().expect("a block lies inside its matrix");
+    let bk: &[T; C] = b_row.first_chunk().expect("a block lies inside its matrix");
+    for (sums, &x) in acc.iter_mut().zip(ak) {
+        for (s, &y) in sums.iter_mut().zip(bk) {
+            *s = madd::<T, FMA>(x, y, *s);
+        }
+    }
 }
