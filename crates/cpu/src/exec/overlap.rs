@@ -9,10 +9,12 @@
 //! would, on the same operands, and only steps independent of each other
 //! change order.
 //!
-//! The head is a prefix of small kernels (at most [`HEAD_BLOCKS`] blocks)
+//! The head is a prefix of small kernels (at most [`SMALL_BLOCKS`] blocks)
 //! that write only arena slots and per-iteration outputs; the tail is the
-//! suffix after the last step that writes a carry the head reads, and reads
-//! nothing the head writes. The memory plan keeps the head's slots to the
+//! suffix after the last step that writes a carry the head reads, reads
+//! nothing the head writes, and holds only small kernels and products and
+//! factorizations (which run on one thread): inside the pair, each side
+//! runs on one thread, so a step that would have used more stays out. The memory plan keeps the head's slots to the
 //! head (see `plan_memory`), so the two never share memory, and the tail's
 //! copies of outputs (which a raw run makes after its steps) never write a
 //! carry the head reads.
@@ -31,9 +33,10 @@ pub(crate) struct Overlap {
     pub tail: usize,
 }
 
-/// Kernels of more blocks than this gain more from every thread than from
-/// running beside the tail, so they end a head.
-const HEAD_BLOCKS: usize = 2;
+/// Steps of more blocks than this gain more from every thread than from
+/// running beside another step on one, so they are left out of heads and
+/// tails.
+const SMALL_BLOCKS: usize = 2;
 
 /// The overlap of a loop body whose first `consts` arguments are constants
 /// and next `carries` its carries, if it has one worth running.
@@ -47,7 +50,7 @@ pub(super) fn plan(s: &Schedule, actions: &[Action], consts: usize, carries: usi
         .take_while(|(a, st)| match a {
             Action::Kernel(k) => {
                 !k.fused
-                    && k.ranges.len() <= HEAD_BLOCKS
+                    && k.ranges.len() <= SMALL_BLOCKS
                     && st.outputs().iter().all(|&b| matches!(s.buffers[b].kind, BufferKind::Temp) && !is_carry(b))
             }
             _ => false,
@@ -84,12 +87,18 @@ fn with_head(s: &Schedule, actions: &[Action], consts: usize, carries: usize, he
     if s.steps[tail..].iter().any(|st| st.inputs().iter().any(|b| head_writes.contains(b))) {
         return None;
     }
-    // Worth it when the tail holds library work, which runs on one thread
-    // at the sizes where heads are small.
-    let library = actions[tail..]
-        .iter()
-        .any(|a| matches!(a, Action::Factor(_) | Action::Dot(_) | Action::Host | Action::Control(_)));
-    library.then_some(Overlap { head, tail })
+    // Worth it when the tail holds library work, and possible when all of
+    // it would run on one thread anyway.
+    // (A kernel or Gram product run by row blocks with a product before the
+    // tail is done by then: nothing is left to run at its step.)
+    let small = actions[tail..].iter().all(|a| match a {
+        Action::Kernel(k) => k.fused || k.ranges.len() <= SMALL_BLOCKS,
+        Action::Dot(plan) => plan.blocks() <= SMALL_BLOCKS,
+        Action::Factor(_) | Action::Host | Action::GramRows(_) => true,
+        Action::DotRows(..) | Action::Control(_) => false,
+    });
+    let library = actions[tail..].iter().any(|a| matches!(a, Action::Factor(_) | Action::Dot(_) | Action::Host));
+    (small && library).then_some(Overlap { head, tail })
 }
 
 /// The pointer tables of one raw run: its arguments, its output buffers
@@ -101,7 +110,7 @@ pub(crate) struct RawTables {
     pub dests: Vec<*mut u8>,
 }
 
-/// What overlapped iterations reuse, so that none allocates: the head's
+/// What the overlapped iterations of one loop run reuse: the head's
 /// kernels, pointer tables and partial buffers, and the tail's step table.
 pub(crate) struct OverlapScratch<'a> {
     kernels: Vec<(&'a KernelStep, KernelFn)>,
@@ -235,9 +244,14 @@ impl Executable {
                 _ => break,
             }
         };
-        crate::pool::run(2, &job);
+        // The partial buffers go back even when a step panics, so that the
+        // arena stays whole for whoever catches it.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::pool::run(2, &job)));
         for (mine, theirs) in partials.iter_mut().zip(&mut arena.partials) {
             std::mem::swap(mine, theirs);
+        }
+        if let Err(panic) = ran {
+            std::panic::resume_unwind(panic);
         }
         failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).map_or(Ok(()), Err)
     }

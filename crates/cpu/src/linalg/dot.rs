@@ -401,6 +401,16 @@ impl DotPlan {
         (self.batch.iter().product(), self.m, self.n, self.k)
     }
 
+    /// How many blocks each matrix of the product is cut into for the
+    /// worker threads (1: one call on the calling thread).
+    pub fn blocks(&self) -> usize {
+        if self.symmetric {
+            block_count(self.m * self.m * self.k / 2, self.k, 2048)
+        } else {
+            gemm_block_count(self.m, self.m.saturating_mul(self.n).saturating_mul(self.k))
+        }
+    }
+
     fn shapes(&self) -> String {
         format!("dot_general of {} and {}", self.lhs_aval, self.rhs_aval)
     }
