@@ -631,9 +631,9 @@ impl Executable {
             .collect()
     }
 
-    /// For each `scan` step, in schedule order, the steps of its body's head
-    /// and where its tail starts, when an iteration's tail runs beside the
-    /// next one's head (see [`Overlap`]).
+    /// For each `scan` step, in schedule order, `Some((h, t))` when the
+    /// body's steps from `t` on (library steps) run beside the next
+    /// iteration's first `h` steps (small kernels), else `None`.
     pub fn loop_overlaps(&self) -> Vec<Option<(usize, usize)>> {
         self.actions
             .iter()

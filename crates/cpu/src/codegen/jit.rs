@@ -15,7 +15,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 /// (inputs, then outputs) and the range `lo..hi` of the outermost axis to run.
 type RawKernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64);
 
-/// A compiled kernel, called only through [`KernelFn::call`].
+/// A compiled kernel, called only through its (unsafe) `call`.
 #[derive(Clone, Copy)]
 pub struct KernelFn(RawKernelFn);
 
