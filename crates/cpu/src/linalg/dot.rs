@@ -405,9 +405,9 @@ impl DotPlan {
     /// worker threads (1: one call on the calling thread).
     pub fn blocks(&self) -> usize {
         if self.symmetric {
-            block_count(self.m * self.m * self.k / 2, self.k, 2048)
+            syrk_block_count(self.m, self.k)
         } else {
-            gemm_block_count(self.m, self.m.saturating_mul(self.n).saturating_mul(self.k))
+            gemm_blocks(self.m, self.n, self.k)
         }
     }
 
@@ -596,11 +596,22 @@ fn gemm_block_count(m: usize, work: usize) -> usize {
     (work / GEMM_BLOCK_WORK).min(m / 32).clamp(1, 8)
 }
 
+/// How many blocks of rows an `m × k` by `k × n` product is cut into.
+fn gemm_blocks(m: usize, n: usize, k: usize) -> usize {
+    gemm_block_count(m, m.saturating_mul(n).saturating_mul(k))
+}
+
+/// How many blocks of its `k` contraction terms the `m × m` product of an
+/// `m × k` matrix by its transpose is cut into.
+fn syrk_block_count(m: usize, k: usize) -> usize {
+    block_count(m * m * k / 2, k, 2048)
+}
+
 /// `out = lhs · rhs`, by blocks of rows on several threads (each row of the
 /// output is computed exactly as by one call).
 fn gemm_blocked<T: DotElem>(out: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>) {
     let (m, n) = (lhs.rows, rhs.cols);
-    let blocks = gemm_block_count(m, m.saturating_mul(n).saturating_mul(lhs.cols));
+    let blocks = gemm_blocks(m, n, lhs.cols);
     if blocks == 1 || n == 0 {
         T::gemm(out, lhs, rhs);
         return;
@@ -618,7 +629,7 @@ fn gemm_blocked<T: DotElem>(out: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>) {
 /// block order.
 fn syrk_blocked<T: DotElem>(out: &mut [T], lhs: View<'_, T>) {
     let (m, k) = (lhs.rows, lhs.cols);
-    let blocks = block_count(m * m * k / 2, k, 2048);
+    let blocks = syrk_block_count(m, k);
     if blocks == 1 {
         T::syrk(out, lhs);
         return;
