@@ -2,8 +2,9 @@
 //! hand-written Rust loop of the same math, `dot_general` against calling faer
 //! directly, the inverse of a symmetric positive-definite matrix from its
 //! factor against two solves, a product fused with its consumer by row blocks, softmax over
-//! short rows, compile time per kernel and per 100-equation program, and the
-//! eager per-operation dispatch overhead.
+//! short rows, compile time per kernel and per 100-equation program, the
+//! eager per-operation dispatch overhead, and what single operations cost per
+//! element in a kernel.
 //!
 //! `cargo bench --bench backend` (BENCHMARKS.md records the figures).
 
@@ -258,6 +259,34 @@ fn eager_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
+/// What one operation adds to a kernel, per element: `x + y`, then the same
+/// with the operation applied to `x`, over 1160 × 114 f32 (the PLN arrays at
+/// ten repeats, in cache), so the time per element less `x + y`'s is the
+/// operation's.
+fn op_costs(c: &mut Criterion) {
+    let (n, p) = (1160, 114);
+    let x = Array::from_vec(ramp(n * p, 1.0).iter().map(|v| v + 1.0).collect(), [n, p]);
+    let y = Array::from_vec(ramp(n * p, 3.0), [n, p]);
+    let mut g = c.benchmark_group("op_costs");
+    g.throughput(Throughput::Elements((n * p) as u64));
+    type Op = fn(&Array) -> Array;
+    let ops: [(&str, Op); 7] = [
+        ("add", |x| x.clone()),
+        ("exp", |x| x.exp()),
+        ("log", |x| x.log()),
+        ("sqrt", |x| x.sqrt()),
+        ("reciprocal", |x| 1.0 / x),
+        ("tanh", |x| x.tanh()),
+        ("radam_ratio", |x| 1.0 / (x.sqrt() + 1e-8)),
+    ];
+    for (name, op) in ops {
+        let f = jit(move |(x, y): (Array, Array)| op(&x) + y);
+        let compiled = f.lower(&(x.clone(), y.clone())).unwrap().compile().unwrap();
+        g.bench_function(name, |b| b.iter(|| compiled.call((x.clone(), y.clone())).unwrap()));
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     fused_elementwise,
@@ -267,6 +296,7 @@ criterion_group!(
     row_fusion,
     softmax_rows,
     compile_time,
-    eager_dispatch
+    eager_dispatch,
+    op_costs
 );
 criterion_main!(benches);
