@@ -8,14 +8,19 @@ use arrayjit_ir::{parse, HostArray, Program};
 mod common;
 use common::{data, same_on_1_2_3_threads};
 
+/// `p` optimised, fused and compiled with the default options.
+fn compiled(p: &Program) -> Executable {
+    let (q, _) = arrayjit_lower::optimize(p).unwrap();
+    Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap()
+}
+
 fn check(text: &str, shape: &[usize], f64s: bool, tol: f64) {
     let p = parse(text).unwrap();
     let n: usize = shape.iter().product();
     let args: Vec<HostArray> =
         (0..p.inputs.len()).map(|i| HostArray::new(shape.to_vec(), data(n, i as u64 + 7, f64s)).unwrap()).collect();
     let want = arrayjit_interp::eval_program(&p, &args).unwrap();
-    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let exe = compiled(&p);
     let refs: Vec<&HostArray> = args.iter().collect();
     for _ in 0..2 {
         // The second run reuses the arena and the partial buffers.
@@ -68,8 +73,7 @@ fn donated_memory_in_blocked_kernels() {
           in (d, e) }",
     )
     .unwrap();
-    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let exe = compiled(&p);
     assert!(!exe.donations().is_empty());
     let a = HostArray::new([1000, 300], data(300_000, 1, false)).unwrap();
     let b = HostArray::new([1000, 300], data(300_000, 2, false)).unwrap();
@@ -95,8 +99,7 @@ fn results_do_not_depend_on_the_thread_count() {
           in (e, f, g, h) }",
     )
     .unwrap();
-    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let exe = compiled(&p);
     let a = HostArray::new([2000, 300], data(600_000, 3, false)).unwrap();
     let b = HostArray::new([2000, 300], data(600_000, 4, false)).unwrap();
     same_on_1_2_3_threads(|_| exe.run(&[&a, &b]).unwrap());
@@ -140,8 +143,7 @@ fn products_fused_by_rows_match_the_interpreter() {
               in (y, s, col, row) }}"
         );
         let p = parse(&text).unwrap();
-        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        let exe = compiled(&p);
         assert_eq!(exe.fused_products(), 1, "{}", exe.schedule());
         let args = [
             HostArray::new([3000, 50], data(150_000, 11, f64s)).unwrap(),
@@ -203,8 +205,7 @@ fn gram_products_summed_by_row_blocks_match_the_interpreter() {
               in (x, s, g) }}"
         );
         let p = parse(&text).unwrap();
-        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        let exe = compiled(&p);
         assert_eq!((exe.fused_products(), exe.fused_gram_products()), (1, 1), "{}", exe.schedule());
         let args = [
             HostArray::new([3000, 50], data(150_000, 31, f64s)).unwrap(),
@@ -230,8 +231,7 @@ fn a_small_product_is_halved_to_run_by_row_blocks() {
               in (x, g) }}"
         );
         let p = parse(&text).unwrap();
-        let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-        let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+        let exe = compiled(&p);
         assert_eq!((exe.fused_products(), exe.fused_gram_products()), (1, 1), "{}", exe.schedule());
         let args = [
             HostArray::new([116, 114], data(116 * 114, 51, f64s)).unwrap(),
@@ -258,8 +258,7 @@ fn products_read_by_one_kernel_move_next_to_it_together() {
           in (y) }",
     )
     .unwrap();
-    let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-    let exe = Executable::compile(&arrayjit_lower::fuse(&q), &CompileOptions::default()).unwrap();
+    let exe = compiled(&p);
     let steps = &exe.schedule().steps;
     let last_three: Vec<bool> =
         steps[steps.len() - 3..].iter().map(|s| matches!(s, arrayjit_lower::Step::Prim { .. })).collect();
