@@ -57,11 +57,15 @@ pub struct CompileOptions {
     /// Run a matrix product whose only reader is the next kernel together
     /// with it, by row blocks (on by default; off to compare).
     pub row_fusion: bool,
+    /// Compute `exp` and `log` of f32 over whole rows with native functions
+    /// at the CPU's full vector width, where it has vectors wider than
+    /// Cranelift's (on by default; off to compare; same results either way).
+    pub row_functions: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
-        CompileOptions { keep_clif: false, row_fusion: true }
+        CompileOptions { keep_clif: false, row_fusion: true, row_functions: true }
     }
 }
 
@@ -108,6 +112,8 @@ struct KernelStep {
     fused: bool,
     /// Which inputs each output may be written over (see [`KernelCode`](crate::codegen::KernelCode)).
     reads_first: Vec<Vec<bool>>,
+    /// Nodes computed by row functions (see [`CompileOptions::row_functions`]).
+    row_calls: usize,
 }
 
 impl KernelStep {
@@ -435,7 +441,7 @@ impl Executable {
                             )));
                         }
                     }
-                    let code = define_kernel(&mut m, kernel, opts.keep_clif)?;
+                    let code = define_kernel(&mut m, kernel, opts.keep_clif, opts.row_functions)?;
                     let ranges =
                         crate::parallel::blocks(code.outer, kernel.points(), crate::parallel::point_cost(kernel));
                     let partial = kernel
@@ -453,6 +459,7 @@ impl Executable {
                         ranges,
                         partial,
                         fused: false,
+                        row_calls: code.row_calls,
                         reads_first: code.reads_first,
                     }));
                     lanes.push(code.lanes);
@@ -610,6 +617,12 @@ impl Executable {
     /// that consumes them.
     pub fn fused_products(&self) -> usize {
         self.actions.iter().filter(|a| matches!(a, Action::DotRows(..))).count()
+    }
+
+    /// How many kernel nodes native row functions compute (see
+    /// [`CompileOptions::row_functions`]).
+    pub fn row_function_nodes(&self) -> usize {
+        self.actions.iter().map(|a| if let Action::Kernel(k) = a { k.row_calls } else { 0 }).sum()
     }
 
     /// How many Gram products `XᵀX` are summed by row blocks with the kernel

@@ -12,18 +12,19 @@
 use super::compile::Pending;
 use super::jit::KernelModule;
 use super::ops::{self, constant, mem_type, reg_type};
-use super::order::{self, Item, Order};
+use super::order::{self, Item, Order, Stage};
 use super::CodegenError;
+use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{DType, Shape};
 use arrayjit_lower::{Affine, KNode, Kernel, Node, OutputKind};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, Block, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Type, Value,
+    types, AbiParam, Block, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Module};
+use cranelift_module::{FuncId, Linkage, Module};
 
 /// A kernel defined in a module.
 ///
@@ -41,6 +42,8 @@ pub struct KernelCode {
     pub reduces_outer: Vec<bool>,
     /// Vector lanes of the innermost loop (1: scalar code only).
     pub lanes: u32,
+    /// Nodes computed by native row functions.
+    pub row_calls: usize,
     /// Per output, per input: whether the kernel reads each element of the
     /// input before it writes the same element of the output, so that the
     /// output may be written into the input's memory (donation).
@@ -54,11 +57,17 @@ fn cg_err(message: impl Into<String>) -> CodegenError {
 /// Defines `k` as a function of `m`. The function takes a pointer to an
 /// array of buffer pointers (the kernel's inputs, then its outputs) and the
 /// range `lo..hi` of the outermost domain axis to run; see [`KernelCode`].
-pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Result<KernelCode, CodegenError> {
+pub fn define_kernel(
+    m: &mut KernelModule,
+    k: &Kernel,
+    keep_clif: bool,
+    row_functions: bool,
+) -> Result<KernelCode, CodegenError> {
     let k = normalized(&k.coalesced());
     check_bounds(&k)?;
     let lanes = choose_lanes(&k);
-    let order = order::plan(&k);
+    let row_ops = if row_functions { row_ops(&k, lanes) } else { Vec::new() };
+    let order = order::plan(&k, &row_ops);
     let id = m.declare_kernel()?;
     m.ctx.func.signature = m.kernel_signature();
     let built = {
@@ -79,7 +88,7 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, keep_clif: bool) -> Resul
     let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
     m.module.clear_context(&mut m.ctx);
     m.pending.push(Pending { id, func, keep_text: keep_clif });
-    Ok(KernelCode { id, outer, reduces_outer, lanes, reads_first: order.reads_first })
+    Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls: order.stages.len(), reads_first: order.reads_first })
 }
 
 /// A rank-0 domain becomes `[1]`, so every kernel has an innermost loop.
@@ -286,7 +295,9 @@ fn hoists_invariants(k: &Kernel, order: &Order, invariant: &[bool]) -> bool {
                 }
             }
             // Polynomial functions bring constants of their own.
-            Node::Op { op, .. } if ops::is_polynomial(*op) => hoisted += 8,
+            Node::Op { op, .. } if ops::is_polynomial(*op) && !order.stages.iter().any(|s| s.node == ni) => {
+                hoisted += 8
+            }
             _ if invariant[ni] => hoisted += 1,
             _ => {}
         }
@@ -294,12 +305,19 @@ fn hoists_invariants(k: &Kernel, order: &Order, invariant: &[bool]) -> bool {
     hoisted + constants.len() + peak_live(k, order, invariant) <= VECTOR_REGISTERS
 }
 
-/// The most values the body keeps alive at once, emitted in `order`: a
-/// node's value lives from the item that computes it to the last item that
-/// reads it (values the same at every point are counted by the caller).
+/// The most values the body or a stage keeps alive at once, emitted in
+/// `order`: a node's value lives from the item that computes it to the last
+/// item that reads it (values the same at every point are counted by the
+/// caller).
 fn peak_live(k: &Kernel, order: &Order, invariant: &[bool]) -> usize {
+    let stages = order.stages.iter().map(|s| items_peak_live(k, &s.items, Some(s.arg), invariant));
+    stages.chain([items_peak_live(k, &order.items, None, invariant)]).max().unwrap_or(0)
+}
+
+/// [`peak_live`] of one list of items, whose last one also reads `last`.
+fn items_peak_live(k: &Kernel, items: &[Item], last: Option<usize>, invariant: &[bool]) -> usize {
     let mut last_use = vec![0usize; k.nodes.len()];
-    for (t, item) in order.items.iter().enumerate() {
+    for (t, item) in items.iter().enumerate() {
         match *item {
             Item::Node(ni) => {
                 for &a in order::args(&k.nodes[ni].node) {
@@ -307,12 +325,16 @@ fn peak_live(k: &Kernel, order: &Order, invariant: &[bool]) -> usize {
                 }
             }
             Item::Output(o) => last_use[k.outputs[o].node] = t,
+            Item::Row(_) => {}
         }
     }
+    if let Some(a) = last {
+        last_use[a] = items.len().saturating_sub(1);
+    }
     let (mut live, mut peak) = (0usize, 0usize);
-    let mut ends = vec![0usize; order.items.len() + 1];
-    for (t, item) in order.items.iter().enumerate() {
-        if let Item::Node(ni) = *item {
+    let mut ends = vec![0usize; items.len() + 1];
+    for (t, item) in items.iter().enumerate() {
+        if let Item::Node(ni) | Item::Row(ni) = *item {
             if !invariant[ni] {
                 live += 1;
                 ends[last_use[ni].max(t)] += 1;
@@ -322,6 +344,42 @@ fn peak_live(k: &Kernel, order: &Order, invariant: &[bool]) -> usize {
         live -= ends[t];
     }
     peak
+}
+
+/// The shortest innermost axis whose rows go through row functions: a call
+/// and the trip through a row buffer cost about what a dozen points of
+/// inline `exp` do.
+const MIN_ROW: usize = 16;
+/// Rows longer than this (and every rank-1 domain) run their stages and body
+/// chunk by chunk, so that row buffers stay small and in L1.
+const CHUNK: usize = 1024;
+/// Row functions per kernel at most (each needs a row buffer on the stack of
+/// the thread running the kernel); further nodes stay inline.
+const MAX_ROW_NODES: usize = 16;
+
+/// Which nodes a native row function computes ([`crate::math::bulk`]):
+/// `exp` and `log` of f32 in a vector kernel whose rows are long enough,
+/// when this CPU has vectors wider than Cranelift's. Nodes computed once
+/// before the loops stay inline.
+fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
+    let invariant = invariant_nodes(k);
+    let long = k.domain.last().is_some_and(|&n| n >= MIN_ROW);
+    let mut taken = 0;
+    k.nodes
+        .iter()
+        .enumerate()
+        .map(|(ni, n)| {
+            let op = match &n.node {
+                Node::Op { op: E::Exp, .. } => RowOp::Exp,
+                Node::Op { op: E::Log, .. } => RowOp::Log,
+                _ => return None,
+            };
+            let eligible = lanes == 4 && long && n.dtype == DType::F32 && !invariant[ni] && taken < MAX_ROW_NODES;
+            let take = eligible && bulk::row_fn(op).is_some();
+            taken += usize::from(take);
+            take.then_some(op)
+        })
+        .collect()
 }
 
 /// Where a row of a buffer starts at the current outer indices: its base
@@ -384,6 +442,13 @@ struct Emitter<'k> {
     /// Values of the nodes that are the same at every point, computed once
     /// before the loops (see [`invariant_nodes`]).
     hoisted: Vec<Option<Hoisted>>,
+    /// The row buffers of the nodes stages compute, and the one their
+    /// arguments go through (see [`order`]).
+    row_buffers: Vec<Option<StackSlot>>,
+    arg_buffer: Option<StackSlot>,
+    /// Where the current chunk of the innermost axis starts: element `i` of a
+    /// row buffer holds the value at index `chunk_start + i`.
+    chunk_start: Option<Value>,
 }
 
 /// A node's value computed before the loops: as a scalar, and splatted to
@@ -456,6 +521,9 @@ impl<'k> Emitter<'k> {
             invariant,
             order,
             hoisted: vec![None; k.nodes.len()],
+            row_buffers: vec![None; k.nodes.len()],
+            arg_buffer: None,
+            chunk_start: None,
         })
     }
 
@@ -465,6 +533,16 @@ impl<'k> Emitter<'k> {
     }
 
     fn emit(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
+        if !self.order.stages.is_empty() {
+            // f32 elements (the only row functions there are), and room for
+            // the whole vector that takes a row's tail.
+            let len = (self.chunk_len() + self.lanes as usize) * 4;
+            let mut slot = || b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, len as u32, 4));
+            self.arg_buffer = Some(slot());
+            for s in &self.order.stages {
+                self.row_buffers[s.node] = Some(slot());
+            }
+        }
         self.hoist(b, module)?;
         self.init_reductions(b)?;
         self.nest(b, module, 0)?;
@@ -640,32 +718,22 @@ impl<'k> Emitter<'k> {
             self.acc[o] = Some(Acc { vector, scalar });
         }
         let var = self.idx[r - 1];
-        let (start, n) = self.range(b, r - 1);
-        b.def_var(var, start);
-        if self.lanes > 1 {
-            let l = self.lanes as i64;
-            let (lp, i) = begin_loop(b, self.shape, var, n, l);
-            self.body(b, module, i, Width::full(self.lanes))?;
-            end_loop(b, lp, i, l);
-        }
-        // What the vector loop leaves. The axis of a rank-1 domain is split
-        // into blocks whose boundaries are multiples of 64 (see
-        // `parallel::blocks`), so only its last block has a tail; it runs as
-        // scalars, once per call. An inner axis of a larger domain runs whole
-        // on every row: there the vector loop always leaves the same
-        // `size % lanes` points, and when they are two or three, one vector
-        // whose other lanes are neither read nor written takes them. (Rows of
-        // 7 and 10 ran 1.2× and 1.1× faster so; a lone point runs faster as a
-        // scalar.)
-        let size = k.domain[r - 1];
-        let tail = if self.lanes > 1 { size % self.lanes as usize } else { size };
-        if tail > 1 && self.lanes > 1 && r > 1 {
-            let i = b.use_var(var);
-            self.body(b, module, i, Width { lanes: self.lanes, live: tail as u32 })?;
-        } else if tail > 0 {
-            let (lp, i) = begin_loop(b, self.shape, var, n, 1);
-            self.body(b, module, i, Width::full(1))?;
-            end_loop(b, lp, i, 1);
+        let (start, end) = self.range(b, r - 1);
+        if self.order.stages.is_empty() {
+            self.span(b, module, var, start, end, Part::Body)?;
+        } else if !self.chunked() {
+            self.chunk_start = Some(start);
+            self.chunk(b, module, var, start, end)?;
+        } else {
+            // Chunks of `CHUNK` points, the last one shorter.
+            let cvar = b.declare_var(types::I64);
+            b.def_var(cvar, start);
+            let (lp, c) = begin_loop(b, self.shape, cvar, end, 1);
+            let cend = b.ins().iadd_imm_s(c, CHUNK as i64);
+            let cend = b.ins().smin(cend, end);
+            self.chunk_start = Some(c);
+            self.chunk(b, module, var, c, cend)?;
+            end_loop(b, lp, c, CHUNK as i64);
         }
         // Fold the accumulators into memory: lanes in order, then the tail.
         for o in 0..k.outputs.len() {
@@ -696,6 +764,140 @@ impl<'k> Emitter<'k> {
             b.ins().store(data_flags(), new, addr, 0);
             self.acc[o] = None;
         }
+        Ok(())
+    }
+
+    /// Whether the innermost axis runs in chunks (see [`CHUNK`]).
+    fn chunked(&self) -> bool {
+        self.k.domain.len() == 1 || self.k.domain.last().is_some_and(|&n| n > CHUNK)
+    }
+
+    /// Elements a row buffer holds (besides the tail's vector).
+    fn chunk_len(&self) -> usize {
+        if self.chunked() {
+            CHUNK
+        } else {
+            self.k.domain.last().copied().unwrap_or(1)
+        }
+    }
+
+    /// The stages, then the body, over points `lo..hi` of the innermost axis.
+    fn chunk(
+        &mut self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        var: Variable,
+        lo: Value,
+        hi: Value,
+    ) -> Result<(), CodegenError> {
+        for s in 0..self.order.stages.len() {
+            self.span(b, module, var, lo, hi, Part::Stage(s))?;
+            let n = b.ins().isub(hi, lo);
+            self.row_call(b, module, s, n)?;
+        }
+        self.span(b, module, var, lo, hi, Part::Body)
+    }
+
+    /// A vector loop over `lo..hi` of the innermost axis running `part`, then
+    /// what it leaves.
+    fn span(
+        &mut self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        var: Variable,
+        lo: Value,
+        hi: Value,
+        part: Part,
+    ) -> Result<(), CodegenError> {
+        let r = self.k.domain.len();
+        b.def_var(var, lo);
+        if self.lanes > 1 {
+            let l = self.lanes as i64;
+            let (lp, i) = begin_loop(b, self.shape, var, hi, l);
+            self.body(b, module, i, Width::full(self.lanes), part)?;
+            end_loop(b, lp, i, l);
+        }
+        // What the vector loop leaves. The axis of a rank-1 domain is split
+        // into blocks whose boundaries are multiples of 64 (see
+        // `parallel::blocks`), so only its last block has a tail; it runs as
+        // scalars, once per call. An inner axis of a larger domain runs whole
+        // on every row: there the vector loop always leaves the same
+        // `size % lanes` points, and when they are two or three, one vector
+        // whose other lanes are neither read nor written takes them. (Rows of
+        // 7 and 10 ran 1.2× and 1.1× faster so; a lone point runs faster as a
+        // scalar.) A row run in chunks leaves its tail in the last one only,
+        // as scalars.
+        let size = self.k.domain[r - 1];
+        let tail = if self.lanes > 1 { size % self.lanes as usize } else { size };
+        let whole_rows = r > 1 && (self.order.stages.is_empty() || !self.chunked());
+        if tail > 1 && self.lanes > 1 && whole_rows {
+            let i = b.use_var(var);
+            self.body(b, module, i, Width { lanes: self.lanes, live: tail as u32 }, part)?;
+        } else if tail > 0 {
+            let (lp, i) = begin_loop(b, self.shape, var, hi, 1);
+            self.body(b, module, i, Width::full(1), part)?;
+            end_loop(b, lp, i, 1);
+        }
+        Ok(())
+    }
+
+    /// Where element `i` of the chunk (`i` counted from the axis' start) sits
+    /// in a row buffer.
+    fn buffer_at(&self, b: &mut FunctionBuilder, slot: StackSlot, i: Value) -> Result<Value, CodegenError> {
+        let start = self.chunk_start.ok_or_else(|| cg_err("a row buffer is used outside a chunk"))?;
+        let base = b.ins().stack_addr(types::I64, slot, 0);
+        let j = b.ins().isub(i, start);
+        let off = b.ins().ishl_imm_s(j, 2);
+        Ok(b.ins().iadd(base, off))
+    }
+
+    /// Runs stage `s`'s row function over the `n` arguments in the argument
+    /// buffer; when it declines (an argument off its common path), computes
+    /// them inline instead.
+    fn row_call(
+        &mut self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        s: usize,
+        n: Value,
+    ) -> Result<(), CodegenError> {
+        let Stage { node, op, .. } = self.order.stages[s].clone();
+        let (Some(arg), Some(out)) = (self.arg_buffer, self.row_buffers[node]) else {
+            return Err(cg_err(format!("n{node} has no row buffers")));
+        };
+        let (name, inline_op) = match op {
+            RowOp::Exp => (super::jit::ROW_EXP_F32, E::Exp),
+            RowOp::Log => (super::jit::ROW_LOG_F32, E::Log),
+        };
+        let mut sig = module.make_signature();
+        sig.params.extend([AbiParam::new(types::I64); 3]);
+        sig.returns.push(AbiParam::new(types::I32));
+        let id =
+            module.declare_function(name, Linkage::Import, &sig).map_err(|e| cg_err(format!("import {name}: {e}")))?;
+        let f = module.declare_func_in_func(id, b.func);
+        let (pa, po) = (b.ins().stack_addr(types::I64, arg, 0), b.ins().stack_addr(types::I64, out, 0));
+        let call = b.ins().call(f, &[pa, po, n]);
+        let ok = b.inst_results(call)[0];
+        let (fallback, done) = (b.create_block(), b.create_block());
+        b.ins().brif(ok, done, &[], fallback, &[]);
+        b.seal_block(fallback);
+        b.switch_to_block(fallback);
+        let var = b.declare_var(types::I64);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.def_var(var, zero);
+        let widths = if self.lanes > 1 { vec![self.lanes, 1] } else { vec![1] };
+        for lanes in widths {
+            let (lp, j) = begin_loop(b, LoopShape::InPlace, var, n, lanes as i64);
+            let off = b.ins().ishl_imm_s(j, 2);
+            let (ia, oa) = (b.ins().iadd(pa, off), b.ins().iadd(po, off));
+            let x = b.ins().load(reg_type(DType::F32, lanes), data_flags(), ia, 0);
+            let y = ops::emit(b, module, inline_op, &[x], DType::F32, DType::F32, lanes)?;
+            b.ins().store(data_flags(), y, oa, 0);
+            end_loop(b, lp, j, lanes as i64);
+        }
+        b.ins().jump(done, &[]);
+        b.seal_block(done);
+        b.switch_to_block(done);
         Ok(())
     }
 
@@ -946,18 +1148,55 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
-    /// The whole body at inner index `i`.
+    /// The body, or a stage, at inner index `i`.
     fn body(
         &mut self,
         b: &mut FunctionBuilder,
         module: &mut JITModule,
         i: Value,
         w: Width,
+        part: Part,
     ) -> Result<(), CodegenError> {
         let mut vals: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
-        for &item in &self.order.items {
+        let items = match part {
+            Part::Body => std::mem::take(&mut self.order.items),
+            Part::Stage(s) => std::mem::take(&mut self.order.stages[s].items),
+        };
+        let r = self.items(b, module, i, w, &items, &mut vals);
+        match part {
+            Part::Body => self.order.items = items,
+            Part::Stage(s) => self.order.stages[s].items = items,
+        }
+        r?;
+        if let Part::Stage(s) = part {
+            let arg = self.order.stages[s].arg;
+            let v = vals[arg].ok_or_else(|| cg_err(format!("stage {s} has no argument")))?;
+            let slot = self.arg_buffer.ok_or_else(|| cg_err("no argument buffer"))?;
+            // Whole vectors, the tail's too: the buffer has room for one more.
+            let addr = self.buffer_at(b, slot, i)?;
+            b.ins().store(data_flags(), v, addr, 0);
+        }
+        Ok(())
+    }
+
+    fn items(
+        &mut self,
+        b: &mut FunctionBuilder,
+        module: &mut JITModule,
+        i: Value,
+        w: Width,
+        items: &[Item],
+        vals: &mut [Option<Value>],
+    ) -> Result<(), CodegenError> {
+        for &item in items {
             match item {
-                Item::Node(ni) => vals[ni] = Some(self.node(b, module, ni, i, w, &vals)?),
+                Item::Node(ni) => vals[ni] = Some(self.node(b, module, ni, i, w, vals)?),
+                Item::Row(ni) => {
+                    let slot = self.row_buffers[ni].ok_or_else(|| cg_err(format!("n{ni} has no row buffer")))?;
+                    let addr = self.buffer_at(b, slot, i)?;
+                    let ty = reg_type(self.k.nodes[ni].dtype, w.lanes);
+                    vals[ni] = Some(b.ins().load(ty, data_flags(), addr, 0));
+                }
                 Item::Output(o) => {
                     let node = self.k.outputs[o].node;
                     let v = vals[node].ok_or_else(|| cg_err(format!("output {o} has no value")))?;
@@ -967,6 +1206,13 @@ impl<'k> Emitter<'k> {
         }
         Ok(())
     }
+}
+
+/// What a loop over the innermost axis runs: a stage, or the body.
+#[derive(Clone, Copy)]
+enum Part {
+    Stage(usize),
+    Body,
 }
 
 /// Stores the live lanes of `v` (a scalar, or a vector) at `addr`, one
@@ -1055,7 +1301,7 @@ mod tests {
     }
 
     fn hoists(k: &Kernel) -> bool {
-        hoists_invariants(k, &order::plan(k), &invariant_nodes(k))
+        hoists_invariants(k, &order::plan(k, &[]), &invariant_nodes(k))
     }
 
     #[test]

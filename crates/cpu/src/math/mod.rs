@@ -43,6 +43,7 @@
 //! rules for zero, infinite and negative bases (NaN for a negative finite base and a non-integer
 //! exponent, the base's sign for odd integer exponents).
 
+pub(crate) mod bulk;
 mod coeffs;
 mod exp;
 mod log;

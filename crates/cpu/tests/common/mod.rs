@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests of this crate: deterministic
 //! pseudo-random data, and runs on several thread counts.
 
+// Each test file uses some of these.
+#![allow(dead_code)]
+
 use arrayjit_ir::{Data, HostArray};
 use std::sync::Mutex;
 
