@@ -155,9 +155,10 @@ fn log_ok(x: f32) -> bool {
 /// Elements per step of the loop both functions share: one AVX-512 vector, two AVX2 ones.
 const STEP: usize = 16;
 
-/// The loop both functions share, over whole steps of [`STEP`] elements, the last one padded
-/// with `pad` (an argument on the common path); written so that each step is one run of
-/// straight-line vector code (no early exit, the check folded into one flag).
+/// The loop both functions share, over whole steps of [`STEP`] elements: a row's last partial
+/// step is the whole step that ends with the row (or, in a row shorter than a step, one padded
+/// with `pad`, an argument on the common path). Each step is one run of straight-line vector
+/// code (no early exit, the check folded into one flag).
 #[inline(always)]
 unsafe fn map_row(
     inp: *const f32,
@@ -186,13 +187,19 @@ unsafe fn map_row(
         let (Ok(x), Ok(y)) = (<&[f32; STEP]>::try_from(x), <&mut [f32; STEP]>::try_from(y)) else { return 0 };
         all &= step(x, y);
     }
-    let (xr, yr) = (xs.remainder(), ys.into_remainder());
-    if !xr.is_empty() {
+    let rest = xs.remainder().len();
+    if rest > 0 && n >= STEP {
+        // The last whole step again, ending at the row's end: its first
+        // results are written twice, with the same values.
+        let (x, y) = (&inp[n - STEP..], &mut out[n - STEP..]);
+        let (Ok(x), Ok(y)) = (<&[f32; STEP]>::try_from(x), <&mut [f32; STEP]>::try_from(y)) else { return 0 };
+        all &= step(x, y);
+    } else if rest > 0 {
         let mut x = [pad; STEP];
         let mut y = [0.0; STEP];
-        x[..xr.len()].copy_from_slice(xr);
+        x[..rest].copy_from_slice(&inp[n - rest..]);
         all &= step(&x, &mut y);
-        yr.copy_from_slice(&y[..yr.len()]);
+        out[n - rest..].copy_from_slice(&y[..rest]);
     }
     i32::from(all)
 }
