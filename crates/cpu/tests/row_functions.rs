@@ -1,4 +1,5 @@
-//! Kernels whose `exp` and `log` run over whole rows in native functions
+//! Kernels whose `exp`, `log`, `tanh` and `logistic` run over whole rows in
+//! native functions
 //! (`CompileOptions::row_functions`): the same bits as the inline code, in
 //! rows that end in a partial vector, in chunks of long rows and rank-1
 //! domains, with one function's result feeding another, and with arguments
@@ -52,47 +53,54 @@ fn same_bits(got: &[HostArray], want: &[HostArray], what: &str) {
     }
 }
 
-/// exp and log over `shape`, their product reduced along the last axis, and
-/// `log(exp(a + b))`: with row functions and without, the same bits; and
-/// close to the interpreter.
+/// exp and log over `shape`, their product reduced along the last axis,
+/// `log(exp(a + b))`, `tanh(a)` and `logistic(a + b)`, in f32 and f64: with
+/// row functions and without, the same bits; and close to the interpreter.
 fn check(shape: &[usize], odd: usize, expect_rows: bool) {
+    check_as("f32", shape, odd, expect_rows);
+    check_as("f64", shape, odd, expect_rows);
+}
+
+fn check_as(dt: &str, shape: &[usize], odd: usize, expect_rows: bool) {
     let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     let last = shape.len() - 1;
     let reduced = shape[..last].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     let text = format!(
-        "{{ lambda ; a:f32[{dims}] b:f32[{dims}] . let
-            c:f32[{dims}] = exp a
-            d:f32[{dims}] = log b
-            e:f32[{dims}] = mul c d
-            f:f32[{reduced}] = reduce_sum[axes=({last})] e
-            g:f32[{dims}] = add a b
-            h:f32[{dims}] = exp g
-            i:f32[{dims}] = log h
-          in (c, d, f, i) }}"
+        "{{ lambda ; a:{dt}[{dims}] b:{dt}[{dims}] . let
+            c:{dt}[{dims}] = exp a
+            d:{dt}[{dims}] = log b
+            e:{dt}[{dims}] = mul c d
+            f:{dt}[{reduced}] = reduce_sum[axes=({last})] e
+            g:{dt}[{dims}] = add a b
+            h:{dt}[{dims}] = exp g
+            i:{dt}[{dims}] = log h
+            j:{dt}[{dims}] = tanh a
+            k:{dt}[{dims}] = logistic g
+          in (c, d, f, i, j, k) }}"
     );
     let p = parse(&text).unwrap();
     let n: usize = shape.iter().product();
     let (a, b) = args(n, shape[last], 11 + n as u64, odd);
-    let args =
-        [HostArray::new(shape.to_vec(), Data::F32(a)).unwrap(), HostArray::new(shape.to_vec(), Data::F32(b)).unwrap()];
+    let data = |v: Vec<f32>| if dt == "f64" { Data::F64(v.into_iter().map(f64::from).collect()) } else { Data::F32(v) };
+    let args = [HostArray::new(shape.to_vec(), data(a)).unwrap(), HostArray::new(shape.to_vec(), data(b)).unwrap()];
     let refs: Vec<&HostArray> = args.iter().collect();
     let (native, inline) = (compiled(&p, true), compiled(&p, false));
     assert_eq!(inline.row_function_nodes(), 0);
     let natively = arrayjit_cpu::row_functions_available();
-    assert_eq!(native.row_function_nodes() > 0, expect_rows && natively, "{shape:?}: row functions used");
+    assert_eq!(native.row_function_nodes() > 0, expect_rows && natively, "{dt} {shape:?}: row functions used");
     if expect_rows && natively {
-        // exp a, log b, exp g and log h.
-        assert_eq!(native.row_function_nodes(), 4, "{shape:?}");
+        // exp a, log b, exp g, log h, tanh a and logistic g.
+        assert_eq!(native.row_function_nodes(), 6, "{dt} {shape:?}");
     }
     let got = same_on_1_2_3_threads(|_| native.run(&refs).unwrap());
     let want = inline.run(&refs).unwrap();
-    same_bits(&got, &want, &format!("{shape:?}, one row in {odd} off the common path"));
+    same_bits(&got, &want, &format!("{dt} {shape:?}, one row in {odd} off the common path"));
     let reference = arrayjit_interp::eval_program(&p, &args).unwrap();
     for (k, (g, w)) in got.iter().zip(&reference).enumerate() {
         for i in 0..g.numel() {
             let (x, y) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
             let close = (x - y).abs() <= 1e-5 * (1.0 + y.abs()) || x == y || x.is_nan() && y.is_nan();
-            assert!(close, "{shape:?}: output {k} element {i}: {x} vs the interpreter's {y}");
+            assert!(close, "{dt} {shape:?}: output {k} element {i}: {x} vs the interpreter's {y}");
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::compile::{compile_all, Pending};
 use super::CodegenError;
 use crate::math::bulk::{row_fn, RowOp};
+use arrayjit_ir::DType;
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -69,9 +70,6 @@ extern "C" fn rt_fmod(a: f64, b: f64) -> f64 {
 /// Names and signatures of the runtime functions kernels import.
 pub(crate) const FMODF: &str = "arrayjit_fmodf";
 pub(crate) const FMOD: &str = "arrayjit_fmod";
-/// The row functions of [`crate::math::bulk`], where this CPU has them.
-pub(crate) const ROW_EXP_F32: &str = "arrayjit_row_exp_f32";
-pub(crate) const ROW_LOG_F32: &str = "arrayjit_row_log_f32";
 
 /// A module being filled with kernels.
 pub struct KernelModule {
@@ -102,9 +100,12 @@ impl KernelModule {
         let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         jb.symbol(FMODF, rt_fmodf as *const u8);
         jb.symbol(FMOD, rt_fmod as *const u8);
-        for (name, op) in [(ROW_EXP_F32, RowOp::Exp), (ROW_LOG_F32, RowOp::Log)] {
-            if let Some(f) = row_fn(op) {
-                jb.symbol(name, f as *const u8);
+        // The row functions of [`crate::math::bulk`], where this CPU has them.
+        for op in RowOp::ALL {
+            for d in [DType::F32, DType::F64] {
+                if let Some(f) = row_fn(op, d) {
+                    jb.symbol(op.symbol(d), f as *const u8);
+                }
             }
         }
         let module = JITModule::new(jb);

@@ -358,9 +358,9 @@ const CHUNK: usize = 1024;
 const MAX_ROW_NODES: usize = 16;
 
 /// Which nodes a native row function computes ([`crate::math::bulk`]):
-/// `exp` and `log` of f32 in a vector kernel whose rows are long enough,
-/// when this CPU has vectors wider than Cranelift's. Nodes computed once
-/// before the loops stay inline.
+/// `exp`, `log`, `tanh` and `logistic` of f32 or f64 in a vector kernel
+/// whose rows are long enough, when this CPU has vectors wider than
+/// Cranelift's. Nodes computed once before the loops stay inline.
 fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
     let invariant = invariant_nodes(k);
     let long = k.domain.last().is_some_and(|&n| n >= MIN_ROW);
@@ -372,10 +372,13 @@ fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
             let op = match &n.node {
                 Node::Op { op: E::Exp, .. } => RowOp::Exp,
                 Node::Op { op: E::Log, .. } => RowOp::Log,
+                Node::Op { op: E::Tanh, .. } => RowOp::Tanh,
+                Node::Op { op: E::Logistic, .. } => RowOp::Logistic,
                 _ => return None,
             };
-            let eligible = lanes == 4 && long && n.dtype == DType::F32 && !invariant[ni] && taken < MAX_ROW_NODES;
-            let take = eligible && bulk::row_fn(op).is_some();
+            let vector = matches!((n.dtype, lanes), (DType::F32, 4) | (DType::F64, 2));
+            let eligible = vector && long && !invariant[ni] && taken < MAX_ROW_NODES;
+            let take = eligible && bulk::row_fn(op, n.dtype).is_some();
             taken += usize::from(take);
             take.then_some(op)
         })
@@ -534,9 +537,8 @@ impl<'k> Emitter<'k> {
 
     fn emit(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
         if !self.order.stages.is_empty() {
-            // f32 elements (the only row functions there are), and room for
-            // the whole vector that takes a row's tail.
-            let len = (self.chunk_len() + self.lanes as usize) * 4;
+            // Room for the whole vector that takes a row's tail.
+            let len = (self.chunk_len() + self.lanes as usize) * self.row_dtype().size_bytes();
             let mut slot = || b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, len as u32, 4));
             self.arg_buffer = Some(slot());
             for s in &self.order.stages {
@@ -841,13 +843,28 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
+    /// The dtype of every row function's argument and result in this kernel:
+    /// that of its vector lanes.
+    fn row_dtype(&self) -> DType {
+        if self.lanes == 2 {
+            DType::F64
+        } else {
+            DType::F32
+        }
+    }
+
+    /// log2 of the bytes of a row buffer's element.
+    fn row_shift(&self) -> i64 {
+        self.row_dtype().size_bytes().trailing_zeros() as i64
+    }
+
     /// Where element `i` of the chunk (`i` counted from the axis' start) sits
     /// in a row buffer.
     fn buffer_at(&self, b: &mut FunctionBuilder, slot: StackSlot, i: Value) -> Result<Value, CodegenError> {
         let start = self.chunk_start.ok_or_else(|| cg_err("a row buffer is used outside a chunk"))?;
         let base = b.ins().stack_addr(types::I64, slot, 0);
         let j = b.ins().isub(i, start);
-        let off = b.ins().ishl_imm_s(j, 2);
+        let off = b.ins().ishl_imm_s(j, self.row_shift());
         Ok(b.ins().iadd(base, off))
     }
 
@@ -865,9 +882,13 @@ impl<'k> Emitter<'k> {
         let (Some(arg), Some(out)) = (self.arg_buffer, self.row_buffers[node]) else {
             return Err(cg_err(format!("n{node} has no row buffers")));
         };
-        let (name, inline_op) = match op {
-            RowOp::Exp => (super::jit::ROW_EXP_F32, E::Exp),
-            RowOp::Log => (super::jit::ROW_LOG_F32, E::Log),
+        let d = self.row_dtype();
+        let name = op.symbol(d);
+        let inline_op = match op {
+            RowOp::Exp => E::Exp,
+            RowOp::Log => E::Log,
+            RowOp::Tanh => E::Tanh,
+            RowOp::Logistic => E::Logistic,
         };
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(types::I64); 3]);
@@ -888,10 +909,10 @@ impl<'k> Emitter<'k> {
         let widths = if self.lanes > 1 { vec![self.lanes, 1] } else { vec![1] };
         for lanes in widths {
             let (lp, j) = begin_loop(b, LoopShape::InPlace, var, n, lanes as i64);
-            let off = b.ins().ishl_imm_s(j, 2);
+            let off = b.ins().ishl_imm_s(j, self.row_shift());
             let (ia, oa) = (b.ins().iadd(pa, off), b.ins().iadd(po, off));
-            let x = b.ins().load(reg_type(DType::F32, lanes), data_flags(), ia, 0);
-            let y = ops::emit(b, module, inline_op, &[x], DType::F32, DType::F32, lanes)?;
+            let x = b.ins().load(reg_type(d, lanes), data_flags(), ia, 0);
+            let y = ops::emit(b, module, inline_op, &[x], d, d, lanes)?;
             b.ins().store(data_flags(), y, oa, 0);
             end_loop(b, lp, j, lanes as i64);
         }

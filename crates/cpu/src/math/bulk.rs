@@ -1,225 +1,412 @@
-//! `exp` and `log` of f32 over a whole row, as native functions compiled for the CPU's widest
-//! vectors (AVX-512 or AVX2, with FMA), which kernels call on a row buffer instead of computing
-//! the function inline on Cranelift's 128-bit vectors.
+//! `exp`, `log`, `tanh` and `logistic` over a whole row, as native functions compiled for the
+//! CPU's widest vectors (AVX-512 or AVX2, with FMA), which kernels call on a row buffer instead of
+//! computing the function inline on Cranelift's 128-bit vectors.
 //!
 //! Each is the inline function's common path (see `exp.rs` and `log.rs`), operation for
 //! operation: the same constants, the same `fma`s and roundings, so the same bits (the tests
 //! compare them with the inline code). Like the inline code, a row with an argument outside the
-//! common path (an `exp` beyond ±87, a `log` of a non-positive, subnormal, infinite or NaN value)
-//! is not finished here: the function says so, and the kernel computes that row inline.
+//! common path (an `exp` beyond the normal range, a `log` of a non-positive, subnormal, infinite
+//! or NaN value, a NaN for `tanh`) is not finished here: the function says so, and the kernel
+//! computes that row inline.
 
-use super::coeffs::{EXPM1_F32, LN2_F32, LOG_F32};
+use super::coeffs::{EXPM1_F32, EXPM1_F64, LN2_F32, LN2_F64, LOG_F32, LOG_F64};
+use arrayjit_ir::DType;
+use std::ops::{Add, Div, Mul, Neg, Sub};
 
-/// `out[i] = f(inp[i])` for `i < n`; returns 1 when every argument was on the common path (and
-/// `out` holds the results), 0 otherwise (and `out` holds nothing of use).
-pub(crate) type RowFn = unsafe extern "C" fn(inp: *const f32, out: *mut f32, n: i64) -> i32;
+/// `out[i] = f(inp[i])` for `i < n` elements of the function's dtype; returns 1 when every
+/// argument was on the common path (and `out` holds the results), 0 otherwise (and `out` holds
+/// nothing of use).
+pub(crate) type RowFn = unsafe extern "C" fn(inp: *const u8, out: *mut u8, n: i64) -> i32;
 
 /// The functions a kernel may call over a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum RowOp {
     Exp,
     Log,
+    Tanh,
+    Logistic,
 }
 
-/// The native row function for `op` on this CPU, if it has vectors wider than Cranelift's (and
-/// FMA, without which `mul_add` would be a library call).
-pub(crate) fn row_fn(op: RowOp) -> Option<RowFn> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let wide = if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-            Width::Avx512
-        } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            Width::Avx2
-        } else {
-            return None;
-        };
-        let f: RowFn = match (op, wide) {
-            (RowOp::Exp, Width::Avx512) => exp_avx512,
-            (RowOp::Exp, Width::Avx2) => exp_avx2,
-            (RowOp::Log, Width::Avx512) => log_avx512,
-            (RowOp::Log, Width::Avx2) => log_avx2,
-        };
-        Some(f)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = op;
-        None
-    }
-}
+impl RowOp {
+    pub(crate) const ALL: [RowOp; 4] = [RowOp::Exp, RowOp::Log, RowOp::Tanh, RowOp::Logistic];
 
-/// Every variant of the row function for `op` this CPU can run, by name.
-#[cfg(test)]
-pub(super) fn variants(op: RowOp) -> Vec<(&'static str, RowFn)> {
-    let mut v: Vec<(&'static str, RowFn)> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        let fma = std::arch::is_x86_feature_detected!("fma");
-        if fma && std::arch::is_x86_feature_detected!("avx512f") {
-            v.push(("avx512", if op == RowOp::Exp { exp_avx512 } else { log_avx512 }));
-        }
-        if fma && std::arch::is_x86_feature_detected!("avx2") {
-            v.push(("avx2", if op == RowOp::Exp { exp_avx2 } else { log_avx2 }));
+    /// The name a kernel imports the function for `d` by.
+    pub(crate) fn symbol(self, d: DType) -> &'static str {
+        match (self, d == DType::F64) {
+            (RowOp::Exp, false) => "arrayjit_row_exp_f32",
+            (RowOp::Exp, true) => "arrayjit_row_exp_f64",
+            (RowOp::Log, false) => "arrayjit_row_log_f32",
+            (RowOp::Log, true) => "arrayjit_row_log_f64",
+            (RowOp::Tanh, false) => "arrayjit_row_tanh_f32",
+            (RowOp::Tanh, true) => "arrayjit_row_tanh_f64",
+            (RowOp::Logistic, false) => "arrayjit_row_logistic_f32",
+            (RowOp::Logistic, true) => "arrayjit_row_logistic_f64",
         }
     }
-    let _ = op;
-    v
 }
 
-/// Whether `x` is on `op`'s common path, where its row function computes it.
-#[cfg(test)]
-pub(super) fn common(op: RowOp, x: f32) -> bool {
-    match op {
-        RowOp::Exp => exp_ok(x),
-        RowOp::Log => log_ok(x),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
+/// Vector widths beyond Cranelift's that this CPU has, widest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Width {
     Avx512,
     Avx2,
 }
 
-const SHIFTER: f32 = 12582912.0;
-const BIAS: u32 = 127;
-const MANT: u32 = 23;
-const SQRT_HALF_BITS: u32 = std::f32::consts::FRAC_1_SQRT_2.to_bits();
+fn widths() -> Vec<Width> {
+    let mut w = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            w.push(Width::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            w.push(Width::Avx2);
+        }
+    }
+    w
+}
+
+/// The native row function for `op` of `d` (f32 or f64) on this CPU, if it has vectors wider
+/// than Cranelift's (and FMA, without which `mul_add` would be a library call).
+pub(crate) fn row_fn(op: RowOp, d: DType) -> Option<RowFn> {
+    widths().first().and_then(|&w| variant(op, d, w))
+}
+
+/// Every variant of the row function for `op` of `d` this CPU can run, by name.
+#[cfg(test)]
+pub(super) fn variants(op: RowOp, d: DType) -> Vec<(&'static str, RowFn)> {
+    widths()
+        .into_iter()
+        .filter_map(|w| Some((if w == Width::Avx512 { "avx512" } else { "avx2" }, variant(op, d, w)?)))
+        .collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn variant(op: RowOp, d: DType, w: Width) -> Option<RowFn> {
+    use RowOp::*;
+    let f: RowFn = match (op, d, w) {
+        (Exp, DType::F32, Width::Avx512) => exp_f32_avx512,
+        (Exp, DType::F32, Width::Avx2) => exp_f32_avx2,
+        (Exp, DType::F64, Width::Avx512) => exp_f64_avx512,
+        (Exp, DType::F64, Width::Avx2) => exp_f64_avx2,
+        (Log, DType::F32, Width::Avx512) => log_f32_avx512,
+        (Log, DType::F32, Width::Avx2) => log_f32_avx2,
+        (Log, DType::F64, Width::Avx512) => log_f64_avx512,
+        (Log, DType::F64, Width::Avx2) => log_f64_avx2,
+        (Tanh, DType::F32, Width::Avx512) => tanh_f32_avx512,
+        (Tanh, DType::F32, Width::Avx2) => tanh_f32_avx2,
+        (Tanh, DType::F64, Width::Avx512) => tanh_f64_avx512,
+        (Tanh, DType::F64, Width::Avx2) => tanh_f64_avx2,
+        (Logistic, DType::F32, Width::Avx512) => logistic_f32_avx512,
+        (Logistic, DType::F32, Width::Avx2) => logistic_f32_avx2,
+        (Logistic, DType::F64, Width::Avx512) => logistic_f64_avx512,
+        (Logistic, DType::F64, Width::Avx2) => logistic_f64_avx2,
+        (_, DType::I32 | DType::Bool, _) => return None,
+    };
+    Some(f)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn variant(_: RowOp, _: DType, _: Width) -> Option<RowFn> {
+    None
+}
+
+/// Whether `x` is on `op`'s common path, where its row function computes it.
+#[cfg(test)]
+pub(super) fn common<T: Real>(op: RowOp, x: T) -> bool {
+    ok(op, x)
+}
+
+/// The two float types, with what the functions need of their bits.
+pub(super) trait Real:
+    'static
+    + Copy
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// The round-to-integer shifter 1.5·2^mant (`Em::shifter`).
+    const SHIFTER: Self;
+    const LN2: [Self; 2];
+    const EXPM1: &'static [Self];
+    const LOG: &'static [Self];
+    /// Below this |x|, `exp(x)` is a normal number (`exp::exp`'s branch).
+    const EXP_NORMAL: Self;
+    const MIN_POSITIVE: Self;
+    const MAX: Self;
+    /// `v` rounded to this type, as `Em::f` makes constants.
+    fn c(v: f64) -> Self;
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    fn abs(self) -> Self;
+    fn is_nan(self) -> bool;
+    /// `Em::pow2_shifted`.
+    fn pow2_shifted(t: Self) -> Self;
+    /// `log::split` with the plain exponent offset: (f, e).
+    fn split(x: Self) -> (Self, Self);
+    /// `r` with the sign bit of `x` or-ed in (`Em::sign_of`, `Em::or`).
+    fn or_sign(r: Self, x: Self) -> Self;
+}
+
+macro_rules! real {
+    ($t:ty, $bits:ty, $mant:expr, $bias:expr, $expm1:ident, $log:ident, $ln2:ident, $normal:expr, $sqrt_half:expr) => {
+        impl Real for $t {
+            const SHIFTER: $t = 1.5 * (1u64 << $mant) as $t;
+            const LN2: [$t; 2] = $ln2;
+            const EXPM1: &'static [$t] = &$expm1;
+            const LOG: &'static [$t] = &$log;
+            const EXP_NORMAL: $t = $normal;
+            const MIN_POSITIVE: $t = <$t>::MIN_POSITIVE;
+            const MAX: $t = <$t>::MAX;
+            #[inline(always)]
+            fn c(v: f64) -> $t {
+                v as $t
+            }
+            #[inline(always)]
+            fn mul_add(self, a: $t, b: $t) -> $t {
+                <$t>::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn abs(self) -> $t {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn pow2_shifted(t: $t) -> $t {
+                <$t>::from_bits(t.to_bits().wrapping_add($bias).wrapping_shl($mant))
+            }
+            #[inline(always)]
+            fn split(x: $t) -> ($t, $t) {
+                let sqrt_half: $bits = $sqrt_half.to_bits();
+                let k = x.to_bits().wrapping_add((($bias as $bits) << $mant).wrapping_sub(sqrt_half));
+                let eb = k >> $mant;
+                let mb = (k & (((1 as $bits) << $mant) - 1)).wrapping_add(sqrt_half);
+                let f = <$t>::from_bits(mb) - 1.0;
+                let ef = <$t>::from_bits(eb.wrapping_add((($bias + $mant) as $bits) << $mant));
+                let off = ((1 as $bits) << $mant) as $t + $bias as $t;
+                (f, ef - off)
+            }
+            #[inline(always)]
+            fn or_sign(r: $t, x: $t) -> $t {
+                <$t>::from_bits(r.to_bits() | (x.to_bits() & (-0.0 as $t).to_bits()))
+            }
+        }
+    };
+}
+
+real!(f32, u32, 23, 127, EXPM1_F32, LOG_F32, LN2_F32, 87.0, std::f32::consts::FRAC_1_SQRT_2);
+real!(f64, u64, 52, 1023, EXPM1_F64, LOG_F64, LN2_F64, 708.0, std::f64::consts::FRAC_1_SQRT_2);
 
 /// Horner's rule with `fma`, as `Em::poly`.
 #[inline(always)]
-fn poly<const N: usize>(x: f32, c: &[f32; N]) -> f32 {
-    let mut acc = c[N - 1];
-    for i in (0..N - 1).rev() {
+fn poly<T: Real>(x: T, c: &[T]) -> T {
+    let n = c.len();
+    let mut acc = c[n - 1];
+    for i in (0..n - 1).rev() {
         acc = acc.mul_add(x, c[i]);
     }
     acc
 }
 
-/// `2^n` from `t = n + SHIFTER`, as `Em::pow2_shifted`.
+/// `exp::reduce`: x = n ln2 + rh + rl.
 #[inline(always)]
-fn pow2_shifted(t: f32) -> f32 {
-    f32::from_bits(t.to_bits().wrapping_add(BIAS).wrapping_shl(MANT))
+fn reduce<T: Real>(x: T) -> (T, T, T) {
+    let t = x.mul_add(T::c(std::f64::consts::LOG2_E), T::SHIFTER);
+    let n = t - T::SHIFTER;
+    let rh = n.mul_add(-T::LN2[0], x);
+    let rl = n * -T::LN2[1];
+    (n, rh, rl)
 }
 
-/// `exp`'s common path (`exp::exp`, fast branch): right for |x| ≤ 87.
+/// `Em::pow2`.
 #[inline(always)]
-fn exp_common(x: f32) -> f32 {
-    let t = x.mul_add(std::f64::consts::LOG2_E as f32, SHIFTER);
-    let n = t - SHIFTER;
-    let rh = n.mul_add(-LN2_F32[0], x);
-    let rl = n * -LN2_F32[1];
-    let p = poly(rh, &EXPM1_F32);
-    let q = rh.mul_add(p, 0.5);
+fn pow2<T: Real>(n: T) -> T {
+    T::pow2_shifted(n + T::SHIFTER)
+}
+
+/// `exp`'s common path (`exp::exp`, fast branch): right for |x| ≤ `EXP_NORMAL`.
+#[inline(always)]
+fn exp_common<T: Real>(x: T) -> T {
+    let (n, rh, rl) = reduce(x);
+    // `exp::expm1_sum`.
+    let p = poly(rh, T::EXPM1);
+    let q = rh.mul_add(p, T::c(0.5));
     let r2 = rh * rh;
     let p = r2.mul_add(q, rh);
     let c = rl.mul_add(p, rl);
     let p = p + c;
-    let e = 1.0 + p;
-    e * pow2_shifted(n + SHIFTER)
+    let e = T::c(1.0) + p;
+    e * pow2(n)
 }
 
 /// `log`'s common path (`log::log`, fast branch): right for positive, normal, finite x.
 #[inline(always)]
-fn log_common(x: f32) -> f32 {
-    // `log::split`.
-    let k = x.to_bits().wrapping_add((BIAS << MANT).wrapping_sub(SQRT_HALF_BITS));
-    let eb = k >> MANT;
-    let mb = (k & ((1 << MANT) - 1)).wrapping_add(SQRT_HALF_BITS);
-    let f = f32::from_bits(mb) - 1.0;
-    let ef = f32::from_bits(eb.wrapping_add((BIAS + MANT) << MANT));
-    let e = ef - ((1u32 << MANT) as f32 + BIAS as f32);
+fn log_common<T: Real>(x: T) -> T {
+    let (f, e) = T::split(x);
     // `log::log_reduced` with c = 0.
-    let u = f + 2.0;
+    let u = f + T::c(2.0);
     let s = f / u;
     let z = s * s;
-    let r = z * poly(z, &LOG_F32);
-    let hfsq = (f * 0.5) * f;
-    let lo = e.mul_add(LN2_F32[1], 0.0);
+    let r = z * poly(z, T::LOG);
+    let hfsq = (f * T::c(0.5)) * f;
+    let lo = e.mul_add(T::LN2[1], T::c(0.0));
     let inner = s.mul_add(hfsq + r, lo);
     let v = f - (hfsq - inner);
-    e.mul_add(LN2_F32[0], v)
+    e.mul_add(T::LN2[0], v)
+}
+
+/// `exp::expm1_core`, for x from the clamp of its callers.
+#[inline(always)]
+fn expm1_core<T: Real>(x: T) -> T {
+    let (n, rh, rl) = reduce(x);
+    // `exp::expm1_pair`.
+    let p = poly(rh, T::EXPM1);
+    let q = rh.mul_add(p, T::c(0.5));
+    let r2 = rh * rh;
+    let a = r2 * q;
+    let hi = rh + a;
+    let d = hi - rh;
+    let lo = a - d;
+    let c = rl.mul_add(hi, rl);
+    let pl = lo + c;
+    let s = pow2(n - T::c(1.0));
+    let sh = s - T::c(0.5);
+    let t = s.mul_add(hi, sh);
+    let t = s.mul_add(pl, t);
+    t + t
+}
+
+/// `exp::tanh` (one path): right for every x but NaN.
+#[inline(always)]
+fn tanh_common<T: Real>(x: T) -> T {
+    let a = x.abs();
+    let lim = T::c(20.0);
+    let a = if a > lim { lim } else { a };
+    let t = expm1_core(a + a);
+    let two = T::c(2.0);
+    let d = t + two;
+    let r = t / d;
+    let bb = d - t;
+    let da = d - bb;
+    let ea = t - da;
+    let eb = two - bb;
+    let dl = ea + eb;
+    let inv_d = T::c(-0.5).mul_add(r, T::c(0.5));
+    let nrdl = -(r * dl);
+    T::or_sign(nrdl.mul_add(inv_d, r), x)
+}
+
+/// `exp::logistic` with `exp`'s common path: right for |x| ≤ `EXP_NORMAL`.
+#[inline(always)]
+fn logistic_common<T: Real>(x: T) -> T {
+    let e = exp_common(-x.abs());
+    let one = T::c(1.0);
+    let d = one + e;
+    let neg = x < T::c(0.0);
+    let q = if neg { e } else { one } / d;
+    let f = d - one;
+    let dl = e - f;
+    let inv_d = if neg { one - q } else { q };
+    let nqdl = -(q * dl);
+    nqdl.mul_add(inv_d, q)
 }
 
 #[inline(always)]
-fn exp_ok(x: f32) -> bool {
-    x.abs() <= 87.0
+fn ok<T: Real>(op: RowOp, x: T) -> bool {
+    match op {
+        RowOp::Exp | RowOp::Logistic => x.abs() <= T::EXP_NORMAL,
+        RowOp::Log => x >= T::MIN_POSITIVE && x <= T::MAX,
+        RowOp::Tanh => !x.is_nan(),
+    }
 }
 
-#[inline(always)]
-fn log_ok(x: f32) -> bool {
-    (f32::MIN_POSITIVE..=f32::MAX).contains(&x)
-}
+/// Bytes per step of the loop the functions share: one AVX-512 vector, two AVX2 ones.
+const STEP_BYTES: usize = 64;
 
-/// Elements per step of the loop both functions share: one AVX-512 vector, two AVX2 ones.
-const STEP: usize = 16;
-
-/// The loop both functions share, over whole steps of [`STEP`] elements: a row's last partial
-/// step is the whole step that ends with the row (or, in a row shorter than a step, one padded
-/// with `pad`, an argument on the common path). Each step is one run of straight-line vector
-/// code (no early exit, the check folded into one flag).
+/// The loop the functions share, over whole steps of `N` elements (64 bytes): a row's last
+/// partial step is the whole step that ends with the row (or, in a row shorter than a step, one
+/// padded with `pad`, an argument on the common path). Each step is one run of straight-line
+/// vector code (no early exit, the check folded into one flag).
 #[inline(always)]
-unsafe fn map_row(
-    inp: *const f32,
-    out: *mut f32,
+unsafe fn map_row<T: Real, const N: usize>(
+    inp: *const u8,
+    out: *mut u8,
     n: i64,
-    pad: f32,
-    f: impl Fn(f32) -> f32,
-    ok: impl Fn(f32) -> bool,
+    pad: T,
+    f: impl Fn(T) -> T,
+    ok: impl Fn(T) -> bool,
 ) -> i32 {
     let n = usize::try_from(n).unwrap_or(0);
-    // SAFETY: the caller hands `n` readable elements at `inp` and `n` writable ones at `out`,
-    // not overlapping.
-    let (inp, out) = unsafe { (std::slice::from_raw_parts(inp, n), std::slice::from_raw_parts_mut(out, n)) };
-    let step = |x: &[f32; STEP], y: &mut [f32; STEP]| {
+    // SAFETY: the caller hands `n` readable elements of type T at `inp` and `n` writable ones at
+    // `out`, aligned to T and not overlapping.
+    let (inp, out) =
+        unsafe { (std::slice::from_raw_parts(inp.cast::<T>(), n), std::slice::from_raw_parts_mut(out.cast::<T>(), n)) };
+    let step = |x: &[T; N], y: &mut [T; N]| {
         let mut all = true;
-        for j in 0..STEP {
+        for j in 0..N {
             all &= ok(x[j]);
             y[j] = f(x[j]);
         }
         all
     };
     let mut all = true;
-    let mut xs = inp.chunks_exact(STEP);
-    let mut ys = out.chunks_exact_mut(STEP);
-    for (x, y) in (&mut xs).zip(&mut ys) {
-        let (Ok(x), Ok(y)) = (<&[f32; STEP]>::try_from(x), <&mut [f32; STEP]>::try_from(y)) else { return 0 };
+    let whole = n / N * N;
+    for (x, y) in inp[..whole].chunks_exact(N).zip(out[..whole].chunks_exact_mut(N)) {
+        let (Ok(x), Ok(y)) = (<&[T; N]>::try_from(x), <&mut [T; N]>::try_from(y)) else { return 0 };
         all &= step(x, y);
     }
-    let rest = xs.remainder().len();
-    if rest > 0 && n >= STEP {
+    let rest = n - whole;
+    if rest > 0 && n >= N {
         // The last whole step again, ending at the row's end: its first
         // results are written twice, with the same values.
-        let (x, y) = (&inp[n - STEP..], &mut out[n - STEP..]);
-        let (Ok(x), Ok(y)) = (<&[f32; STEP]>::try_from(x), <&mut [f32; STEP]>::try_from(y)) else { return 0 };
+        let (Ok(x), Ok(y)) = (<&[T; N]>::try_from(&inp[n - N..]), <&mut [T; N]>::try_from(&mut out[n - N..])) else {
+            return 0;
+        };
         all &= step(x, y);
     } else if rest > 0 {
-        let mut x = [pad; STEP];
-        let mut y = [0.0; STEP];
-        x[..rest].copy_from_slice(&inp[n - rest..]);
+        let mut x = [pad; N];
+        let mut y = [pad; N];
+        x[..rest].copy_from_slice(&inp[whole..]);
         all &= step(&x, &mut y);
-        out[n - rest..].copy_from_slice(&y[..rest]);
+        out[whole..].copy_from_slice(&y[..rest]);
     }
     i32::from(all)
 }
 
 macro_rules! row_fns {
-    ($($name:ident, $features:literal, $f:ident, $ok:ident, $pad:literal;)*) => {$(
+    ($($name:ident, $t:ty, $features:literal, $op:expr, $f:ident, $pad:literal;)*) => {$(
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe extern "C" fn $name(inp: *const f32, out: *mut f32, n: i64) -> i32 {
+        unsafe extern "C" fn $name(inp: *const u8, out: *mut u8, n: i64) -> i32 {
+            const N: usize = STEP_BYTES / std::mem::size_of::<$t>();
             // SAFETY: passed on from the caller (see `RowFn`).
-            unsafe { map_row(inp, out, n, $pad, $f, $ok) }
+            unsafe { map_row::<$t, N>(inp, out, n, $pad, $f::<$t>, |x| ok($op, x)) }
         }
     )*};
 }
 
 row_fns! {
-    exp_avx512, "avx512f,fma", exp_common, exp_ok, 0.0;
-    exp_avx2, "avx2,fma", exp_common, exp_ok, 0.0;
-    log_avx512, "avx512f,fma", log_common, log_ok, 1.0;
-    log_avx2, "avx2,fma", log_common, log_ok, 1.0;
+    exp_f32_avx512, f32, "avx512f,fma", RowOp::Exp, exp_common, 0.0;
+    exp_f32_avx2, f32, "avx2,fma", RowOp::Exp, exp_common, 0.0;
+    exp_f64_avx512, f64, "avx512f,fma", RowOp::Exp, exp_common, 0.0;
+    exp_f64_avx2, f64, "avx2,fma", RowOp::Exp, exp_common, 0.0;
+    log_f32_avx512, f32, "avx512f,fma", RowOp::Log, log_common, 1.0;
+    log_f32_avx2, f32, "avx2,fma", RowOp::Log, log_common, 1.0;
+    log_f64_avx512, f64, "avx512f,fma", RowOp::Log, log_common, 1.0;
+    log_f64_avx2, f64, "avx2,fma", RowOp::Log, log_common, 1.0;
+    tanh_f32_avx512, f32, "avx512f,fma", RowOp::Tanh, tanh_common, 0.0;
+    tanh_f32_avx2, f32, "avx2,fma", RowOp::Tanh, tanh_common, 0.0;
+    tanh_f64_avx512, f64, "avx512f,fma", RowOp::Tanh, tanh_common, 0.0;
+    tanh_f64_avx2, f64, "avx2,fma", RowOp::Tanh, tanh_common, 0.0;
+    logistic_f32_avx512, f32, "avx512f,fma", RowOp::Logistic, logistic_common, 0.0;
+    logistic_f32_avx2, f32, "avx2,fma", RowOp::Logistic, logistic_common, 0.0;
+    logistic_f64_avx512, f64, "avx512f,fma", RowOp::Logistic, logistic_common, 0.0;
+    logistic_f64_avx2, f64, "avx2,fma", RowOp::Logistic, logistic_common, 0.0;
 }
 
 #[cfg(test)]
@@ -228,13 +415,21 @@ mod tests {
 
     #[test]
     fn the_common_paths_give_std_results_to_an_ulp() {
-        for i in 0..20000 {
+        let step = (0x7f7f_ffff - 0x0080_0000) / 20000;
+        for i in 0..20000u32 {
             let x = -87.0 + 174.0 * i as f32 / 20000.0;
             let (got, want) = (exp_common(x), (x as f64).exp());
             assert!((got as f64 - want).abs() <= 1.5 * ulp(want as f32), "exp({x}) = {got}, want {want}");
-            let y = f32::from_bits(0x0080_0000 + i * ((0x7f7f_ffff - 0x0080_0000) / 20000));
+            let (got, want) = (tanh_common(x / 8.0), (x as f64 / 8.0).tanh());
+            assert!((got as f64 - want).abs() <= 2.5 * ulp(want as f32), "tanh({x}) = {got}, want {want}");
+            let (got, want) = (logistic_common(x / 4.0), 1.0 / (1.0 + (-(x as f64) / 4.0).exp()));
+            assert!((got as f64 - want).abs() <= 2.5 * ulp(want as f32), "logistic({x}) = {got}, want {want}");
+            let y = f32::from_bits(0x0080_0000 + i * step);
             let (got, want) = (log_common(y), (y as f64).ln());
             assert!((got as f64 - want).abs() <= ulp(want as f32), "log({y}) = {got}, want {want}");
+            let z = (y as f64) * 1e-20;
+            let (got, want) = (log_common(z), z.ln());
+            assert!((got - want).abs() <= 1.5 * want.abs() * f64::EPSILON, "log({z}) = {got}, want {want}");
         }
     }
 

@@ -927,45 +927,68 @@ fn vector_lanes_do_not_depend_on_their_neighbours() {
 /// The native row functions of `bulk` (each width this CPU runs) against the inline vector code:
 /// the same bits wherever they say they computed a row, and they decline exactly the rows with an
 /// argument off the common path. Rows of 1 to 40 arguments cover every tail of their steps.
+fn row_function_bits<T: Copy + Default + super::bulk::Real + std::fmt::Debug>(
+    elem: Type,
+    op: super::bulk::RowOp,
+    case: &Case,
+    xs: &[T],
+    bits: fn(T) -> u64,
+) {
+    use super::bulk::{common, variants};
+    let d = if elem == types::F64 { arrayjit_ir::DType::F64 } else { arrayjit_ir::DType::F32 };
+    let inline = unary_kernel(elem, true, case.op).run(xs, &[]);
+    let fns = variants(op, d);
+    assert!(!fns.is_empty() || super::bulk::row_fn(op, d).is_none(), "{op:?}: a row function without a variant");
+    for (name, f) in fns {
+        let (mut start, mut len, mut native) = (0usize, 1usize, 0usize);
+        let mut out = vec![T::default(); 40];
+        while start < xs.len() {
+            let row = &xs[start..(start + len).min(xs.len())];
+            // SAFETY: `row` and `out` hold at least `row.len()` elements of the function's type
+            // and do not overlap.
+            let ok = unsafe { f(row.as_ptr().cast(), out.as_mut_ptr().cast(), row.len() as i64) };
+            let want_ok = row.iter().all(|&x| common(op, x));
+            assert_eq!(ok == 1, want_ok, "{name} {op:?} {elem} over {row:?}");
+            if ok == 1 {
+                native += row.len();
+                for (j, &x) in row.iter().enumerate() {
+                    let (g, w) = (out[j], inline[start + j]);
+                    assert_eq!(bits(g), bits(w), "{name} {op:?} {elem}({x:?}): {g:?} vs inline {w:?}");
+                }
+            }
+            start += row.len();
+            len = len % 40 + 1;
+        }
+        assert!(native > xs.len() / 2, "{name} {op:?} {elem}: only {native} of {} arguments ran natively", xs.len());
+    }
+}
+
 #[test]
 fn row_functions_give_the_inline_bits() {
-    use super::bulk::{common, variants, RowOp};
-    for (op, case) in [(RowOp::Exp, &EXP), (RowOp::Log, &LOG)] {
-        let mut xs = inputs32(case);
-        // Mostly ordinary arguments, so that most rows run natively.
+    use super::bulk::RowOp;
+    for (op, case, lo, hi) in [
+        (RowOp::Exp, &EXP, -87.0, 87.0),
+        (RowOp::Log, &LOG, -80.0, 80.0),
+        (RowOp::Tanh, &TANH, -25.0, 25.0),
+        (RowOp::Logistic, &LOGISTIC, -87.0, 87.0),
+    ] {
+        // Mostly ordinary arguments (for `log`, e to those), so that most rows run natively.
         let mut rng = Rng(0x0bad_cafe_f00d_d00d);
-        let (lo, hi) = if op == RowOp::Exp { (-87.0, 87.0) } else { (-80.0, 80.0) };
-        xs.extend((0..400_000).map(|_| {
-            let v = rng.uniform(lo, hi) as f32;
-            if op == RowOp::Exp {
-                v
-            } else {
-                v.exp()
-            }
-        }));
-        let inline = unary_kernel(types::F32, true, case.op).run(&xs, &[]);
-        let fns = variants(op);
-        assert!(!fns.is_empty() || super::bulk::row_fn(op).is_none(), "{op:?}: a row function without a variant");
-        for (name, f) in fns {
-            let (mut start, mut len, mut native) = (0usize, 1usize, 0usize);
-            let mut out = vec![0f32; 40];
-            while start < xs.len() {
-                let row = &xs[start..(start + len).min(xs.len())];
-                // SAFETY: `row` and `out` hold at least `row.len()` elements and do not overlap.
-                let ok = unsafe { f(row.as_ptr(), out.as_mut_ptr(), row.len() as i64) };
-                let want_ok = row.iter().all(|&x| common(op, x));
-                assert_eq!(ok == 1, want_ok, "{name} {op:?} over {row:?}");
-                if ok == 1 {
-                    native += row.len();
-                    for (j, &x) in row.iter().enumerate() {
-                        let (g, w) = (out[j], inline[start + j]);
-                        assert_eq!(g.to_bits(), w.to_bits(), "{name} {op:?}({x:e}): {g:e} vs inline {w:e}");
-                    }
+        let ordinary: Vec<f64> = (0..400_000)
+            .map(|_| {
+                let v = rng.uniform(lo, hi);
+                if op == RowOp::Log {
+                    v.exp()
+                } else {
+                    v
                 }
-                start += row.len();
-                len = len % 40 + 1;
-            }
-            assert!(native > xs.len() / 2, "{name} {op:?}: only {native} of {} arguments ran natively", xs.len());
-        }
+            })
+            .collect();
+        let mut xs = inputs32(case);
+        xs.extend(ordinary.iter().map(|&v| v as f32));
+        row_function_bits(types::F32, op, case, &xs, |v: f32| v.to_bits() as u64);
+        let mut xs = inputs64(case);
+        xs.extend(&ordinary);
+        row_function_bits(types::F64, op, case, &xs, f64::to_bits);
     }
 }
