@@ -423,6 +423,8 @@ impl Width {
 struct Emitter<'k> {
     k: &'k Kernel,
     lanes: u32,
+    /// The table of buffer pointers the kernel is called with.
+    table: Value,
     /// Buffer pointers: inputs, then outputs.
     ptrs: Vec<Value>,
     /// The range of the outermost axis this call runs.
@@ -511,6 +513,7 @@ impl<'k> Emitter<'k> {
         Ok(Emitter {
             k,
             lanes,
+            table,
             ptrs,
             lo,
             hi,
@@ -687,20 +690,7 @@ impl<'k> Emitter<'k> {
     fn innermost(&mut self, b: &mut FunctionBuilder, module: &mut JITModule) -> Result<(), CodegenError> {
         let k = self.k;
         let r = k.domain.len();
-        // Where each load's and output's row starts, at the current outer indices.
-        self.row_starts.clear();
-        for (i, n) in k.nodes.iter().enumerate() {
-            if let Node::Load { input, at } = &n.node {
-                let start = self.row_start(b, at);
-                self.load_row[i] = Some(Row { base: self.ptrs[*input], start });
-            }
-        }
-        self.out_row = Vec::with_capacity(k.outputs.len());
-        for o in 0..k.outputs.len() {
-            let at = self.out_at[o].clone();
-            let start = self.row_start(b, &at);
-            self.out_row.push(Row { base: self.ptrs[k.inputs.len() + o], start });
-        }
+        self.set_rows(b);
         // Accumulators of reductions along this axis start at the identity.
         for o in 0..k.outputs.len() {
             if !self.inner_reduced(o) {
@@ -769,6 +759,24 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
+    /// Where each load's and output's row starts, at the current outer indices.
+    fn set_rows(&mut self, b: &mut FunctionBuilder) {
+        let k = self.k;
+        self.row_starts.clear();
+        for (i, n) in k.nodes.iter().enumerate() {
+            if let Node::Load { input, at } = &n.node {
+                let start = self.row_start(b, at);
+                self.load_row[i] = Some(Row { base: self.ptrs[*input], start });
+            }
+        }
+        self.out_row = Vec::with_capacity(k.outputs.len());
+        for o in 0..k.outputs.len() {
+            let at = self.out_at[o].clone();
+            let start = self.row_start(b, &at);
+            self.out_row.push(Row { base: self.ptrs[k.inputs.len() + o], start });
+        }
+    }
+
     /// Whether the innermost axis runs in chunks (see [`CHUNK`]).
     fn chunked(&self) -> bool {
         self.k.domain.len() == 1 || self.k.domain.last().is_some_and(|&n| n > CHUNK)
@@ -792,12 +800,30 @@ impl<'k> Emitter<'k> {
         lo: Value,
         hi: Value,
     ) -> Result<(), CodegenError> {
+        // Buffer pointers and row starts are loaded and computed again before
+        // each loop. Kept from the kernel's entry, they would live across the
+        // calls, which clobber every register a loop could hold them in: the
+        // loops then reloaded them from the stack and stored them back on
+        // every step.
+        let kept = (self.ptrs.clone(), self.load_row.clone(), self.out_row.clone(), self.row_starts.clone());
         for s in 0..self.order.stages.len() {
+            self.reload_pointers(b);
             self.span(b, module, var, lo, hi, Part::Stage(s))?;
             let n = b.ins().isub(hi, lo);
             self.row_call(b, module, s, n)?;
         }
-        self.span(b, module, var, lo, hi, Part::Body)
+        self.reload_pointers(b);
+        let r = self.span(b, module, var, lo, hi, Part::Body);
+        (self.ptrs, self.load_row, self.out_row, self.row_starts) = kept;
+        r
+    }
+
+    /// Loads the buffer pointers from the table again, and the row starts.
+    fn reload_pointers(&mut self, b: &mut FunctionBuilder) {
+        let n = self.k.inputs.len() + self.k.outputs.len();
+        self.ptrs =
+            (0..n).map(|i| b.ins().load(types::I64, MemFlagsData::trusted(), self.table, (8 * i) as i32)).collect();
+        self.set_rows(b);
     }
 
     /// A vector loop over `lo..hi` of the innermost axis running `part`, then
