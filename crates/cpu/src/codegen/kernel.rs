@@ -487,7 +487,7 @@ impl<'k> Emitter<'k> {
             _ => return Err(cg_err("the kernel does not take (table, lo, hi)")),
         };
         let n = k.inputs.len() + k.outputs.len();
-        let ptrs = (0..n).map(|i| b.ins().load(types::I64, MemFlagsData::trusted(), table, (8 * i) as i32)).collect();
+        let ptrs = load_pointers(b, table, n);
         let idx = k.domain.iter().map(|_| b.declare_var(types::I64)).collect();
         let rank = k.domain.len();
         let strides = Shape::from(k.domain.clone()).strides();
@@ -820,9 +820,7 @@ impl<'k> Emitter<'k> {
 
     /// Loads the buffer pointers from the table again, and the row starts.
     fn reload_pointers(&mut self, b: &mut FunctionBuilder) {
-        let n = self.k.inputs.len() + self.k.outputs.len();
-        self.ptrs =
-            (0..n).map(|i| b.ins().load(types::I64, MemFlagsData::trusted(), self.table, (8 * i) as i32)).collect();
+        self.ptrs = load_pointers(b, self.table, self.k.inputs.len() + self.k.outputs.len());
         self.set_rows(b);
     }
 
@@ -1260,6 +1258,11 @@ impl<'k> Emitter<'k> {
 enum Part {
     Stage(usize),
     Body,
+}
+
+/// The first `n` pointers of a kernel's pointer table.
+fn load_pointers(b: &mut FunctionBuilder, table: Value, n: usize) -> Vec<Value> {
+    (0..n).map(|i| b.ins().load(types::I64, MemFlagsData::trusted(), table, (8 * i) as i32)).collect()
 }
 
 /// Stores the live lanes of `v` (a scalar, or a vector) at `addr`, one

@@ -992,3 +992,37 @@ fn row_functions_give_the_inline_bits() {
         row_function_bits(types::F64, op, case, &xs, f64::to_bits);
     }
 }
+
+/// The row functions against the inline vector code over every f32 input, in rows of 4096 (a few
+/// minutes with the test profile): `cargo test -p arrayjit-cpu --lib
+/// math::tests::row_functions_exhaustive -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn row_functions_exhaustive_f32() {
+    use super::bulk::{common, row_fn, RowOp};
+    for (op, case) in [(RowOp::Exp, &EXP), (RowOp::Log, &LOG), (RowOp::Tanh, &TANH), (RowOp::Logistic, &LOGISTIC)] {
+        let Some(f) = row_fn(op, arrayjit_ir::DType::F32) else { return };
+        let k = unary_kernel(types::F32, true, case.op);
+        let (mut native, mut declined) = (0u64, 0u64);
+        let chunk = 1u64 << 22;
+        let mut out = vec![0f32; 4096];
+        for start in (0..1u64 << 32).step_by(chunk as usize) {
+            let xs: Vec<f32> = (start..start + chunk).map(|b| f32::from_bits(b as u32)).collect();
+            let inline = k.run(&xs, &[]);
+            for (row, want) in xs.chunks(4096).zip(inline.chunks(4096)) {
+                // SAFETY: `row` and `out` hold 4096 f32 and do not overlap.
+                let ok = unsafe { f(row.as_ptr().cast(), out.as_mut_ptr().cast(), row.len() as i64) };
+                assert_eq!(ok == 1, row.iter().all(|&x| common(op, x)), "{op:?} from {:#x}", row[0].to_bits());
+                if ok == 1 {
+                    native += row.len() as u64;
+                    for ((x, g), w) in row.iter().zip(&out).zip(want) {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{op:?}({x:e}): {g:e} vs inline {w:e}");
+                    }
+                } else {
+                    declined += row.len() as u64;
+                }
+            }
+        }
+        eprintln!("{op:?}: {native} inputs natively with the inline bits, {declined} in rows declined");
+    }
+}
