@@ -189,4 +189,35 @@ mod tests {
         assert_eq!(o.reads_first[1], vec![true, true, false]);
         assert_eq!(o.reads_first[0], vec![true, true, true]);
     }
+
+    #[test]
+    fn each_row_function_gets_a_stage_that_reads_earlier_results_from_rows() {
+        let aval = AVal::new(DType::F32, [64]);
+        let op = |op, args| KNode { node: Node::Op { op, args }, dtype: DType::F32 };
+        // n2 = exp in0, n3 = log in1, n4 = n2 + n3, n5 = exp n4; out = n5 + n1
+        let k = Kernel {
+            domain: vec![64],
+            inputs: vec![aval.clone(); 2],
+            nodes: vec![
+                load(0),
+                load(1),
+                op(E::Exp, vec![0]),
+                op(E::Log, vec![1]),
+                op(E::Add, vec![2, 3]),
+                op(E::Exp, vec![4]),
+                op(E::Add, vec![5, 1]),
+            ],
+            outputs: vec![KOutput { node: 6, kind: OutputKind::Store, aval: aval.clone() }],
+        };
+        let rows = [None, None, Some(RowOp::Exp), Some(RowOp::Log), None, Some(RowOp::Exp), None];
+        let o = plan(&k, &rows);
+        let (n, row) = (Item::Node, Item::Row);
+        let stages: Vec<(usize, usize, Vec<Item>)> =
+            o.stages.iter().map(|s| (s.node, s.arg, s.items.clone())).collect();
+        assert_eq!(stages, vec![(2, 0, vec![n(0)]), (3, 1, vec![n(1)]), (5, 4, vec![row(2), row(3), n(4)])]);
+        assert_eq!(o.items, vec![n(1), row(5), n(6), Item::Output(0)]);
+        // The stages read in1 before the body writes anything: in place, the
+        // output may take in0's memory and in1's.
+        assert_eq!(o.reads_first[0], vec![true, true]);
+    }
 }
