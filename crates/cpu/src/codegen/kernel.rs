@@ -358,9 +358,9 @@ const CHUNK: usize = 1024;
 const MAX_ROW_NODES: usize = 16;
 
 /// Which nodes a native row function computes ([`crate::math::bulk`]):
-/// `exp`, `log`, `tanh` and `logistic` of f32 or f64 in a vector kernel
-/// whose rows are long enough, when this CPU has vectors wider than
-/// Cranelift's. Nodes computed once before the loops stay inline.
+/// `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` of f32 or f64 in a
+/// vector kernel whose rows are long enough, when this CPU has vectors wider
+/// than Cranelift's. Nodes computed once before the loops stay inline.
 fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
     let invariant = invariant_nodes(k);
     let long = k.domain.last().is_some_and(|&n| n >= MIN_ROW);
@@ -369,13 +369,8 @@ fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
         .iter()
         .enumerate()
         .map(|(ni, n)| {
-            let op = match &n.node {
-                Node::Op { op: E::Exp, .. } => RowOp::Exp,
-                Node::Op { op: E::Log, .. } => RowOp::Log,
-                Node::Op { op: E::Tanh, .. } => RowOp::Tanh,
-                Node::Op { op: E::Logistic, .. } => RowOp::Logistic,
-                _ => return None,
-            };
+            let Node::Op { op, .. } = &n.node else { return None };
+            let op = RowOp::of(*op)?;
             let vector = matches!((n.dtype, lanes), (DType::F32, 4) | (DType::F64, 2));
             let eligible = vector && long && !invariant[ni] && taken < MAX_ROW_NODES;
             let take = eligible && bulk::row_fn(op, n.dtype).is_some();
@@ -908,12 +903,7 @@ impl<'k> Emitter<'k> {
         };
         let d = self.row_dtype();
         let name = op.symbol(d);
-        let inline_op = match op {
-            RowOp::Exp => E::Exp,
-            RowOp::Log => E::Log,
-            RowOp::Tanh => E::Tanh,
-            RowOp::Logistic => E::Logistic,
-        };
+        let inline_op = op.elementwise();
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(types::I64); 3]);
         sig.returns.push(AbiParam::new(types::I32));

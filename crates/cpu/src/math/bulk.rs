@@ -1,15 +1,16 @@
-//! `exp`, `log`, `tanh` and `logistic` over a whole row, as native functions compiled for the
-//! CPU's widest vectors (AVX-512 or AVX2, with FMA), which kernels call on a row buffer instead of
-//! computing the function inline on Cranelift's 128-bit vectors.
+//! `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` over a whole row, as native functions
+//! compiled for the CPU's widest vectors (AVX-512 or AVX2, with FMA), which kernels call on a row
+//! buffer instead of computing the function inline on Cranelift's 128-bit vectors.
 //!
 //! Each is the inline function's common path (see `exp.rs` and `log.rs`), operation for
 //! operation: the same constants, the same `fma`s and roundings, so the same bits (the tests
 //! compare them with the inline code). Like the inline code, a row with an argument outside the
 //! common path (an `exp` beyond the normal range, a `log` of a non-positive, subnormal, infinite
-//! or NaN value, a NaN for `tanh`) is not finished here: the function says so, and the kernel
-//! computes that row inline.
+//! or NaN value, a NaN for `tanh` or `expm1`; see `ok`) is not finished here: the function says
+//! so, and the kernel computes that row inline.
 
 use super::coeffs::{EXPM1_F32, EXPM1_F64, LN2_F32, LN2_F64, LOG_F32, LOG_F64};
+use arrayjit_ir::prim::Elementwise;
 use arrayjit_ir::DType;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -25,10 +26,38 @@ pub(crate) enum RowOp {
     Log,
     Tanh,
     Logistic,
+    Log1p,
+    Expm1,
 }
 
 impl RowOp {
-    pub(crate) const ALL: [RowOp; 4] = [RowOp::Exp, RowOp::Log, RowOp::Tanh, RowOp::Logistic];
+    /// The row function computing `op`, if there is one.
+    pub(crate) fn of(op: Elementwise) -> Option<RowOp> {
+        Some(match op {
+            Elementwise::Exp => RowOp::Exp,
+            Elementwise::Log => RowOp::Log,
+            Elementwise::Tanh => RowOp::Tanh,
+            Elementwise::Logistic => RowOp::Logistic,
+            Elementwise::Log1p => RowOp::Log1p,
+            Elementwise::Expm1 => RowOp::Expm1,
+            _ => return None,
+        })
+    }
+
+    /// The operation this function computes.
+    pub(crate) fn elementwise(self) -> Elementwise {
+        match self {
+            RowOp::Exp => Elementwise::Exp,
+            RowOp::Log => Elementwise::Log,
+            RowOp::Tanh => Elementwise::Tanh,
+            RowOp::Logistic => Elementwise::Logistic,
+            RowOp::Log1p => Elementwise::Log1p,
+            RowOp::Expm1 => Elementwise::Expm1,
+        }
+    }
+
+    pub(crate) const ALL: [RowOp; 6] =
+        [RowOp::Exp, RowOp::Log, RowOp::Tanh, RowOp::Logistic, RowOp::Log1p, RowOp::Expm1];
 
     /// The name a kernel imports the function for `d` by.
     pub(crate) fn symbol(self, d: DType) -> &'static str {
@@ -41,6 +70,10 @@ impl RowOp {
             (RowOp::Tanh, true) => "arrayjit_row_tanh_f64",
             (RowOp::Logistic, false) => "arrayjit_row_logistic_f32",
             (RowOp::Logistic, true) => "arrayjit_row_logistic_f64",
+            (RowOp::Log1p, false) => "arrayjit_row_log1p_f32",
+            (RowOp::Log1p, true) => "arrayjit_row_log1p_f64",
+            (RowOp::Expm1, false) => "arrayjit_row_expm1_f32",
+            (RowOp::Expm1, true) => "arrayjit_row_expm1_f64",
         }
     }
 }
@@ -83,27 +116,10 @@ pub(super) fn variants(op: RowOp, d: DType) -> Vec<(&'static str, RowFn)> {
 
 #[cfg(target_arch = "x86_64")]
 fn variant(op: RowOp, d: DType, w: Width) -> Option<RowFn> {
-    use RowOp::*;
-    let f: RowFn = match (op, d, w) {
-        (Exp, DType::F32, Width::Avx512) => exp_f32_avx512,
-        (Exp, DType::F32, Width::Avx2) => exp_f32_avx2,
-        (Exp, DType::F64, Width::Avx512) => exp_f64_avx512,
-        (Exp, DType::F64, Width::Avx2) => exp_f64_avx2,
-        (Log, DType::F32, Width::Avx512) => log_f32_avx512,
-        (Log, DType::F32, Width::Avx2) => log_f32_avx2,
-        (Log, DType::F64, Width::Avx512) => log_f64_avx512,
-        (Log, DType::F64, Width::Avx2) => log_f64_avx2,
-        (Tanh, DType::F32, Width::Avx512) => tanh_f32_avx512,
-        (Tanh, DType::F32, Width::Avx2) => tanh_f32_avx2,
-        (Tanh, DType::F64, Width::Avx512) => tanh_f64_avx512,
-        (Tanh, DType::F64, Width::Avx2) => tanh_f64_avx2,
-        (Logistic, DType::F32, Width::Avx512) => logistic_f32_avx512,
-        (Logistic, DType::F32, Width::Avx2) => logistic_f32_avx2,
-        (Logistic, DType::F64, Width::Avx512) => logistic_f64_avx512,
-        (Logistic, DType::F64, Width::Avx2) => logistic_f64_avx2,
-        (_, DType::I32 | DType::Bool, _) => return None,
-    };
-    Some(f)
+    match w {
+        Width::Avx512 => avx512::get(op, d),
+        Width::Avx2 => avx2::get(op, d),
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -135,6 +151,11 @@ pub(super) trait Real:
     const LOG: &'static [Self];
     /// Below this |x|, `exp(x)` is a normal number (`exp::exp`'s branch).
     const EXP_NORMAL: Self;
+    /// `exp::expm1`'s clamp, and the |x| below which it is x.
+    const EXPM1_RANGE: [Self; 2];
+    const EXPM1_TINY: Self;
+    /// Below this |x|, `log1p(x)` is x (`log::log1p`'s branch).
+    const LOG1P_TINY: Self;
     const MIN_POSITIVE: Self;
     const MAX: Self;
     /// `v` rounded to this type, as `Em::f` makes constants.
@@ -151,13 +172,17 @@ pub(super) trait Real:
 }
 
 macro_rules! real {
-    ($t:ty, $bits:ty, $mant:expr, $bias:expr, $expm1:ident, $log:ident, $ln2:ident, $normal:expr, $sqrt_half:expr) => {
+    ($t:ty, $bits:ty, $mant:expr, $bias:expr, $expm1:ident, $log:ident, $ln2:ident, $normal:expr, $sqrt_half:expr,
+     $expm1_range:expr, $expm1_tiny:expr, $log1p_tiny:expr) => {
         impl Real for $t {
             const SHIFTER: $t = 1.5 * (1u64 << $mant) as $t;
             const LN2: [$t; 2] = $ln2;
             const EXPM1: &'static [$t] = &$expm1;
             const LOG: &'static [$t] = &$log;
             const EXP_NORMAL: $t = $normal;
+            const EXPM1_RANGE: [$t; 2] = $expm1_range;
+            const EXPM1_TINY: $t = $expm1_tiny;
+            const LOG1P_TINY: $t = $log1p_tiny;
             const MIN_POSITIVE: $t = <$t>::MIN_POSITIVE;
             const MAX: $t = <$t>::MAX;
             #[inline(always)]
@@ -199,8 +224,34 @@ macro_rules! real {
     };
 }
 
-real!(f32, u32, 23, 127, EXPM1_F32, LOG_F32, LN2_F32, 87.0, std::f32::consts::FRAC_1_SQRT_2);
-real!(f64, u64, 52, 1023, EXPM1_F64, LOG_F64, LN2_F64, 708.0, std::f64::consts::FRAC_1_SQRT_2);
+real!(
+    f32,
+    u32,
+    23,
+    127,
+    EXPM1_F32,
+    LOG_F32,
+    LN2_F32,
+    87.0,
+    std::f32::consts::FRAC_1_SQRT_2,
+    [-30.0, 89.0],
+    1.0 / (1u64 << 25) as f32,
+    1.0 / (1u64 << 24) as f32
+);
+real!(
+    f64,
+    u64,
+    52,
+    1023,
+    EXPM1_F64,
+    LOG_F64,
+    LN2_F64,
+    708.0,
+    std::f64::consts::FRAC_1_SQRT_2,
+    [-80.0, 710.0],
+    1.0 / (1u64 << 54) as f64,
+    1.0 / (1u64 << 53) as f64
+);
 
 /// Horner's rule with `fma`, as `Em::poly`.
 #[inline(always)]
@@ -248,13 +299,29 @@ fn exp_common<T: Real>(x: T) -> T {
 #[inline(always)]
 fn log_common<T: Real>(x: T) -> T {
     let (f, e) = T::split(x);
-    // `log::log_reduced` with c = 0.
+    log_reduced(f, e, T::c(0.0))
+}
+
+/// `log1p`'s common path (`log::log1p`, fast branch, `log1p_reduced`): right for finite
+/// x ≥ -1/2 with |x| at least `LOG1P_TINY`.
+#[inline(always)]
+fn log1p_common<T: Real>(x: T) -> T {
+    let one = T::c(1.0);
+    let u = x + one;
+    let (f, e) = T::split(u);
+    let c = (x - (u - one)) / u;
+    log_reduced(f, e, c)
+}
+
+/// `log::log_reduced`: e·ln2 + log1p(f) + c.
+#[inline(always)]
+fn log_reduced<T: Real>(f: T, e: T, c: T) -> T {
     let u = f + T::c(2.0);
     let s = f / u;
     let z = s * s;
     let r = z * poly(z, T::LOG);
     let hfsq = (f * T::c(0.5)) * f;
-    let lo = e.mul_add(T::LN2[1], T::c(0.0));
+    let lo = e.mul_add(T::LN2[1], c);
     let inner = s.mul_add(hfsq + r, lo);
     let v = f - (hfsq - inner);
     e.mul_add(T::LN2[0], v)
@@ -279,6 +346,20 @@ fn expm1_core<T: Real>(x: T) -> T {
     let t = s.mul_add(hi, sh);
     let t = s.mul_add(pl, t);
     t + t
+}
+
+/// `exp::expm1` (one path): right for every x but NaN.
+#[inline(always)]
+fn expm1_common<T: Real>(x: T) -> T {
+    let [lo, hi] = T::EXPM1_RANGE;
+    let xc = if x > hi { hi } else { x };
+    let xc = if xc < lo { lo } else { xc };
+    let e = expm1_core(xc);
+    if x.abs() < T::EXPM1_TINY {
+        x
+    } else {
+        e
+    }
 }
 
 /// `exp::tanh` (one path): right for every x but NaN.
@@ -321,7 +402,8 @@ fn ok<T: Real>(op: RowOp, x: T) -> bool {
     match op {
         RowOp::Exp | RowOp::Logistic => x.abs() <= T::EXP_NORMAL,
         RowOp::Log => x >= T::MIN_POSITIVE && x <= T::MAX,
-        RowOp::Tanh => !x.is_nan(),
+        RowOp::Tanh | RowOp::Expm1 => !x.is_nan(),
+        RowOp::Log1p => x >= T::c(-0.5) && x <= T::MAX && x.abs() >= T::LOG1P_TINY,
     }
 }
 
@@ -378,36 +460,66 @@ unsafe fn map_row<T: Real, const N: usize>(
     i32::from(all)
 }
 
-macro_rules! row_fns {
-    ($($name:ident, $t:ty, $features:literal, $op:expr, $f:ident, $pad:literal;)*) => {$(
+/// The row functions for one vector width: each function of each float type, compiled with
+/// `$features`, and `get` to look them up.
+macro_rules! width {
+    ($m:ident, $features:literal) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe extern "C" fn $name(inp: *const u8, out: *mut u8, n: i64) -> i32 {
-            const N: usize = STEP_BYTES / std::mem::size_of::<$t>();
-            // SAFETY: passed on from the caller (see `RowFn`).
-            unsafe { map_row::<$t, N>(inp, out, n, $pad, $f::<$t>, |x| ok($op, x)) }
+        mod $m {
+            use super::*;
+
+            macro_rules! row {
+                ($name:ident, $t:ty, $op:expr, $f:ident, $pad:expr) => {
+                    #[target_feature(enable = $features)]
+                    unsafe extern "C" fn $name(inp: *const u8, out: *mut u8, n: i64) -> i32 {
+                        const N: usize = STEP_BYTES / std::mem::size_of::<$t>();
+                        // SAFETY: passed on from the caller (see `RowFn`).
+                        unsafe { map_row::<$t, N>(inp, out, n, $pad, $f::<$t>, |x| ok($op, x)) }
+                    }
+                };
+            }
+
+            row!(exp_f32, f32, RowOp::Exp, exp_common, 0.0);
+            row!(exp_f64, f64, RowOp::Exp, exp_common, 0.0);
+            row!(log_f32, f32, RowOp::Log, log_common, 1.0);
+            row!(log_f64, f64, RowOp::Log, log_common, 1.0);
+            row!(tanh_f32, f32, RowOp::Tanh, tanh_common, 0.0);
+            row!(tanh_f64, f64, RowOp::Tanh, tanh_common, 0.0);
+            row!(logistic_f32, f32, RowOp::Logistic, logistic_common, 0.0);
+            row!(logistic_f64, f64, RowOp::Logistic, logistic_common, 0.0);
+            row!(log1p_f32, f32, RowOp::Log1p, log1p_common, 1.0);
+            row!(log1p_f64, f64, RowOp::Log1p, log1p_common, 1.0);
+            row!(expm1_f32, f32, RowOp::Expm1, expm1_common, 0.0);
+            row!(expm1_f64, f64, RowOp::Expm1, expm1_common, 0.0);
+
+            pub(super) fn get(op: RowOp, d: DType) -> Option<RowFn> {
+                let f64s = match d {
+                    DType::F32 => false,
+                    DType::F64 => true,
+                    DType::I32 | DType::Bool => return None,
+                };
+                let f: RowFn = match (op, f64s) {
+                    (RowOp::Exp, false) => exp_f32,
+                    (RowOp::Exp, true) => exp_f64,
+                    (RowOp::Log, false) => log_f32,
+                    (RowOp::Log, true) => log_f64,
+                    (RowOp::Tanh, false) => tanh_f32,
+                    (RowOp::Tanh, true) => tanh_f64,
+                    (RowOp::Logistic, false) => logistic_f32,
+                    (RowOp::Logistic, true) => logistic_f64,
+                    (RowOp::Log1p, false) => log1p_f32,
+                    (RowOp::Log1p, true) => log1p_f64,
+                    (RowOp::Expm1, false) => expm1_f32,
+                    (RowOp::Expm1, true) => expm1_f64,
+                };
+                Some(f)
+            }
         }
-    )*};
+    };
 }
 
-row_fns! {
-    exp_f32_avx512, f32, "avx512f,fma", RowOp::Exp, exp_common, 0.0;
-    exp_f32_avx2, f32, "avx2,fma", RowOp::Exp, exp_common, 0.0;
-    exp_f64_avx512, f64, "avx512f,fma", RowOp::Exp, exp_common, 0.0;
-    exp_f64_avx2, f64, "avx2,fma", RowOp::Exp, exp_common, 0.0;
-    log_f32_avx512, f32, "avx512f,fma", RowOp::Log, log_common, 1.0;
-    log_f32_avx2, f32, "avx2,fma", RowOp::Log, log_common, 1.0;
-    log_f64_avx512, f64, "avx512f,fma", RowOp::Log, log_common, 1.0;
-    log_f64_avx2, f64, "avx2,fma", RowOp::Log, log_common, 1.0;
-    tanh_f32_avx512, f32, "avx512f,fma", RowOp::Tanh, tanh_common, 0.0;
-    tanh_f32_avx2, f32, "avx2,fma", RowOp::Tanh, tanh_common, 0.0;
-    tanh_f64_avx512, f64, "avx512f,fma", RowOp::Tanh, tanh_common, 0.0;
-    tanh_f64_avx2, f64, "avx2,fma", RowOp::Tanh, tanh_common, 0.0;
-    logistic_f32_avx512, f32, "avx512f,fma", RowOp::Logistic, logistic_common, 0.0;
-    logistic_f32_avx2, f32, "avx2,fma", RowOp::Logistic, logistic_common, 0.0;
-    logistic_f64_avx512, f64, "avx512f,fma", RowOp::Logistic, logistic_common, 0.0;
-    logistic_f64_avx2, f64, "avx2,fma", RowOp::Logistic, logistic_common, 0.0;
-}
+width!(avx512, "avx512f,fma");
+width!(avx2, "avx2,fma");
 
 #[cfg(test)]
 mod tests {
@@ -424,6 +536,13 @@ mod tests {
             assert!((got as f64 - want).abs() <= 2.5 * ulp(want as f32), "tanh({x}) = {got}, want {want}");
             let (got, want) = (logistic_common(x / 4.0), 1.0 / (1.0 + (-(x as f64) / 4.0).exp()));
             assert!((got as f64 - want).abs() <= 2.5 * ulp(want as f32), "logistic({x}) = {got}, want {want}");
+            let (got, want) = (expm1_common(x / 2.0), (x as f64 / 2.0).exp_m1());
+            assert!((got as f64 - want).abs() <= 2.0 * ulp(want as f32), "expm1({x}) = {got}, want {want}");
+            let u = x / 174.0 + 0.5;
+            if u.abs() >= f32::EPSILON {
+                let (got, want) = (log1p_common(u), (u as f64).ln_1p());
+                assert!((got as f64 - want).abs() <= ulp(want as f32), "log1p({u}) = {got}, want {want}");
+            }
             let y = f32::from_bits(0x0080_0000 + i * step);
             let (got, want) = (log_common(y), (y as f64).ln());
             assert!((got as f64 - want).abs() <= ulp(want as f32), "log({y}) = {got}, want {want}");
