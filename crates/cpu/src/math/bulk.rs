@@ -172,8 +172,9 @@ pub(super) trait Real:
 }
 
 macro_rules! real {
-    ($t:ty, $bits:ty, $mant:expr, $bias:expr, $expm1:ident, $log:ident, $ln2:ident, $normal:expr, $sqrt_half:expr,
-     $expm1_range:expr, $expm1_tiny:expr, $log1p_tiny:expr) => {
+    ($t:ty, bits $bits:ty, mant $mant:expr, bias $bias:expr, expm1 $expm1:ident, log $log:ident, ln2 $ln2:ident,
+     exp_normal $normal:expr, sqrt_half $sqrt_half:expr, expm1_range $expm1_range:expr,
+     expm1_tiny $expm1_tiny:expr, log1p_tiny $log1p_tiny:expr) => {
         impl Real for $t {
             const SHIFTER: $t = 1.5 * (1u64 << $mant) as $t;
             const LN2: [$t; 2] = $ln2;
@@ -224,34 +225,16 @@ macro_rules! real {
     };
 }
 
-real!(
-    f32,
-    u32,
-    23,
-    127,
-    EXPM1_F32,
-    LOG_F32,
-    LN2_F32,
-    87.0,
-    std::f32::consts::FRAC_1_SQRT_2,
-    [-30.0, 89.0],
-    1.0 / (1u64 << 25) as f32,
-    1.0 / (1u64 << 24) as f32
-);
-real!(
-    f64,
-    u64,
-    52,
-    1023,
-    EXPM1_F64,
-    LOG_F64,
-    LN2_F64,
-    708.0,
-    std::f64::consts::FRAC_1_SQRT_2,
-    [-80.0, 710.0],
-    1.0 / (1u64 << 54) as f64,
-    1.0 / (1u64 << 53) as f64
-);
+real! {
+    f32, bits u32, mant 23, bias 127, expm1 EXPM1_F32, log LOG_F32, ln2 LN2_F32, exp_normal 87.0,
+    sqrt_half std::f32::consts::FRAC_1_SQRT_2, expm1_range [-30.0, 89.0],
+    expm1_tiny 1.0 / (1u64 << 25) as f32, log1p_tiny 1.0 / (1u64 << 24) as f32
+}
+real! {
+    f64, bits u64, mant 52, bias 1023, expm1 EXPM1_F64, log LOG_F64, ln2 LN2_F64, exp_normal 708.0,
+    sqrt_half std::f64::consts::FRAC_1_SQRT_2, expm1_range [-80.0, 710.0],
+    expm1_tiny 1.0 / (1u64 << 54) as f64, log1p_tiny 1.0 / (1u64 << 53) as f64
+}
 
 /// Horner's rule with `fma`, as `Em::poly`.
 #[inline(always)]
