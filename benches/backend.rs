@@ -270,7 +270,7 @@ fn op_costs(c: &mut Criterion) {
     let mut g = c.benchmark_group("op_costs");
     g.throughput(Throughput::Elements((n * p) as u64));
     type Op = fn(&Array) -> Array;
-    let ops: [(&str, Op); 7] = [
+    let ops: [(&str, Op); 8] = [
         ("add", |x| x.clone()),
         ("exp", |x| x.exp()),
         ("log", |x| x.log()),
@@ -278,18 +278,19 @@ fn op_costs(c: &mut Criterion) {
         ("reciprocal", |x| 1.0 / x),
         ("tanh", |x| x.tanh()),
         ("radam_ratio", |x| 1.0 / (x.sqrt() + 1e-8)),
+        ("sin", |x| x.sin()),
     ];
     for (name, op) in ops.iter().copied() {
         let f = jit(move |(x, y): (Array, Array)| op(&x) + y);
         let compiled = f.lower(&(x.clone(), y.clone())).unwrap().compile().unwrap();
         g.bench_function(name, |b| b.iter(|| compiled.call((x.clone(), y.clone())).unwrap()));
     }
-    // `exp`, `log` and `tanh` in the native row functions and inline on
+    // `exp`, `log`, `tanh` and `sin` in the native row functions and inline on
     // 128-bit vectors, compiled and run the same way (without the row
     // functions, which a CPU without AVX2 lacks, both run inline).
     let hosts = [x.to_host(), y.to_host()];
     let refs: Vec<&arrayjit::HostArray> = hosts.iter().collect();
-    for (name, op) in [ops[1], ops[2], ops[5]] {
+    for (name, op) in [ops[1], ops[2], ops[5], ops[7]] {
         let lowered = jit(move |(x, y): (Array, Array)| op(&x) + y).lower(&(x.clone(), y.clone())).unwrap();
         for (how, row_functions) in [("rows", true), ("inline", false)] {
             let opts = arrayjit::cpu::CompileOptions { row_functions, ..Default::default() };

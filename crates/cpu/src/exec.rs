@@ -57,10 +57,10 @@ pub struct CompileOptions {
     /// Run a matrix product whose only reader is the next kernel together
     /// with it, by row blocks (on by default; off to compare).
     pub row_fusion: bool,
-    /// Compute `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` over
-    /// whole rows with native functions at the CPU's full vector width, where
-    /// it has vectors wider than Cranelift's (on by default; off to compare;
-    /// same results either way).
+    /// Compute `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin` and
+    /// `cos` over whole rows with native functions at the CPU's full vector
+    /// width, where it has vectors wider than Cranelift's (on by default; off
+    /// to compare; same results either way).
     pub row_functions: bool,
 }
 

@@ -17,8 +17,8 @@ mod steps;
 
 pub use exec::{Arg, CompileOptions, CpuError, Executable};
 
-/// Whether this CPU runs kernels' `exp`, `log`, `tanh`, `logistic`, `log1p`
-/// and `expm1` in native row functions (see
+/// Whether this CPU runs kernels' `exp`, `log`, `tanh`, `logistic`, `log1p`,
+/// `expm1`, `sin` and `cos` in native row functions (see
 /// [`CompileOptions::row_functions`]): x86-64 with AVX2 or AVX-512, and FMA.
 pub fn row_functions_available() -> bool {
     math::bulk::row_fn(math::bulk::RowOp::Exp, arrayjit_ir::DType::F32).is_some()

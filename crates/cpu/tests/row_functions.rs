@@ -1,5 +1,5 @@
-//! Kernels whose `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` run
-//! over whole rows in native functions
+//! Kernels whose `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin`
+//! and `cos` run over whole rows in native functions
 //! (`CompileOptions::row_functions`): the same bits as the inline code, in
 //! rows that end in a partial vector, in chunks of long rows and rank-1
 //! domains, with one function's result feeding another, and with arguments
@@ -54,9 +54,9 @@ fn same_bits(got: &[HostArray], want: &[HostArray], what: &str) {
 }
 
 /// exp and log over `shape`, their product reduced along the last axis,
-/// `log(exp(a + b))`, `tanh(a)`, `logistic(a + b)`, `log1p(b)` and
-/// `expm1(a)`, in f32 and f64: with row functions and without, the same
-/// bits; and close to the interpreter.
+/// `log(exp(a + b))`, `tanh(a)`, `logistic(a + b)`, `log1p(b)`, `expm1(a)`,
+/// `sin(a)` and `cos(a + b)`, in f32 and f64: with row functions and without,
+/// the same bits; and close to the interpreter.
 fn check(shape: &[usize], odd: usize, expect_rows: bool) {
     check_as("f32", shape, odd, expect_rows);
     check_as("f64", shape, odd, expect_rows);
@@ -79,7 +79,9 @@ fn check_as(dt: &str, shape: &[usize], odd: usize, expect_rows: bool) {
             k:{dt}[{dims}] = logistic g
             l:{dt}[{dims}] = log1p b
             m:{dt}[{dims}] = expm1 a
-          in (c, d, f, i, j, k, l, m) }}"
+            o:{dt}[{dims}] = sin a
+            q:{dt}[{dims}] = cos g
+          in (c, d, f, i, j, k, l, m, o, q) }}"
     );
     let p = parse(&text).unwrap();
     let n: usize = shape.iter().product();
@@ -92,8 +94,9 @@ fn check_as(dt: &str, shape: &[usize], odd: usize, expect_rows: bool) {
     let natively = arrayjit_cpu::row_functions_available();
     assert_eq!(native.row_function_nodes() > 0, expect_rows && natively, "{dt} {shape:?}: row functions used");
     if expect_rows && natively {
-        // exp a, log b, exp g, log h, tanh a, logistic g, log1p b and expm1 a.
-        assert_eq!(native.row_function_nodes(), 8, "{dt} {shape:?}");
+        // exp a, log b, exp g, log h, tanh a, logistic g, log1p b, expm1 a,
+        // sin a and cos g.
+        assert_eq!(native.row_function_nodes(), 10, "{dt} {shape:?}");
     }
     let got = same_on_1_2_3_threads(|_| native.run(&refs).unwrap());
     let want = inline.run(&refs).unwrap();

@@ -4,8 +4,6 @@
 
 use super::compile::{compile_all, Pending};
 use super::CodegenError;
-use crate::math::bulk::{row_fn, RowOp};
-use arrayjit_ir::DType;
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -100,14 +98,6 @@ impl KernelModule {
         let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         jb.symbol(FMODF, rt_fmodf as *const u8);
         jb.symbol(FMOD, rt_fmod as *const u8);
-        // The row functions of [`crate::math::bulk`], where this CPU has them.
-        for op in RowOp::ALL {
-            for d in [DType::F32, DType::F64] {
-                if let Some(f) = row_fn(op, d) {
-                    jb.symbol(op.symbol(d), f as *const u8);
-                }
-            }
-        }
         let module = JITModule::new(jb);
         let ctx = module.make_context();
         Ok(KernelModule { module, ctx, fctx: FunctionBuilderContext::new(), funcs: Vec::new(), pending: Vec::new() })

@@ -24,7 +24,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Module};
 
 /// A kernel defined in a module.
 ///
@@ -358,9 +358,10 @@ const CHUNK: usize = 1024;
 const MAX_ROW_NODES: usize = 16;
 
 /// Which nodes a native row function computes ([`crate::math::bulk`]):
-/// `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` of f32 or f64 in a
-/// vector kernel whose rows are long enough, when this CPU has vectors wider
-/// than Cranelift's. Nodes computed once before the loops stay inline.
+/// `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin` and `cos` of f32
+/// or f64 in a vector kernel whose rows are long enough, when this CPU has
+/// vectors wider than Cranelift's. Nodes computed once before the loops stay
+/// inline.
 fn row_ops(k: &Kernel, lanes: u32) -> Vec<Option<RowOp>> {
     let invariant = invariant_nodes(k);
     let long = k.domain.last().is_some_and(|&n| n >= MIN_ROW);
@@ -902,16 +903,17 @@ impl<'k> Emitter<'k> {
             return Err(cg_err(format!("n{node} has no row buffers")));
         };
         let d = self.row_dtype();
-        let name = op.symbol(d);
         let inline_op = op.elementwise();
+        // Called through its address: a function of this process, which
+        // outlives the generated code.
+        let f = bulk::row_fn(op, d).ok_or_else(|| cg_err(format!("no row function for {op:?} of {d}")))?;
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(types::I64); 3]);
         sig.returns.push(AbiParam::new(types::I32));
-        let id =
-            module.declare_function(name, Linkage::Import, &sig).map_err(|e| cg_err(format!("import {name}: {e}")))?;
-        let f = module.declare_func_in_func(id, b.func);
+        let sig = b.import_signature(sig);
+        let addr = b.ins().iconst(types::I64, f as usize as i64);
         let (pa, po) = (b.ins().stack_addr(types::I64, arg, 0), b.ins().stack_addr(types::I64, out, 0));
-        let call = b.ins().call(f, &[pa, po, n]);
+        let call = b.ins().call_indirect(sig, addr, &[pa, po, n]);
         let ok = b.inst_results(call)[0];
         let (fallback, done) = (b.create_block(), b.create_block());
         b.ins().brif(ok, done, &[], fallback, &[]);

@@ -1,15 +1,18 @@
-//! `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` over a whole row, as native functions
-//! compiled for the CPU's widest vectors (AVX-512 or AVX2, with FMA), which kernels call on a row
-//! buffer instead of computing the function inline on Cranelift's 128-bit vectors.
+//! `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin` and `cos` over a whole row, as
+//! native functions compiled for the CPU's widest vectors (AVX-512 or AVX2, with FMA), which
+//! kernels call on a row buffer instead of computing the function inline on Cranelift's 128-bit
+//! vectors.
 //!
-//! Each is the inline function's common path (see `exp.rs` and `log.rs`), operation for
-//! operation: the same constants, the same `fma`s and roundings, so the same bits (the tests
+//! Each is the inline function's common path (see `exp.rs`, `log.rs` and `trig.rs`), operation
+//! for operation: the same constants, the same `fma`s and roundings, so the same bits (the tests
 //! compare them with the inline code). Like the inline code, a row with an argument outside the
 //! common path (an `exp` beyond the normal range, a `log` of a non-positive, subnormal, infinite
-//! or NaN value, a NaN for `tanh` or `expm1`; see `ok`) is not finished here: the function says
-//! so, and the kernel computes that row inline.
+//! or NaN value, a NaN for `tanh` or `expm1`, a `sin` past the inline reduction; see `ok`) is not
+//! finished here: the function says so, and the kernel computes that row inline.
 
-use super::coeffs::{EXPM1_F32, EXPM1_F64, LN2_F32, LN2_F64, LOG_F32, LOG_F64};
+use super::coeffs::{
+    COS_F32, COS_F64, EXPM1_F32, EXPM1_F64, LN2_F32, LN2_F64, LOG_F32, LOG_F64, PIO2_F32, PIO2_F64, SIN_F32, SIN_F64,
+};
 use arrayjit_ir::prim::Elementwise;
 use arrayjit_ir::DType;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -28,6 +31,8 @@ pub(crate) enum RowOp {
     Logistic,
     Log1p,
     Expm1,
+    Sin,
+    Cos,
 }
 
 impl RowOp {
@@ -40,6 +45,8 @@ impl RowOp {
             Elementwise::Logistic => RowOp::Logistic,
             Elementwise::Log1p => RowOp::Log1p,
             Elementwise::Expm1 => RowOp::Expm1,
+            Elementwise::Sin => RowOp::Sin,
+            Elementwise::Cos => RowOp::Cos,
             _ => return None,
         })
     }
@@ -53,27 +60,8 @@ impl RowOp {
             RowOp::Logistic => Elementwise::Logistic,
             RowOp::Log1p => Elementwise::Log1p,
             RowOp::Expm1 => Elementwise::Expm1,
-        }
-    }
-
-    pub(crate) const ALL: [RowOp; 6] =
-        [RowOp::Exp, RowOp::Log, RowOp::Tanh, RowOp::Logistic, RowOp::Log1p, RowOp::Expm1];
-
-    /// The name a kernel imports the function for `d` by.
-    pub(crate) fn symbol(self, d: DType) -> &'static str {
-        match (self, d == DType::F64) {
-            (RowOp::Exp, false) => "arrayjit_row_exp_f32",
-            (RowOp::Exp, true) => "arrayjit_row_exp_f64",
-            (RowOp::Log, false) => "arrayjit_row_log_f32",
-            (RowOp::Log, true) => "arrayjit_row_log_f64",
-            (RowOp::Tanh, false) => "arrayjit_row_tanh_f32",
-            (RowOp::Tanh, true) => "arrayjit_row_tanh_f64",
-            (RowOp::Logistic, false) => "arrayjit_row_logistic_f32",
-            (RowOp::Logistic, true) => "arrayjit_row_logistic_f64",
-            (RowOp::Log1p, false) => "arrayjit_row_log1p_f32",
-            (RowOp::Log1p, true) => "arrayjit_row_log1p_f64",
-            (RowOp::Expm1, false) => "arrayjit_row_expm1_f32",
-            (RowOp::Expm1, true) => "arrayjit_row_expm1_f64",
+            RowOp::Sin => Elementwise::Sin,
+            RowOp::Cos => Elementwise::Cos,
         }
     }
 }
@@ -156,6 +144,13 @@ pub(super) trait Real:
     const EXPM1_TINY: Self;
     /// Below this |x|, `log1p(x)` is x (`log::log1p`'s branch).
     const LOG1P_TINY: Self;
+    /// π/2 in three parts, and the sine and cosine polynomials (`trig::reduced`).
+    const PIO2: [Self; 3];
+    const SIN: &'static [Self];
+    const COS: &'static [Self];
+    /// Up to this |x| the inline reduction is used (`trig::cut`); below `SIN_TINY`, sin(x) is x.
+    const TRIG_CUT: Self;
+    const SIN_TINY: Self;
     const MIN_POSITIVE: Self;
     const MAX: Self;
     /// `v` rounded to this type, as `Em::f` makes constants.
@@ -169,12 +164,16 @@ pub(super) trait Real:
     fn split(x: Self) -> (Self, Self);
     /// `r` with the sign bit of `x` or-ed in (`Em::sign_of`, `Em::or`).
     fn or_sign(r: Self, x: Self) -> Self;
+    /// The sine or cosine of x from those of r, for the quadrant q + `shift` held in the low
+    /// bits of `t` (`trig::reduced`).
+    fn quadrant(t: Self, shift: u32, sin_r: Self, cos_r: Self) -> Self;
 }
 
 macro_rules! real {
     ($t:ty, bits $bits:ty, mant $mant:expr, bias $bias:expr, expm1 $expm1:ident, log $log:ident, ln2 $ln2:ident,
      exp_normal $normal:expr, sqrt_half $sqrt_half:expr, expm1_range $expm1_range:expr,
-     expm1_tiny $expm1_tiny:expr, log1p_tiny $log1p_tiny:expr) => {
+     expm1_tiny $expm1_tiny:expr, log1p_tiny $log1p_tiny:expr, pio2 $pio2:ident, sin $sin:ident,
+     cos $cos:ident, trig_cut $trig_cut:expr, sin_tiny $sin_tiny:expr) => {
         impl Real for $t {
             const SHIFTER: $t = 1.5 * (1u64 << $mant) as $t;
             const LN2: [$t; 2] = $ln2;
@@ -184,6 +183,11 @@ macro_rules! real {
             const EXPM1_RANGE: [$t; 2] = $expm1_range;
             const EXPM1_TINY: $t = $expm1_tiny;
             const LOG1P_TINY: $t = $log1p_tiny;
+            const PIO2: [$t; 3] = $pio2;
+            const SIN: &'static [$t] = &$sin;
+            const COS: &'static [$t] = &$cos;
+            const TRIG_CUT: $t = $trig_cut;
+            const SIN_TINY: $t = $sin_tiny;
             const MIN_POSITIVE: $t = <$t>::MIN_POSITIVE;
             const MAX: $t = <$t>::MAX;
             #[inline(always)]
@@ -218,6 +222,13 @@ macro_rules! real {
                 (f, ef - off)
             }
             #[inline(always)]
+            fn quadrant(t: $t, shift: u32, sin_r: $t, cos_r: $t) -> $t {
+                let q = t.to_bits().wrapping_add(shift as $bits);
+                let v = if q & 1 != 0 { cos_r } else { sin_r };
+                let neg = (q & 2) << (<$bits>::BITS - 2);
+                <$t>::from_bits(v.to_bits() ^ neg)
+            }
+            #[inline(always)]
             fn or_sign(r: $t, x: $t) -> $t {
                 <$t>::from_bits(r.to_bits() | (x.to_bits() & (-0.0 as $t).to_bits()))
             }
@@ -228,12 +239,14 @@ macro_rules! real {
 real! {
     f32, bits u32, mant 23, bias 127, expm1 EXPM1_F32, log LOG_F32, ln2 LN2_F32, exp_normal 87.0,
     sqrt_half std::f32::consts::FRAC_1_SQRT_2, expm1_range [-30.0, 89.0],
-    expm1_tiny 1.0 / (1u64 << 25) as f32, log1p_tiny 1.0 / (1u64 << 24) as f32
+    expm1_tiny 1.0 / (1u64 << 25) as f32, log1p_tiny 1.0 / (1u64 << 24) as f32, pio2 PIO2_F32,
+    sin SIN_F32, cos COS_F32, trig_cut (1u64 << 21) as f32, sin_tiny 1.0 / (1u64 << 12) as f32
 }
 real! {
     f64, bits u64, mant 52, bias 1023, expm1 EXPM1_F64, log LOG_F64, ln2 LN2_F64, exp_normal 708.0,
     sqrt_half std::f64::consts::FRAC_1_SQRT_2, expm1_range [-80.0, 710.0],
-    expm1_tiny 1.0 / (1u64 << 54) as f64, log1p_tiny 1.0 / (1u64 << 53) as f64
+    expm1_tiny 1.0 / (1u64 << 54) as f64, log1p_tiny 1.0 / (1u64 << 53) as f64, pio2 PIO2_F64,
+    sin SIN_F64, cos COS_F64, trig_cut (1u64 << 48) as f64, sin_tiny 1.0 / (1u64 << 26) as f64
 }
 
 /// Horner's rule with `fma`, as `Em::poly`.
@@ -345,6 +358,37 @@ fn expm1_common<T: Real>(x: T) -> T {
     }
 }
 
+/// `trig::sin_cos`'s inline path (`trig::reduced`): right for |x| ≤ `TRIG_CUT`.
+#[inline(always)]
+fn sin_cos_common<T: Real, const COS: bool>(x: T) -> T {
+    let t = x.mul_add(T::c(std::f64::consts::FRAC_2_PI), T::SHIFTER);
+    let q = t - T::SHIFTER;
+    let mut r = x;
+    for c in T::PIO2 {
+        r = q.mul_add(-c, r);
+    }
+    let z = r * r;
+    let sin_r = (r * z).mul_add(poly(z, T::SIN), r);
+    let ci = z.mul_add(poly(z, T::COS), T::c(-0.5));
+    let cos_r = z.mul_add(ci, T::c(1.0));
+    let v = T::quadrant(t, u32::from(COS), sin_r, cos_r);
+    if !COS && x.abs() < T::SIN_TINY {
+        x
+    } else {
+        v
+    }
+}
+
+#[inline(always)]
+fn sin_common<T: Real>(x: T) -> T {
+    sin_cos_common::<T, false>(x)
+}
+
+#[inline(always)]
+fn cos_common<T: Real>(x: T) -> T {
+    sin_cos_common::<T, true>(x)
+}
+
 /// `exp::tanh` (one path): right for every x but NaN.
 #[inline(always)]
 fn tanh_common<T: Real>(x: T) -> T {
@@ -387,6 +431,7 @@ fn ok<T: Real>(op: RowOp, x: T) -> bool {
         RowOp::Log => x >= T::MIN_POSITIVE && x <= T::MAX,
         RowOp::Tanh | RowOp::Expm1 => !x.is_nan(),
         RowOp::Log1p => x >= T::c(-0.5) && x <= T::MAX && x.abs() >= T::LOG1P_TINY,
+        RowOp::Sin | RowOp::Cos => x.abs() <= T::TRIG_CUT,
     }
 }
 
@@ -474,6 +519,10 @@ macro_rules! width {
             row!(log1p_f64, f64, RowOp::Log1p, log1p_common, 1.0);
             row!(expm1_f32, f32, RowOp::Expm1, expm1_common, 0.0);
             row!(expm1_f64, f64, RowOp::Expm1, expm1_common, 0.0);
+            row!(sin_f32, f32, RowOp::Sin, sin_common, 0.0);
+            row!(sin_f64, f64, RowOp::Sin, sin_common, 0.0);
+            row!(cos_f32, f32, RowOp::Cos, cos_common, 0.0);
+            row!(cos_f64, f64, RowOp::Cos, cos_common, 0.0);
 
             pub(super) fn get(op: RowOp, d: DType) -> Option<RowFn> {
                 let f64s = match d {
@@ -494,6 +543,10 @@ macro_rules! width {
                     (RowOp::Log1p, true) => log1p_f64,
                     (RowOp::Expm1, false) => expm1_f32,
                     (RowOp::Expm1, true) => expm1_f64,
+                    (RowOp::Sin, false) => sin_f32,
+                    (RowOp::Sin, true) => sin_f64,
+                    (RowOp::Cos, false) => cos_f32,
+                    (RowOp::Cos, true) => cos_f64,
                 };
                 Some(f)
             }

@@ -43,9 +43,9 @@
 //! rules for zero, infinite and negative bases (NaN for a negative finite base and a non-integer
 //! exponent, the base's sign for odd integer exponents).
 //!
-//! `bulk` holds the common paths of `exp`, `log`, `tanh`, `logistic`, `log1p` and `expm1` once
-//! more, as native functions over a whole row at the CPU's full vector width; they give these
-//! functions' bits (`tests.rs` compares them), so a kernel may use either.
+//! `bulk` holds the common paths of `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin` and
+//! `cos` once more, as native functions over a whole row at the CPU's full vector width; they give
+//! these functions' bits (`tests.rs` compares them), so a kernel may use either.
 
 pub(crate) mod bulk;
 mod coeffs;

@@ -974,6 +974,8 @@ fn row_functions_give_the_inline_bits() {
         (RowOp::Logistic, &LOGISTIC, -87.0, 87.0),
         (RowOp::Log1p, &LOG1P, -0.5, 60.0),
         (RowOp::Expm1, &EXPM1, -35.0, 95.0),
+        (RowOp::Sin, &SIN, -1e5, 1e5),
+        (RowOp::Cos, &COS, -40.0, 40.0),
     ] {
         // Mostly ordinary arguments (for `log`, e to those), so that most rows run natively.
         let mut rng = Rng(0x0bad_cafe_f00d_d00d);
@@ -1011,6 +1013,8 @@ fn row_functions_exhaustive_f32() {
         (RowOp::Logistic, &LOGISTIC),
         (RowOp::Log1p, &LOG1P),
         (RowOp::Expm1, &EXPM1),
+        (RowOp::Sin, &SIN),
+        (RowOp::Cos, &COS),
     ];
     let only = std::env::var("MATH_ONLY").unwrap_or_default();
     for (op, case) in cases {
