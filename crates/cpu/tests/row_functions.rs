@@ -123,6 +123,8 @@ fn rows_with_a_partial_vector_at_their_end() {
 fn long_rows_and_rank_1_domains_run_in_chunks() {
     for odd in [0, 3] {
         check(&[3, 2500], odd, true);
+        // Chunks of 1024 and 7, the last ending in a tail of 3 (f32) or 1 (f64).
+        check(&[2, 1031], odd, true);
     }
     // Coalesced to one axis: 70 001 points in chunks and blocks, with a tail.
     check(&[70_001], 0, true);

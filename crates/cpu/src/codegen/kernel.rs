@@ -847,14 +847,28 @@ impl<'k> Emitter<'k> {
         // `size % lanes` points, and when they are two or three, one vector
         // whose other lanes are neither read nor written takes them. (Rows of
         // 7 and 10 ran 1.2× and 1.1× faster so; a lone point runs faster as a
-        // scalar.) A row run in chunks leaves its tail in the last one only,
-        // as scalars.
+        // scalar.) A row run in chunks (whose lengths are multiples of the
+        // lanes, but for the last) leaves the same points in its last chunk
+        // only, and takes them the same way, so that reductions add in the
+        // same order with row functions and without.
         let size = self.k.domain[r - 1];
         let tail = if self.lanes > 1 { size % self.lanes as usize } else { size };
-        let whole_rows = r > 1 && (self.order.stages.is_empty() || !self.chunked());
-        if tail > 1 && self.lanes > 1 && whole_rows {
+        if tail > 1 && self.lanes > 1 && r > 1 {
             let i = b.use_var(var);
-            self.body(b, module, i, Width { lanes: self.lanes, live: tail as u32 }, part)?;
+            let w = Width { lanes: self.lanes, live: tail as u32 };
+            if self.order.stages.is_empty() || !self.chunked() {
+                self.body(b, module, i, w, part)?;
+            } else {
+                let (last, after) = (b.create_block(), b.create_block());
+                let left = b.ins().icmp(IntCC::SignedLessThan, i, hi);
+                b.ins().brif(left, last, &[], after, &[]);
+                b.seal_block(last);
+                b.switch_to_block(last);
+                self.body(b, module, i, w, part)?;
+                b.ins().jump(after, &[]);
+                b.seal_block(after);
+                b.switch_to_block(after);
+            }
         } else if tail > 0 {
             let (lp, i) = begin_loop(b, self.shape, var, hi, 1);
             self.body(b, module, i, Width::full(1), part)?;
