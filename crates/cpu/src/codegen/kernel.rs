@@ -912,7 +912,7 @@ impl<'k> Emitter<'k> {
         s: usize,
         n: Value,
     ) -> Result<(), CodegenError> {
-        let Stage { node, op, .. } = self.order.stages[s].clone();
+        let Stage { node, op, .. } = self.order.stages[s];
         let (Some(arg), Some(out)) = (self.arg_buffer, self.row_buffers[node]) else {
             return Err(cg_err(format!("n{node} has no row buffers")));
         };
@@ -1201,7 +1201,7 @@ impl<'k> Emitter<'k> {
 
     /// The body, or a stage, at inner index `i`.
     fn body(
-        &mut self,
+        &self,
         b: &mut FunctionBuilder,
         module: &mut JITModule,
         i: Value,
@@ -1210,38 +1210,12 @@ impl<'k> Emitter<'k> {
     ) -> Result<(), CodegenError> {
         let mut vals: Vec<Option<Value>> = vec![None; self.k.nodes.len()];
         let items = match part {
-            Part::Body => std::mem::take(&mut self.order.items),
-            Part::Stage(s) => std::mem::take(&mut self.order.stages[s].items),
+            Part::Body => &self.order.items,
+            Part::Stage(s) => &self.order.stages[s].items,
         };
-        let r = self.items(b, module, i, w, &items, &mut vals);
-        match part {
-            Part::Body => self.order.items = items,
-            Part::Stage(s) => self.order.stages[s].items = items,
-        }
-        r?;
-        if let Part::Stage(s) = part {
-            let arg = self.order.stages[s].arg;
-            let v = vals[arg].ok_or_else(|| cg_err(format!("stage {s} has no argument")))?;
-            let slot = self.arg_buffer.ok_or_else(|| cg_err("no argument buffer"))?;
-            // Whole vectors, the tail's too: the buffer has room for one more.
-            let addr = self.buffer_at(b, slot, i)?;
-            b.ins().store(data_flags(), v, addr, 0);
-        }
-        Ok(())
-    }
-
-    fn items(
-        &mut self,
-        b: &mut FunctionBuilder,
-        module: &mut JITModule,
-        i: Value,
-        w: Width,
-        items: &[Item],
-        vals: &mut [Option<Value>],
-    ) -> Result<(), CodegenError> {
         for &item in items {
             match item {
-                Item::Node(ni) => vals[ni] = Some(self.node(b, module, ni, i, w, vals)?),
+                Item::Node(ni) => vals[ni] = Some(self.node(b, module, ni, i, w, &vals)?),
                 Item::Row(ni) => {
                     let slot = self.row_buffers[ni].ok_or_else(|| cg_err(format!("n{ni} has no row buffer")))?;
                     let addr = self.buffer_at(b, slot, i)?;
@@ -1254,6 +1228,14 @@ impl<'k> Emitter<'k> {
                     self.output(b, module, o, v, i, w)?;
                 }
             }
+        }
+        if let Part::Stage(s) = part {
+            let arg = self.order.stages[s].arg;
+            let v = vals[arg].ok_or_else(|| cg_err(format!("stage {s} has no argument")))?;
+            let slot = self.arg_buffer.ok_or_else(|| cg_err("no argument buffer"))?;
+            // Whole vectors, the tail's too: the buffer has room for one more.
+            let addr = self.buffer_at(b, slot, i)?;
+            b.ins().store(data_flags(), v, addr, 0);
         }
         Ok(())
     }

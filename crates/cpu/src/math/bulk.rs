@@ -90,7 +90,8 @@ fn widths() -> Vec<Width> {
 /// The native row function for `op` of `d` (f32 or f64) on this CPU, if it has vectors wider
 /// than Cranelift's (and FMA, without which `mul_add` would be a library call).
 pub(crate) fn row_fn(op: RowOp, d: DType) -> Option<RowFn> {
-    widths().first().and_then(|&w| variant(op, d, w))
+    static WIDEST: std::sync::OnceLock<Option<Width>> = std::sync::OnceLock::new();
+    WIDEST.get_or_init(|| widths().first().copied()).and_then(|w| variant(op, d, w))
 }
 
 /// Every variant of the row function for `op` of `d` this CPU can run, by name.
