@@ -121,7 +121,7 @@ struct Progress {
 impl Progress {
     fn tick(&mut self, done: usize) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        if elapsed < 1.0 || (done % 10 != 0 && done != self.total) {
+        if elapsed < 1.0 || (!done.is_multiple_of(10) && done != self.total) {
             return;
         }
         self.shown = true;

@@ -134,7 +134,7 @@ pub(crate) fn plan(s: &Schedule, d: usize, plan: &DotPlan, is_output: &[bool], o
     let position = positions[0];
     let elementwise = reads_only_at_own_point(&kernel.nodes, position, &kernel.domain);
     // The kernel's range must count whole rows of `O`.
-    if !elementwise || outer == 0 || outer % n != 0 {
+    if !elementwise || outer == 0 || !outer.is_multiple_of(n) {
         return None;
     }
     // Blocks of about `BLOCK_ELEMENTS`, but at least two: a product too

@@ -667,7 +667,7 @@ fn scan<R: Runtime>(
         }
         iteration(from, to)?;
     }
-    let mut carry = if length % 2 == 0 { a } else { b };
+    let mut carry = if length.is_multiple_of(2) { a } else { b };
     carry.extend(ys);
     Ok(carry)
 }

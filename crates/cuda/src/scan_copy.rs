@@ -58,7 +58,7 @@ impl ScanCopies {
                 return None;
             }
             // Four bytes at a time when every slice starts on a multiple of four.
-            let (word, size) = if bytes % 4 == 0 { ("unsigned int", 4) } else { ("unsigned char", 1) };
+            let (word, size) = if bytes.is_multiple_of(4) { ("unsigned int", 4) } else { ("unsigned char", 1) };
             let words = bytes / size;
             let t = if reverse { format!("{} - *step", length as i64 - 1) } else { "*step".to_string() };
             let (src, dst) = if into_stack { ("from", "to + t * n") } else { ("from + t * n", "to") };

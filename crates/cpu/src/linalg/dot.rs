@@ -121,7 +121,13 @@ macro_rules! float_kernel {
                 faer_gemm(out, lhs, rhs)
             }
             fn syrk(out: &mut [$t], lhs: View<'_, $t>) {
-                faer_syrk(out, lhs)
+                // `lhs` is `Xᵀ` for a row-major `X` (as in every Gram product
+                // of a fit): our own kernel, where the CPU runs it.
+                let (m, k) = (lhs.rows, lhs.cols);
+                let gram = lhs.rs == 1 && lhs.cs == m && super::gram::gram(lhs.data, k, m, out);
+                if !gram {
+                    faer_syrk(out, lhs)
+                }
             }
         }
     };
@@ -557,7 +563,7 @@ impl DotPlan {
         let bad = || LinalgError::Unsupported { op: OP, avals: format!("{} rows of {}", block.len(), self.shapes()) };
         let (n, p) = self.gram_of_rows().ok_or_else(bad)?;
         check_len(OP, "output", out.len(), p * p, || self.shapes())?;
-        if p == 0 || block.len() % p != 0 || block.len() > n * p {
+        if p == 0 || !block.len().is_multiple_of(p) || block.len() > n * p {
             return Err(bad());
         }
         if block.is_empty() {

@@ -1,6 +1,7 @@
 //! Dense linear algebra on raw row-major buffers, single-threaded: through
 //! faer, `dot_general` as a planned batched GEMM, Cholesky, triangular solves
-//! and LU; our own register blocks for the inverse from a Cholesky factor.
+//! and LU; our own register blocks for the inverse from a Cholesky factor, and
+//! our own AVX-512 kernel for the Gram product `XᵀX` of a row-major `X`.
 //!
 //! Every kernel works on plain slices the caller owns (a JIT-compiled
 //! executable or the runtime), with batch dimensions leading, and allocates
@@ -32,6 +33,7 @@ mod blocks;
 mod dot;
 mod eval;
 mod factor;
+mod gram;
 mod inverse;
 mod triangular;
 
