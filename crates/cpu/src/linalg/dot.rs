@@ -87,6 +87,39 @@ fn faer_gemm<T: Float>(out: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>) {
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs.faer(), rhs.faer(), T::ONE, Par::Seq);
 }
 
+/// `out = lhs · rhs` with faer but for the last one or two columns, which
+/// [`super::columns`] computes as dot products when faer's vectors would
+/// mostly waste their work on them; `false` (and `out` untouched) where that
+/// does not apply.
+fn gemm_with_last_columns<T: Float + super::columns::DotsElem>(
+    out: &mut [T],
+    lhs: View<'_, T>,
+    rhs: View<'_, T>,
+) -> bool {
+    use super::columns::{dots, rest, MAX_PACKED};
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    let Some(rest) = rest(n, k, std::mem::size_of::<T>()) else { return false };
+    if lhs.cs != 1 || m == 0 || k == 0 || out.len() < m * n {
+        return false;
+    }
+    let main = n - rest;
+    let mut packed = [T::ZERO; MAX_PACKED];
+    for c in 0..rest {
+        for q in 0..k {
+            packed[c * k + q] = rhs.at(q, main + c);
+        }
+    }
+    // The dot products first: they may decline, and then faer computes the whole product.
+    if !dots(lhs.data, lhs.rs, m, k, &packed[..rest * k], rest, &mut out[main..], n) {
+        return false;
+    }
+    let dst = MatMut::from_row_major_slice_mut(out, m, n);
+    let (dst, _) = dst.split_at_col_mut(main);
+    let (r, _) = rhs.faer().split_at_col(main);
+    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs.faer(), r, T::ONE, Par::Seq);
+    true
+}
+
 /// The lower triangle with faer's triangular matmul (half the flops), then mirrored.
 fn faer_syrk<T: Float>(out: &mut [T], lhs: View<'_, T>) {
     let m = lhs.rows;
@@ -118,7 +151,9 @@ macro_rules! float_kernel {
                 a + b
             }
             fn gemm(out: &mut [$t], lhs: View<'_, $t>, rhs: View<'_, $t>) {
-                faer_gemm(out, lhs, rhs)
+                if !gemm_with_last_columns(out, lhs, rhs) {
+                    faer_gemm(out, lhs, rhs)
+                }
             }
             fn syrk(out: &mut [$t], lhs: View<'_, $t>) {
                 // `lhs` is `Xᵀ` for a row-major `X` (as in every Gram product

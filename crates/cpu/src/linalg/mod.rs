@@ -30,6 +30,7 @@
 //! ```
 
 mod blocks;
+mod columns;
 mod dot;
 mod eval;
 mod factor;
