@@ -50,24 +50,26 @@ pub(crate) fn rest(n: usize, k: usize, bytes: usize) -> Option<usize> {
     (n > lanes && (1..=MAX_REST).contains(&rest) && rest * k <= MAX_PACKED).then_some(rest)
 }
 
+/// Rows of a left operand (`rows` of `k` elements, `a_stride` apart in `a`)
+/// and `cols` packed columns of a right one (`k` elements each, one after
+/// another in `b`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Operands<'a, T> {
+    pub a: &'a [T],
+    pub a_stride: usize,
+    pub rows: usize,
+    pub k: usize,
+    pub b: &'a [T],
+    pub cols: usize,
+}
+
 /// The element types of [`dots`]: `f32` and `f64`.
 pub(crate) trait DotsElem: super::Float {
     /// See [`dots`].
     ///
     /// # Safety
-    /// As for [`dots`], and the CPU must run `w`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn dots_at(
-        w: WidthToken,
-        a: &[Self],
-        a_stride: usize,
-        rows: usize,
-        k: usize,
-        b: &[Self],
-        cols: usize,
-        out: &mut [Self],
-        out_stride: usize,
-    );
+    /// As for [`dots`], with the lengths checked, and the CPU must run `w`.
+    unsafe fn dots_at(w: WidthToken, ops: Operands<'_, Self>, out: &mut [Self], out_stride: usize);
 }
 
 /// A width this CPU runs (only [`dots`] makes one).
@@ -75,22 +77,12 @@ pub(crate) trait DotsElem: super::Float {
 pub(crate) struct WidthToken(Width);
 
 /// `out[i · out_stride + c] = Σ_q a[i · a_stride + q] · b[c · k + q]` for
-/// rows `i < rows` and columns `c < cols`: rows of `a` (of `k` elements) by
-/// the `cols` packed columns in `b`. `false` (and `out` untouched) when the
-/// CPU has no width the products are compiled for, or the slices are too
-/// short.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dots<T: DotsElem>(
-    a: &[T],
-    a_stride: usize,
-    rows: usize,
-    k: usize,
-    b: &[T],
-    cols: usize,
-    out: &mut [T],
-    out_stride: usize,
-) -> bool {
+/// rows `i < rows` and columns `c < cols` (see [`Operands`]). `false` (and
+/// `out` untouched) when the CPU has no width the products are compiled
+/// for, or the slices are too short.
+pub(crate) fn dots<T: DotsElem>(ops: Operands<'_, T>, out: &mut [T], out_stride: usize) -> bool {
     let Some(w) = width() else { return false };
+    let Operands { a, a_stride, rows, k, b, cols } = ops;
     let last =
         |stride: usize, len: usize| rows.checked_sub(1).map_or(Some(0), |r| r.checked_mul(stride)?.checked_add(len));
     let fits = cols <= MAX_REST
@@ -101,7 +93,7 @@ pub(crate) fn dots<T: DotsElem>(
         return false;
     }
     // SAFETY: the lengths are checked above and `w` was detected on this CPU.
-    unsafe { T::dots_at(WidthToken(w), a, a_stride, rows, k, b, cols, out, out_stride) };
+    unsafe { T::dots_at(WidthToken(w), ops, out, out_stride) };
     true
 }
 
@@ -109,17 +101,8 @@ pub(crate) fn dots<T: DotsElem>(
 /// terms lane by lane, then the lanes in order, then the terms past the last
 /// whole vector.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn dots_lanes<T: super::Float, const L: usize>(
-    a: &[T],
-    a_stride: usize,
-    rows: usize,
-    k: usize,
-    b: &[T],
-    cols: usize,
-    out: &mut [T],
-    out_stride: usize,
-) {
+fn dots_lanes<T: super::Float, const L: usize>(ops: Operands<'_, T>, out: &mut [T], out_stride: usize) {
+    let Operands { a, a_stride, rows, k, b, cols } = ops;
     let whole = k / L * L;
     for i in 0..rows {
         let row = &a[i * a_stride..i * a_stride + k];
@@ -140,59 +123,28 @@ fn dots_lanes<T: super::Float, const L: usize>(
     }
 }
 
+/// [`DotsElem`] for `$t`, with a copy of [`dots_lanes`] compiled for each width.
 macro_rules! dots_elem {
-    ($t:ty, $avx512:ident, $avx2:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn $avx512(
-            a: &[$t],
-            a_stride: usize,
-            rows: usize,
-            k: usize,
-            b: &[$t],
-            cols: usize,
-            out: &mut [$t],
-            out_stride: usize,
-        ) {
-            dots_lanes::<$t, { 64 / std::mem::size_of::<$t>() }>(a, a_stride, rows, k, b, cols, out, out_stride)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn $avx2(
-            a: &[$t],
-            a_stride: usize,
-            rows: usize,
-            k: usize,
-            b: &[$t],
-            cols: usize,
-            out: &mut [$t],
-            out_stride: usize,
-        ) {
-            dots_lanes::<$t, { 32 / std::mem::size_of::<$t>() }>(a, a_stride, rows, k, b, cols, out, out_stride)
-        }
-
+    ($t:ty) => {
         impl DotsElem for $t {
             #[allow(unused_variables)]
-            unsafe fn dots_at(
-                w: WidthToken,
-                a: &[$t],
-                a_stride: usize,
-                rows: usize,
-                k: usize,
-                b: &[$t],
-                cols: usize,
-                out: &mut [$t],
-                out_stride: usize,
-            ) {
+            unsafe fn dots_at(w: WidthToken, ops: Operands<'_, $t>, out: &mut [$t], out_stride: usize) {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the caller checked that the CPU runs `w`.
-                unsafe {
-                    match w.0 {
-                        Width::Avx512 => $avx512(a, a_stride, rows, k, b, cols, out, out_stride),
-                        Width::Avx2 => $avx2(a, a_stride, rows, k, b, cols, out, out_stride),
+                {
+                    #[target_feature(enable = "avx512f,fma")]
+                    fn avx512(ops: Operands<'_, $t>, out: &mut [$t], out_stride: usize) {
+                        dots_lanes::<$t, { 64 / std::mem::size_of::<$t>() }>(ops, out, out_stride)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    fn avx2(ops: Operands<'_, $t>, out: &mut [$t], out_stride: usize) {
+                        dots_lanes::<$t, { 32 / std::mem::size_of::<$t>() }>(ops, out, out_stride)
+                    }
+                    // SAFETY: the caller checked that the CPU runs `w`.
+                    unsafe {
+                        match w.0 {
+                            Width::Avx512 => avx512(ops, out, out_stride),
+                            Width::Avx2 => avx2(ops, out, out_stride),
+                        }
                     }
                 }
             }
@@ -200,8 +152,8 @@ macro_rules! dots_elem {
     };
 }
 
-dots_elem!(f32, dots_f32_avx512, dots_f32_avx2);
-dots_elem!(f64, dots_f64_avx512, dots_f64_avx2);
+dots_elem!(f32);
+dots_elem!(f64);
 
 #[cfg(test)]
 mod tests {
@@ -214,7 +166,8 @@ mod tests {
             let a: Vec<f32> = (0..rows * a_stride).map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5).collect();
             let b: Vec<f32> = (0..cols * k).map(|i| ((i * 53) % 89) as f32 * 0.02 - 0.9).collect();
             let mut out = vec![f32::NAN; rows * out_stride];
-            if !dots(&a, a_stride, rows, k, &b, cols, &mut out, out_stride) {
+            let ops = Operands { a: &a, a_stride, rows, k, b: &b, cols };
+            if !dots(ops, &mut out, out_stride) {
                 return;
             }
             for i in 0..rows {
@@ -234,7 +187,8 @@ mod tests {
     #[test]
     fn short_slices_are_refused() {
         let mut out = vec![0.0f64; 4];
-        assert!(!dots(&[1.0; 10], 5, 3, 5, &[1.0; 10], 2, &mut out, 2));
-        assert!(!dots(&[1.0; 15], 5, 3, 5, &[1.0; 15], 3, &mut out, 2));
+        let ops = |a, cols| Operands { a, a_stride: 5, rows: 3, k: 5, b: &[1.0; 15], cols };
+        assert!(!dots(ops(&[1.0; 10], 2), &mut out, 2));
+        assert!(!dots(ops(&[1.0; 15], 3), &mut out, 2));
     }
 }

@@ -96,7 +96,7 @@ fn gemm_with_last_columns<T: Float + super::columns::DotsElem>(
     lhs: View<'_, T>,
     rhs: View<'_, T>,
 ) -> bool {
-    use super::columns::{dots, rest, MAX_PACKED};
+    use super::columns::{dots, rest, Operands, MAX_PACKED};
     let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
     let Some(rest) = rest(n, k, std::mem::size_of::<T>()) else { return false };
     if lhs.cs != 1 || m == 0 || k == 0 || out.len() < m * n {
@@ -110,7 +110,8 @@ fn gemm_with_last_columns<T: Float + super::columns::DotsElem>(
         }
     }
     // The dot products first: they may decline, and then faer computes the whole product.
-    if !dots(lhs.data, lhs.rs, m, k, &packed[..rest * k], rest, &mut out[main..], n) {
+    let ops = Operands { a: lhs.data, a_stride: lhs.rs, rows: m, k, b: &packed[..rest * k], cols: rest };
+    if !dots(ops, &mut out[main..], n) {
         return false;
     }
     let dst = MatMut::from_row_major_slice_mut(out, m, n);
