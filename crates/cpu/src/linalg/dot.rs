@@ -727,6 +727,41 @@ mod tests {
         assert_eq!(&dst[..8], &[0, 4, 8, 12, 16, 20, 1, 5]);
     }
 
+    /// Products with one or two columns past a multiple of the vector lanes
+    /// (their last columns computed as dot products where the CPU has the
+    /// vectors), whole and by rows, against a plain loop; f32 and f64.
+    #[test]
+    fn products_with_a_few_last_columns_match_a_plain_loop() {
+        fn check<T: DotElem + Float + Into<f64>>(from: impl Fn(f64) -> T, tol: f64) {
+            for (m, k, n) in [(5, 7, 17), (33, 114, 114), (70, 3, 18), (9, 300, 10), (600, 114, 114)] {
+                let a: Vec<T> = (0..m * k).map(|i| from(((i * 7919) % 1000) as f64 / 500.0 - 1.0)).collect();
+                let b: Vec<T> = (0..k * n).map(|i| from(((i * 104729) % 997) as f64 / 997.0 - 0.5)).collect();
+                let dtype =
+                    if std::mem::size_of::<T>() == 4 { arrayjit_ir::DType::F32 } else { arrayjit_ir::DType::F64 };
+                let (la, ra) = (AVal::new(dtype, [m, k]), AVal::new(dtype, [k, n]));
+                let plan = DotPlan::new(&DotDims::matmul(), &la, &ra, false).unwrap();
+                let mut out = vec![<T as Float>::ZERO; m * n];
+                plan.run(&a, &b, &mut out, &mut []).unwrap();
+                let mut rows = vec![<T as Float>::ZERO; 3 * n];
+                plan.run_rows(&a[2 * k..], &b, &mut rows, 3).unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let terms = (0..k).map(|q| a[i * k + q].into() * b[q * n + j].into());
+                        let (want, scale) = terms.fold((0.0f64, 0.0f64), |(s, t), x: f64| (s + x, t + x.abs()));
+                        let got: f64 = out[i * n + j].into();
+                        assert!((got - want).abs() <= tol * scale.max(1.0), "{m}x{k}x{n} ({i},{j}): {got} vs {want}");
+                        if (2..5).contains(&i) {
+                            let by_rows: f64 = rows[(i - 2) * n + j].into();
+                            assert_eq!(by_rows, got, "{m}x{k}x{n} ({i},{j}) by rows");
+                        }
+                    }
+                }
+            }
+        }
+        check::<f32>(|v| v as f32, 1e-5);
+        check::<f64>(|v| v, 1e-12);
+    }
+
     /// Products large enough to run in blocks (rows of `M·Ω`, the contraction
     /// of `MᵀM`, with a column-major operand too) against a plain loop.
     #[test]
