@@ -14,6 +14,7 @@ pub mod profile;
 mod raw;
 mod rows;
 mod steps;
+mod width;
 
 pub use exec::{Arg, CompileOptions, CpuError, Executable};
 

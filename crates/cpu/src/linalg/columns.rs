@@ -8,41 +8,19 @@
 //! On `M·Ω` (576 × 114 by 114 × 114, f32, AVX-512) faer took 148 µs for the
 //! whole product, 130 for its first 112 columns and 18 for the last two.
 
+use crate::width::{widest, Width};
+
 /// Columns past a multiple of the lanes that are computed here (at most).
 const MAX_REST: usize = 2;
 
 /// Elements of the packed columns at most (on the stack).
 pub(crate) const MAX_PACKED: usize = 1024;
 
-/// A CPU vector width the dot products are compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Width {
-    Avx512,
-    Avx2,
-}
-
-/// The widest width this CPU runs, with FMA.
-fn width() -> Option<Width> {
-    static WIDTH: std::sync::OnceLock<Option<Width>> = std::sync::OnceLock::new();
-    *WIDTH.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("fma") {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(Width::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Some(Width::Avx2);
-            }
-        }
-        None
-    })
-}
-
 /// How many of a product's `n` output columns of `bytes`-byte elements, with
 /// a contraction of `k`, to compute here: one or two past a multiple of the
 /// vector's lanes, when there is such a multiple before them.
 pub(crate) fn rest(n: usize, k: usize, bytes: usize) -> Option<usize> {
-    let lanes = match width()? {
+    let lanes = match widest()? {
         Width::Avx512 => 64 / bytes,
         Width::Avx2 => 32 / bytes,
     };
@@ -81,7 +59,7 @@ pub(crate) struct WidthToken(Width);
 /// `out` untouched) when the CPU has no width the products are compiled
 /// for, or the slices are too short.
 pub(crate) fn dots<T: DotsElem>(ops: Operands<'_, T>, out: &mut [T], out_stride: usize) -> bool {
-    let Some(w) = width() else { return false };
+    let Some(w) = widest() else { return false };
     let Operands { a, a_stride, rows, k, b, cols } = ops;
     let last =
         |stride: usize, len: usize| rows.checked_sub(1).map_or(Some(0), |r| r.checked_mul(stride)?.checked_add(len));

@@ -18,18 +18,11 @@
 
 use super::Float;
 
-/// Whether this CPU runs the kernel: x86-64 with AVX-512 (and with it FMA).
-/// Elsewhere faer's triangular product, whose speed on AVX2 the kernel's
-/// narrower tiles only matched, computes the product.
+/// Whether this CPU runs the kernel: AVX-512 with FMA. Elsewhere faer's
+/// triangular product, whose speed on AVX2 the kernel's narrower tiles only
+/// matched, computes the product.
 fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-            return true;
-        }
-        false
-    })
+    crate::width::widest() == Some(crate::width::Width::Avx512)
 }
 
 /// Rows of a tile at most: its sums take 24 of the 32 vector registers.

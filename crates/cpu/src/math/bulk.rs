@@ -13,6 +13,7 @@
 use super::coeffs::{
     COS_F32, COS_F64, EXPM1_F32, EXPM1_F64, LN2_F32, LN2_F64, LOG_F32, LOG_F64, PIO2_F32, PIO2_F64, SIN_F32, SIN_F64,
 };
+use crate::width::{widest, Width};
 use arrayjit_ir::prim::Elementwise;
 use arrayjit_ir::DType;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -66,38 +67,16 @@ impl RowOp {
     }
 }
 
-/// Vector widths beyond Cranelift's that this CPU has, widest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Width {
-    Avx512,
-    Avx2,
-}
-
-fn widths() -> Vec<Width> {
-    let mut w = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            w.push(Width::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            w.push(Width::Avx2);
-        }
-    }
-    w
-}
-
 /// The native row function for `op` of `d` (f32 or f64) on this CPU, if it has vectors wider
 /// than Cranelift's (and FMA, without which `mul_add` would be a library call).
 pub(crate) fn row_fn(op: RowOp, d: DType) -> Option<RowFn> {
-    static WIDEST: std::sync::OnceLock<Option<Width>> = std::sync::OnceLock::new();
-    WIDEST.get_or_init(|| widths().first().copied()).and_then(|w| variant(op, d, w))
+    widest().and_then(|w| variant(op, d, w))
 }
 
 /// Every variant of the row function for `op` of `d` this CPU can run, by name.
 #[cfg(test)]
 pub(super) fn variants(op: RowOp, d: DType) -> Vec<(&'static str, RowFn)> {
-    widths()
+    crate::width::widths()
         .into_iter()
         .filter_map(|w| Some((if w == Width::Avx512 { "avx512" } else { "avx2" }, variant(op, d, w)?)))
         .collect()
