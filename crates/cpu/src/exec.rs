@@ -31,7 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelFn, KernelModule};
+use crate::codegen::{define_kernel, CodegenError, CompiledModule, KernelFn, KernelModule, KernelOptions};
 use crate::control::{ControlStep, LoopMemory};
 use crate::linalg::{DotPlan, LinalgError};
 use crate::parallel::Table;
@@ -62,11 +62,17 @@ pub struct CompileOptions {
     /// width, where it has vectors wider than Cranelift's (on by default; off
     /// to compare; same results either way).
     pub row_functions: bool,
+    /// Compile kernels over rows whose every value is f32 (or f64), and whose
+    /// operations are arithmetic, square roots, comparisons and selects, to
+    /// AVX-512 machine code of our own where the CPU has AVX-512, instead of
+    /// Cranelift's 128-bit vectors (on by default; off to compare; same
+    /// results either way).
+    pub wide_vectors: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
-        CompileOptions { keep_clif: false, row_fusion: true, row_functions: true }
+        CompileOptions { keep_clif: false, row_fusion: true, row_functions: true, wide_vectors: true }
     }
 }
 
@@ -442,7 +448,12 @@ impl Executable {
                             )));
                         }
                     }
-                    let code = define_kernel(&mut m, kernel, opts.keep_clif, opts.row_functions)?;
+                    let kopts = KernelOptions {
+                        keep_clif: opts.keep_clif,
+                        row_functions: opts.row_functions,
+                        wide_vectors: opts.wide_vectors,
+                    };
+                    let code = define_kernel(&mut m, kernel, &kopts)?;
                     let ranges =
                         crate::parallel::blocks(code.outer, kernel.points(), crate::parallel::point_cost(kernel));
                     let partial = kernel

@@ -24,3 +24,9 @@ pub use exec::{Arg, CompileOptions, CpuError, Executable};
 pub fn row_functions_available() -> bool {
     math::bulk::row_fn(math::bulk::RowOp::Exp, arrayjit_ir::DType::F32).is_some()
 }
+
+/// Whether this CPU runs the kernels [`CompileOptions::wide_vectors`] compiles
+/// to AVX-512 machine code (x86-64 with AVX-512F, on a Unix calling convention).
+pub fn wide_vectors_available() -> bool {
+    codegen::wide_vectors_available()
+}

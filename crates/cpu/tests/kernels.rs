@@ -128,7 +128,12 @@ fn out_of_bounds_loads_are_refused_at_compile_time() {
         outputs: vec![KOutput { node: 0, kind: OutputKind::Store, aval: AVal::new(DType::F32, [4]) }],
     };
     let mut m = arrayjit_cpu::codegen::KernelModule::new().unwrap();
-    let e = arrayjit_cpu::codegen::define_kernel(&mut m, &kernel, false, true).unwrap_err();
+    let e = arrayjit_cpu::codegen::define_kernel(
+        &mut m,
+        &kernel,
+        &arrayjit_cpu::codegen::KernelOptions { keep_clif: false, row_functions: true, wide_vectors: true },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("would read positions 1..=4 of input 0, which holds 4 elements"), "{e}");
 }
 

@@ -9,12 +9,27 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::Context;
 use cranelift_module::{FuncId, ModuleReloc};
 
-/// A kernel built as Cranelift IR, waiting to be compiled.
-pub(crate) struct Pending {
-    pub id: FuncId,
-    pub func: Function,
-    /// Keep the optimised IR and the machine code as text.
-    pub keep_text: bool,
+/// A kernel waiting to be placed into the module.
+pub(crate) enum Pending {
+    /// Cranelift IR, to be compiled.
+    Clif {
+        id: FuncId,
+        func: Box<Function>,
+        /// Keep the optimised IR and the machine code as text.
+        keep_text: bool,
+    },
+    /// Machine code made without Cranelift (see `wide`).
+    Ready(Compiled),
+}
+
+impl Pending {
+    /// Instructions to compile: the larger are started first.
+    fn size(&self) -> usize {
+        match self {
+            Pending::Clif { func, .. } => func.dfg.num_insts(),
+            Pending::Ready(_) => 0,
+        }
+    }
 }
 
 /// A kernel's machine code, ready to be placed into the module.
@@ -39,7 +54,7 @@ struct Job {
 pub(crate) fn compile_all(isa: &dyn TargetIsa, pending: Vec<Pending>) -> Result<Vec<Compiled>, CodegenError> {
     let mut jobs: Vec<Job> =
         pending.into_iter().enumerate().map(|(index, p)| Job { index, input: Some(p), output: None }).collect();
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.input.as_ref().map_or(0, |p| p.func.dfg.num_insts())));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.input.as_ref().map_or(0, Pending::size)));
     crate::parallel::for_each_mut(&mut jobs, |_, job| {
         if let Some(p) = job.input.take() {
             job.output = Some(compile_one(isa, p));
@@ -54,22 +69,26 @@ fn missing(i: usize) -> CodegenError {
 }
 
 fn compile_one(isa: &dyn TargetIsa, p: Pending) -> Result<Compiled, CodegenError> {
-    let mut ctx = Context::for_function(p.func);
-    ctx.set_disasm(p.keep_text);
+    let (id, func, keep_text) = match p {
+        Pending::Clif { id, func, keep_text } => (id, func, keep_text),
+        Pending::Ready(c) => return Ok(c),
+    };
+    let mut ctx = Context::for_function(*func);
+    ctx.set_disasm(keep_text);
     if let Err(e) = ctx.compile(isa, &mut ControlPlane::default()) {
         let message = format!("Cranelift rejected the kernel: {:?}", e.inner);
         return Err(CodegenError { message, clif: Some(e.func.display().to_string()) });
     }
     let code =
         ctx.compiled_code().ok_or_else(|| CodegenError { message: "Cranelift compiled no code".into(), clif: None })?;
-    let relocs = code.buffer.relocs().iter().map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, p.id)).collect();
-    let text = if p.keep_text {
+    let relocs = code.buffer.relocs().iter().map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id)).collect();
+    let text = if keep_text {
         // As Cranelift optimised it (what the machine code was made from), then the machine code.
         format!("{}\n; machine code\n{}", ctx.func.display(), code.vcode.as_deref().unwrap_or_default())
     } else {
         String::new()
     };
-    Ok(Compiled { id: p.id, bytes: code.code_buffer().to_vec(), alignment: code.buffer.alignment as u64, relocs, text })
+    Ok(Compiled { id, bytes: code.code_buffer().to_vec(), alignment: code.buffer.alignment as u64, relocs, text })
 }
 
 #[cfg(test)]
@@ -108,9 +127,9 @@ mod tests {
         let large = splat_store(&m, types::F32X4, 20);
         let ids: Vec<FuncId> = (0..3).map(|_| m.declare_kernel().unwrap()).collect();
         let pending = vec![
-            Pending { id: ids[0], func: small.clone(), keep_text: false },
-            Pending { id: ids[1], func: large, keep_text: true },
-            Pending { id: ids[2], func: small, keep_text: false },
+            Pending::Clif { id: ids[0], func: Box::new(small.clone()), keep_text: false },
+            Pending::Clif { id: ids[1], func: Box::new(large), keep_text: true },
+            Pending::Clif { id: ids[2], func: Box::new(small), keep_text: false },
         ];
         let compiled = compile_all(m.module.isa(), pending).unwrap();
         assert_eq!(compiled.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
@@ -124,7 +143,10 @@ mod tests {
         let ok_id = m.declare_kernel().unwrap();
         let e = compile_all(
             m.module.isa(),
-            vec![Pending { id: ok_id, func: ok, keep_text: false }, Pending { id, func: wide, keep_text: false }],
+            vec![
+                Pending::Clif { id: ok_id, func: Box::new(ok), keep_text: false },
+                Pending::Clif { id, func: Box::new(wide), keep_text: false },
+            ],
         )
         .err()
         .unwrap();

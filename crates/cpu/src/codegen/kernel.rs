@@ -9,7 +9,7 @@
 //! Every load position is checked against its buffer's length when the kernel
 //! is compiled: generated code never reads out of bounds.
 
-use super::compile::Pending;
+use super::compile::{Compiled, Pending};
 use super::jit::KernelModule;
 use super::ops::{self, constant, mem_type, reg_type};
 use super::order::{self, Item, Order, Stage};
@@ -54,17 +54,33 @@ fn cg_err(message: impl Into<String>) -> CodegenError {
     CodegenError { message: message.into(), clif: None }
 }
 
+/// How [`define_kernel`] compiles.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelOptions {
+    /// Keep the kernel's code as text (for dumps).
+    pub keep_clif: bool,
+    /// See `CompileOptions::row_functions`.
+    pub row_functions: bool,
+    /// See `CompileOptions::wide_vectors`.
+    pub wide_vectors: bool,
+}
+
 /// Defines `k` as a function of `m`. The function takes a pointer to an
 /// array of buffer pointers (the kernel's inputs, then its outputs) and the
 /// range `lo..hi` of the outermost domain axis to run; see [`KernelCode`].
-pub fn define_kernel(
-    m: &mut KernelModule,
-    k: &Kernel,
-    keep_clif: bool,
-    row_functions: bool,
-) -> Result<KernelCode, CodegenError> {
+pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> Result<KernelCode, CodegenError> {
+    let KernelOptions { keep_clif, row_functions, wide_vectors } = *opts;
     let k = normalized(&k.coalesced());
     check_bounds(&k)?;
+    let reduces_outer: Vec<bool> =
+        k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
+    if let Some(w) = wide_vectors.then(|| super::wide::compile(&k)).flatten() {
+        let id = m.declare_kernel()?;
+        let text = if keep_clif { w.text } else { String::new() };
+        m.pending.push(Pending::Ready(Compiled { id, bytes: w.code, alignment: 64, relocs: Vec::new(), text }));
+        let outer = k.domain[0];
+        return Ok(KernelCode { id, outer, reduces_outer, lanes: w.lanes, row_calls: 0, reads_first: w.reads_first });
+    }
     let lanes = choose_lanes(&k);
     let row_ops = if row_functions { row_ops(&k, lanes) } else { Vec::new() };
     let order = order::plan(&k, &row_ops);
@@ -82,12 +98,10 @@ pub fn define_kernel(
         return Err(e);
     }
     let outer = k.domain[0];
-    let reduces_outer =
-        k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
     // Compiled with the module's other kernels when the module is finished.
     let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
     m.module.clear_context(&mut m.ctx);
-    m.pending.push(Pending { id, func, keep_text: keep_clif });
+    m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text: keep_clif });
     Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls: order.stages.len(), reads_first: order.reads_first })
 }
 

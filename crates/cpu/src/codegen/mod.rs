@@ -6,9 +6,11 @@ pub mod jit;
 pub mod kernel;
 pub(crate) mod ops;
 mod order;
+mod wide;
 
 pub use jit::{CompiledModule, KernelFn, KernelModule};
-pub use kernel::{define_kernel, KernelCode};
+pub use kernel::{define_kernel, KernelCode, KernelOptions};
+pub(crate) use wide::available as wide_vectors_available;
 
 /// Cranelift rejected a kernel, or the kernel uses something the generator
 /// cannot express. Carries the function's Cranelift IR when there is one.
