@@ -387,6 +387,11 @@ impl Asm {
         self.code.extend_from_slice(&[0xF7, 0xD8]);
     }
 
+    /// `sbb eax, eax`: after `neg eax`, all ones if eax was not zero.
+    pub fn sbb_eax_eax(&mut self) {
+        self.code.extend_from_slice(&[0x19, 0xC0]);
+    }
+
     pub fn push(&mut self, r: Gpr) {
         self.rex(false, 0, r.0, false);
         self.code.push(0x50 | (r.0 & 7));
@@ -555,6 +560,7 @@ mod tests {
             (Box::new(|a| a.mov_rax_imm64(0x3ff0000000000000)), &[0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f], "movabs"),
             (Box::new(|a| a.load_byte_eax(m(R11, 5))), &[0x41, 0x0f, 0xb6, 0x43, 0x05], "movzx"),
             (Box::new(|a| a.neg_eax()), &[0xf7, 0xd8], "neg eax"),
+            (Box::new(|a| a.sbb_eax_eax()), &[0x19, 0xc0], "sbb eax,eax"),
             (Box::new(|a| a.push(RBX)), &[0x53], "push rbx"),
             (Box::new(|a| a.push(R15)), &[0x41, 0x57], "push r15"),
             (Box::new(|a| a.pop(R12)), &[0x41, 0x5c], "pop r12"),

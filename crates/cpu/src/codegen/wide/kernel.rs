@@ -132,7 +132,7 @@ fn supported(op: E, args: &[DType], out: DType, f: DType) -> bool {
     let all_f = args.iter().all(|&a| a == f);
     match op {
         E::Neg | E::Abs | E::Sqrt | E::Rsqrt | E::StopGradient => all_f && out == f && args.len() == 1,
-        E::Convert { to } => all_f && to == f && out == f,
+        E::Convert { to } => all_f && to == f && out == f && args.len() == 1,
         E::Add | E::Sub | E::Mul | E::Div | E::Max | E::Min => all_f && out == f && args.len() == 2,
         E::Eq | E::Ne | E::Lt | E::Le | E::Gt | E::Ge => all_f && out == DType::Bool && args.len() == 2,
         E::Select => args.len() == 3 && args[0] == DType::Bool && args[1] == f && args[2] == f && out == f,
@@ -557,16 +557,6 @@ impl Emit<'_, '_> {
             self.a.mov_eax_imm((1u32 << rem) - 1);
             self.a.kmov_from_eax(TAIL);
         }
-        // Column reductions start at their identity over the whole output.
-        for (o, out) in p.k.outputs.iter().enumerate() {
-            let OutputKind::Reduce { op, .. } = &out.kind else { continue };
-            self.materialize(SEQ, bits(out.aval.dtype, op.identity(out.aval.dtype).as_f64()));
-            self.buffer_pointer(p.k.inputs.len() + o)?;
-            for j in 0..p.cols.div_ceil(lanes) {
-                let mask = if (j + 1) * lanes > p.cols { Masking::Merge(TAIL) } else { Masking::None };
-                self.a.vstore(e, Mem { base: RAX, disp: j as i32 * 64 }, SEQ, mask);
-            }
-        }
         // Invariants, constants first (operations read them), then the
         // nodes in order, each into its slot (booleans into their mask).
         let consts = p.invs.iter().filter(|i| matches!(i.src, InvSrc::Bits(_)));
@@ -578,8 +568,10 @@ impl Emit<'_, '_> {
                         let off = fits(at.offset * p.k.nodes[n].dtype.size_bytes() as i64)?;
                         self.buffer_pointer(*input)?;
                         if let Loc::Mask(m) = inv.loc {
+                            // Any byte but 0 is true: all ones.
                             self.a.load_byte_eax(Mem { base: RAX, disp: off });
                             self.a.neg_eax();
+                            self.a.sbb_eax_eax();
                             self.a.kmov_from_eax(m);
                             continue;
                         }
@@ -612,6 +604,16 @@ impl Emit<'_, '_> {
         for inv in &p.invs {
             if let Loc::Reg(z) = inv.loc {
                 self.a.vload(e, z, self.slot(inv.slot), Masking::None);
+            }
+        }
+        // Column reductions start at their identity over the whole output.
+        for (o, out) in p.k.outputs.iter().enumerate() {
+            let OutputKind::Reduce { op, .. } = &out.kind else { continue };
+            self.materialize(SEQ, bits(out.aval.dtype, op.identity(out.aval.dtype).as_f64()));
+            self.buffer_pointer(p.k.inputs.len() + o)?;
+            for j in 0..p.cols.div_ceil(lanes) {
+                let mask = if (j + 1) * lanes > p.cols { Masking::Merge(TAIL) } else { Masking::None };
+                self.a.vstore(e, Mem { base: RAX, disp: j as i32 * 64 }, SEQ, mask);
             }
         }
         // Row pointers at row `lo`, each into its word; then the registers.
@@ -708,17 +710,18 @@ impl Emit<'_, '_> {
         }
         let Loc::Reg(d) = dst else { return None };
         match op {
-            E::Add | E::Mul => {
-                // Commutative: a value on the stack goes last.
-                let (x, y) = if matches!(x, Loc::Slot(_)) { (y?, x) } else { (x, y?) };
-                let a = self.reg(x, s0)?;
-                let b = self.rm(y)?;
-                self.a.vop(if op == E::Add { VOp::Add } else { VOp::Mul }, e, d, a, b, Masking::None);
-            }
-            E::Sub | E::Div => {
+            E::Add | E::Mul | E::Sub | E::Div => {
+                // In the operands' order even where the op commutes: of two NaNs,
+                // x86 returns the first, as the Cranelift code does.
                 let a = self.reg(x, s0)?;
                 let b = self.rm(y?)?;
-                self.a.vop(if op == E::Sub { VOp::Sub } else { VOp::Div }, e, d, a, b, Masking::None);
+                let v = match op {
+                    E::Add => VOp::Add,
+                    E::Mul => VOp::Mul,
+                    E::Sub => VOp::Sub,
+                    _ => VOp::Div,
+                };
+                self.a.vop(v, e, d, a, b, Masking::None);
             }
             E::Neg => {
                 let a = self.reg(x, s0)?;
