@@ -4,12 +4,15 @@
 
 use super::compile::{compile_all, Pending};
 use super::CodegenError;
+use crate::math::bulk::RowOp;
+use arrayjit_ir::DType;
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::HashMap;
 
 /// The machine code's entry point: a pointer to an array of buffer pointers
 /// (inputs, then outputs) and the range `lo..hi` of the outermost axis to run.
@@ -77,6 +80,9 @@ pub struct KernelModule {
     funcs: Vec<FuncId>,
     /// Kernels built but not yet compiled, in the order they were added.
     pub(crate) pending: Vec<Pending>,
+    /// Inline fallbacks of row functions, by operation and dtype (see `define_row_fallback`).
+    pub(crate) row_fallbacks: HashMap<(RowOp, DType), FuncId>,
+    helpers: usize,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> CodegenError {
@@ -100,7 +106,15 @@ impl KernelModule {
         jb.symbol(FMOD, rt_fmod as *const u8);
         let module = JITModule::new(jb);
         let ctx = module.make_context();
-        Ok(KernelModule { module, ctx, fctx: FunctionBuilderContext::new(), funcs: Vec::new(), pending: Vec::new() })
+        Ok(KernelModule {
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            funcs: Vec::new(),
+            pending: Vec::new(),
+            row_fallbacks: HashMap::new(),
+            helpers: 0,
+        })
     }
 
     /// The signature of every kernel: the pointer table and a range, no result.
@@ -118,6 +132,15 @@ impl KernelModule {
         let id = self.module.declare_function(&name, Linkage::Export, &sig).map_err(|e| err("declare", e))?;
         self.funcs.push(id);
         Ok(id)
+    }
+
+    /// A function of the kernels' signature that is not a kernel (it gets no
+    /// entry point; kernels reach it through relocations).
+    pub(crate) fn declare_helper(&mut self) -> Result<FuncId, CodegenError> {
+        let name = format!("helper{}", self.helpers);
+        self.helpers += 1;
+        let sig = self.kernel_signature();
+        self.module.declare_function(&name, Linkage::Local, &sig).map_err(|e| err("declare", e))
     }
 
     /// Compiles the kernels (several at once) and finalizes the module: the

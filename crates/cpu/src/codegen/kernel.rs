@@ -18,13 +18,14 @@ use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{DType, Shape};
 use arrayjit_lower::{Affine, KNode, Kernel, Node, OutputKind};
+use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, InstBuilder, MemFlagsData, StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Module};
+use cranelift_module::{FuncId, Module, ModuleReloc, ModuleRelocTarget};
 
 /// A kernel defined in a module.
 ///
@@ -74,12 +75,19 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
     check_bounds(&k)?;
     let reduces_outer: Vec<bool> =
         k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
-    if let Some(w) = wide_vectors.then(|| super::wide::compile(&k)).flatten() {
+    if let Some(w) = wide_vectors.then(|| super::wide::compile(&k, row_functions, choose_lanes(&k))).flatten() {
         let id = m.declare_kernel()?;
+        let d = k.outputs.first().map_or(DType::F32, |o| o.aval.dtype);
+        let mut relocs = Vec::new();
+        for &(offset, op) in &w.fallbacks {
+            let f = define_row_fallback(m, op, d)?;
+            relocs.push(ModuleReloc { offset, kind: Reloc::Abs8, name: ModuleRelocTarget::from(f), addend: 0 });
+        }
         let text = if keep_clif { w.text } else { String::new() };
-        m.pending.push(Pending::Ready(Compiled { id, bytes: w.code, alignment: 64, relocs: Vec::new(), text }));
+        m.pending.push(Pending::Ready(Compiled { id, bytes: w.code, alignment: 64, relocs, text }));
         let outer = k.domain[0];
-        return Ok(KernelCode { id, outer, reduces_outer, lanes: w.lanes, row_calls: 0, reads_first: w.reads_first });
+        let (lanes, row_calls, reads_first) = (w.lanes, w.row_calls, w.reads_first);
+        return Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls, reads_first });
     }
     let lanes = choose_lanes(&k);
     let row_ops = if row_functions { row_ops(&k, lanes) } else { Vec::new() };
@@ -103,6 +111,61 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
     m.module.clear_context(&mut m.ctx);
     m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text: keep_clif });
     Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls: order.stages.len(), reads_first: order.reads_first })
+}
+
+/// A function `(inp, out, n)` computing `op` of `d` inline over `n`
+/// elements, in vectors of Cranelift's lanes and then one by one, as a
+/// kernel does for a row its row function declines: what wide kernels call
+/// then, so that they give the same bits. One per module and operation.
+pub(crate) fn define_row_fallback(m: &mut KernelModule, op: RowOp, d: DType) -> Result<FuncId, CodegenError> {
+    if let Some(&id) = m.row_fallbacks.get(&(op, d)) {
+        return Ok(id);
+    }
+    let id = m.declare_helper()?;
+    m.ctx.func.signature = m.kernel_signature();
+    let built = {
+        let mut b = FunctionBuilder::new(&mut m.ctx.func, &mut m.fctx);
+        let r = row_fallback_body(&mut b, &mut m.module, op, d);
+        b.finalize(m.module.target_config());
+        r
+    };
+    if let Err(mut e) = built {
+        e.clif = Some(m.ctx.func.display().to_string());
+        m.module.clear_context(&mut m.ctx);
+        return Err(e);
+    }
+    let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
+    m.module.clear_context(&mut m.ctx);
+    m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text: false });
+    m.row_fallbacks.insert((op, d), id);
+    Ok(id)
+}
+
+fn row_fallback_body(b: &mut FunctionBuilder, module: &mut JITModule, op: RowOp, d: DType) -> Result<(), CodegenError> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let (pa, po, n) = match b.block_params(entry) {
+        &[a, o, n] => (a, o, n),
+        _ => return Err(cg_err("the fallback does not take (inp, out, n)")),
+    };
+    let lanes = if d == DType::F64 { 2 } else { 4 };
+    let shift = d.size_bytes().trailing_zeros() as i64;
+    let var = b.declare_var(types::I64);
+    let zero = b.ins().iconst(types::I64, 0);
+    b.def_var(var, zero);
+    for lanes in [lanes, 1] {
+        let (lp, j) = begin_loop(b, LoopShape::InPlace, var, n, lanes as i64);
+        let off = b.ins().ishl_imm_s(j, shift);
+        let (ia, oa) = (b.ins().iadd(pa, off), b.ins().iadd(po, off));
+        let x = b.ins().load(reg_type(d, lanes), data_flags(), ia, 0);
+        let y = ops::emit(b, module, op.elementwise(), &[x], d, d, lanes)?;
+        b.ins().store(data_flags(), y, oa, 0);
+        end_loop(b, lp, j, lanes as i64);
+    }
+    b.ins().return_(&[]);
+    Ok(())
 }
 
 /// A rank-0 domain becomes `[1]`, so every kernel has an innermost loop.

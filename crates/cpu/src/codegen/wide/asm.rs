@@ -238,6 +238,13 @@ impl Asm {
         self.evex(2, 1, e.w(), 0x65, dst.0, f.0, t, Masking::Merge(k), 64);
     }
 
+    /// `dst = (b:a) >> shift` elements (`valignd`/`valignq` of `a` with
+    /// itself: lane `shift` comes to lane 0).
+    pub fn valign(&mut self, e: Elem, dst: Zmm, a: Zmm, shift: u8) {
+        self.evex(3, 1, e.w(), 0x03, dst.0, a.0, Rm::Reg(a), Masking::None, 64);
+        self.code.push(shift);
+    }
+
     /// A vector load (`vmovups`/`vmovupd`), masked for a row's last partial vector.
     pub fn vload(&mut self, e: Elem, dst: Zmm, src: Mem, mask: Masking) {
         self.evex(1, e.w() as u8, e.w(), 0x10, dst.0, 0, Rm::Mem(src), mask, 64);
@@ -270,6 +277,11 @@ impl Asm {
     /// `k = eax`'s low 16 bits (`kmovw`).
     pub fn kmov_from_eax(&mut self, k: K) {
         self.code.extend_from_slice(&[0xC5, 0xF8, 0x92, 0xC0 | ((k.0 & 7) << 3)]);
+    }
+
+    /// `eax = k` (`kmovw`).
+    pub fn kmov_to_eax(&mut self, k: K) {
+        self.code.extend_from_slice(&[0xC5, 0xF8, 0x93, 0xC0 | (k.0 & 7)]);
     }
 
     pub fn vzeroupper(&mut self) {
@@ -356,6 +368,36 @@ impl Asm {
     pub fn imul_mem_imm(&mut self, dst: Gpr, m: Mem, imm: i32) {
         self.rm64(0x69, dst.0, m);
         self.code.extend_from_slice(&imm.to_le_bytes());
+    }
+
+    /// `lea dst, [m]`.
+    pub fn lea64(&mut self, dst: Gpr, m: Mem) {
+        self.rm64(0x8D, dst.0, m);
+    }
+
+    /// `sub qword [m], imm`.
+    pub fn sub_mem_imm(&mut self, m: Mem, imm: i32) {
+        self.rex(true, 0, m.base.0, false);
+        self.code.push(0x81);
+        modrm_mem(&mut self.code, 5, m, 1);
+        self.code.extend_from_slice(&imm.to_le_bytes());
+    }
+
+    /// `mov r32, imm` (the upper half cleared); r below r8.
+    pub fn mov32_imm(&mut self, r: Gpr, imm: u32) {
+        self.rex(false, 0, r.0, false);
+        self.code.push(0xB8 | (r.0 & 7));
+        self.code.extend_from_slice(&imm.to_le_bytes());
+    }
+
+    /// `call rax`.
+    pub fn call_rax(&mut self) {
+        self.code.extend_from_slice(&[0xFF, 0xD0]);
+    }
+
+    /// `test eax, eax`.
+    pub fn test_eax(&mut self) {
+        self.code.extend_from_slice(&[0x85, 0xC0]);
     }
 
     /// `test r, r`.
@@ -537,6 +579,8 @@ mod tests {
             (Box::new(|a| a.vbroadcast_rax(d, z(3))), &[0x62, 0xf2, 0xfd, 0x48, 0x7c, 0xd8], "vpbroadcastq rax"),
             (Box::new(|a| a.kmov_from_eax(K(1))), &[0xc5, 0xf8, 0x92, 0xc8], "kmovw"),
             (Box::new(|a| a.vzeroupper()), &[0xc5, 0xf8, 0x77], "vzeroupper"),
+            (Box::new(|a| a.kmov_to_eax(K(3))), &[0xc5, 0xf8, 0x93, 0xc3], "kmovw eax,k3"),
+            (Box::new(|a| a.store64(m(RSP, 0), RAX)), &[0x48, 0x89, 0x04, 0x24], "mov [rsp],rax"),
             (Box::new(|a| a.load64(RAX, m(RSP, 8))), &[0x48, 0x8b, 0x44, 0x24, 0x08], "mov rax,[rsp+8]"),
             (
                 Box::new(|a| a.store64(m(RSP, 200), R11)),
@@ -561,6 +605,25 @@ mod tests {
             (Box::new(|a| a.load_byte_eax(m(R11, 5))), &[0x41, 0x0f, 0xb6, 0x43, 0x05], "movzx"),
             (Box::new(|a| a.neg_eax()), &[0xf7, 0xd8], "neg eax"),
             (Box::new(|a| a.sbb_eax_eax()), &[0x19, 0xc0], "sbb eax,eax"),
+            (Box::new(|a| a.valign(f, z(1), z(2), 4)), &[0x62, 0xf3, 0x6d, 0x48, 0x03, 0xca, 0x04], "valignd"),
+            (Box::new(|a| a.valign(d, z(29), z(2), 2)), &[0x62, 0x63, 0xed, 0x48, 0x03, 0xea, 0x02], "valignq"),
+            (Box::new(|a| a.valign(f, z(20), z(17), 12)), &[0x62, 0xa3, 0x75, 0x40, 0x03, 0xe1, 0x0c], "valignd zmm17"),
+            (Box::new(|a| a.lea64(RDI, m(RSP, 1024))), &[0x48, 0x8d, 0xbc, 0x24, 0x00, 0x04, 0x00, 0x00], "lea rdi"),
+            (Box::new(|a| a.lea64(RSI, m(RSP, 64))), &[0x48, 0x8d, 0x74, 0x24, 0x40], "lea rsi"),
+            (Box::new(|a| a.mov32_imm(RDX, 114)), &[0xba, 0x72, 0x00, 0x00, 0x00], "mov edx,114"),
+            (Box::new(|a| a.call_rax()), &[0xff, 0xd0], "call rax"),
+            (Box::new(|a| a.test_eax()), &[0x85, 0xc0], "test eax,eax"),
+            (
+                Box::new(|a| a.vload(f, z(1), m(RBX, 16), Masking::Zero(K(7)))),
+                &[0x62, 0xf1, 0x7c, 0xcf, 0x10, 0x8b, 0x10, 0x00, 0x00, 0x00],
+                "vmovups disp32",
+            ),
+            // Disassembled: sub qword [rsp+40], 1 (imm32 form).
+            (
+                Box::new(|a| a.sub_mem_imm(m(RSP, 40), 1)),
+                &[0x48, 0x81, 0x6c, 0x24, 0x28, 0x01, 0x00, 0x00, 0x00],
+                "sub [rsp+40],1",
+            ),
             (Box::new(|a| a.push(RBX)), &[0x53], "push rbx"),
             (Box::new(|a| a.push(R15)), &[0x41, 0x57], "push r15"),
             (Box::new(|a| a.pop(R12)), &[0x41, 0x5c], "pop r12"),

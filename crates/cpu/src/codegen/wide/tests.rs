@@ -4,7 +4,7 @@
 //! registers and more constants than vector registers; and the kernels the
 //! generator must leave to Cranelift.
 
-use super::kernel::{available, compile};
+use super::{available, compile};
 use crate::codegen::{define_kernel, KernelModule, KernelOptions};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::{AVal, DType, Scalar};
@@ -91,7 +91,7 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
                 pick(&mut r, &floats)
             }
         };
-        let n = match r.below(14) {
+        let n = match r.below(16) {
             0 => op(E::Add, vec![x, y], d),
             1 => op(E::Sub, vec![x, y], d),
             2 => op(E::Mul, vec![x, y], d),
@@ -118,7 +118,13 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
                 op(E::Select, vec![nodes.len() - 1, y, z], d)
             }
             12 => op(E::Select, vec![flag, x, y], d),
-            _ => op(E::Convert { to: d }, vec![y], d),
+            13 => op(E::Convert { to: d }, vec![y], d),
+            // Through the row functions (and their fallbacks, for NaN, ±∞,
+            // zero and negative arguments).
+            _ => {
+                let f = [E::Exp, E::Log, E::Tanh, E::Logistic, E::Log1p, E::Expm1, E::Sin, E::Cos];
+                op(f[r.below(f.len())], vec![y], d)
+            }
         };
         nodes.push(n);
         floats.push(nodes.len() - 1);
@@ -140,6 +146,14 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
         let op = [ReduceOp::Sum, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min][r.below(4)];
         let n = floats[floats.len() - 1 - r.below(floats.len().min(10))];
         outputs.push(KOutput { node: n, kind: OutputKind::Reduce { op, axes: vec![0] }, aval: AVal::new(d, [cols]) });
+    }
+    if r.below(2) == 0 {
+        // Along the rows: per row, or over everything.
+        let op = [ReduceOp::Sum, ReduceOp::Prod][r.below(2)];
+        let n = floats[floats.len() - 1 - r.below(floats.len().min(10))];
+        let (axes, aval) =
+            if r.below(2) == 0 { (vec![1], AVal::new(d, [rows])) } else { (vec![0, 1], AVal::new(d, [])) };
+        outputs.push(KOutput { node: n, kind: OutputKind::Reduce { op, axes }, aval });
     }
     Kernel { domain: vec![rows, cols], inputs: ins, nodes, outputs }
 }
@@ -164,8 +178,8 @@ fn input_data(k: &Kernel, seed: u64) -> Vec<Vec<u8>> {
 /// outputs' bytes. `None` if the wide generator was asked for and declined.
 fn run(k: &Kernel, data: &[Vec<u8>], wide: bool, ranges: &[(usize, usize)]) -> Option<Vec<Vec<u8>>> {
     let mut m = KernelModule::new().unwrap();
-    let code = define_kernel(&mut m, k, &KernelOptions { keep_clif: false, row_functions: false, wide_vectors: wide })
-        .unwrap();
+    let code =
+        define_kernel(&mut m, k, &KernelOptions { keep_clif: false, row_functions: true, wide_vectors: wide }).unwrap();
     if wide && code.lanes < 8 {
         return None;
     }
@@ -265,20 +279,23 @@ fn most_random_kernels_are_taken() {
     if !available() {
         return;
     }
-    let (mut taken, mut stack_pointers, mut stack_values) = (0, 0, 0);
+    let (mut taken, mut stack_pointers, mut stack_values, mut row_functions) = (0, 0, 0, 0);
     for seed in 0..60 {
-        let d = if seed % 2 == 0 { DType::F64 } else { DType::F32 };
-        if let Some(w) = compile(&random_kernel(seed, 3, 114, d, 36)) {
-            // "AVX-512 kernel over [3, 114]: B body nodes, V values computed once
-            // (R in registers), P row pointers (Q in registers), N bytes"
+        let f64s = seed % 2 == 0;
+        let d = if f64s { DType::F64 } else { DType::F32 };
+        if let Some(w) = compile(&random_kernel(seed, 3, 114, d, 36), true, if f64s { 2 } else { 4 }) {
+            // "AVX-512 kernel over [3, 114]: F row functions, B body nodes, V values
+            // computed once (R in registers), P row pointers (Q in registers), N bytes"
             let n = numbers(&w.text);
-            stack_values += (n[5] < n[4]) as usize;
-            stack_pointers += (n[7] < n[6]) as usize;
+            stack_values += (n[6] < n[5]) as usize;
+            stack_pointers += (n[8] < n[7]) as usize;
+            row_functions += (n[3] > 0) as usize;
         }
-        taken += check(seed, 3, 114, seed % 2 == 0, 36).unwrap() as usize;
+        taken += check(seed, 3, 114, f64s, 36).unwrap() as usize;
     }
     assert!(taken >= 45, "{taken} of 60");
     assert!(stack_pointers >= 5 && stack_values >= 5, "{stack_pointers} and {stack_values} of 60");
+    assert!(row_functions >= 20, "{row_functions} of 60 call row functions");
 }
 
 #[test]
@@ -294,9 +311,9 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
         outputs: vec![store(0, &[4, 8])],
     };
     if available() {
-        assert!(compile(&base).is_some());
+        assert!(compile(&base, true, 4).is_some());
     }
-    // exp; a transposed load; an index; rank 1 and 3; an inner reduction; i32.
+    // exp on short rows; a transposed load; an index; rank 1; max along rows; long rows.
     let mut exp = base.clone();
     exp.outputs[0].node = 1;
     let mut transposed = base.clone();
@@ -311,21 +328,21 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
     rank1.outputs[0].aval = AVal::new(d, [32]);
     let mut inner = base.clone();
     inner.outputs[0] =
-        KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Sum, axes: vec![1] }, aval: AVal::new(d, [4]) };
+        KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Max, axes: vec![1] }, aval: AVal::new(d, [4]) };
     let mut wide_rows = base.clone();
     wide_rows.domain = vec![2, 16 * 33];
     wide_rows.inputs[0] = AVal::new(d, [2, 16 * 33]);
     wide_rows.nodes[0] = ld(vec![16 * 33, 1]);
     wide_rows.outputs[0].aval = AVal::new(d, [2, 16 * 33]);
     for (what, k) in [
-        ("exp", exp),
+        ("exp on rows of 8", exp),
         ("transposed", transposed),
         ("index", index),
         ("rank 1", rank1),
-        ("inner reduction", inner),
+        ("max along rows", inner),
         ("33 vectors a row", wide_rows),
     ] {
-        assert!(compile(&k).is_none(), "{what}");
+        assert!(compile(&k, true, 4).is_none(), "{what}");
     }
 }
 
@@ -356,10 +373,10 @@ fn a_body_beyond_the_registers_is_declined() {
         nodes,
         outputs: vec![KOutput { node: acc.unwrap_or(0), kind: OutputKind::Store, aval: AVal::new(d, [2, 8]) }],
     };
-    assert!(compile(&k).is_none());
+    assert!(compile(&k, true, 4).is_none());
     // With fewer inputs it fits, and gives Cranelift's bits.
     if available() {
-        let small = random_kernel(7, 2, 8, d, 20);
+        let small = random_kernel(7, 2, 16, d, 20);
         let data = input_data(&small, 7);
         let want = run(&small, &data, false, &[(0, 2)]).unwrap_or_default();
         let got = run(&small, &data, true, &[(0, 2)]).expect("taken");
