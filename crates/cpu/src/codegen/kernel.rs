@@ -76,13 +76,13 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
     let reduces_outer: Vec<bool> =
         k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
     if let Some(w) = wide_vectors.then(|| super::wide::compile(&k, row_functions, choose_lanes(&k))).flatten() {
-        let id = m.declare_kernel()?;
         let d = k.outputs.first().map_or(DType::F32, |o| o.aval.dtype);
         let mut relocs = Vec::new();
         for &(offset, op) in &w.fallbacks {
             let f = define_row_fallback(m, op, d)?;
             relocs.push(ModuleReloc { offset, kind: Reloc::Abs8, name: ModuleRelocTarget::from(f), addend: 0 });
         }
+        let id = m.declare_kernel()?;
         let text = if keep_clif { w.text } else { String::new() };
         m.pending.push(Pending::Ready(Compiled { id, bytes: w.code, alignment: 64, relocs, text }));
         let outer = k.domain[0];
@@ -426,13 +426,13 @@ fn items_peak_live(k: &Kernel, items: &[Item], last: Option<usize>, invariant: &
 /// The shortest innermost axis whose rows go through row functions: a call
 /// and the trip through a row buffer cost about what a dozen points of
 /// inline `exp` do.
-const MIN_ROW: usize = 16;
+pub(super) const MIN_ROW: usize = 16;
 /// Rows longer than this (and every rank-1 domain) run their stages and body
 /// chunk by chunk, so that row buffers stay small and in L1.
-const CHUNK: usize = 1024;
+pub(super) const CHUNK: usize = 1024;
 /// Row functions per kernel at most (each needs a row buffer on the stack of
 /// the thread running the kernel); further nodes stay inline.
-const MAX_ROW_NODES: usize = 16;
+pub(super) const MAX_ROW_NODES: usize = 16;
 
 /// Which nodes a native row function computes ([`crate::math::bulk`]):
 /// `exp`, `log`, `tanh`, `logistic`, `log1p`, `expm1`, `sin` and `cos` of f32

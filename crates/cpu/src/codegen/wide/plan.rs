@@ -4,20 +4,18 @@
 //! the registers of each sequence's values, and the stack frame.
 
 use super::asm::{Elem, Gpr, Zmm, K, R11, RBP, RBX, RCX, RDI, RDX, RSI};
+use crate::codegen::kernel::{CHUNK, MAX_ROW_NODES, MIN_ROW};
 use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::DType;
 use arrayjit_lower::{Kernel, Node, OutputKind, ReduceOp};
 use std::collections::HashMap;
 
-/// The most vectors a row may take (each row is unrolled whole).
+/// The most vectors a row may take (each row is unrolled whole). Rows stay
+/// within one of the Cranelift kernel's chunks, so that its sums along a row
+/// and its row functions' calls cover the whole row, as here.
 const MAX_VECTORS: usize = 32;
-/// Rows shorter than this compute their transcendental functions inline, so
-/// such kernels stay with Cranelift (as its kernels do, see `row_ops`).
-const MIN_ROW: usize = 16;
-/// Row functions a kernel may call at most (as Cranelift's kernels, whose
-/// count tests read; each needs a row buffer).
-const MAX_ROW_NODES: usize = 16;
+const _: () = assert!(MAX_VECTORS * 16 <= CHUNK);
 /// The most stack the code takes below its pushes (it touches each page on
 /// the way down, so that a thread's guard page cannot be stepped over).
 const MAX_FRAME: i32 = 16384;
@@ -203,8 +201,10 @@ impl<'k> Plan<'k> {
                     }
                     let inv = args.iter().all(|&a| invariant[a]);
                     if let Some(r) = RowOp::of(*op) {
-                        // Through the row function (never inline: this generator has no exp).
-                        if inv || !row_functions || cols < MIN_ROW {
+                        // Through the row function (never inline: this generator
+                        // has no exp), where the Cranelift kernel calls it too.
+                        let narrow = lanes as usize * f.size_bytes() == 16;
+                        if inv || !row_functions || cols < MIN_ROW || !narrow {
                             return None;
                         }
                         bulk::row_fn(r, f)?;
@@ -339,8 +339,8 @@ impl<'k> Plan<'k> {
         for (o, out) in k.outputs.iter().enumerate() {
             let row = match &out.kind {
                 OutputKind::Store => cols as i64,
-                OutputKind::Reduce { axes, .. } if axes[..] == [1] => 1,
-                OutputKind::Reduce { .. } => 0,
+                OutputKind::Reduce { axes, .. } if axes.contains(&0) => 0,
+                OutputKind::Reduce { .. } => 1,
             };
             out_stream.push(stream(k.inputs.len() + o, 0, row)?);
         }
