@@ -486,7 +486,7 @@ fn selects_against_zero_are_masks() {
             .replace('W', &w.to_string());
         let p = parse(&text).unwrap();
         let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-        let opts = CompileOptions { keep_clif: true, ..CompileOptions::default() };
+        let opts = CompileOptions { keep_clif: true, wide_vectors: false, ..CompileOptions::default() };
         let exe = Executable::compile(&arrayjit_lower::fuse(&q), &opts).unwrap();
         let clif = exe.clif().join("\n");
         assert!(clif.contains("band") && !clif.contains("bitselect"), "rows of {w}:\n{clif}");
@@ -533,7 +533,8 @@ fn values_the_same_at_every_point_are_computed_before_the_loops() {
             .replace('N', &n.to_string());
         let p = parse(&text).unwrap();
         let (q, _) = arrayjit_lower::optimize(&p).unwrap();
-        let opts = CompileOptions { keep_clif: true, ..CompileOptions::default() };
+        // The Cranelift kernel's IR (not the AVX-512 one's).
+        let opts = CompileOptions { keep_clif: true, wide_vectors: false, ..CompileOptions::default() };
         let exe = Executable::compile(&arrayjit_lower::fuse(&q), &opts).unwrap();
         let blocks = blocks_of_only_kernel(&exe);
         let divisions = blocks.iter().filter(|b| b.contains("fdiv")).count();

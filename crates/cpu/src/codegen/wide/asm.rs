@@ -108,6 +108,7 @@ pub struct Label(usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Cond {
+    Less = 0xC,
     NotZero = 0x5,
     LessOrEqual = 0xE,
 }
@@ -356,6 +357,16 @@ impl Asm {
         self.alu_imm(4, dst, imm);
     }
 
+    pub fn cmp_imm(&mut self, dst: Gpr, imm: i32) {
+        self.alu_imm(7, dst, imm);
+    }
+
+    /// `eax = (1 << eax) - 1` for `eax` below 32 (ecx is clobbered).
+    pub fn low_bits_eax(&mut self) {
+        // mov ecx, eax; mov eax, 1; shl eax, cl; sub eax, 1
+        self.code.extend_from_slice(&[0x89, 0xC1, 0xB8, 1, 0, 0, 0, 0xD3, 0xE0, 0x83, 0xE8, 0x01]);
+    }
+
     /// `add qword [m], imm`.
     pub fn add_mem_imm(&mut self, m: Mem, imm: i32) {
         self.rex(true, 0, m.base.0, false);
@@ -446,6 +457,12 @@ impl Asm {
 
     pub fn jcc(&mut self, c: Cond, l: Label) {
         self.code.extend_from_slice(&[0x0F, 0x80 | c as u8]);
+        self.jumps.push((self.code.len(), l));
+        self.code.extend_from_slice(&[0; 4]);
+    }
+
+    pub fn jmp(&mut self, l: Label) {
+        self.code.push(0xE9);
         self.jumps.push((self.code.len(), l));
         self.code.extend_from_slice(&[0; 4]);
     }
@@ -605,6 +622,8 @@ mod tests {
             (Box::new(|a| a.load_byte_eax(m(R11, 5))), &[0x41, 0x0f, 0xb6, 0x43, 0x05], "movzx"),
             (Box::new(|a| a.neg_eax()), &[0xf7, 0xd8], "neg eax"),
             (Box::new(|a| a.sbb_eax_eax()), &[0x19, 0xc0], "sbb eax,eax"),
+            (Box::new(|a| a.cmp_imm(RAX, 1000)), &[0x48, 0x81, 0xf8, 0xe8, 0x03, 0x00, 0x00], "cmp rax,1000"),
+            (Box::new(|a| a.low_bits_eax()), &[0x89, 0xc1, 0xb8, 1, 0, 0, 0, 0xd3, 0xe0, 0x83, 0xe8, 0x01], "low bits"),
             (Box::new(|a| a.valign(f, z(1), z(2), 4)), &[0x62, 0xf3, 0x6d, 0x48, 0x03, 0xca, 0x04], "valignd"),
             (Box::new(|a| a.valign(d, z(29), z(2), 2)), &[0x62, 0x63, 0xed, 0x48, 0x03, 0xea, 0x02], "valignq"),
             (Box::new(|a| a.valign(f, z(20), z(17), 12)), &[0x62, 0xa3, 0x75, 0x40, 0x03, 0xe1, 0x0c], "valignd zmm17"),
@@ -651,9 +670,18 @@ mod tests {
         a.ret();
         a.jcc(Cond::NotZero, top);
         a.bind(end);
+        a.jmp(top);
+        a.jcc(Cond::Less, end);
         let code = a.finish().unwrap();
         // jle +7 (over ret and the jnz); jnz back to 0 from 13.
-        assert_eq!(code, [0x0f, 0x8e, 7, 0, 0, 0, 0xc3, 0x0f, 0x85, 0xf3, 0xff, 0xff, 0xff]);
+        // Then jmp back to 0 from 18, and jl back to 13 from 24.
+        assert_eq!(
+            code,
+            [
+                0x0f, 0x8e, 7, 0, 0, 0, 0xc3, 0x0f, 0x85, 0xf3, 0xff, 0xff, 0xff, 0xe9, 0xee, 0xff, 0xff, 0xff, 0x0f,
+                0x8c, 0xf5, 0xff, 0xff, 0xff
+            ]
+        );
         let mut a = Asm::new();
         let nowhere = a.label();
         a.jcc(Cond::NotZero, nowhere);

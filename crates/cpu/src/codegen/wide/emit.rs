@@ -39,46 +39,11 @@ struct Emit<'p, 'k> {
 pub(super) fn emit(p: &Plan) -> Option<Code> {
     let mut em = Emit { p, a: Asm::new(), rax: None, fallbacks: Vec::new() };
     em.prologue()?;
-    let (top, end) = (em.a.label(), em.a.label());
-    em.a.load64(RAX, em.slot(p.s_count));
-    em.a.test64(RAX);
-    em.a.jcc(Cond::LessOrEqual, end);
-    em.a.bind(top);
-    em.rax = None;
-    let lanes = p.e.lanes() as usize;
-    let nvec = p.cols.div_ceil(lanes);
-    for s in 0..p.seqs.len() {
-        if s == p.body() {
-            for o in 0..p.k.outputs.len() {
-                for acc in [p.acc[o], p.acc_last[o]].into_iter().flatten() {
-                    em.materialize(acc, identity_bits(p, o)?);
-                }
-            }
-        }
-        for j in 0..nvec {
-            em.vector(s, j)?;
-        }
-        if let Some(r) = p.seqs[s].row_node {
-            em.row_call(r)?;
-        }
+    if p.flat {
+        em.flat()?;
+    } else {
+        em.rows()?;
     }
-    for o in 0..p.k.outputs.len() {
-        if p.acc[o].is_some() {
-            em.fold(o)?;
-        }
-    }
-    for s in &p.streams {
-        if s.row != 0 {
-            let step = fits(s.row * p.e.bytes() as i64)?;
-            match s.reg {
-                Some(r) => em.a.add_imm(r, step),
-                None => em.a.add_mem_imm(Mem { base: RSP, disp: s.slot }, step),
-            }
-        }
-    }
-    em.a.sub_mem_imm(em.slot(p.s_count), 1);
-    em.a.jcc(Cond::NotZero, top);
-    em.a.bind(end);
     em.a.load64(RSP, Mem { base: RSP, disp: p.s_saved });
     for &r in SAVED.iter().rev() {
         em.a.pop(r);
@@ -87,6 +52,96 @@ pub(super) fn emit(p: &Plan) -> Option<Code> {
     em.a.ret();
     let fallbacks = std::mem::take(&mut em.fallbacks);
     Some(Code { bytes: em.a.finish()?, fallbacks })
+}
+
+/// Vectors a rank-1 kernel's main loop takes at a time.
+const FLAT_UNROLL: usize = 4;
+
+impl Emit<'_, '_> {
+    /// The loop over a call's rows.
+    fn rows(&mut self) -> Option<()> {
+        let p = self.p;
+        let em = self;
+        let (top, end) = (em.a.label(), em.a.label());
+        em.a.load64(RAX, em.slot(p.s_count));
+        em.a.test64(RAX);
+        em.a.jcc(Cond::LessOrEqual, end);
+        em.a.bind(top);
+        em.rax = None;
+        let lanes = p.e.lanes() as usize;
+        let nvec = p.cols.div_ceil(lanes);
+        for s in 0..p.seqs.len() {
+            if s == p.body() {
+                for o in 0..p.k.outputs.len() {
+                    for acc in [p.acc[o], p.acc_last[o]].into_iter().flatten() {
+                        em.materialize(acc, identity_bits(p, o)?);
+                    }
+                }
+            }
+            for j in 0..nvec {
+                em.vector(s, j, fits(j as i64 * 64)?, (j + 1) * lanes > p.cols)?;
+            }
+            if let Some(r) = p.seqs[s].row_node {
+                em.row_call(r)?;
+            }
+        }
+        for o in 0..p.k.outputs.len() {
+            if p.acc[o].is_some() {
+                em.fold(o)?;
+            }
+        }
+        em.advance(1)?;
+        em.a.sub_mem_imm(em.slot(p.s_count), 1);
+        em.a.jcc(Cond::NotZero, top);
+        em.a.bind(end);
+        Some(())
+    }
+
+    /// Every row pointer `steps` rows (elements, in a rank-1 kernel) on.
+    fn advance(&mut self, steps: i64) -> Option<()> {
+        for s in &self.p.streams {
+            if s.row != 0 {
+                let step = fits(s.row * steps * self.p.e.bytes() as i64)?;
+                match s.reg {
+                    Some(r) => self.a.add_imm(r, step),
+                    None => self.a.add_mem_imm(Mem { base: RSP, disp: s.slot }, step),
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// The loop over a rank-1 call's range: `FLAT_UNROLL` vectors at a time,
+    /// then one, then the masked rest.
+    fn flat(&mut self) -> Option<()> {
+        let p = self.p;
+        let lanes = p.e.lanes() as usize;
+        let body = p.body();
+        let (wide, one, rest, end) = (self.a.label(), self.a.label(), self.a.label(), self.a.label());
+        for (top, next, n) in [(wide, one, FLAT_UNROLL), (one, rest, 1)] {
+            self.a.bind(top);
+            self.rax = None;
+            self.a.load64(RAX, self.slot(p.s_count));
+            self.a.cmp_imm(RAX, fits((n * lanes) as i64)?);
+            self.a.jcc(Cond::Less, next);
+            for q in 0..n {
+                self.vector(body, 0, fits(q as i64 * 64)?, false)?;
+            }
+            self.advance((n * lanes) as i64)?;
+            self.a.sub_mem_imm(self.slot(p.s_count), fits((n * lanes) as i64)?);
+            self.a.jmp(top);
+        }
+        self.a.bind(rest);
+        self.rax = None;
+        self.a.load64(RAX, self.slot(p.s_count));
+        self.a.test64(RAX);
+        self.a.jcc(Cond::LessOrEqual, end);
+        self.a.low_bits_eax();
+        self.a.kmov_from_eax(TAIL);
+        self.vector(body, 0, 0, true)?;
+        self.a.bind(end);
+        Some(())
+    }
 }
 
 /// The bits of output `o`'s reduction identity.
@@ -116,8 +171,13 @@ impl Emit<'_, '_> {
         self.rax = None;
     }
 
+    /// Points in a row's last, partial vector (0: none, or a rank-1 kernel's, set at run time).
     fn tail_lanes(&self) -> usize {
-        self.p.cols % self.p.e.lanes() as usize
+        if self.p.flat {
+            0
+        } else {
+            self.p.cols % self.p.e.lanes() as usize
+        }
     }
 
     fn prologue(&mut self) -> Option<()> {
@@ -402,18 +462,15 @@ impl Emit<'_, '_> {
 
     /// Vector `j` of sequence `s`: its nodes, then (the body) the outputs
     /// after their nodes, or (a row function's) its argument into the buffer.
-    fn vector(&mut self, s: usize, j: usize) -> Option<()> {
+    fn vector(&mut self, s: usize, j: usize, disp: i32, tail: bool) -> Option<()> {
         let p = self.p;
         let e = p.e;
-        let lanes = e.lanes() as usize;
-        let tail = (j + 1) * lanes > p.cols;
-        let disp = fits(j as i64 * 64)?;
         let load_mask = if tail { Masking::Zero(TAIL) } else { Masking::None };
         let body = s == p.body();
         if body {
             for o in 0..p.k.outputs.len() {
                 if p.store_position(o).is_none() {
-                    self.output(o, j)?;
+                    self.output(o, j, disp, tail)?;
                 }
             }
         }
@@ -442,7 +499,7 @@ impl Emit<'_, '_> {
             if body {
                 for o in 0..p.k.outputs.len() {
                     if p.store_position(o) == Some(pos) {
-                        self.output(o, j)?;
+                        self.output(o, j, disp, tail)?;
                     }
                 }
             }
@@ -493,12 +550,10 @@ impl Emit<'_, '_> {
 
     /// Stores output `o`'s vector `j`, adds it into its column reduction, or
     /// into its accumulator along the row.
-    fn output(&mut self, o: usize, j: usize) -> Option<()> {
+    fn output(&mut self, o: usize, j: usize, disp: i32, tail: bool) -> Option<()> {
         let p = self.p;
         let e = p.e;
         let lanes = e.lanes() as usize;
-        let tail = (j + 1) * lanes > p.cols;
-        let disp = fits(j as i64 * 64)?;
         let out = &p.k.outputs[o];
         let v = p.at(p.body(), out.node)?;
         let store_mask = if tail { Masking::Merge(TAIL) } else { Masking::None };

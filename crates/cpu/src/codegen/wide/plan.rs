@@ -26,7 +26,7 @@ const BOOL_REGS: [u8; 5] = [2, 3, 4, 5, 6];
 /// General registers that may hold row pointers (rax is scratch); with calls
 /// in the row, only those calls preserve.
 const STREAM_REGS: [Gpr; 14] =
-    [RBX, RBP, RSI, RDI, RDX, RCX, Gpr(8), Gpr(9), Gpr(10), R11, Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
+    [RBX, RBP, RSI, RDI, RDX, Gpr(8), Gpr(9), Gpr(10), R11, Gpr(12), Gpr(13), Gpr(14), Gpr(15), RCX];
 const SAVED_REGS: [Gpr; 6] = [RBX, RBP, Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
 
 /// Where a value lives while a sequence runs.
@@ -83,6 +83,9 @@ pub(super) struct Seq {
 pub(super) struct Plan<'k> {
     pub k: &'k Kernel,
     pub e: Elem,
+    /// A rank-1 domain: its range runs in whole vectors and a masked last
+    /// one (`cols` is then the lanes).
+    pub flat: bool,
     pub cols: usize,
     pub seqs: Vec<Seq>,
     /// Node → invariant index, for invariant nodes.
@@ -154,16 +157,20 @@ impl<'k> Plan<'k> {
     /// `lanes`: those of the Cranelift kernel, whose order of sums along a row
     /// the wide one follows.
     pub fn new(k: &'k Kernel, row_functions: bool, lanes: u32) -> Option<Plan<'k>> {
-        let [rows, cols] = k.domain[..] else { return None };
-        if rows == 0 || cols == 0 || k.outputs.is_empty() {
-            return None;
-        }
-        let f = k.outputs[0].aval.dtype;
+        let f = k.outputs.first()?.aval.dtype;
         let e = match f {
             DType::F32 => Elem::F32,
             DType::F64 => Elem::F64,
             _ => return None,
         };
+        let (rows, cols, flat) = match k.domain[..] {
+            [rows, cols] => (rows, cols, false),
+            [n] => (n, e.lanes() as usize, true),
+            _ => return None,
+        };
+        if rows == 0 || cols == 0 {
+            return None;
+        }
         let nvec = cols.div_ceil(e.lanes() as usize);
         if nvec > MAX_VECTORS {
             return None;
@@ -190,8 +197,9 @@ impl<'k> Plan<'k> {
             invariant[ni] = match &n.node {
                 Node::Const(_) => n.dtype == f,
                 Node::Load { at, .. } => match at.coeffs[..] {
-                    [0, 0] => n.dtype == f || n.dtype == DType::Bool,
+                    [0, 0] | [0] => n.dtype == f || n.dtype == DType::Bool,
                     [r, 1] if r >= 0 && n.dtype == f => false,
+                    [1] if n.dtype == f => false,
                     _ => return None,
                 },
                 Node::Op { op, args } => {
@@ -204,7 +212,7 @@ impl<'k> Plan<'k> {
                         // Through the row function (never inline: this generator
                         // has no exp), where the Cranelift kernel calls it too.
                         let narrow = lanes as usize * f.size_bytes() == 16;
-                        if inv || !row_functions || cols < MIN_ROW || !narrow {
+                        if inv || !row_functions || flat || cols < MIN_ROW || !narrow {
                             return None;
                         }
                         bulk::row_fn(r, f)?;
@@ -221,6 +229,7 @@ impl<'k> Plan<'k> {
         for (o, out) in k.outputs.iter().enumerate() {
             let ok = match &out.kind {
                 OutputKind::Store => true,
+                OutputKind::Reduce { .. } if flat => false,
                 OutputKind::Reduce { axes, op } => {
                     axes[..] == [0] || (matches!(op, ReduceOp::Sum | ReduceOp::Prod) && along_rows(k, o))
                 }
@@ -331,13 +340,16 @@ impl<'k> Plan<'k> {
         for s in &seqs {
             for &ni in &s.nodes {
                 if let Node::Load { input, at: a } = &k.nodes[ni].node {
-                    load_stream[ni] = Some(stream(*input, a.offset, a.coeffs[0])?);
+                    // A rank-1 domain steps one element at a time.
+                    let row = if flat { 1 } else { a.coeffs[0] };
+                    load_stream[ni] = Some(stream(*input, a.offset, row)?);
                 }
             }
         }
         let mut out_stream = Vec::new();
         for (o, out) in k.outputs.iter().enumerate() {
             let row = match &out.kind {
+                OutputKind::Store if flat => 1,
                 OutputKind::Store => cols as i64,
                 OutputKind::Reduce { axes, .. } if axes.contains(&0) => 0,
                 OutputKind::Reduce { .. } => 1,
@@ -348,7 +360,14 @@ impl<'k> Plan<'k> {
             s.slot = at;
             at += 8;
         }
-        let regs: &[Gpr] = if calls { &SAVED_REGS } else { &STREAM_REGS };
+        // A rank-1 kernel's last vector builds its mask in ecx.
+        let regs: &[Gpr] = if calls {
+            &SAVED_REGS
+        } else if flat {
+            &STREAM_REGS[..STREAM_REGS.len() - 1]
+        } else {
+            &STREAM_REGS
+        };
         let mut by_use: Vec<usize> = (0..streams.len()).collect();
         by_use.sort_by_key(|&s| std::cmp::Reverse(streams[s].uses));
         for (&s, &r) in by_use.iter().zip(regs.iter()) {
@@ -362,6 +381,7 @@ impl<'k> Plan<'k> {
         let mut plan = Plan {
             k,
             e,
+            flat,
             cols,
             seqs,
             inv_of,

@@ -158,6 +158,26 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
     Kernel { domain: vec![rows, cols], inputs: ins, nodes, outputs }
 }
 
+/// `k` over a rank-1 domain of its points: loads along the rows step one
+/// element, the column and other broadcasts become scalars, and reductions
+/// are dropped.
+fn flattened(k: &Kernel) -> Kernel {
+    let n = k.points();
+    let mut f = k.clone();
+    f.domain = vec![n];
+    for node in &mut f.nodes {
+        if let Node::Load { at, .. } = &mut node.node {
+            let coeffs = if at.coeffs[1] == 1 && at.coeffs[0] > 0 { vec![1] } else { vec![0] };
+            at.coeffs = coeffs;
+        }
+    }
+    f.outputs.retain(|o| o.kind == OutputKind::Store);
+    for o in &mut f.outputs {
+        o.aval = AVal::new(o.aval.dtype, [n]);
+    }
+    f
+}
+
 /// Raw buffers for a kernel's inputs, filled from `seed`.
 fn input_data(k: &Kernel, seed: u64) -> Vec<Vec<u8>> {
     let mut r = Rng(seed ^ 0x9e37_79b9);
@@ -235,6 +255,17 @@ fn check(seed: u64, rows: usize, cols: usize, f64s: bool, ops: usize) -> Result<
         let split = run(&k, &data, true, &[(0, rows / 2), (rows / 2, rows)]).unwrap_or_default();
         same(&split, &want, d).map_err(|e| TestCaseError::fail(format!("split rows: {e}")))?;
     }
+    // The same points as one axis: whole, from a later point, and in two
+    // calls (a rank-1 kernel's calls begin at multiples of 64, see `parallel::blocks`).
+    let f = flattened(&k);
+    let n = f.points();
+    let m = n / 2 / 64 * 64;
+    for ranges in [vec![(0, n)], vec![(m, n)], vec![(0, m), (m, n)]] {
+        let want = run(&f, &data, false, &ranges).unwrap_or_default();
+        if let Some(got) = run(&f, &data, true, &ranges) {
+            same(&got, &want, d).map_err(|e| TestCaseError::fail(format!("rank 1 over {ranges:?}: {e}\n{f:?}")))?;
+        }
+    }
     Ok(true)
 }
 
@@ -279,11 +310,14 @@ fn most_random_kernels_are_taken() {
     if !available() {
         return;
     }
-    let (mut taken, mut stack_pointers, mut stack_values, mut row_functions) = (0, 0, 0, 0);
+    let (mut taken, mut stack_pointers, mut stack_values, mut row_functions, mut flat) = (0, 0, 0, 0, 0);
     for seed in 0..60 {
         let f64s = seed % 2 == 0;
         let d = if f64s { DType::F64 } else { DType::F32 };
-        if let Some(w) = compile(&random_kernel(seed, 3, 114, d, 36), true, if f64s { 2 } else { 4 }) {
+        let k = random_kernel(seed, 3, 114, d, 36);
+        let lanes = if f64s { 2 } else { 4 };
+        flat += compile(&flattened(&k), true, lanes).is_some() as usize;
+        if let Some(w) = compile(&k, true, lanes) {
             // "AVX-512 kernel over [3, 114]: F row functions, B body nodes, V values
             // computed once (R in registers), P row pointers (Q in registers), N bytes"
             let n = numbers(&w.text);
@@ -296,6 +330,7 @@ fn most_random_kernels_are_taken() {
     assert!(taken >= 45, "{taken} of 60");
     assert!(stack_pointers >= 5 && stack_values >= 5, "{stack_pointers} and {stack_values} of 60");
     assert!(row_functions >= 20, "{row_functions} of 60 call row functions");
+    assert!(flat >= 8, "{flat} of 60 taken over one axis (without row functions)");
 }
 
 #[test]
@@ -313,7 +348,7 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
     if available() {
         assert!(compile(&base, true, 4).is_some());
     }
-    // exp on short rows; a transposed load; an index; rank 1; max along rows; long rows.
+    // exp on short rows; a transposed load; an index; a rank-1 sum; max along rows; long rows.
     let mut exp = base.clone();
     exp.outputs[0].node = 1;
     let mut transposed = base.clone();
@@ -325,7 +360,8 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
     let mut rank1 = base.clone();
     rank1.domain = vec![32];
     rank1.nodes[0] = ld(vec![1]);
-    rank1.outputs[0].aval = AVal::new(d, [32]);
+    rank1.outputs[0] =
+        KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Sum, axes: vec![0] }, aval: AVal::new(d, []) };
     let mut inner = base.clone();
     inner.outputs[0] =
         KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Max, axes: vec![1] }, aval: AVal::new(d, [4]) };
@@ -338,7 +374,7 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
         ("exp on rows of 8", exp),
         ("transposed", transposed),
         ("index", index),
-        ("rank 1", rank1),
+        ("a sum over a rank-1 domain", rank1),
         ("max along rows", inner),
         ("33 vectors a row", wide_rows),
     ] {
