@@ -4,7 +4,7 @@
 //! and the body vector by vector, and an epilogue.
 
 use super::asm::{Asm, Cmp, Cond, Elem, Gpr, Masking, Mem, Rm, VOp, Zmm, K, R11, RAX, RDI, RDX, RSI, RSP};
-use super::plan::{along_rows, bits, fits, node_args, InvSrc, Loc, Plan};
+use super::plan::{along_rows, bits, fits, node_args, InvSrc, Loc, Plan, SAVED_REGS as SAVED};
 use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_lower::{Node, OutputKind, ReduceOp};
@@ -17,8 +17,6 @@ const SCRATCH: [Zmm; 2] = [Zmm(31), Zmm(30)];
 const TAIL: K = K(1);
 /// A sequence's own mask.
 const KSCRATCH: K = K(7);
-/// Registers the code saves and restores (those the ABI has callees keep).
-const SAVED: [Gpr; 6] = [Gpr(3), Gpr(5), Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
 
 /// The code, and where a row function's inline fallback's address goes.
 pub(super) struct Code {

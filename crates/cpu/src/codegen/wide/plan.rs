@@ -27,7 +27,8 @@ const BOOL_REGS: [u8; 5] = [2, 3, 4, 5, 6];
 /// in the row, only those calls preserve.
 const STREAM_REGS: [Gpr; 14] =
     [RBX, RBP, RSI, RDI, RDX, Gpr(8), Gpr(9), Gpr(10), R11, Gpr(12), Gpr(13), Gpr(14), Gpr(15), RCX];
-const SAVED_REGS: [Gpr; 6] = [RBX, RBP, Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
+/// The registers the ABI has callees keep: saved and restored by the code.
+pub(super) const SAVED_REGS: [Gpr; 6] = [RBX, RBP, Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
 
 /// Where a value lives while a sequence runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
