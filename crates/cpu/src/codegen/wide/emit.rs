@@ -482,10 +482,15 @@ impl Emit<'_, '_> {
                 self.a.vload(e, d, self.slot(p.row_buffer[n]? + disp), load_mask);
             } else {
                 match &p.k.nodes[n].node {
-                    Node::Load { .. } => {
+                    Node::Load { at, .. } => {
                         let Loc::Reg(d) = dst else { return None };
                         let base = self.base(p.load_stream[n]?);
-                        self.a.vload(e, d, Mem { base, disp }, load_mask);
+                        if !p.flat && at.coeffs[1] == 0 {
+                            // The row's one value, in every lane.
+                            self.a.vbroadcast(e, d, Mem { base, disp: 0 });
+                        } else {
+                            self.a.vload(e, d, Mem { base, disp }, load_mask);
+                        }
                     }
                     Node::Op { op, args } => {
                         let locs: Vec<Loc> = args.iter().map(|&a| p.at(s, a)).collect::<Option<_>>()?;
@@ -564,7 +569,6 @@ impl Emit<'_, '_> {
             }
             OutputKind::Reduce { op, .. } if along_rows(p.k, o) => {
                 let acc = p.acc[o]?;
-                let c = if *op == ReduceOp::Prod { VOp::Mul } else { VOp::Add };
                 let vr = self.reg(v, s0)?;
                 // As the Cranelift kernel sums a row: 128-bit vectors, one
                 // after the other, lanes past the row adding the identity;
@@ -578,21 +582,21 @@ impl Emit<'_, '_> {
                     let live = sub.min(p.cols - start);
                     let mut t = vr;
                     if q > 0 {
-                        self.a.valign(e, SEQ, vr, (q * sub) as u8);
-                        t = SEQ;
+                        self.a.valign(e, s1, vr, (q * sub) as u8);
+                        t = s1;
                     }
                     if live == 1 && sub > 1 {
                         let last = p.acc_last[o]?;
-                        self.a.vop(c, e, last, last, Rm::Reg(t), Masking::None);
+                        self.combine(*op, last, last, t);
                         continue;
                     }
                     if live < sub {
-                        self.materialize(s1, identity_bits(p, o)?);
+                        self.materialize(SEQ, identity_bits(p, o)?);
                         self.first_lanes(KSCRATCH, live);
-                        self.a.vblend(e, SEQ, KSCRATCH, s1, Rm::Reg(t));
-                        t = SEQ;
+                        self.a.vblend(e, s1, KSCRATCH, SEQ, Rm::Reg(t));
+                        t = s1;
                     }
-                    self.a.vop(c, e, acc, acc, Rm::Reg(t), Masking::None);
+                    self.combine(*op, acc, acc, t);
                 }
             }
             OutputKind::Reduce { op, .. } => {
@@ -622,14 +626,14 @@ impl Emit<'_, '_> {
         let e = p.e;
         let acc = p.acc[o]?;
         let OutputKind::Reduce { op, axes } = &p.k.outputs[o].kind else { return None };
-        let c = if *op == ReduceOp::Prod { VOp::Mul } else { VOp::Add };
+        let op = *op;
         let [s0, s1] = SCRATCH;
         let sub = p.narrow_lanes as u8;
-        self.a.valign(e, SEQ, acc, 1);
-        self.a.vop(c, e, s0, acc, Rm::Reg(SEQ), Masking::None);
+        self.a.valign(e, s1, acc, 1);
+        self.combine(op, s0, acc, s1);
         for l in 2..sub {
-            self.a.valign(e, SEQ, acc, l);
-            self.a.vop(c, e, s0, s0, Rm::Reg(SEQ), Masking::None);
+            self.a.valign(e, s1, acc, l);
+            self.combine(op, s0, s0, s1);
         }
         let identity = identity_bits(p, o)?;
         let last = match p.acc_last[o] {
@@ -639,19 +643,33 @@ impl Emit<'_, '_> {
                 s1
             }
         };
-        self.a.vop(c, e, s0, s0, Rm::Reg(last), Masking::None);
+        self.combine(op, s0, s0, last);
         self.materialize(s1, identity);
         self.first_lanes(KSCRATCH, 1);
         let base = self.base(p.out_stream[o]);
-        if !axes.contains(&0) {
-            // The row's own element, filled with the identity (as the
-            // Cranelift kernel fills the call's rows first): identity op total.
-            self.a.vop(c, e, s1, s1, Rm::Reg(s0), Masking::None);
-        } else {
+        if axes.contains(&0) {
             self.a.vload(e, s1, Mem { base, disp: 0 }, Masking::Zero(KSCRATCH));
-            self.a.vop(c, e, s1, s1, Rm::Reg(s0), Masking::None);
         }
+        // Else the row's own element, filled with the identity (as the
+        // Cranelift kernel fills the call's rows first): identity op total.
+        self.combine(op, s1, s1, s0);
+        // Max and min used the mask.
+        self.first_lanes(KSCRATCH, 1);
+        let base = self.base(p.out_stream[o]);
         self.a.vstore(e, Mem { base, disp: 0 }, s1, Masking::Merge(KSCRATCH));
         Some(())
+    }
+
+    /// `dst = a op b` for a reduction's `op` (`a` and `b` not `SEQ`).
+    fn combine(&mut self, op: ReduceOp, dst: Zmm, a: Zmm, b: Zmm) {
+        let e = self.p.e;
+        match op {
+            ReduceOp::Sum => self.a.vop(VOp::Add, e, dst, a, Rm::Reg(b), Masking::None),
+            ReduceOp::Prod => self.a.vop(VOp::Mul, e, dst, a, Rm::Reg(b), Masking::None),
+            ReduceOp::Max | ReduceOp::Min => {
+                self.max_min(op == ReduceOp::Max, a, b);
+                self.a.vmov(e, dst, SEQ);
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::codegen::kernel::{CHUNK, MAX_ROW_NODES, MIN_ROW};
 use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::DType;
-use arrayjit_lower::{Kernel, Node, OutputKind, ReduceOp};
+use arrayjit_lower::{Kernel, Node, OutputKind};
 use std::collections::HashMap;
 
 /// The most vectors a row may take (each row is unrolled whole). Rows stay
@@ -199,7 +199,8 @@ impl<'k> Plan<'k> {
                 Node::Const(_) => n.dtype == f,
                 Node::Load { at, .. } => match at.coeffs[..] {
                     [0, 0] | [0] => n.dtype == f || n.dtype == DType::Bool,
-                    [r, 1] if r >= 0 && n.dtype == f => false,
+                    // Along the row, or one value per row broadcast along it.
+                    [r, 1 | 0] if r >= 0 && n.dtype == f => false,
                     [1] if n.dtype == f => false,
                     _ => return None,
                 },
@@ -231,9 +232,7 @@ impl<'k> Plan<'k> {
             let ok = match &out.kind {
                 OutputKind::Store => true,
                 OutputKind::Reduce { .. } if flat => false,
-                OutputKind::Reduce { axes, op } => {
-                    axes[..] == [0] || (matches!(op, ReduceOp::Sum | ReduceOp::Prod) && along_rows(k, o))
-                }
+                OutputKind::Reduce { axes, .. } => axes[..] == [0] || along_rows(k, o),
             };
             if !ok || out.aval.dtype != f || k.nodes[out.node].dtype != f {
                 return None;

@@ -35,13 +35,15 @@ impl Rng {
 }
 
 /// Kernel inputs: `point` arrays `[rows, cols]`, one `[rows + 1, cols]` read
-/// one row down, a column `[cols]`, a scalar and a boolean scalar.
+/// one row down, a column `[cols]`, a scalar, a boolean scalar and a value per
+/// row `[rows]`.
 fn inputs(rows: usize, cols: usize, point: usize, d: DType) -> Vec<AVal> {
     let mut v: Vec<AVal> = (0..point).map(|_| AVal::new(d, [rows, cols])).collect();
     v.push(AVal::new(d, [rows + 1, cols]));
     v.push(AVal::new(d, [cols]));
     v.push(AVal::new(d, []));
     v.push(AVal::new(DType::Bool, []));
+    v.push(AVal::new(d, [rows]));
     v
 }
 
@@ -61,6 +63,8 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
     nodes.push(load(point + 2, 0, vec![0, 0], d));
     let flag = nodes.len();
     nodes.push(load(point + 3, 0, vec![0, 0], DType::Bool));
+    // One value per row, broadcast along it.
+    nodes.push(load(point + 4, 0, vec![1, 0], d));
     let mut fresh: Vec<KNode> = (0..point).map(|i| load(i, 0, vec![c, 1], d)).collect();
     fresh.push(load(point, c, vec![c, 1], d));
     fresh.reverse();
@@ -69,7 +73,7 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
         KNode { node: Node::Const(s), dtype: d }
     };
     let op = |op: E, args: Vec<usize>, dtype: DType| KNode { node: Node::Op { op, args }, dtype };
-    let mut floats: Vec<usize> = vec![0, 1];
+    let mut floats: Vec<usize> = vec![0, 1, 3];
     for _ in 0..ops {
         // Mostly recent values, so that chains grow; now and then a new array.
         let pick = |r: &mut Rng, floats: &[usize]| {
@@ -149,7 +153,7 @@ fn random_kernel(seed: u64, rows: usize, cols: usize, d: DType, ops: usize) -> K
     }
     if r.below(2) == 0 {
         // Along the rows: per row, or over everything.
-        let op = [ReduceOp::Sum, ReduceOp::Prod][r.below(2)];
+        let op = [ReduceOp::Sum, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min][r.below(4)];
         let n = floats[floats.len() - 1 - r.below(floats.len().min(10))];
         let (axes, aval) =
             if r.below(2) == 0 { (vec![1], AVal::new(d, [rows])) } else { (vec![0, 1], AVal::new(d, [])) };
@@ -348,7 +352,7 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
     if available() {
         assert!(compile(&base, true, 4).is_some());
     }
-    // exp on short rows; a transposed load; an index; a rank-1 sum; max along rows; long rows.
+    // exp on short rows; a transposed load; an index; a rank-1 sum; a strided load; long rows.
     let mut exp = base.clone();
     exp.outputs[0].node = 1;
     let mut transposed = base.clone();
@@ -362,9 +366,9 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
     rank1.nodes[0] = ld(vec![1]);
     rank1.outputs[0] =
         KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Sum, axes: vec![0] }, aval: AVal::new(d, []) };
-    let mut inner = base.clone();
-    inner.outputs[0] =
-        KOutput { node: 0, kind: OutputKind::Reduce { op: ReduceOp::Max, axes: vec![1] }, aval: AVal::new(d, [4]) };
+    let mut strided = base.clone();
+    strided.nodes[0] = ld(vec![8, 2]);
+    strided.inputs[0] = AVal::new(d, [4, 16]);
     let mut wide_rows = base.clone();
     wide_rows.domain = vec![2, 16 * 33];
     wide_rows.inputs[0] = AVal::new(d, [2, 16 * 33]);
@@ -375,7 +379,7 @@ fn kernels_outside_its_reach_are_left_to_cranelift() {
         ("transposed", transposed),
         ("index", index),
         ("a sum over a rank-1 domain", rank1),
-        ("max along rows", inner),
+        ("every other point of a row", strided),
         ("33 vectors a row", wide_rows),
     ] {
         assert!(compile(&k, true, 4).is_none(), "{what}");
