@@ -198,8 +198,13 @@ fn input_data(k: &Kernel, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Guard bytes around every buffer a kernel is handed.
+const GUARD: usize = 128;
+
 /// Runs `k` over rows `ranges` (one call each) with the given generator; the
 /// outputs' bytes. `None` if the wide generator was asked for and declined.
+/// Every buffer sits between guard bytes, which must come back untouched, as
+/// must the inputs.
 fn run(k: &Kernel, data: &[Vec<u8>], wide: bool, ranges: &[(usize, usize)]) -> Option<Vec<Vec<u8>>> {
     let mut m = KernelModule::new().unwrap();
     let code =
@@ -208,15 +213,31 @@ fn run(k: &Kernel, data: &[Vec<u8>], wide: bool, ranges: &[(usize, usize)]) -> O
         return None;
     }
     let module = m.finish().unwrap();
-    let mut ins: Vec<Vec<u8>> = data.to_vec();
+    let guarded = |b: &[u8]| [vec![0x5Au8; GUARD], b.to_vec(), vec![0x5Au8; GUARD]].concat();
+    let mut ins: Vec<Vec<u8>> = data.iter().map(|b| guarded(b)).collect();
     let mut outs: Vec<Vec<u8>> =
-        k.outputs.iter().map(|o| vec![0xA5u8; o.aval.numel() * o.aval.dtype.size_bytes()]).collect();
-    let table: Vec<*mut u8> = ins.iter_mut().chain(outs.iter_mut()).map(|b| b.as_mut_ptr()).collect();
+        k.outputs.iter().map(|o| guarded(&vec![0xA5u8; o.aval.numel() * o.aval.dtype.size_bytes()])).collect();
+    // SAFETY: each buffer is longer than `GUARD`.
+    let table: Vec<*mut u8> =
+        ins.iter_mut().chain(outs.iter_mut()).map(|b| unsafe { b.as_mut_ptr().add(GUARD) }).collect();
     for &(lo, hi) in ranges {
         // SAFETY: the table holds a buffer of each input's and output's size
         // and dtype, and the ranges lie within the kernel's rows.
         unsafe { module.fns[0].call(table.as_ptr(), lo, hi) };
     }
+    for (i, (b, d)) in ins.iter().zip(data).enumerate() {
+        assert!(*b == guarded(d), "input {i} or its guard bytes were written");
+    }
+    let outs = outs
+        .into_iter()
+        .enumerate()
+        .map(|(o, b)| {
+            let (head, rest) = b.split_at(GUARD);
+            let (body, tail) = rest.split_at(rest.len() - GUARD);
+            assert!(head.iter().chain(tail).all(|&x| x == 0x5A), "output {o}: bytes outside it were written");
+            body.to_vec()
+        })
+        .collect();
     Some(outs)
 }
 
