@@ -10,7 +10,7 @@ use arrayjit_cpu::{CompileOptions, Executable};
 use arrayjit_ir::{parse, Data, HostArray, Program};
 
 mod common;
-use common::same_on_1_2_3_threads;
+use common::{same_bits, same_on_1_2_3_threads};
 
 fn compiled(p: &Program, row_functions: bool) -> Executable {
     let (q, _) = arrayjit_lower::optimize(p).unwrap();
@@ -38,19 +38,6 @@ fn args(n: usize, row: usize, seed: u64, odd: usize) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (a, b)
-}
-
-fn same_bits(got: &[HostArray], want: &[HostArray], what: &str) {
-    for (k, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.aval(), w.aval());
-        for i in 0..g.numel() {
-            let (x, y) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-            assert!(
-                x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan(),
-                "{what}: output {k} element {i}: {x} vs {y}"
-            );
-        }
-    }
 }
 
 /// exp and log over `shape`, their product reduced along the last axis,

@@ -9,25 +9,12 @@ use arrayjit_cpu::{CompileOptions, Executable};
 use arrayjit_ir::{parse, Data, HostArray, Program};
 
 mod common;
-use common::{data, same_on_1_2_3_threads};
+use common::{data, same_bits, same_on_1_2_3_threads};
 
 fn compiled(p: &Program, wide_vectors: bool) -> Executable {
     let (q, _) = arrayjit_lower::optimize(p).unwrap();
     let opts = CompileOptions { wide_vectors, ..CompileOptions::default() };
     Executable::compile(&arrayjit_lower::fuse(&q), &opts).unwrap()
-}
-
-fn same_bits(got: &[HostArray], want: &[HostArray], what: &str) {
-    for (k, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.aval(), w.aval());
-        for i in 0..g.numel() {
-            let (x, y) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
-            assert!(
-                x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan(),
-                "{what}: output {k} element {i}: {x} vs {y}"
-            );
-        }
-    }
 }
 
 /// An RAdam-like step on `[rows, cols]`: moments, a bias-corrected ratio

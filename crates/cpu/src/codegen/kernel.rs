@@ -93,23 +93,10 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
     let row_ops = if row_functions { row_ops(&k, lanes) } else { Vec::new() };
     let order = order::plan(&k, &row_ops);
     let id = m.declare_kernel()?;
-    m.ctx.func.signature = m.kernel_signature();
-    let built = {
-        let mut b = FunctionBuilder::new(&mut m.ctx.func, &mut m.fctx);
-        let r = Emitter::new(&k, lanes, order.clone(), &mut b).and_then(|mut e| e.emit(&mut b, &mut m.module));
-        b.finalize(m.module.target_config());
-        r
-    };
-    if let Err(mut e) = built {
-        e.clif = Some(m.ctx.func.display().to_string());
-        m.module.clear_context(&mut m.ctx);
-        return Err(e);
-    }
+    build_function(m, id, keep_clif, |b, module| {
+        Emitter::new(&k, lanes, order.clone(), b).and_then(|mut e| e.emit(b, module))
+    })?;
     let outer = k.domain[0];
-    // Compiled with the module's other kernels when the module is finished.
-    let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
-    m.module.clear_context(&mut m.ctx);
-    m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text: keep_clif });
     Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls: order.stages.len(), reads_first: order.reads_first })
 }
 
@@ -122,10 +109,24 @@ pub(crate) fn define_row_fallback(m: &mut KernelModule, op: RowOp, d: DType) -> 
         return Ok(id);
     }
     let id = m.declare_helper()?;
+    build_function(m, id, false, |b, module| row_fallback_body(b, module, op, d))?;
+    m.row_fallbacks.insert((op, d), id);
+    Ok(id)
+}
+
+/// Builds function `id` of `m` (of the kernels' signature) with `body`, and
+/// queues it to be compiled with the module's others when the module is
+/// finished; an error carries the function's IR.
+fn build_function(
+    m: &mut KernelModule,
+    id: FuncId,
+    keep_text: bool,
+    body: impl FnOnce(&mut FunctionBuilder, &mut JITModule) -> Result<(), CodegenError>,
+) -> Result<(), CodegenError> {
     m.ctx.func.signature = m.kernel_signature();
     let built = {
         let mut b = FunctionBuilder::new(&mut m.ctx.func, &mut m.fctx);
-        let r = row_fallback_body(&mut b, &mut m.module, op, d);
+        let r = body(&mut b, &mut m.module);
         b.finalize(m.module.target_config());
         r
     };
@@ -136,35 +137,54 @@ pub(crate) fn define_row_fallback(m: &mut KernelModule, op: RowOp, d: DType) -> 
     }
     let func = std::mem::replace(&mut m.ctx.func, cranelift_codegen::ir::Function::new());
     m.module.clear_context(&mut m.ctx);
-    m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text: false });
-    m.row_fallbacks.insert((op, d), id);
-    Ok(id)
+    m.pending.push(Pending::Clif { id, func: Box::new(func), keep_text });
+    Ok(())
 }
 
-fn row_fallback_body(b: &mut FunctionBuilder, module: &mut JITModule, op: RowOp, d: DType) -> Result<(), CodegenError> {
+/// Starts a function of the kernels' signature: its entry block, and its three arguments.
+fn entry(b: &mut FunctionBuilder) -> Result<[Value; 3], CodegenError> {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
-    let (pa, po, n) = match b.block_params(entry) {
-        &[a, o, n] => (a, o, n),
-        _ => return Err(cg_err("the fallback does not take (inp, out, n)")),
-    };
+    match b.block_params(entry) {
+        &[x, y, z] => Ok([x, y, z]),
+        _ => Err(cg_err("the function does not take three arguments")),
+    }
+}
+
+fn row_fallback_body(b: &mut FunctionBuilder, module: &mut JITModule, op: RowOp, d: DType) -> Result<(), CodegenError> {
+    let [pa, po, n] = entry(b)?;
     let lanes = if d == DType::F64 { 2 } else { 4 };
+    inline_over(b, module, op.elementwise(), d, lanes, [pa, po, n])?;
+    b.ins().return_(&[]);
+    Ok(())
+}
+
+/// `out[i] = op(inp[i])` for `i < n` (`[inp, out, n]`), inline: in vectors of
+/// `lanes` (when more than 1), then one element at a time.
+fn inline_over(
+    b: &mut FunctionBuilder,
+    module: &mut JITModule,
+    op: E,
+    d: DType,
+    lanes: u32,
+    [pa, po, n]: [Value; 3],
+) -> Result<(), CodegenError> {
     let shift = d.size_bytes().trailing_zeros() as i64;
     let var = b.declare_var(types::I64);
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(var, zero);
-    for lanes in [lanes, 1] {
+    let widths = if lanes > 1 { vec![lanes, 1] } else { vec![1] };
+    for lanes in widths {
         let (lp, j) = begin_loop(b, LoopShape::InPlace, var, n, lanes as i64);
         let off = b.ins().ishl_imm_s(j, shift);
         let (ia, oa) = (b.ins().iadd(pa, off), b.ins().iadd(po, off));
         let x = b.ins().load(reg_type(d, lanes), data_flags(), ia, 0);
-        let y = ops::emit(b, module, op.elementwise(), &[x], d, d, lanes)?;
+        let y = ops::emit(b, module, op, &[x], d, d, lanes)?;
         b.ins().store(data_flags(), y, oa, 0);
         end_loop(b, lp, j, lanes as i64);
     }
-    b.ins().return_(&[]);
     Ok(())
 }
 
@@ -551,14 +571,7 @@ enum HoistedVector {
 
 impl<'k> Emitter<'k> {
     fn new(k: &'k Kernel, lanes: u32, order: Order, b: &mut FunctionBuilder) -> Result<Emitter<'k>, CodegenError> {
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let (table, lo, hi) = match b.block_params(entry) {
-            &[t, l, h] => (t, l, h),
-            _ => return Err(cg_err("the kernel does not take (table, lo, hi)")),
-        };
+        let [table, lo, hi] = entry(b)?;
         let n = k.inputs.len() + k.outputs.len();
         let ptrs = load_pointers(b, table, n);
         let idx = k.domain.iter().map(|_| b.declare_var(types::I64)).collect();
@@ -1010,19 +1023,7 @@ impl<'k> Emitter<'k> {
         b.ins().brif(ok, done, &[], fallback, &[]);
         b.seal_block(fallback);
         b.switch_to_block(fallback);
-        let var = b.declare_var(types::I64);
-        let zero = b.ins().iconst(types::I64, 0);
-        b.def_var(var, zero);
-        let widths = if self.lanes > 1 { vec![self.lanes, 1] } else { vec![1] };
-        for lanes in widths {
-            let (lp, j) = begin_loop(b, LoopShape::InPlace, var, n, lanes as i64);
-            let off = b.ins().ishl_imm_s(j, self.row_shift());
-            let (ia, oa) = (b.ins().iadd(pa, off), b.ins().iadd(po, off));
-            let x = b.ins().load(reg_type(d, lanes), data_flags(), ia, 0);
-            let y = ops::emit(b, module, inline_op, &[x], d, d, lanes)?;
-            b.ins().store(data_flags(), y, oa, 0);
-            end_loop(b, lp, j, lanes as i64);
-        }
+        inline_over(b, module, inline_op, d, self.lanes, [pa, po, n])?;
         b.ins().jump(done, &[]);
         b.seal_block(done);
         b.switch_to_block(done);

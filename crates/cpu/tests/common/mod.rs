@@ -42,3 +42,17 @@ pub fn same_on_1_2_3_threads(mut run: impl FnMut(usize) -> Vec<HostArray>) -> Ve
     assert_eq!(runs[0], runs[2], "results differ between 1 and 3 threads");
     runs.swap_remove(0)
 }
+
+/// The same avals and bits, NaN matching any NaN.
+pub fn same_bits(got: &[HostArray], want: &[HostArray], what: &str) {
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.aval(), w.aval());
+        for i in 0..g.numel() {
+            let (x, y) = (g.data().get(i).as_f64(), w.data().get(i).as_f64());
+            assert!(
+                x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan(),
+                "{what}: output {k} element {i}: {x} vs {y}"
+            );
+        }
+    }
+}
