@@ -298,6 +298,16 @@ fn op_costs(c: &mut Criterion) {
             g.bench_function(format!("{name}_{how}"), |b| b.iter(|| exe.run(&refs).unwrap()));
         }
     }
+    // Arithmetic in the AVX-512 kernels of our own and in Cranelift's 128-bit
+    // code (on a CPU without AVX-512 both are Cranelift's).
+    for (name, op) in [ops[0], ops[3], ops[4], ops[6]] {
+        let lowered = jit(move |(x, y): (Array, Array)| op(&x) + y).lower(&(x.clone(), y.clone())).unwrap();
+        for (how, wide_vectors) in [("wide", true), ("narrow", false)] {
+            let opts = arrayjit::cpu::CompileOptions { wide_vectors, ..Default::default() };
+            let exe = arrayjit::cpu::Executable::compile(lowered.schedule(), &opts).unwrap();
+            g.bench_function(format!("{name}_{how}"), |b| b.iter(|| exe.run(&refs).unwrap()));
+        }
+    }
     g.finish();
 }
 
