@@ -476,7 +476,12 @@ impl Emit<'_, '_> {
         let one = p.one.map(|i| p.invs[i].loc);
         let seq = &p.seqs[s];
         for (pos, &n) in seq.nodes.iter().enumerate() {
-            let dst = p.at(s, n)?;
+            let at_dst = p.at(s, n)?;
+            // A spilled value is computed in SEQ, then stored to its slot.
+            let dst = match at_dst {
+                Loc::Slot(_) => Loc::Reg(SEQ),
+                l => l,
+            };
             if p.reads_buffer(s, n) {
                 let Loc::Reg(d) = dst else { return None };
                 self.a.vload(e, d, self.slot(p.row_buffer[n]? + disp), load_mask);
@@ -498,6 +503,9 @@ impl Emit<'_, '_> {
                     }
                     _ => return None,
                 }
+            }
+            if let Loc::Slot(slot) = at_dst {
+                self.a.vstore(e, self.slot(slot), SEQ, Masking::None);
             }
             if body {
                 for o in 0..p.k.outputs.len() {

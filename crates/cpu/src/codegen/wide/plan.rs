@@ -30,6 +30,9 @@ const STREAM_REGS: [Gpr; 14] =
 /// The registers the ABI has callees keep: saved and restored by the code.
 pub(super) const SAVED_REGS: [Gpr; 6] = [RBX, RBP, Gpr(12), Gpr(13), Gpr(14), Gpr(15)];
 
+/// The slot of a spilled value before its place in the frame is known.
+const SPILLED: i32 = -1;
+
 /// Where a value lives while a sequence runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Loc {
@@ -482,7 +485,16 @@ impl<'k> Plan<'k> {
         for s in 0..self.seqs.len() {
             self.assign(s, first_pinned, &kfree)?;
         }
-        Some(())
+        // Slots for the spilled values, below the frame so far.
+        for seq in &mut self.seqs {
+            for l in seq.loc.iter_mut().flatten() {
+                if *l == Loc::Slot(SPILLED) {
+                    *l = Loc::Slot(self.frame);
+                    self.frame += 64;
+                }
+            }
+        }
+        (self.frame <= MAX_FRAME).then_some(())
     }
 
     /// Whether node `n` is read from its row buffer in sequence `s`.
@@ -491,8 +503,23 @@ impl<'k> Plan<'k> {
     }
 
     /// Linear allocation of sequence `s` over `zmm0..zmm{regs}` and the masks
-    /// `kfree`: the peak of vector registers in use, or `None` if it runs out.
+    /// `kfree`: the peak of vector registers in use, or `None` if the masks
+    /// run out. Where the registers run out, the value whose last use is
+    /// furthest away lives on the stack for its whole life (`SPILLED`, given
+    /// its slot once the allocation is final), and the allocation starts over.
     fn assign(&mut self, s: usize, regs: u8, kfree: &[u8]) -> Option<usize> {
+        let mut spilled = vec![false; self.k.nodes.len()];
+        loop {
+            match self.assign_with(s, regs, kfree, &spilled)? {
+                Ok(peak) => return Some(peak),
+                Err(victim) => spilled[victim] = true,
+            }
+        }
+    }
+
+    /// One try of [`Plan::assign`] with the values `spilled` on the stack:
+    /// the peak, or the value to spill next.
+    fn assign_with(&mut self, s: usize, regs: u8, kfree: &[u8], spilled: &[bool]) -> Option<Result<usize, usize>> {
         let k = self.k;
         let nodes = self.seqs[s].nodes.clone();
         let leaf = |n: usize| self.row_op[n].is_some();
@@ -510,6 +537,8 @@ impl<'k> Plan<'k> {
         let mut zfree: Vec<u8> = (0..regs).rev().collect();
         let mut kfree: Vec<u8> = kfree.iter().rev().copied().collect();
         let mut peak = 0;
+        // Values in registers now.
+        let mut live: Vec<usize> = Vec::new();
         let free = |l: Option<Loc>, zfree: &mut Vec<u8>, kfree: &mut Vec<u8>| match l {
             Some(Loc::Reg(z)) => zfree.push(z.0),
             Some(Loc::Mask(m)) => kfree.push(m.0),
@@ -523,22 +552,35 @@ impl<'k> Plan<'k> {
                 for a in args {
                     if last[a] == p && self.inv_of[a].is_none() {
                         free(loc[a], &mut zfree, &mut kfree);
+                        live.retain(|&v| v != a);
                     }
                 }
             }
             loc[ni] = Some(if k.nodes[ni].dtype == DType::Bool {
                 Loc::Mask(K(kfree.pop()?))
+            } else if spilled[ni] {
+                Loc::Slot(SPILLED)
+            } else if let Some(z) = zfree.pop() {
+                live.push(ni);
+                Loc::Reg(Zmm(z))
             } else {
-                Loc::Reg(Zmm(zfree.pop()?))
+                // Out of registers: spill whichever of this value and those in
+                // registers is needed last.
+                let victim = live.iter().copied().filter(|&v| last[v] > last[ni]).max_by_key(|&v| last[v]);
+                match victim {
+                    Some(v) => return Some(Err(v)),
+                    None => Loc::Slot(SPILLED),
+                }
             });
             peak = peak.max(regs as usize - zfree.len());
             if last[ni] == p {
                 // Read only by the outputs stored (or the argument written) right after it.
                 free(loc[ni], &mut zfree, &mut kfree);
+                live.retain(|&v| v != ni);
             }
         }
         self.seqs[s].loc = loc;
-        Some(peak)
+        Some(Ok(peak))
     }
 
     /// Where node `n`'s value is in sequence `s`.
@@ -584,10 +626,11 @@ impl<'k> Plan<'k> {
     /// How the plan came out, for dumps.
     pub fn describe(&self, bytes: usize) -> String {
         format!(
-            "AVX-512 kernel over {:?}: {} row functions, {} body nodes, {} values computed once ({} in registers), {} row pointers ({} in registers), {} bytes\n",
+            "AVX-512 kernel over {:?}: {} row functions, {} body nodes ({} on the stack), {} values computed once ({} in registers), {} row pointers ({} in registers), {} bytes\n",
             self.k.domain,
             self.seqs.len() - 1,
             self.seqs[self.body()].nodes.len(),
+            self.seqs.iter().flat_map(|s| s.loc.iter()).filter(|l| matches!(l, Some(Loc::Slot(_)))).count(),
             self.invs.len(),
             self.invs.iter().filter(|i| !matches!(i.loc, Loc::Slot(_))).count(),
             self.streams.len(),
