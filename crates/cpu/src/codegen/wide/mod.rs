@@ -2,11 +2,11 @@
 //! instructions they need, the kernels' plans, and their code.
 //!
 //! Cranelift gives x86 128-bit vectors in 16 registers. Here a kernel over a
-//! row-major `[rows, cols]` domain whose every value is f32 (or every value
-//! f64) runs each row as a fully unrolled run of 512-bit vectors, its last
-//! one masked, with every value in one of 32 registers; `exp`, `log` and the
-//! other transcendental functions run in the native row functions, as in
-//! Cranelift's kernels. [`compile`] takes only kernels it fully understands
+//! row-major `[rows, cols]` domain (or one axis) whose every value is f32 (or
+//! every value f64) runs each row as a fully unrolled run of 512-bit vectors,
+//! its last one masked, with its values in 32 registers (past them, those
+//! needed last on the stack); `exp`, `log` and the other transcendental
+//! functions run in the native row functions, as in Cranelift's kernels. [`compile`] takes only kernels it fully understands
 //! and returns `None` for the rest, which Cranelift compiles. Every result
 //! has the bits of the Cranelift kernel's: the same IEEE operations on the
 //! same operands, max/min propagating NaN with −0 below +0, column
