@@ -62,11 +62,12 @@ pub struct CompileOptions {
     /// width, where it has vectors wider than Cranelift's (on by default; off
     /// to compare; same results either way).
     pub row_functions: bool,
-    /// Compile kernels over rows whose every value is f32 (or f64), and whose
-    /// operations are arithmetic, square roots, comparisons and selects, to
-    /// AVX-512 machine code of our own where the CPU has AVX-512, instead of
-    /// Cranelift's 128-bit vectors (on by default; off to compare; same
-    /// results either way).
+    /// Compile kernels over rows (or over one axis) whose every value is f32
+    /// (or every value f64) to AVX-512 machine code of our own where the CPU
+    /// has AVX-512, instead of Cranelift's 128-bit vectors: arithmetic,
+    /// comparisons, selects, the row functions, column reductions and
+    /// reductions along rows (on by default; off to compare; same results
+    /// either way).
     pub wide_vectors: bool,
 }
 

@@ -1,6 +1,7 @@
 //! The CPU backend of arrayjit: fused loop kernels compiled to native code with
-//! Cranelift (128-bit SIMD, inline polynomial transcendentals) and dense linear
-//! algebra through faer.
+//! Cranelift (128-bit SIMD, inline polynomial transcendentals) or, for kernels
+//! over rows on CPUs with AVX-512, by our own code generator
+//! (`codegen::wide`), and dense linear algebra through faer.
 
 pub mod codegen;
 mod control;

@@ -1,5 +1,7 @@
 //! Code generation with Cranelift: the JIT module kernels live in, how each
-//! elementwise primitive is spelled, and the loop nests of fused kernels.
+//! elementwise primitive is spelled, and the loop nests of fused kernels; and
+//! (`wide`) kernels over rows as AVX-512 machine code of our own, placed in
+//! the same module.
 
 mod compile;
 pub mod jit;
