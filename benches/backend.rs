@@ -286,26 +286,25 @@ fn op_costs(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| compiled.call((x.clone(), y.clone())).unwrap()));
     }
     // `exp`, `log`, `tanh` and `sin` in the native row functions and inline on
-    // 128-bit vectors, compiled and run the same way (without the row
-    // functions, which a CPU without AVX2 lacks, both run inline).
+    // 128-bit vectors (without the row functions, which a CPU without AVX2
+    // lacks, both run inline); arithmetic in the AVX-512 kernels of our own and
+    // in Cranelift's 128-bit code (on a CPU without AVX-512 both are
+    // Cranelift's). Each compiled and run the same way.
     let hosts = [x.to_host(), y.to_host()];
     let refs: Vec<&arrayjit::HostArray> = hosts.iter().collect();
-    for (name, op) in [ops[1], ops[2], ops[5], ops[7]] {
-        let lowered = jit(move |(x, y): (Array, Array)| op(&x) + y).lower(&(x.clone(), y.clone())).unwrap();
-        for (how, row_functions) in [("rows", true), ("inline", false)] {
-            let opts = arrayjit::cpu::CompileOptions { row_functions, ..Default::default() };
-            let exe = arrayjit::cpu::Executable::compile(lowered.schedule(), &opts).unwrap();
-            g.bench_function(format!("{name}_{how}"), |b| b.iter(|| exe.run(&refs).unwrap()));
-        }
-    }
-    // Arithmetic in the AVX-512 kernels of our own and in Cranelift's 128-bit
-    // code (on a CPU without AVX-512 both are Cranelift's).
-    for (name, op) in [ops[0], ops[3], ops[4], ops[6]] {
-        let lowered = jit(move |(x, y): (Array, Array)| op(&x) + y).lower(&(x.clone(), y.clone())).unwrap();
-        for (how, wide_vectors) in [("wide", true), ("narrow", false)] {
-            let opts = arrayjit::cpu::CompileOptions { wide_vectors, ..Default::default() };
-            let exe = arrayjit::cpu::Executable::compile(lowered.schedule(), &opts).unwrap();
-            g.bench_function(format!("{name}_{how}"), |b| b.iter(|| exe.run(&refs).unwrap()));
+    let rows = |row_functions| arrayjit::cpu::CompileOptions { row_functions, ..Default::default() };
+    let wide = |wide_vectors| arrayjit::cpu::CompileOptions { wide_vectors, ..Default::default() };
+    let compared = [
+        ([ops[1], ops[2], ops[5], ops[7]], [("rows", rows(true)), ("inline", rows(false))]),
+        ([ops[0], ops[3], ops[4], ops[6]], [("wide", wide(true)), ("narrow", wide(false))]),
+    ];
+    for (chosen, hows) in compared {
+        for (name, op) in chosen {
+            let lowered = jit(move |(x, y): (Array, Array)| op(&x) + y).lower(&(x.clone(), y.clone())).unwrap();
+            for (how, opts) in &hows {
+                let exe = arrayjit::cpu::Executable::compile(lowered.schedule(), opts).unwrap();
+                g.bench_function(format!("{name}_{how}"), |b| b.iter(|| exe.run(&refs).unwrap()));
+            }
         }
     }
     g.finish();

@@ -75,7 +75,8 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
     check_bounds(&k)?;
     let reduces_outer: Vec<bool> =
         k.outputs.iter().map(|o| matches!(&o.kind, OutputKind::Reduce { axes, .. } if axes.contains(&0))).collect();
-    if let Some(w) = wide_vectors.then(|| super::wide::compile(&k, row_functions, choose_lanes(&k))).flatten() {
+    let lanes = choose_lanes(&k);
+    if let Some(w) = wide_vectors.then(|| super::wide::compile(&k, row_functions, lanes)).flatten() {
         let d = k.outputs.first().map_or(DType::F32, |o| o.aval.dtype);
         let mut relocs = Vec::new();
         for &(offset, op) in &w.fallbacks {
@@ -89,7 +90,6 @@ pub fn define_kernel(m: &mut KernelModule, k: &Kernel, opts: &KernelOptions) -> 
         let (lanes, row_calls, reads_first) = (w.lanes, w.row_calls, w.reads_first);
         return Ok(KernelCode { id, outer, reduces_outer, lanes, row_calls, reads_first });
     }
-    let lanes = choose_lanes(&k);
     let row_ops = if row_functions { row_ops(&k, lanes) } else { Vec::new() };
     let order = order::plan(&k, &row_ops);
     let id = m.declare_kernel()?;
@@ -1352,7 +1352,7 @@ fn live_mask(b: &mut FunctionBuilder, ty: cranelift_codegen::ir::Type, w: Width)
 /// Which nodes have the same value at every point of the domain: constants,
 /// loads whose position does not move with any index, and operations on
 /// such nodes only. (Node order is a topological order.)
-fn invariant_nodes(k: &Kernel) -> Vec<bool> {
+pub(super) fn invariant_nodes(k: &Kernel) -> Vec<bool> {
     let mut inv = vec![false; k.nodes.len()];
     for (ni, n) in k.nodes.iter().enumerate() {
         inv[ni] = match &n.node {
@@ -1372,7 +1372,7 @@ fn invariant_nodes(k: &Kernel) -> Vec<bool> {
 /// operands are the same number, with no ±0 to order), in two instructions
 /// instead of the NaN- and zero-aware sequence of eight that `fmax`/`fmin`
 /// become on x86.
-fn clamp_bound(k: &Kernel, n: &KNode) -> Option<(bool, usize, usize)> {
+pub(super) fn clamp_bound(k: &Kernel, n: &KNode) -> Option<(bool, usize, usize)> {
     let Node::Op { op: op @ (E::Max | E::Min), args } = &n.node else { return None };
     if !n.dtype.is_float() {
         return None;

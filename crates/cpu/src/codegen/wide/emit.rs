@@ -4,7 +4,9 @@
 //! and the body vector by vector, and an epilogue.
 
 use super::asm::{Asm, Cmp, Cond, Elem, Gpr, Masking, Mem, Rm, VOp, Zmm, K, R11, RAX, RDI, RDX, RSI, RSP};
-use super::plan::{along_rows, bits, fits, node_args, InvSrc, Loc, Plan, SAVED_REGS as SAVED};
+use super::plan::{along_rows, bits, fits, InvSrc, Loc, Plan, SAVED_REGS as SAVED};
+use crate::codegen::kernel::clamp_bound;
+use crate::codegen::order::args as node_args;
 use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_lower::{Node, OutputKind, ReduceOp};
@@ -414,13 +416,12 @@ impl Emit<'_, '_> {
             }
             E::Max | E::Min => {
                 let max = op == E::Max;
-                let args = node_args(&self.p.k.nodes[n].node);
-                let bound = |a: usize| matches!(&self.p.k.nodes[a].node, Node::Const(c) if { let v = c.as_f64(); v != 0.0 && !v.is_nan() });
                 let vop = if max { VOp::Max } else { VOp::Min };
-                if bound(args[1]) || bound(args[0]) {
+                let node = &self.p.k.nodes[n];
+                if let Some((_, _, bound)) = clamp_bound(self.p.k, node) {
                     // Against a bound neither zero nor NaN, x86's max/min with the
                     // bound first is IEEE's: a NaN passes, equal values are one number.
-                    let (v, c) = if bound(args[1]) { (x, y?) } else { (y?, x) };
+                    let (v, c) = if node_args(&node.node).get(1) == Some(&bound) { (x, y?) } else { (y?, x) };
                     let c = self.reg(c, s0)?;
                     let v = self.rm(v)?;
                     self.a.vop(vop, e, d, c, v, Masking::None);

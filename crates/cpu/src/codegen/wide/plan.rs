@@ -4,7 +4,8 @@
 //! the registers of each sequence's values, and the stack frame.
 
 use super::asm::{Elem, Gpr, Zmm, K, R11, RBP, RBX, RCX, RDI, RDX, RSI};
-use crate::codegen::kernel::{CHUNK, MAX_ROW_NODES, MIN_ROW};
+use crate::codegen::kernel::{invariant_nodes, CHUNK, MAX_ROW_NODES, MIN_ROW};
+use crate::codegen::order::args as node_args;
 use crate::math::bulk::{self, RowOp};
 use arrayjit_ir::prim::Elementwise as E;
 use arrayjit_ir::DType;
@@ -120,13 +121,6 @@ pub(super) struct Plan<'k> {
     pub s_count: i32,
 }
 
-pub(super) fn node_args(n: &Node) -> &[usize] {
-    match n {
-        Node::Op { args, .. } => args,
-        _ => &[],
-    }
-}
-
 /// Whether the op is one this generator emits, on operands of the kernel's float type `f`.
 fn supported(op: E, args: &[DType], out: DType, f: DType) -> bool {
     let all_f = args.iter().all(|&a| a == f);
@@ -191,43 +185,43 @@ impl<'k> Plan<'k> {
                 stack.extend_from_slice(node_args(&k.nodes[n].node));
             }
         }
-        // Classes: invariant (computed once), a row function's, or per point.
-        let mut invariant = vec![false; k.nodes.len()];
+        // Invariant nodes (computed once, as the Cranelift kernel hoists them),
+        // row functions' nodes, and what the rest may be.
+        let invariant = invariant_nodes(k);
         let mut row_op = vec![None; k.nodes.len()];
         for (ni, n) in k.nodes.iter().enumerate() {
             if !needed[ni] {
                 continue;
             }
-            invariant[ni] = match &n.node {
+            let ok = match &n.node {
                 Node::Const(_) => n.dtype == f,
                 Node::Load { at, .. } => match at.coeffs[..] {
                     [0, 0] | [0] => n.dtype == f || n.dtype == DType::Bool,
                     // Along the row, or one value per row broadcast along it.
-                    [r, 1 | 0] if r >= 0 && n.dtype == f => false,
-                    [1] if n.dtype == f => false,
-                    _ => return None,
+                    [r, 1 | 0] if r >= 0 => n.dtype == f,
+                    [1] => n.dtype == f,
+                    _ => false,
                 },
                 Node::Op { op, args } => {
                     let ad: Vec<DType> = args.iter().map(|&a| k.nodes[a].dtype).collect();
                     if args.iter().any(|&a| a >= ni) || !supported(*op, &ad, n.dtype, f) {
                         return None;
                     }
-                    let inv = args.iter().all(|&a| invariant[a]);
                     if let Some(r) = RowOp::of(*op) {
                         // Through the row function (never inline: this generator
                         // has no exp), where the Cranelift kernel calls it too.
                         let narrow = lanes as usize * f.size_bytes() == 16;
-                        if inv || !row_functions || flat || cols < MIN_ROW || !narrow {
+                        if invariant[ni] || !row_functions || flat || cols < MIN_ROW || !narrow {
                             return None;
                         }
                         bulk::row_fn(r, f)?;
                         row_op[ni] = Some(r);
                     }
-                    inv
+                    true
                 }
-                Node::Index(_) | Node::Gather { .. } => return None,
+                Node::Index(_) | Node::Gather { .. } => false,
             };
-            if matches!(n.node, Node::Const(_)) && !invariant[ni] {
+            if !ok {
                 return None;
             }
         }
@@ -410,9 +404,10 @@ impl<'k> Plan<'k> {
         Some(plan)
     }
 
-    /// Registers for each sequence's values, for the accumulators of
-    /// reductions along the rows, and for as many invariants as fit; `None`
-    /// when a sequence alone needs more than there are.
+    /// Registers for each sequence's values (spilling where they run out),
+    /// for the accumulators of reductions along the rows, and for as many
+    /// invariants as fit; `None` when the masks run out or the frame grows
+    /// past its limit.
     fn allocate(&mut self) -> Option<()> {
         let k = self.k;
         if self.invs.iter().filter(|i| matches!(i.src, InvSrc::Node(n) if k.nodes[n].dtype == DType::Bool)).count()
